@@ -1,0 +1,69 @@
+//! Per-request state carried through Pingora's hooks.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::Upstream;
+
+use super::runtime::Runtime;
+
+/// A request forwarded on Pingora's own streaming proxy path (`paths:` routes).
+#[derive(Debug)]
+pub struct PassThrough {
+    /// Where it goes.
+    pub upstream: Arc<Upstream>,
+    /// The upstream path and query.
+    pub path_and_query: String,
+    /// Request body bytes seen so far (bounded by `max_body_bytes`).
+    pub body_bytes: usize,
+}
+
+/// Per-request context.
+#[derive(Debug)]
+pub struct RequestCtx {
+    /// The configuration this request runs on, even if a reload happens meanwhile.
+    pub runtime: Arc<Runtime>,
+    /// `x-request-id`: the client's, or a new one.
+    pub request_id: String,
+    /// When the request started.
+    pub started: Instant,
+    /// Set for pass-through requests.
+    pub pass: Option<PassThrough>,
+}
+
+impl RequestCtx {
+    /// A context on the given runtime.
+    pub fn new(runtime: Arc<Runtime>) -> Self {
+        RequestCtx {
+            runtime,
+            request_id: String::new(),
+            started: Instant::now(),
+            pass: None,
+        }
+    }
+}
+
+/// Accepts a client's `x-request-id` when it is short printable ASCII, else makes a new one.
+pub fn request_id(client: Option<&[u8]>) -> String {
+    match client {
+        Some(id)
+            if !id.is_empty() && id.len() <= 128 && id.iter().all(|b| b.is_ascii_graphic()) =>
+        {
+            String::from_utf8_lossy(id).into_owned()
+        }
+        _ => uuid::Uuid::new_v4().simple().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_sane_ids_and_replaces_others() {
+        assert_eq!(request_id(Some(b"abc-123")), "abc-123");
+        assert_eq!(request_id(None).len(), 32);
+        assert_eq!(request_id(Some(b"has space")).len(), 32);
+        assert_eq!(request_id(Some(&[b'a'; 200])).len(), 32);
+    }
+}

@@ -1,0 +1,258 @@
+//! Forwarding a request whose body the gateway has read (and may have rewritten).
+//!
+//! Pingora 0.9.1 cannot forward a replaced request body through its proxy path (the only
+//! replay path is the 64 KiB retry buffer, silently skipped when truncated), so requests routed
+//! by their body are sent with Pingora's own upstream [`Connector`]: an exact
+//! `Content-Length`, pooled connections, and the gateway's own timeouts.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use pingora_core::connectors::http::Connector;
+use pingora_core::protocols::http::client::HttpSession;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_http::{RequestHeader, ResponseHeader};
+
+use super::resolve::{ResolveError, Resolver};
+use crate::config::Upstream;
+use crate::openai::ApiError;
+
+/// How long an idle pooled upstream connection is kept.
+const POOL_IDLE: Duration = Duration::from_secs(60);
+
+/// Why an upstream exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// The upstream host name did not resolve.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// No connection (refused, TLS failure, connect timeout).
+    #[error("{0}")]
+    Connect(String),
+    /// The connect attempt took longer than `connect_timeout`.
+    #[error("connecting took longer than {0:?}")]
+    ConnectTimeout(Duration),
+    /// Writing the request failed.
+    #[error("sending the request failed: {0}")]
+    Send(String),
+    /// No response header within `timeout`.
+    #[error("no response within {0:?}")]
+    FirstByteTimeout(Duration),
+    /// No body bytes within `idle_timeout`.
+    #[error("the response stalled for {0:?}")]
+    IdleTimeout(Duration),
+    /// The upstream broke HTTP or closed the connection early.
+    #[error("{0}")]
+    Protocol(String),
+}
+
+impl ForwardError {
+    /// A short, stable reason for metrics and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ForwardError::Resolve(_) => "dns",
+            ForwardError::Connect(_) => "connect",
+            ForwardError::ConnectTimeout(_) => "connect_timeout",
+            ForwardError::Send(_) => "send",
+            ForwardError::FirstByteTimeout(_) => "timeout",
+            ForwardError::IdleTimeout(_) => "idle_timeout",
+            ForwardError::Protocol(_) => "protocol",
+        }
+    }
+
+    /// Whether the failure is a timeout (504) rather than a broken upstream (502).
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            ForwardError::FirstByteTimeout(_) | ForwardError::IdleTimeout(_)
+        ) || matches!(self, ForwardError::Resolve(ResolveError::TimedOut { .. }))
+    }
+
+    /// The answer the client gets.
+    pub fn to_api_error(&self, upstream: &str) -> ApiError {
+        if self.is_timeout() {
+            ApiError::gateway_timeout(upstream, &self.to_string())
+        } else {
+            ApiError::bad_gateway(upstream, &self.to_string())
+        }
+    }
+}
+
+/// Pingora's error text without its source chain, which may name internal addresses twice.
+fn describe(e: &pingora_core::Error) -> String {
+    match &e.context {
+        Some(ctx) => format!("{} ({})", e.etype().as_str(), ctx.as_str()),
+        None => e.etype().as_str().to_owned(),
+    }
+}
+
+/// Sends requests to upstreams over pooled connections.
+pub struct Forwarder {
+    connector: Connector,
+    resolver: Resolver,
+}
+
+impl Default for Forwarder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// An upstream answer being read: its header, then its body chunk by chunk.
+pub struct Exchange {
+    session: HttpSession,
+    peer: HttpPeer,
+    idle_timeout: Duration,
+}
+
+impl Forwarder {
+    /// A forwarder with its own connection pool.
+    pub fn new() -> Self {
+        Forwarder {
+            connector: Connector::new(None),
+            resolver: Resolver::default(),
+        }
+    }
+
+    /// The peer for `upstream`: resolved address, TLS with SNI from the host name, timeouts.
+    ///
+    /// # Errors
+    /// [`ForwardError::Resolve`] when the host does not resolve.
+    pub async fn peer(&self, upstream: &Upstream) -> Result<HttpPeer, ForwardError> {
+        let addr = self
+            .resolver
+            .resolve(&upstream.host, upstream.port, upstream.connect_timeout)
+            .await?;
+        let mut peer = HttpPeer::new(addr, upstream.tls, upstream.host.clone());
+        peer.options.connection_timeout = Some(upstream.connect_timeout);
+        peer.options.total_connection_timeout = Some(upstream.connect_timeout);
+        peer.options.write_timeout = Some(upstream.timeout);
+        peer.options.idle_timeout = Some(POOL_IDLE);
+        Ok(peer)
+    }
+
+    /// Sends `header` and `body` to `upstream` and waits (at most `upstream.timeout`) for the
+    /// response header.
+    ///
+    /// # Errors
+    /// [`ForwardError`] when the upstream cannot be reached, the request cannot be written, or
+    /// no response header arrives in time.
+    pub async fn send(
+        &self,
+        upstream: &Upstream,
+        mut header: RequestHeader,
+        body: Bytes,
+    ) -> Result<Exchange, ForwardError> {
+        let peer = self.peer(upstream).await?;
+        header
+            .insert_header(http::header::CONTENT_LENGTH, body.len().to_string())
+            .map_err(|e| ForwardError::Send(describe(&e)))?;
+
+        // A pooled connection may have been closed by the upstream in the meantime; such a
+        // failure is retried once on a fresh connection, as the request was never seen.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (mut session, reused) = match self.connector.get_http_session(&peer).await {
+                Ok(s) => s,
+                Err(e) => {
+                    return Err(match e.etype() {
+                        pingora_core::ErrorType::ConnectTimedout => {
+                            ForwardError::ConnectTimeout(upstream.connect_timeout)
+                        }
+                        _ => ForwardError::Connect(describe(&e)),
+                    })
+                }
+            };
+            session.set_write_timeout(Some(upstream.timeout));
+            let sent = async {
+                session
+                    .write_request_header(Box::new(header.clone()))
+                    .await?;
+                if !body.is_empty() {
+                    session.write_request_body(body.clone(), true).await?;
+                }
+                session.finish_request_body().await
+            }
+            .await;
+            if let Err(e) = sent {
+                session.shutdown().await;
+                if reused && attempt == 1 {
+                    continue;
+                }
+                return Err(ForwardError::Send(describe(&e)));
+            }
+            match tokio::time::timeout(upstream.timeout, session.read_response_header()).await {
+                Err(_) => {
+                    session.shutdown().await;
+                    return Err(ForwardError::FirstByteTimeout(upstream.timeout));
+                }
+                Ok(Err(e)) => {
+                    session.shutdown().await;
+                    if reused && attempt == 1 {
+                        continue;
+                    }
+                    return Err(ForwardError::Protocol(describe(&e)));
+                }
+                Ok(Ok(())) => {}
+            }
+            return Ok(Exchange {
+                session,
+                peer,
+                idle_timeout: upstream.idle_timeout,
+            });
+        }
+    }
+
+    /// Returns the connection to the pool when the response was read to its end, closes it
+    /// otherwise.
+    pub async fn finish(&self, mut exchange: Exchange) {
+        if exchange.session.response_done() {
+            self.connector
+                .release_http_session(exchange.session, &exchange.peer, Some(POOL_IDLE))
+                .await;
+        } else {
+            exchange.session.shutdown().await;
+        }
+    }
+}
+
+impl Exchange {
+    /// The upstream's response header.
+    pub fn header(&self) -> Option<&ResponseHeader> {
+        self.session.response_header()
+    }
+
+    /// The next body chunk; `None` at the end of the body.
+    ///
+    /// # Errors
+    /// [`ForwardError::IdleTimeout`] when no byte arrives within `idle_timeout`,
+    /// [`ForwardError::Protocol`] when the upstream breaks off.
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, ForwardError> {
+        if self.session.response_done() {
+            return Ok(None);
+        }
+        match tokio::time::timeout(self.idle_timeout, self.session.read_response_body()).await {
+            Err(_) => Err(ForwardError::IdleTimeout(self.idle_timeout)),
+            Ok(Err(e)) => Err(ForwardError::Protocol(describe(&e))),
+            Ok(Ok(chunk)) => Ok(chunk),
+        }
+    }
+
+    /// Reads the whole remaining body, bounded by `limit` bytes.
+    ///
+    /// # Errors
+    /// As [`Exchange::next_chunk`], and [`ForwardError::Protocol`] past `limit`.
+    pub async fn read_to_end(&mut self, limit: usize) -> Result<Bytes, ForwardError> {
+        let mut body = bytes::BytesMut::new();
+        while let Some(chunk) = self.next_chunk().await? {
+            if body.len() + chunk.len() > limit {
+                return Err(ForwardError::Protocol(format!(
+                    "response body larger than {limit} bytes"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    }
+}

@@ -1,0 +1,42 @@
+//! Writing the gateway's own answers (errors, model lists) to the client.
+
+use bytes::Bytes;
+use pingora_core::Result;
+use pingora_http::ResponseHeader;
+use pingora_proxy::Session;
+
+use crate::openai::ApiError;
+
+/// Writes a complete JSON answer.
+///
+/// # Errors
+/// When the client connection is gone.
+pub async fn json(
+    session: &mut Session,
+    status: u16,
+    body: Vec<u8>,
+    request_id: &str,
+) -> Result<()> {
+    let mut header = ResponseHeader::build(status, Some(4))?;
+    header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    header.insert_header("x-request-id", request_id)?;
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    session
+        .write_response_body(Some(Bytes::from(body)), true)
+        .await
+}
+
+/// Writes an OpenAI-shaped error answer.
+///
+/// # Errors
+/// When the client connection is gone.
+pub async fn error(session: &mut Session, err: &ApiError, request_id: &str) -> Result<()> {
+    if err.status == 413 || err.status == 408 {
+        // The rest of the request body is not read: the connection cannot be reused.
+        session.set_keepalive(None);
+    }
+    json(session, err.status, err.to_json(), request_id).await
+}

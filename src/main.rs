@@ -1,0 +1,127 @@
+//! `veilgate`: run the gateway, or check a configuration.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pingora_core::server::configuration::{Opt, ServerConf};
+use pingora_core::server::Server;
+use pingora_core::services::listening::Service;
+
+use veilgate::admin::Admin;
+use veilgate::config;
+use veilgate::gateway::{runtime, Gateway};
+
+/// An OpenAI-compatible LLM gateway that redacts secrets, enforces budgets and observes every call.
+#[derive(Parser, Debug)]
+#[command(name = "veilgate", version, about)]
+struct Cli {
+    /// The configuration file.
+    #[arg(long, short, global = true, default_value = "conf/veilgate.yaml")]
+    config: PathBuf,
+    /// Take over the listening sockets of a running veilgate (zero-downtime upgrade; send the
+    /// old process SIGQUIT).
+    #[arg(long)]
+    upgrade: bool,
+    /// The socket used to hand listening sockets over during an upgrade.
+    #[arg(long, default_value = "/tmp/veilgate_upgrade.sock")]
+    upgrade_sock: String,
+    /// Worker threads (default: one per CPU).
+    #[arg(long)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the gateway (the default).
+    Run,
+    /// Validate the configuration and exit: 0 when valid, 1 with every problem listed.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Check) => check(&cli),
+        Some(Command::Run) | None => run(&cli),
+    }
+}
+
+fn check(cli: &Cli) -> ExitCode {
+    match config::load_file(&cli.config) {
+        Ok(cfg) => {
+            println!(
+                "{}: OK ({} upstreams, {} routes, environment {})",
+                cli.config.display(),
+                cfg.upstreams.len(),
+                cfg.routes.len(),
+                cfg.environment
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cfg = match config::load_file(&cli.config) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!(
+                "veilgate: not started: fix the configuration above (veilgate check --config {})",
+                cli.config.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let listen = cfg.listen.to_string();
+    let admin = cfg.admin.map(|a| a.to_string());
+    let threads = cli
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+
+    let conf = ServerConf {
+        threads,
+        upgrade_sock: cli.upgrade_sock.clone(),
+        grace_period_seconds: Some(30),
+        graceful_shutdown_timeout_seconds: Some(10),
+        ..ServerConf::default()
+    };
+    let opt = Opt {
+        upgrade: cli.upgrade,
+        daemon: false,
+        nocapture: false,
+        test: false,
+        conf: None,
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+
+    let shared = runtime::shared(cfg);
+    let mut proxy = pingora_proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Gateway::new(shared.clone()),
+        "veilgate",
+    );
+    proxy.add_tcp(&listen);
+    server.add_service(proxy);
+
+    if let Some(admin) = admin {
+        let mut service = Service::new("veilgate admin".to_owned(), Admin::new(shared));
+        service.add_tcp(&admin);
+        server.add_service(service);
+        log::info!("admin listening on {admin}");
+    }
+    log::info!(
+        "veilgate {} listening on {listen}",
+        env!("CARGO_PKG_VERSION")
+    );
+    server.run_forever()
+}

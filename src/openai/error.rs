@@ -1,0 +1,232 @@
+//! OpenAI-shaped error answers: `{"error": {"message", "type", "param", "code"}}`.
+//!
+//! Every refusal the gateway produces goes through [`ApiError`], so clients get the same shape
+//! the OpenAI SDKs already parse, whatever went wrong. Messages are written for the developer
+//! reading them in an exception: what happened, and what to do about it. They never contain a
+//! secret, a redacted value or an upstream credential.
+
+use serde::Serialize;
+
+/// An error answer: an HTTP status and OpenAI's error object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status code of the answer.
+    pub status: u16,
+    /// Human-readable explanation.
+    pub message: String,
+    /// OpenAI's error `type` (`invalid_request_error`, `api_error`, …).
+    pub kind: &'static str,
+    /// The request parameter at fault, if any.
+    pub param: Option<&'static str>,
+    /// A stable machine-readable code (`model_not_found`, …).
+    pub code: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Body<'a>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    param: Option<&'a str>,
+    code: Option<&'a str>,
+}
+
+/// Longest client-supplied value (a model name, a path) quoted back in a message.
+const MAX_ECHO: usize = 120;
+
+/// Quotes client-supplied text in a message, shortened so a hostile client cannot make the
+/// gateway echo megabytes back (or into logs).
+pub fn echo(text: &str) -> String {
+    if text.len() <= MAX_ECHO {
+        return text.to_owned();
+    }
+    let mut end = MAX_ECHO;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+impl ApiError {
+    /// An error with the given status, type and message.
+    pub fn new(status: u16, kind: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            kind,
+            param: None,
+            code: None,
+        }
+    }
+
+    /// Sets the `param` field.
+    pub fn param(mut self, param: &'static str) -> Self {
+        self.param = Some(param);
+        self
+    }
+
+    /// Sets the `code` field.
+    pub fn code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    /// 400 `invalid_request_error`.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(400, "invalid_request_error", message)
+    }
+
+    /// 404 for a model no route serves.
+    pub fn model_not_found(model: &str) -> Self {
+        Self::new(
+            404,
+            "invalid_request_error",
+            format!(
+                "The model `{}` is not served by this gateway. GET /v1/models lists the models it routes.",
+                echo(model)
+            ),
+        )
+        .param("model")
+        .code("model_not_found")
+    }
+
+    /// 404 for a path the gateway does not serve.
+    pub fn unknown_url(method: &str, path: &str) -> Self {
+        Self::new(
+            404,
+            "invalid_request_error",
+            format!(
+                "Unknown request URL: {method} {}. Check the path; this gateway serves the OpenAI API under /v1/.",
+                echo(path)
+            ),
+        )
+        .code("unknown_url")
+    }
+
+    /// 405 for a known path called with the wrong method.
+    pub fn method_not_allowed(method: &str, path: &str, allowed: &str) -> Self {
+        Self::new(
+            405,
+            "invalid_request_error",
+            format!(
+                "{method} is not supported on {}; use {allowed}.",
+                echo(path)
+            ),
+        )
+        .code("method_not_allowed")
+    }
+
+    /// 413 for a body over `max_body_bytes`.
+    pub fn body_too_large(limit: usize) -> Self {
+        Self::new(
+            413,
+            "invalid_request_error",
+            format!("The request body is larger than this gateway accepts ({limit} bytes, max_body_bytes)."),
+        )
+        .code("request_too_large")
+    }
+
+    /// 502: the upstream could not be reached or broke the protocol.
+    pub fn bad_gateway(upstream: &str, reason: &str) -> Self {
+        Self::new(
+            502,
+            "api_error",
+            format!("The upstream `{upstream}` could not be reached: {reason}."),
+        )
+        .code("upstream_unavailable")
+    }
+
+    /// 504: the upstream did not answer in time.
+    pub fn gateway_timeout(upstream: &str, reason: &str) -> Self {
+        Self::new(
+            504,
+            "api_error",
+            format!("The upstream `{upstream}` did not answer in time: {reason}."),
+        )
+        .code("upstream_timeout")
+    }
+
+    /// 500: a failure inside the gateway itself.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "server_error", message).code("internal_error")
+    }
+
+    /// The JSON body of the answer.
+    pub fn to_json(&self) -> Vec<u8> {
+        let envelope = Envelope {
+            error: Body {
+                message: &self.message,
+                kind: self.kind,
+                param: self.param,
+                code: self.code,
+            },
+        };
+        // Serializing plain strings into a Vec cannot fail; fall back to a fixed body anyway.
+        serde_json::to_vec(&envelope).unwrap_or_else(|_| {
+            br#"{"error":{"message":"internal error","type":"server_error","param":null,"code":null}}"#
+                .to_vec()
+        })
+    }
+
+    /// The same error as one SSE event, for failures after a stream has started.
+    pub fn to_sse_event(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.message.len() + 96);
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(&self.to_json());
+        out.extend_from_slice(b"\n\n");
+        out
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_has_openai_shape() {
+        let e = ApiError::model_not_found("gpt-9");
+        let v: serde_json::Value = serde_json::from_slice(&e.to_json()).unwrap();
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["param"], "model");
+        assert_eq!(v["error"]["code"], "model_not_found");
+        assert!(v["error"]["message"].as_str().unwrap().contains("gpt-9"));
+        assert_eq!(e.status, 404);
+    }
+
+    #[test]
+    fn null_param_and_code_are_present() {
+        let v: serde_json::Value =
+            serde_json::from_slice(&ApiError::invalid_request("bad").to_json()).unwrap();
+        let obj = v["error"].as_object().unwrap();
+        assert!(obj.contains_key("param") && obj["param"].is_null());
+        assert!(obj.contains_key("code") && obj["code"].is_null());
+    }
+
+    #[test]
+    fn echo_bounds_client_text() {
+        let long = "é".repeat(500);
+        let e = echo(&long);
+        assert!(e.len() <= MAX_ECHO + "…".len());
+        assert!(e.ends_with('…'));
+        assert_eq!(echo("short"), "short");
+    }
+
+    #[test]
+    fn sse_event_is_one_data_line() {
+        let ev = ApiError::internal("x").to_sse_event();
+        let s = std::str::from_utf8(&ev).unwrap();
+        assert!(s.starts_with("data: {") && s.ends_with("\n\n"));
+        assert_eq!(s.matches('\n').count(), 2);
+    }
+}

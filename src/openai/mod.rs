@@ -1,0 +1,8 @@
+//! The parts of OpenAI's wire format the gateway needs: endpoints, request fields, error bodies.
+
+pub mod error;
+pub mod models;
+pub mod request;
+
+pub use error::ApiError;
+pub use request::{inspect_json, multipart_model, replace_model, Endpoint, JsonRequest};

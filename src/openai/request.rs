@@ -1,0 +1,378 @@
+//! Request inspection: which endpoint, which model, streamed or not.
+//!
+//! Inspection reads only what routing needs and leaves the body bytes untouched, so a request
+//! that needs no rewriting is forwarded byte-identical.
+
+use std::ops::Range;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::error::{echo, ApiError};
+
+/// An OpenAI endpoint the gateway routes by model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `POST /v1/chat/completions`
+    ChatCompletions,
+    /// `POST /v1/completions`
+    Completions,
+    /// `POST /v1/embeddings`
+    Embeddings,
+    /// `POST /v1/responses`
+    Responses,
+    /// `POST /v1/audio/transcriptions` (multipart/form-data)
+    AudioTranscriptions,
+    /// `POST /v1/audio/translations` (multipart/form-data)
+    AudioTranslations,
+}
+
+impl Endpoint {
+    /// The endpoint served at `path` (without query string), if any.
+    pub fn from_path(path: &str) -> Option<Endpoint> {
+        let path = path.strip_suffix('/').unwrap_or(path);
+        Some(match path {
+            "/v1/chat/completions" => Endpoint::ChatCompletions,
+            "/v1/completions" => Endpoint::Completions,
+            "/v1/embeddings" => Endpoint::Embeddings,
+            "/v1/responses" => Endpoint::Responses,
+            "/v1/audio/transcriptions" => Endpoint::AudioTranscriptions,
+            "/v1/audio/translations" => Endpoint::AudioTranslations,
+            _ => return None,
+        })
+    }
+
+    /// The path below the SDK base URL, e.g. `chat/completions`.
+    pub fn rest(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "chat/completions",
+            Endpoint::Completions => "completions",
+            Endpoint::Embeddings => "embeddings",
+            Endpoint::Responses => "responses",
+            Endpoint::AudioTranscriptions => "audio/transcriptions",
+            Endpoint::AudioTranslations => "audio/translations",
+        }
+    }
+
+    /// The GenAI semantic-convention operation name.
+    pub fn operation(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions | Endpoint::Responses => "chat",
+            Endpoint::Completions => "text_completion",
+            Endpoint::Embeddings => "embeddings",
+            Endpoint::AudioTranscriptions => "transcription",
+            Endpoint::AudioTranslations => "translation",
+        }
+    }
+
+    /// Whether the body is JSON (otherwise multipart/form-data).
+    pub fn is_json(self) -> bool {
+        !matches!(
+            self,
+            Endpoint::AudioTranscriptions | Endpoint::AudioTranslations
+        )
+    }
+}
+
+/// What routing needs from a JSON request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonRequest {
+    /// The requested model, unescaped.
+    pub model: String,
+    /// Byte range of the `"model"` JSON string (quotes included) in the body.
+    pub model_span: Range<usize>,
+    /// Whether the client asked for a streamed answer.
+    pub stream: bool,
+}
+
+#[derive(Deserialize)]
+struct Probe<'a> {
+    #[serde(borrow)]
+    model: Option<&'a RawValue>,
+    #[serde(borrow)]
+    messages: Option<&'a RawValue>,
+    #[serde(borrow)]
+    stream: Option<&'a RawValue>,
+}
+
+/// Checks a JSON request body and extracts the routing fields.
+///
+/// # Errors
+/// A 400 [`ApiError`] when the body is not UTF-8, not a JSON object, has no string `model`,
+/// has a non-boolean `stream`, or (chat completions) has no `messages` list.
+pub fn inspect_json(endpoint: Endpoint, body: &[u8]) -> Result<JsonRequest, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        ApiError::invalid_request(format!(
+            "The request body is not valid UTF-8 (invalid byte at offset {}).",
+            e.valid_up_to()
+        ))
+        .code("invalid_utf8")
+    })?;
+    if !text.trim_start().starts_with('{') {
+        return Err(not_json("the body must be a JSON object"));
+    }
+    let probe: Probe<'_> = serde_json::from_str(text).map_err(|e| not_json(&e.to_string()))?;
+
+    let raw_model = probe.model.ok_or_else(|| {
+        ApiError::invalid_request("You must provide a `model` parameter.")
+            .param("model")
+            .code("missing_required_parameter")
+    })?;
+    let model: String = match serde_json::from_str::<String>(raw_model.get()) {
+        Ok(m) if !m.is_empty() => m,
+        Ok(_) => {
+            return Err(ApiError::invalid_request("`model` must not be empty.")
+                .param("model")
+                .code("invalid_value"))
+        }
+        Err(_) => {
+            return Err(ApiError::invalid_request(format!(
+                "`model` must be a string, got {}.",
+                echo(raw_model.get())
+            ))
+            .param("model")
+            .code("invalid_type"))
+        }
+    };
+    let model_span = span_of(text, raw_model.get())
+        .ok_or_else(|| ApiError::internal("could not locate `model` in the request body"))?;
+
+    let stream = match probe.stream.map(RawValue::get) {
+        None | Some("null") => false,
+        Some("true") => true,
+        Some("false") => false,
+        Some(_) => {
+            return Err(ApiError::invalid_request("`stream` must be a boolean.")
+                .param("stream")
+                .code("invalid_type"))
+        }
+    };
+
+    if endpoint == Endpoint::ChatCompletions {
+        match probe.messages {
+            None => {
+                return Err(
+                    ApiError::invalid_request("You must provide a `messages` parameter.")
+                        .param("messages")
+                        .code("missing_required_parameter"),
+                )
+            }
+            Some(m) if !m.get().starts_with('[') => {
+                return Err(ApiError::invalid_request("`messages` must be a list.")
+                    .param("messages")
+                    .code("invalid_type"))
+            }
+            Some(_) => {}
+        }
+    }
+
+    Ok(JsonRequest {
+        model,
+        model_span,
+        stream,
+    })
+}
+
+fn not_json(detail: &str) -> ApiError {
+    ApiError::invalid_request(format!(
+        "We could not parse the JSON body of your request ({}). The OpenAI API expects a JSON object.",
+        echo(detail)
+    ))
+    .code("invalid_json")
+}
+
+/// The byte range of `part` inside `whole`, when `part` is a sub-slice of it.
+fn span_of(whole: &str, part: &str) -> Option<Range<usize>> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= whole.len()).then_some(start..end)
+}
+
+/// Returns `body` with the `model` value at `span` replaced by `model`, as a JSON string.
+pub fn replace_model(body: &[u8], span: Range<usize>, model: &str) -> Vec<u8> {
+    let quoted = serde_json::Value::String(model.to_owned()).to_string();
+    let mut out = Vec::with_capacity(body.len() + quoted.len());
+    out.extend_from_slice(&body[..span.start]);
+    out.extend_from_slice(quoted.as_bytes());
+    out.extend_from_slice(&body[span.end..]);
+    out
+}
+
+/// Finds the `model` form field of a multipart/form-data upload.
+///
+/// # Errors
+/// A 400 [`ApiError`] when the content type is not multipart/form-data with a boundary, the
+/// body is not valid multipart, or it has no `model` field.
+pub async fn multipart_model(content_type: &str, body: bytes::Bytes) -> Result<String, ApiError> {
+    let boundary = multer::parse_boundary(content_type).map_err(|_| {
+        ApiError::invalid_request(
+            "Audio uploads must be sent as multipart/form-data with a boundary.",
+        )
+        .code("invalid_content_type")
+    })?;
+    let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
+    let mut form = multer::Multipart::new(stream, boundary);
+    loop {
+        match form.next_field().await {
+            Ok(Some(field)) if field.name() == Some("model") => {
+                return field.text().await.map_err(bad_multipart);
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) => {
+                return Err(
+                    ApiError::invalid_request("You must provide a `model` form field.")
+                        .param("model")
+                        .code("missing_required_parameter"),
+                )
+            }
+            Err(e) => return Err(bad_multipart(e)),
+        }
+    }
+}
+
+fn bad_multipart(e: multer::Error) -> ApiError {
+    ApiError::invalid_request(format!("The multipart/form-data body is malformed: {e}."))
+        .code("invalid_multipart")
+}
+
+/// The byte range of the `model` field's value in a multipart body, for aliasing.
+///
+/// Only the value bytes are replaced, so the rest of the upload (the audio file) stays
+/// byte-identical.
+pub fn multipart_model_span(content_type: &str, body: &[u8]) -> Option<Range<usize>> {
+    let boundary = multer::parse_boundary(content_type).ok()?;
+    let delimiter = format!("--{boundary}");
+    let mut starts = memchr::memmem::find_iter(body, delimiter.as_bytes());
+    let mut part_start = starts.next()? + delimiter.len();
+    for next in starts {
+        let part = &body[part_start..next];
+        // A part is: CRLF headers CRLF CRLF value CRLF
+        if let Some(head_end) = memchr::memmem::find(part, b"\r\n\r\n") {
+            let headers = &part[..head_end];
+            if is_model_field(headers) {
+                let value_start = part_start + head_end + 4;
+                let value_end = next.checked_sub(2)?; // the CRLF before the delimiter
+                return (value_start <= value_end).then_some(value_start..value_end);
+            }
+        }
+        part_start = next + delimiter.len();
+    }
+    None
+}
+
+fn is_model_field(headers: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(headers) else {
+        return false;
+    };
+    text.split("\r\n").any(|line| {
+        let lower = line.to_ascii_lowercase();
+        lower.starts_with("content-disposition:")
+            && lower
+                .split(';')
+                .map(str::trim)
+                .any(|p| p == "name=\"model\"" || p == "name=model")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_fields() {
+        let body =
+            br#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"stream":true}"#;
+        let r = inspect_json(Endpoint::ChatCompletions, body).unwrap();
+        assert_eq!(r.model, "gpt-4o");
+        assert!(r.stream);
+        assert_eq!(&body[r.model_span.clone()], br#""gpt-4o""#);
+    }
+
+    #[test]
+    fn escaped_model_is_unescaped() {
+        let body = br#"{"model":"gpt\u002d4o","input":"x"}"#;
+        let r = inspect_json(Endpoint::Embeddings, body).unwrap();
+        assert_eq!(r.model, "gpt-4o");
+    }
+
+    #[test]
+    fn rejects_bad_shapes() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"{not json", "invalid_json"),
+            (b"[1,2]", "invalid_json"),
+            (b"\xff\xfe", "invalid_utf8"),
+            (br#"{"messages":[]}"#, "missing_required_parameter"),
+            (br#"{"model":7,"messages":[]}"#, "invalid_type"),
+            (br#"{"model":"m","messages":"hi"}"#, "invalid_type"),
+            (br#"{"model":"m"}"#, "missing_required_parameter"),
+            (
+                br#"{"model":"m","messages":[],"stream":"yes"}"#,
+                "invalid_type",
+            ),
+        ];
+        for (body, code) in cases {
+            let e = inspect_json(Endpoint::ChatCompletions, body).unwrap_err();
+            assert_eq!(e.status, 400, "{:?}", String::from_utf8_lossy(body));
+            assert_eq!(e.code, Some(*code), "{:?}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_crash() {
+        let mut body = String::from(r#"{"model":"m","input":"#);
+        body.push_str(&"[".repeat(100_000));
+        body.push_str(&"]".repeat(100_000));
+        body.push('}');
+        let e = inspect_json(Endpoint::Embeddings, body.as_bytes()).unwrap_err();
+        assert_eq!(e.status, 400);
+    }
+
+    #[test]
+    fn replace_model_keeps_the_rest() {
+        let body = br#"{"model":"fast","messages":[]}"#;
+        let r = inspect_json(Endpoint::ChatCompletions, body).unwrap();
+        let out = replace_model(body, r.model_span, "gpt-4o-mini");
+        assert_eq!(out, br#"{"model":"gpt-4o-mini","messages":[]}"#.to_vec());
+    }
+
+    fn form(model: &str) -> (String, Vec<u8>) {
+        let ct = "multipart/form-data; boundary=XyZ".to_owned();
+        let body = format!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\nContent-Type: audio/wav\r\n\r\nRIFF\x00\x01\r\n--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\n{model}\r\n--XyZ--\r\n"
+        );
+        (ct, body.into_bytes())
+    }
+
+    #[tokio::test]
+    async fn finds_multipart_model() {
+        let (ct, body) = form("whisper-1");
+        assert_eq!(
+            multipart_model(&ct, bytes::Bytes::from(body))
+                .await
+                .unwrap(),
+            "whisper-1"
+        );
+    }
+
+    #[tokio::test]
+    async fn multipart_without_model_is_400() {
+        let ct = "multipart/form-data; boundary=XyZ";
+        let body =
+            "--XyZ\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc\r\n--XyZ--\r\n";
+        let e = multipart_model(ct, bytes::Bytes::from(body))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, Some("missing_required_parameter"));
+        let e = multipart_model("application/json", bytes::Bytes::from(body))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, Some("invalid_content_type"));
+    }
+
+    #[test]
+    fn multipart_span_points_at_the_value() {
+        let (ct, body) = form("fast");
+        let span = multipart_model_span(&ct, &body).unwrap();
+        assert_eq!(&body[span], b"fast");
+    }
+}

@@ -1,0 +1,161 @@
+//! Shared end-to-end test harness: a real gateway process on ephemeral ports in front of mock
+//! upstreams the tests own.
+#![allow(dead_code)]
+
+pub mod mock;
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `veilgate` process.
+pub struct GatewayProcess {
+    pub port: u16,
+    pub admin_port: u16,
+    pub config_path: PathBuf,
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub log_path: PathBuf,
+}
+
+impl GatewayProcess {
+    /// Starts the gateway on `config` (a YAML text without `listen`/`admin`, which are added)
+    /// and waits until it accepts connections.
+    pub async fn start(config: &str) -> GatewayProcess {
+        Self::start_with_env(config, &[]).await
+    }
+
+    pub async fn start_with_env(config: &str, env: &[(&str, &str)]) -> GatewayProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let admin_port = free_port();
+        let config_path = dir.path().join("veilgate.yaml");
+        let full = format!("listen: 127.0.0.1:{port}\nadmin: 127.0.0.1:{admin_port}\n{config}");
+        std::fs::write(&config_path, full).unwrap();
+        let log_path = dir.path().join("gateway.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_veilgate"));
+        cmd.arg("--config")
+            .arg(&config_path)
+            .arg("--threads")
+            .arg("2")
+            .arg("--upgrade-sock")
+            .arg(dir.path().join("upgrade.sock"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn veilgate");
+        let mut gw = GatewayProcess {
+            port,
+            admin_port,
+            config_path,
+            child,
+            _dir: dir,
+            log_path,
+        };
+        gw.wait_ready().await;
+        gw
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("veilgate exited early ({status}):\n{}", self.logs());
+            }
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+                && tokio::net::TcpStream::connect(("127.0.0.1", self.admin_port))
+                    .await
+                    .is_ok()
+            {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("veilgate did not start:\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.admin_port)
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Rewrites the config file (keeping listen/admin).
+    pub fn write_config(&self, config: &str) {
+        let full = format!(
+            "listen: 127.0.0.1:{}\nadmin: 127.0.0.1:{}\n{config}",
+            self.port, self.admin_port
+        );
+        let mut f = std::fs::File::create(&self.config_path).unwrap();
+        f.write_all(full.as_bytes()).unwrap();
+    }
+
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client that neither retries nor pools across tests.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// Asserts OpenAI's error shape and returns the error object.
+pub async fn expect_error(resp: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(resp.status().as_u16(), status, "status");
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert!(ct.starts_with("application/json"), "content-type {ct}");
+    let text = resp.text().await.unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    let err = v["error"].clone();
+    for key in ["message", "type", "param", "code"] {
+        assert!(err.get(key).is_some(), "error object lacks {key}: {text}");
+    }
+    assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()));
+    err
+}

@@ -1,0 +1,62 @@
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from mock_upstream import MockUpstream
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def upstream():
+    mock = MockUpstream()
+    yield mock
+    mock.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(upstream, tmp_path_factory):
+    binary = os.environ.get("VEILGATE_BIN", str(ROOT / "target" / "debug" / "veilgate"))
+    port, admin = _free_port(), _free_port()
+    tmp = tmp_path_factory.mktemp("gw")
+    config = tmp / "veilgate.yaml"
+    config.write_text(f"""
+environment: test
+listen: 127.0.0.1:{port}
+admin: 127.0.0.1:{admin}
+upstreams:
+  mock:
+    url: {upstream.url}
+routes:
+  - models: [fast]
+    upstream: mock
+    model: gpt-4o-mini
+  - models: ["gpt-*", whisper-1, text-embedding-3-small]
+    upstream: mock
+""")
+    log = open(tmp / "gateway.log", "wb")
+    proc = subprocess.Popen([binary, "--config", str(config), "--threads", "2",
+                             "--upgrade-sock", str(tmp / "upgrade.sock")],
+                            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError((tmp / "gateway.log").read_text())
+            time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/v1"
+    proc.terminate()
+    proc.wait(timeout=40)

@@ -1,0 +1,159 @@
+"""A mock OpenAI upstream for the SDK tests: answers every endpoint the gateway routes, records
+each request byte for byte."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+USAGE = {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
+
+
+def _chunk(model, delta, finish=None):
+    return {
+        "id": "chatcmpl-mock",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def _response(model, status, text):
+    output = []
+    if text:
+        output = [{
+            "type": "message", "id": "msg_1", "status": "completed", "role": "assistant",
+            "content": [{"type": "output_text", "text": text, "annotations": []}],
+        }]
+    return {
+        "id": "resp_mock", "object": "response", "created_at": 1, "status": status, "model": model,
+        "output": output, "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
+        "usage": {"input_tokens": 9, "output_tokens": 3, "total_tokens": 12,
+                  "input_tokens_details": {"cached_tokens": 0},
+                  "output_tokens_details": {"reasoning_tokens": 0}},
+    }
+
+
+class MockUpstream:
+    def __init__(self):
+        self.requests = []
+        self.lock = threading.Lock()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _read_body(self):
+                if self.headers.get("transfer-encoding", "").lower() == "chunked":
+                    body = b""
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                        if size == 0:
+                            self.rfile.readline()
+                            return body
+                        body += self.rfile.read(size)
+                        self.rfile.readline()
+                return self.rfile.read(int(self.headers.get("content-length", "0")))
+
+            def do_GET(self):
+                self._handle("GET")
+
+            def do_POST(self):
+                self._handle("POST")
+
+            def _handle(self, method):
+                body = self._read_body()
+                with owner.lock:
+                    owner.requests.append({
+                        "method": method, "path": self.path,
+                        "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body,
+                    })
+                path = self.path.split("?")[0]
+                try:
+                    payload = json.loads(body) if body and body[:1] == b"{" else {}
+                except ValueError:
+                    payload = {}
+                model = payload.get("model", "unknown")
+                stream = payload.get("stream", False)
+                if path.endswith("/chat/completions"):
+                    if stream:
+                        events = [_chunk(model, {"role": "assistant", "content": ""})]
+                        events += [_chunk(model, {"content": w}) for w in ["Hello", " from", " mock"]]
+                        events.append(_chunk(model, {}, "stop"))
+                        return self._sse([f"data: {json.dumps(e)}\n\n" for e in events] + ["data: [DONE]\n\n"])
+                    if payload.get("tools"):
+                        message = {"role": "assistant", "content": None, "tool_calls": [{
+                            "id": "call_1", "type": "function",
+                            "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]}
+                        finish = "tool_calls"
+                    else:
+                        message = {"role": "assistant", "content": f"Hello from mock ({model})"}
+                        finish = "stop"
+                    return self._json(200, {
+                        "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
+                        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+                        "usage": USAGE})
+                if path.endswith("/completions"):
+                    return self._json(200, {
+                        "id": "cmpl-mock", "object": "text_completion", "created": 1, "model": model,
+                        "choices": [{"index": 0, "text": "Hello from mock", "finish_reason": "stop", "logprobs": None}],
+                        "usage": USAGE})
+                if path.endswith("/embeddings"):
+                    return self._json(200, {
+                        "object": "list", "model": model,
+                        "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2, 0.3]}],
+                        "usage": {"prompt_tokens": 2, "total_tokens": 2}})
+                if path.endswith("/responses"):
+                    if stream:
+                        events = [{"type": "response.created", "sequence_number": 0,
+                                   "response": _response(model, "in_progress", "")}]
+                        for i, w in enumerate(["Hello", " from", " mock"]):
+                            events.append({"type": "response.output_text.delta", "sequence_number": i + 1,
+                                           "item_id": "msg_1", "output_index": 0, "content_index": 0,
+                                           "delta": w, "logprobs": []})
+                        events.append({"type": "response.completed", "sequence_number": 4,
+                                       "response": _response(model, "completed", "Hello from mock")})
+                        return self._sse([f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events])
+                    return self._json(200, _response(model, "completed", f"Hello from mock ({model})"))
+                if "/audio/" in path:
+                    return self._json(200, {"text": f"transcribed {len(body)} bytes"})
+                return self._json(200, {"object": "list", "data": []})
+
+            def _json(self, status, obj):
+                data = json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _sse(self, events):
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("transfer-encoding", "chunked")
+                self.end_headers()
+                for e in events:
+                    data = e.encode()
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def last(self):
+        with self.lock:
+            return self.requests[-1]
+
+    def stop(self):
+        self.server.shutdown()

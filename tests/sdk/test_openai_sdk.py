@@ -1,0 +1,111 @@
+"""The official OpenAI Python SDK, unchanged but for its base URL, against a running gateway."""
+
+import httpx
+import openai
+import pytest
+
+
+@pytest.fixture
+def client(gateway):
+    return openai.OpenAI(base_url=gateway, api_key="sk-client-key", max_retries=0)
+
+
+def test_chat(client, upstream):
+    r = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Say hello"}])
+    assert r.choices[0].message.content == "Hello from mock (gpt-4o)"
+    assert r.usage.total_tokens == 12
+    seen = upstream.last()
+    assert seen["path"] == "/v1/chat/completions"
+    assert seen["headers"]["authorization"] == "Bearer sk-client-key"
+
+
+def test_alias_keeps_client_model_name(client, upstream):
+    r = client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}])
+    assert r.choices[0].message.content == "Hello from mock (gpt-4o-mini)"
+    assert b'"model": "gpt-4o-mini"' in upstream.last()["body"] or b'"model":"gpt-4o-mini"' in upstream.last()["body"]
+
+
+def test_streamed_chat(client):
+    stream = client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "Say hello"}], stream=True)
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert text == "Hello from mock"
+
+
+def test_tools(client, upstream):
+    tools = [{"type": "function", "function": {
+        "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+    r = client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=tools)
+    call = r.choices[0].message.tool_calls[0]
+    assert call.function.name == "get_weather"
+    assert call.function.arguments == '{"city":"Paris"}'
+    assert b"get_weather" in upstream.last()["body"]
+
+
+def test_multimodal_content_parts(client, upstream):
+    image = "data:image/png;base64," + "iVBORw0KGgo" * 50
+    r = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": image}}]}])
+    assert r.choices[0].message.content.startswith("Hello from mock")
+    assert image.encode() in upstream.last()["body"]
+
+
+def test_completions(client):
+    r = client.completions.create(model="gpt-3.5-turbo-instruct", prompt="Say hello")
+    assert r.choices[0].text == "Hello from mock"
+
+
+def test_embeddings(client):
+    r = client.embeddings.create(model="text-embedding-3-small", input=["a", "b"])
+    assert r.data[0].embedding == [0.1, 0.2, 0.3]
+
+
+def test_responses(client):
+    r = client.responses.create(model="gpt-4o", input="Say hello")
+    assert r.output_text == "Hello from mock (gpt-4o)"
+
+
+def test_streamed_responses(client):
+    stream = client.responses.create(model="gpt-4o", input="Say hello", stream=True)
+    deltas, completed = [], None
+    for event in stream:
+        if event.type == "response.output_text.delta":
+            deltas.append(event.delta)
+        elif event.type == "response.completed":
+            completed = event.response
+    assert "".join(deltas) == "Hello from mock"
+    assert completed is not None and completed.output_text == "Hello from mock"
+
+
+def test_audio_transcription_upload_is_byte_identical(gateway, upstream):
+    sent = {}
+
+    def capture(request):
+        sent["body"] = request.read()
+
+    http = httpx.Client(event_hooks={"request": [capture]})
+    client = openai.OpenAI(base_url=gateway, api_key="sk-client-key", max_retries=0, http_client=http)
+    audio = bytes(range(256)) * 64
+    r = client.audio.transcriptions.create(model="whisper-1", file=("speech.wav", audio, "audio/wav"))
+    seen = upstream.last()
+    assert seen["path"] == "/v1/audio/transcriptions"
+    assert seen["body"] == sent["body"]
+    assert audio in seen["body"]
+    assert r.text == f"transcribed {len(sent['body'])} bytes"
+
+
+def test_models(client, upstream):
+    before = len(upstream.requests)
+    ids = [m.id for m in client.models.list()]
+    assert ids == ["fast", "whisper-1", "text-embedding-3-small"]
+    assert client.models.retrieve("fast").owned_by == "mock"
+    assert len(upstream.requests) == before
+
+
+def test_unknown_model_is_a_clean_sdk_error(client):
+    with pytest.raises(openai.NotFoundError) as e:
+        client.chat.completions.create(model="llama-unknown", messages=[{"role": "user", "content": "x"}])
+    assert e.value.code == "model_not_found"
+    assert "llama-unknown" in e.value.message
