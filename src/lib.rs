@@ -5,7 +5,7 @@
 //! Pingora glue that calls the stages in order.
 
 pub mod admin;
-#[path = "config_stub.rs"]
 pub mod config;
 pub mod gateway;
 pub mod openai;
+pub mod reload;

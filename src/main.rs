@@ -11,6 +11,7 @@ use pingora_core::services::listening::Service;
 use veilgate::admin::Admin;
 use veilgate::config;
 use veilgate::gateway::{runtime, Gateway};
+use veilgate::reload::{ReloadStats, Reloader};
 
 /// An OpenAI-compatible LLM gateway that redacts secrets, enforces budgets and observes every call.
 #[derive(Parser, Debug)]
@@ -105,6 +106,11 @@ fn run(cli: &Cli) -> ExitCode {
     server.bootstrap();
 
     let shared = runtime::shared(cfg);
+    let reload_stats = std::sync::Arc::new(ReloadStats::default());
+    server.add_service(pingora_core::services::background::background_service(
+        "config reload",
+        Reloader::new(cli.config.clone(), shared.clone(), reload_stats),
+    ));
     let mut proxy = pingora_proxy::http_proxy_service_with_name(
         &server.configuration,
         Gateway::new(shared.clone()),

@@ -72,3 +72,22 @@ fn timed_out(timeout: Duration) -> ApiError {
     )
     .code("request_timeout")
 }
+
+/// Bytes read and thrown away after refusing a body, so the client can finish sending and
+/// read the refusal instead of hitting a reset connection (what nginx calls lingering close).
+const LINGER_BYTES: usize = 4 * 1024 * 1024;
+/// Longest time spent lingering.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+
+/// After a refusal written mid-body: reads and discards what the client is still sending,
+/// bounded by [`LINGER_BYTES`] and [`LINGER_TIME`]. The connection is not reused afterwards.
+pub async fn linger(session: &mut Session) {
+    let deadline = tokio::time::Instant::now() + LINGER_TIME;
+    let mut drained = 0usize;
+    while drained < LINGER_BYTES {
+        match tokio::time::timeout_at(deadline, session.read_request_body()).await {
+            Ok(Ok(Some(chunk))) => drained += chunk.len(),
+            _ => break,
+        }
+    }
+}

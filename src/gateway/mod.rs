@@ -401,6 +401,9 @@ impl ProxyHttp for Gateway {
                         ctx.request_id
                     );
                 }
+                if err.status == 413 || err.status == 408 {
+                    body::linger(session).await;
+                }
                 Ok(true)
             }
         }

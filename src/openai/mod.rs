@@ -3,6 +3,7 @@
 pub mod error;
 pub mod models;
 pub mod request;
+pub mod usage;
 
 pub use error::ApiError;
 pub use request::{inspect_json, multipart_model, replace_model, Endpoint, JsonRequest};

@@ -1,0 +1,400 @@
+//! The validated runtime configuration: what the proxy uses. It never sees the raw YAML schema.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use globset::{Glob, GlobMatcher};
+
+/// A loaded, validated gateway configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// A free-form label such as `production`, for logs and metrics.
+    pub environment: String,
+    /// Where the gateway accepts OpenAI-compatible requests.
+    pub listen: SocketAddr,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served, if anywhere.
+    pub admin: Option<SocketAddr>,
+    /// The largest request body read; larger requests are refused.
+    pub max_body_bytes: usize,
+    /// Upstreams by name.
+    pub upstreams: BTreeMap<String, Arc<Upstream>>,
+    /// Routes in file order; the first match wins.
+    pub routes: Vec<Route>,
+}
+
+impl Config {
+    /// `max_body_bytes` when the file does not set it: 32 MiB.
+    pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+    /// The first route (in file order) whose `models:` list matches `model`, with the pattern
+    /// that matched.
+    pub fn route_for_model(&self, model: &str) -> Option<(&Route, &ModelPattern)> {
+        self.routes.iter().find_map(|route| match &route.matcher {
+            RouteMatch::Models(patterns) => patterns
+                .iter()
+                .find(|p| p.matches(model))
+                .map(|p| (route, p)),
+            RouteMatch::Paths(_) => None,
+        })
+    }
+
+    /// The first `paths:` route with a prefix of `path` on a segment boundary: `/v1/files`
+    /// matches `/v1/files` and `/v1/files/abc`, not `/v1/filesystem`. A query string or
+    /// fragment in `path` is ignored.
+    pub fn route_for_path(&self, path: &str) -> Option<&Route> {
+        let path = path.split(['?', '#']).next().unwrap_or_default();
+        self.routes.iter().find(|route| match &route.matcher {
+            RouteMatch::Paths(prefixes) => {
+                prefixes.iter().any(|prefix| has_path_prefix(path, prefix))
+            }
+            RouteMatch::Models(_) => false,
+        })
+    }
+
+    /// Model ids for `GET /v1/models`: every exact (non-glob) name in `models:` lists, in file
+    /// order, without duplicates. Aliases are listed by the name clients use.
+    pub fn model_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        for route in &self.routes {
+            if let RouteMatch::Models(patterns) = &route.matcher {
+                for pattern in patterns.iter().filter(|p| !p.is_glob()) {
+                    if !ids.contains(&pattern.pattern) {
+                        ids.push(pattern.pattern.clone());
+                    }
+                }
+            }
+        }
+        ids
+    }
+
+    /// The upstream called `name`.
+    pub fn upstream(&self, name: &str) -> Option<&Arc<Upstream>> {
+        self.upstreams.get(name)
+    }
+}
+
+/// Whether `prefix` is `path` or a parent of it, on a `/` boundary.
+fn has_path_prefix(path: &str, prefix: &str) -> bool {
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/') || prefix.ends_with('/'),
+        None => false,
+    }
+}
+
+/// An OpenAI-compatible API the gateway forwards to.
+#[derive(Clone)]
+pub struct Upstream {
+    /// The name under `upstreams:`.
+    pub name: String,
+    /// `https` (true) or `http`.
+    pub tls: bool,
+    /// Host name or IP address, lowercase; an IPv6 address is stored without brackets.
+    pub host: String,
+    /// The port, 443 or 80 unless the url names one.
+    pub port: u16,
+    /// The url's path without a trailing slash: `""` or like `/v1`.
+    pub base_path: String,
+    /// Sent as `Authorization: Bearer …`; `None` when absent or empty. Never printed.
+    pub api_key: Option<String>,
+    /// Longest wait to open a connection.
+    pub connect_timeout: Duration,
+    /// Longest wait for the first response byte.
+    pub timeout: Duration,
+    /// Longest silence inside a response (between stream events).
+    pub idle_timeout: Duration,
+}
+
+impl Upstream {
+    /// `connect_timeout` when the file does not set it.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// `timeout` (to the first response byte) when the file does not set it.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+    /// `idle_timeout` (longest silence inside a stream) when the file does not set it.
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+    /// The `Host` header value: the host, with `:port` when it is not the scheme's default.
+    pub fn authority(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        let default_port = if self.tls { 443 } else { 80 };
+        if self.port == default_port {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+
+    /// The upstream request path for `rest`, the client path after `/v1/`:
+    /// `url_for("chat/completions")` is `/v1/chat/completions` for a base path of `/v1`.
+    /// A query string in `rest` is kept.
+    pub fn url_for(&self, rest: &str) -> String {
+        format!("{}/{}", self.base_path, rest.trim_start_matches('/'))
+    }
+}
+
+/// Prints `<redacted>` for the API key.
+impl fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Redacted;
+        impl fmt::Debug for Redacted {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("<redacted>")
+            }
+        }
+        f.debug_struct("Upstream")
+            .field("name", &self.name)
+            .field("tls", &self.tls)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("base_path", &self.base_path)
+            .field("api_key", &self.api_key.as_ref().map(|_| Redacted))
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .finish()
+    }
+}
+
+/// Sends matching requests to one upstream.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Unique; `name:` or, by default, the first model pattern or path. A metrics label.
+    pub name: String,
+    /// What the route matches.
+    pub matcher: RouteMatch,
+    /// The name of the upstream (a key of [`Config::upstreams`]).
+    pub upstream: String,
+    /// For `models:` routes: the model name the upstream sees (the client keeps its own).
+    pub model: Option<String>,
+}
+
+/// What a route matches.
+#[derive(Debug, Clone)]
+pub enum RouteMatch {
+    /// The request body's `model`, by exact names or globs.
+    Models(Vec<ModelPattern>),
+    /// Path prefixes (like `/v1/files`), matched on segment boundaries, without trailing `/`.
+    Paths(Vec<String>),
+}
+
+/// An exact model name, or a glob (`*`, `?`, `[…]`, `{a,b}`) over model names.
+#[derive(Debug, Clone)]
+pub struct ModelPattern {
+    /// The pattern as written.
+    pub pattern: String,
+    glob: Option<GlobMatcher>,
+}
+
+impl ModelPattern {
+    /// Characters that make a pattern a glob.
+    const GLOB_CHARS: [char; 4] = ['*', '?', '[', '{'];
+
+    /// An exact name, or a glob when `pattern` has any of `* ? [ {`. `*` also matches `/`.
+    ///
+    /// # Errors
+    ///
+    /// Returns globset's error for an invalid glob, such as an unclosed `[`.
+    pub fn new(pattern: &str) -> Result<ModelPattern, globset::Error> {
+        let glob = if pattern.contains(Self::GLOB_CHARS) {
+            Some(Glob::new(pattern)?.compile_matcher())
+        } else {
+            None
+        };
+        Ok(ModelPattern {
+            pattern: pattern.to_owned(),
+            glob,
+        })
+    }
+
+    /// Whether `model` is this name or matches this glob (case-sensitive).
+    pub fn matches(&self, model: &str) -> bool {
+        match &self.glob {
+            Some(glob) => glob.is_match(model),
+            None => self.pattern == model,
+        }
+    }
+
+    /// Whether this is a glob rather than an exact name.
+    pub fn is_glob(&self) -> bool {
+        self.glob.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern(p: &str) -> ModelPattern {
+        ModelPattern::new(p).unwrap_or_else(|e| panic!("{p}: {e}"))
+    }
+
+    fn models_route(name: &str, patterns: &[&str], upstream: &str) -> Route {
+        Route {
+            name: name.into(),
+            matcher: RouteMatch::Models(patterns.iter().map(|p| pattern(p)).collect()),
+            upstream: upstream.into(),
+            model: None,
+        }
+    }
+
+    fn paths_route(name: &str, paths: &[&str], upstream: &str) -> Route {
+        Route {
+            name: name.into(),
+            matcher: RouteMatch::Paths(paths.iter().map(|p| p.to_string()).collect()),
+            upstream: upstream.into(),
+            model: None,
+        }
+    }
+
+    fn upstream(tls: bool, host: &str, port: u16, base_path: &str) -> Upstream {
+        Upstream {
+            name: "u".into(),
+            tls,
+            host: host.into(),
+            port,
+            base_path: base_path.into(),
+            api_key: Some("sk-very-secret".into()),
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(300),
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
+
+    fn config(routes: Vec<Route>) -> Config {
+        Config {
+            environment: "test".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin: None,
+            max_body_bytes: 1024,
+            upstreams: BTreeMap::new(),
+            routes,
+        }
+    }
+
+    #[test]
+    fn patterns_exact_and_glob() {
+        assert!(pattern("gpt-4o").matches("gpt-4o"));
+        assert!(!pattern("gpt-4o").matches("gpt-4o-mini"));
+        assert!(!pattern("gpt-4o").is_glob());
+        let glob = pattern("gpt-4.1*");
+        assert!(glob.is_glob());
+        assert!(glob.matches("gpt-4.1") && glob.matches("gpt-4.1-mini"));
+        assert!(!glob.matches("gpt-4.0"), "the dot is literal");
+        assert!(
+            pattern("*").matches("accounts/fw/models/llama"),
+            "* crosses /"
+        );
+        assert!(pattern("o?-mini").matches("o3-mini"));
+        assert!(pattern("{claude,gemini}-*").matches("gemini-2.5-flash"));
+        assert!(pattern("gpt-[45]o").matches("gpt-4o") && !pattern("gpt-[45]o").matches("gpt-3o"));
+        assert!(ModelPattern::new("gpt-[").is_err());
+    }
+
+    #[test]
+    fn first_matching_route_wins() {
+        let cfg = config(vec![
+            models_route("a", &["gpt-4o"], "openai"),
+            models_route("b", &["gpt-*", "o3"], "other"),
+            paths_route("files", &["/v1/files"], "openai"),
+            models_route("c", &["*"], "local"),
+        ]);
+        let hit = |m: &str| {
+            cfg.route_for_model(m)
+                .map(|(r, p)| (r.name.clone(), p.pattern.clone()))
+        };
+        assert_eq!(hit("gpt-4o"), Some(("a".into(), "gpt-4o".into())));
+        assert_eq!(hit("gpt-4o-mini"), Some(("b".into(), "gpt-*".into())));
+        assert_eq!(hit("o3"), Some(("b".into(), "o3".into())));
+        assert_eq!(hit("llama3"), Some(("c".into(), "*".into())));
+        assert!(config(vec![models_route("a", &["x"], "u")])
+            .route_for_model("y")
+            .is_none());
+    }
+
+    #[test]
+    fn path_routes_match_on_segment_boundaries() {
+        let cfg = config(vec![
+            models_route("m", &["*"], "local"),
+            paths_route("files", &["/v1/files", "/v1/batches"], "openai"),
+            paths_route("root", &["/"], "other"),
+        ]);
+        let hit = |p: &str| cfg.route_for_path(p).map(|r| r.name.clone());
+        assert_eq!(hit("/v1/files").as_deref(), Some("files"));
+        assert_eq!(hit("/v1/files/abc/content").as_deref(), Some("files"));
+        assert_eq!(hit("/v1/files?purpose=batch").as_deref(), Some("files"));
+        assert_eq!(hit("/v1/batches/b1").as_deref(), Some("files"));
+        assert_eq!(hit("/v1/filesystem").as_deref(), Some("root"));
+        assert_eq!(
+            config(vec![paths_route("f", &["/v1/files"], "u")])
+                .route_for_path("/v1/filesystem")
+                .map(|r| r.name.clone()),
+            None
+        );
+        assert_eq!(
+            config(vec![paths_route("f", &["/v1/files"], "u")])
+                .route_for_path("/v1/file")
+                .map(|r| r.name.clone()),
+            None
+        );
+    }
+
+    #[test]
+    fn model_ids_are_exact_names_in_order_without_duplicates() {
+        let cfg = config(vec![
+            models_route("a", &["gpt-4o", "gpt-4.1*", "fast"], "openai"),
+            paths_route("files", &["/v1/files"], "openai"),
+            models_route("b", &["gpt-4o", "o3", "*"], "local"),
+        ]);
+        assert_eq!(cfg.model_ids(), ["gpt-4o", "fast", "o3"]);
+    }
+
+    #[test]
+    fn authority_and_url_for() {
+        assert_eq!(
+            upstream(true, "api.openai.com", 443, "/v1").authority(),
+            "api.openai.com"
+        );
+        assert_eq!(upstream(true, "h", 8443, "").authority(), "h:8443");
+        assert_eq!(
+            upstream(false, "127.0.0.1", 80, "").authority(),
+            "127.0.0.1"
+        );
+        assert_eq!(
+            upstream(false, "127.0.0.1", 443, "").authority(),
+            "127.0.0.1:443"
+        );
+        assert_eq!(upstream(false, "::1", 11434, "").authority(), "[::1]:11434");
+        let u = upstream(true, "h", 443, "/v1beta/openai");
+        assert_eq!(
+            u.url_for("chat/completions"),
+            "/v1beta/openai/chat/completions"
+        );
+        assert_eq!(
+            upstream(true, "h", 443, "").url_for("models?x=1"),
+            "/models?x=1"
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_api_key() {
+        let u = upstream(true, "h", 443, "/v1");
+        let printed = format!("{u:?} {u:#?}");
+        assert!(!printed.contains("sk-very-secret"), "{printed}");
+        assert!(printed.contains("api_key: Some(<redacted>)"), "{printed}");
+        let mut cfg = config(vec![]);
+        cfg.upstreams.insert("u".into(), Arc::new(u));
+        assert!(!format!("{cfg:?}").contains("sk-very-secret"));
+    }
+
+    #[test]
+    fn config_is_send_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Config>();
+    }
+}

@@ -1,0 +1,41 @@
+//! The config file as written: serde structs that mirror the YAML, every field optional so that
+//! deserialization never stops early. [`super::validate`] checks them and builds the runtime
+//! model; nothing else uses these types.
+//!
+//! Field order matters: it is the order of "expected one of: …" in unknown-key messages. No
+//! `Debug`: these hold the API keys in the clear.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The top level of the file.
+#[derive(Deserialize)]
+pub(crate) struct RawConfig {
+    pub environment: Option<String>,
+    pub listen: Option<String>,
+    pub admin: Option<String>,
+    pub max_body_bytes: Option<u64>,
+    pub upstreams: Option<BTreeMap<String, RawUpstream>>,
+    pub routes: Option<Vec<RawRoute>>,
+}
+
+/// One entry under `upstreams:`.
+#[derive(Deserialize)]
+pub(crate) struct RawUpstream {
+    pub url: Option<String>,
+    pub api_key: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+}
+
+/// One entry under `routes:`.
+#[derive(Deserialize)]
+pub(crate) struct RawRoute {
+    pub models: Option<Vec<String>>,
+    pub paths: Option<Vec<String>>,
+    pub upstream: Option<String>,
+    pub model: Option<String>,
+    pub name: Option<String>,
+}

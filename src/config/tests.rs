@@ -1,0 +1,535 @@
+//! End-to-end tests of `load_str` / `load_file`: whole files in, a `Config` or exact messages out.
+
+use std::time::Duration;
+
+use super::*;
+
+/// The example config from the product issue, verbatim.
+const EXAMPLE: &str = r#"environment: ${VEILGATE_ENV:-development}   # ${VAR} and ${VAR:-default} are expanded in every string
+listen: 0.0.0.0:8080
+admin: 127.0.0.1:9090                        # optional
+max_body_bytes: 33554432                     # optional; default 32 MiB
+upstreams:
+  openai:
+    url: https://api.openai.com/v1           # an SDK-style base URL: /v1/<rest> is forwarded to <url>/<rest>
+    api_key: ${OPENAI_API_KEY:-}             # sent as "Authorization: Bearer …"; empty or absent => None
+  gemini:
+    url: https://generativelanguage.googleapis.com/v1beta/openai
+    api_key: ${GEMINI_API_KEY:-}
+  local:
+    url: http://127.0.0.1:11434/v1
+routes:                                      # first match wins
+  - models: [gpt-4o, gpt-4o-mini, "gpt-4.1*"] # exact names or * globs on the request's "model"
+    upstream: openai
+  - models: [fast]
+    upstream: openai
+    model: gpt-4o-mini                       # alias: the upstream sees this name, the client keeps "fast"
+  - models: [gemini-2.5-flash]
+    upstream: gemini
+  - paths: [/v1/files, /v1/batches]          # a route may match path prefixes instead of models
+    upstream: openai
+  - models: ["*"]
+    upstream: local
+"#;
+
+/// A minimal valid head that tests append routes or upstream keys to.
+const HEAD: &str = "environment: test\nlisten: 0.0.0.0:8080\nupstreams:\n  openai:\n    url: https://api.openai.com/v1\n";
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn fake_env(name: &str) -> Option<String> {
+    match name {
+        "VEILGATE_ENV" => Some("production".into()),
+        "OPENAI_API_KEY" => Some("sk-openai-SECRET".into()),
+        "EMPTY" => Some(String::new()),
+        "MAX" => Some("2048".into()),
+        "PORT" => Some("9999".into()),
+        "HOST" => Some("example.com".into()),
+        "NOT_A_NUMBER" => Some("SECRET-abc".into()),
+        "BAD_URL" => Some("https://user:SECRET@host/v1".into()),
+        _ => None,
+    }
+}
+
+fn load(text: &str) -> Config {
+    load_str(text, "t.yaml", &fake_env).unwrap_or_else(|e| panic!("should load:\n{e}"))
+}
+
+/// Every problem, rendered as ops see them.
+fn problems(text: &str) -> Vec<String> {
+    match load_str(text, "t.yaml", &fake_env) {
+        Ok(config) => panic!("should fail, loaded {config:?}"),
+        Err(err) => {
+            let rendered = err.to_string();
+            assert!(!rendered.contains("SECRET"), "a secret leaked:\n{rendered}");
+            err.problems().iter().map(ToString::to_string).collect()
+        }
+    }
+}
+
+fn route_names(config: &Config) -> Vec<&str> {
+    config.routes.iter().map(|r| r.name.as_str()).collect()
+}
+
+#[test]
+fn the_example_loads_with_an_environment() {
+    let config = load(EXAMPLE);
+    assert_eq!(config.environment, "production");
+    assert_eq!(config.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(
+        config.admin.map(|a| a.to_string()).as_deref(),
+        Some("127.0.0.1:9090")
+    );
+    assert_eq!(config.max_body_bytes, 32 * 1024 * 1024);
+    assert_eq!(
+        config.upstreams.keys().collect::<Vec<_>>(),
+        ["gemini", "local", "openai"]
+    );
+
+    let openai = config
+        .upstream("openai")
+        .unwrap_or_else(|| panic!("no openai"));
+    assert_eq!(openai.name, "openai");
+    assert!(openai.tls);
+    assert_eq!(
+        (openai.host.as_str(), openai.port, openai.base_path.as_str()),
+        ("api.openai.com", 443, "/v1")
+    );
+    assert_eq!(openai.api_key.as_deref(), Some("sk-openai-SECRET"));
+    assert_eq!(openai.url_for("chat/completions"), "/v1/chat/completions");
+    assert_eq!(openai.authority(), "api.openai.com");
+    assert_eq!(openai.connect_timeout, Duration::from_secs(5));
+    assert_eq!(openai.timeout, Duration::from_secs(300));
+    assert_eq!(openai.idle_timeout, Duration::from_secs(300));
+
+    let gemini = config
+        .upstream("gemini")
+        .unwrap_or_else(|| panic!("no gemini"));
+    assert_eq!(gemini.base_path, "/v1beta/openai");
+    assert_eq!(gemini.api_key, None, "unset with an empty default is None");
+
+    let local = config
+        .upstream("local")
+        .unwrap_or_else(|| panic!("no local"));
+    assert!(!local.tls);
+    assert_eq!((local.host.as_str(), local.port), ("127.0.0.1", 11434));
+    assert_eq!(local.authority(), "127.0.0.1:11434");
+    assert_eq!(local.api_key, None, "absent is None");
+
+    assert_eq!(
+        route_names(&config),
+        ["gpt-4o", "fast", "gemini-2.5-flash", "/v1/files", "*"]
+    );
+    assert_eq!(config.routes[1].model.as_deref(), Some("gpt-4o-mini"));
+    assert_eq!(config.routes[0].model, None);
+    assert!(
+        matches!(&config.routes[3].matcher, RouteMatch::Paths(p) if p == &["/v1/files", "/v1/batches"])
+    );
+
+    let by_model = |m: &str| {
+        config
+            .route_for_model(m)
+            .map(|(r, p)| (r.upstream.as_str(), p.pattern.as_str()))
+    };
+    assert_eq!(by_model("gpt-4o"), Some(("openai", "gpt-4o")));
+    assert_eq!(by_model("gpt-4.1-mini"), Some(("openai", "gpt-4.1*")));
+    assert_eq!(by_model("fast"), Some(("openai", "fast")));
+    assert_eq!(
+        by_model("gemini-2.5-flash"),
+        Some(("gemini", "gemini-2.5-flash"))
+    );
+    assert_eq!(by_model("llama3.2"), Some(("local", "*")));
+    assert_eq!(
+        config
+            .route_for_path("/v1/batches/b_1")
+            .map(|r| r.upstream.as_str()),
+        Some("openai")
+    );
+    assert!(config.route_for_path("/v1/chat/completions").is_none());
+    assert_eq!(
+        config.model_ids(),
+        ["gpt-4o", "gpt-4o-mini", "fast", "gemini-2.5-flash"]
+    );
+    assert!(
+        !format!("{config:?}").contains("SECRET"),
+        "Debug must not print api keys"
+    );
+}
+
+#[test]
+fn the_example_loads_with_no_environment_at_all() {
+    let config = load_str(EXAMPLE, "t.yaml", &no_env).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.environment, "development");
+    assert!(config.upstreams.values().all(|u| u.api_key.is_none()));
+}
+
+#[test]
+fn the_shipped_default_config_loads_without_provider_keys() {
+    let text = include_str!("../../conf/veilgate.yaml");
+    let config = load_str(text, "conf/veilgate.yaml", &no_env).unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.upstreams.values().all(|u| u.api_key.is_none()));
+    assert_eq!(
+        route_names(&config),
+        ["gpt-4o", "fast", "gemini-2.5-flash", "/v1/files", "*"]
+    );
+}
+
+#[test]
+fn expansion_in_values_lists_and_typed_scalars() {
+    let text = format!(
+        "{HEAD}    api_key: ${{EMPTY}}\n    timeout: ${{T:-2s}}\n  other:\n    url: https://${{HOST}}:${{PORT}}/$$x\n\
+         max_body_bytes: ${{MAX:-1024}}\nadmin: ${{ADMIN:-}}\n\
+         routes:\n  - models: [\"${{UNSET:-dflt}}\", \"a$$b\", '${{HOST}}-*']\n    upstream: ${{UP:-openai}}\n"
+    );
+    let config = load(&text);
+    let openai = &config.upstreams["openai"];
+    assert_eq!(openai.api_key, None, "set but empty is None");
+    assert_eq!(openai.timeout, Duration::from_secs(2));
+    let other = &config.upstreams["other"];
+    assert_eq!(
+        (other.host.as_str(), other.port, other.base_path.as_str()),
+        ("example.com", 9999, "/$x")
+    );
+    assert_eq!(
+        config.max_body_bytes, 2048,
+        "a plain expanded scalar is typed after expansion"
+    );
+    assert_eq!(config.admin, None, "an empty optional address is absent");
+    assert_eq!(config.routes[0].upstream, "openai");
+    assert_eq!(config.model_ids(), ["dflt", "a$b"]);
+    assert!(config.route_for_model("example.com-large").is_some());
+}
+
+#[test]
+fn an_expanded_default_is_typed_too() {
+    let text = format!(
+        "{HEAD}max_body_bytes: ${{UNSET:-1024}}\nroutes: [{{models: [x], upstream: openai}}]\n"
+    );
+    assert_eq!(load(&text).max_body_bytes, 1024);
+}
+
+#[test]
+fn unset_variables_are_reported_at_their_scalar() {
+    let text = format!(
+        "{HEAD}    api_key: ${{CHECKOUT_WEB_KEY}}\nroutes:\n  - models: [a, \"x-${{M}}\"]\n    upstream: openai\n"
+    );
+    assert_eq!(
+        problems(&text),
+        [
+            "t.yaml:6:14: upstreams.openai.api_key: ${CHECKOUT_WEB_KEY} is not set and has no default",
+            "t.yaml:8:17: routes[0].models[1]: ${M} is not set and has no default",
+        ]
+    );
+}
+
+#[test]
+fn a_failed_expansion_is_reported_once() {
+    // `listen` and `upstream` fail to expand: no second message about an empty or unknown value.
+    let text = "environment: test\nlisten: ${LISTEN}\nupstreams:\n  a: {url: 'http://h'}\n\
+                routes: [{models: [x], upstream: '${UP}'}]\n";
+    assert_eq!(
+        problems(text),
+        [
+            "t.yaml:2:9: listen: ${LISTEN} is not set and has no default",
+            "t.yaml:5:34: routes[0].upstream: ${UP} is not set and has no default",
+        ]
+    );
+}
+
+#[test]
+fn the_unknown_upstream_message_from_the_issue() {
+    let text = "environment: test\nlisten: 0.0.0.0:8080\nupstreams:\n  openai:\n    url: https://api.openai.com/v1\n  \
+                gemini:\n    url: https://generativelanguage.googleapis.com/v1beta/openai\n  local:\n    \
+                url: http://127.0.0.1:11434/v1\nroutes:\n  - models: [gpt-4o]\n    upstream: openai\n  \
+                - models: [fast]\n    upstream: opnai\n";
+    let all = match load_str(text, "conf/veilgate.yaml", &no_env) {
+        Err(err) => err.to_string(),
+        Ok(_) => panic!("should fail"),
+    };
+    assert_eq!(
+        all,
+        "conf/veilgate.yaml:14:15: routes[1].upstream: unknown upstream \"opnai\"; \
+         defined upstreams: gemini, local, openai; did you mean \"openai\"?"
+    );
+}
+
+#[test]
+fn four_different_problems_are_all_reported() {
+    let text = "environment: test\n\
+                listen: 0.0.0.0:8080\n\
+                max_body_bytes: lots\n\
+                upstreams:\n  \
+                openai:\n    \
+                url: https://api.openai.com/v1\n    \
+                api_key: ${OPENAI_KEY_TYPO}\n\
+                routes:\n  \
+                - models: [gpt-4o]\n    \
+                upstream: opnai\n  \
+                - models: [x]\n    \
+                upstrem: openai\n";
+    // The misspelt `upstrem` is not also reported as a missing `upstream`.
+    assert_eq!(
+        problems(text),
+        [
+            "t.yaml:3:17: max_body_bytes: expected an integer, found \"lots\"",
+            "t.yaml:7:14: upstreams.openai.api_key: ${OPENAI_KEY_TYPO} is not set and has no default",
+            "t.yaml:10:15: routes[0].upstream: unknown upstream \"opnai\"; defined upstreams: openai; \
+             did you mean \"openai\"?",
+            "t.yaml:12:5: routes[1].upstrem: unknown key \"upstrem\" (did you mean \"upstream\"?); \
+             expected one of: models, paths, upstream, model, name",
+        ]
+    );
+}
+
+#[test]
+fn invalid_globs_are_reported_at_the_pattern() {
+    let text = format!(
+        "{HEAD}routes:\n  - models: [ok, \"gpt-[\", \"{{a,b\"]\n    upstream: openai\n  - {{models: [x], upstream: opnai}}\n"
+    );
+    assert_eq!(
+        problems(&text),
+        [
+            "t.yaml:7:18: routes[0].models[1]: invalid glob \"gpt-[\": unclosed character class; missing ']'",
+            "t.yaml:7:27: routes[0].models[2]: invalid glob \"{a,b\": unclosed alternate group; missing '}' \
+             (maybe escape '{' with '[{]'?)",
+            "t.yaml:9:29: routes[1].upstream: unknown upstream \"opnai\"; defined upstreams: openai; did you mean \"openai\"?",
+        ]
+    );
+}
+
+#[test]
+fn unknown_keys_at_every_level() {
+    let text = format!(
+        "{HEAD}    timout: 5s\nlisten_addr: x\nroutes:\n  - models: [x]\n    upstream: openai\n    nmae: chat\n"
+    );
+    assert_eq!(
+        problems(&text),
+        [
+            "t.yaml:6:5: upstreams.openai.timout: unknown key \"timout\" (did you mean \"timeout\"?); \
+             expected one of: url, api_key, connect_timeout, timeout, idle_timeout",
+            "t.yaml:7:1: listen_addr: unknown key \"listen_addr\"; \
+             expected one of: environment, listen, admin, max_body_bytes, upstreams, routes",
+            "t.yaml:11:5: routes[0].nmae: unknown key \"nmae\" (did you mean \"name\"?); \
+             expected one of: models, paths, upstream, model, name",
+        ]
+    );
+}
+
+#[test]
+fn wrong_types_and_quoted_scalars() {
+    let text = format!(
+        "{HEAD}max_body_bytes: \"1024\"\nadmin: [127.0.0.1]\nroutes:\n  - models: gpt-4o\n    upstream: openai\n  - x\n"
+    );
+    assert_eq!(
+        problems(&text),
+        [
+            "t.yaml:6:17: max_body_bytes: expected an integer, found the string \"1024\" (remove the quotes)",
+            "t.yaml:7:8: admin: expected a string, found a list",
+            "t.yaml:9:13: routes[0].models: expected a list (like [a, b]), found \"gpt-4o\"",
+            "t.yaml:11:5: routes[1]: expected a mapping with keys models, paths, upstream, model, name, found \"x\"",
+        ]
+    );
+}
+
+#[test]
+fn expanded_values_are_named_by_their_source_in_messages() {
+    let text = format!(
+        "{HEAD}    url: ${{BAD_URL}}\nmax_body_bytes: ${{NOT_A_NUMBER}}\nroutes: [{{models: [x], upstream: openai}}]\n"
+    );
+    // `url` is a duplicate key here too: the second is reported, the first one is used.
+    assert_eq!(
+        problems(&text),
+        [
+            "t.yaml:6:5: duplicate key \"url\" (first defined at line 5); remove one of them",
+            "t.yaml:7:17: max_body_bytes: expected an integer, found the expansion of \"${NOT_A_NUMBER}\"",
+        ]
+    );
+    let text = format!("{HEAD}    api_key: \"sk-a\\n\"\n  b:\n    url: ${{BAD_URL}}\nroutes: [{{models: [x], upstream: openai}}]\n");
+    assert_eq!(
+        problems(&text),
+        [
+            "t.yaml:6:14: upstreams.openai.api_key: contains spaces, control or non-ASCII characters \
+             (a trailing newline from a secrets file?); the value is not shown",
+            "t.yaml:8:10: upstreams.b.url: user info (user:password@) is not allowed in an upstream url; set api_key instead",
+        ]
+    );
+}
+
+#[test]
+fn missing_and_empty_required_values() {
+    assert_eq!(
+        problems("environment: ''\nupstreams: {}\nroutes: []\n"),
+        [
+            "t.yaml:1:1: listen: missing required key `listen`; set the address to serve on, like 0.0.0.0:8080",
+            "t.yaml:1:14: environment: is empty; set a label such as production or development",
+            "t.yaml:2:12: upstreams: is empty; define at least one, like `openai: {url: https://api.openai.com/v1}`",
+            "t.yaml:3:9: routes: is empty; add at least one route, like `- {models: [\"*\"], upstream: openai}`",
+        ]
+    );
+    assert_eq!(
+        problems("environment: ${EMPTY:-}\nlisten: 0.0.0.0:1\nupstreams:\n  a: {}\nroutes:\n"),
+        [
+            "t.yaml:1:14: environment: is empty (the expansion of \"${EMPTY:-}\"); set a label such as production or development",
+            "t.yaml:4:6: upstreams.a.url: missing required key `url`; set the API's base url, like https://api.openai.com/v1",
+            "t.yaml:5:7: routes: is empty; add at least one route, like `- {models: [\"*\"], upstream: openai}`",
+        ]
+    );
+}
+
+#[test]
+fn route_shape_problems() {
+    let text = format!(
+        "{HEAD}routes:\n\
+         \x20 - {{models: [a], paths: [/v1/files], upstream: openai}}\n\
+         \x20 - {{upstream: openai}}\n\
+         \x20 - {{paths: [v1/files, /v1/x?y], upstream: openai, model: m}}\n\
+         \x20 - {{models: [], upstream: openai}}\n\
+         \x20 - {{models: [b], upstream: openai, model: '', name: ''}}\n"
+    );
+    assert_eq!(
+        problems(&text),
+        [
+            "t.yaml:7:26: routes[0].paths: a route matches either models: or paths:, not both; split it into two routes",
+            "t.yaml:8:5: routes[1]: a route needs models: (model names or globs) or paths: (path prefixes)",
+            "t.yaml:9:14: routes[2].paths[0]: must start with /, like /v1/files; found \"v1/files\"",
+            "t.yaml:9:24: routes[2].paths[1]: a path prefix must not contain a query (?), a fragment (#) or spaces; found \"/v1/x?y\"",
+            "t.yaml:9:59: routes[2].model: model: (the model name the upstream sees) applies only to models: routes; remove it",
+            "t.yaml:10:14: routes[3].models: is empty; list model names or globs, like [gpt-4o, \"gpt-4.1*\"]",
+            "t.yaml:11:44: routes[4].model: is empty; name the model the upstream should see, or remove model:",
+            "t.yaml:11:54: routes[4].name: is empty; name the route or remove name:",
+        ]
+    );
+}
+
+#[test]
+fn route_names_default_and_must_be_unique() {
+    let text = format!(
+        "{HEAD}routes:\n  - models: [gpt-4o]\n    upstream: openai\n  - models: [gpt-4o, o3]\n    upstream: openai\n  \
+         - name: chat\n    paths: [/v1/chat/]\n    upstream: openai\n  - name: chat\n    models: [\"*\"]\n    upstream: openai\n"
+    );
+    assert_eq!(
+        problems(&text),
+        [
+            "t.yaml:9:5: routes[1]: duplicate route name \"gpt-4o\" (also the name of routes[0]); \
+             a route's name defaults to its first model or path: set a distinct name:",
+            "t.yaml:14:11: routes[3].name: duplicate route name \"chat\" (also the name of routes[2])",
+        ]
+    );
+    let text = format!("{HEAD}routes:\n  - {{paths: [/v1/files/], upstream: openai}}\n  - {{name: all, paths: [/], upstream: openai}}\n");
+    let config = load(&text);
+    assert_eq!(route_names(&config), ["/v1/files", "all"]);
+    assert_eq!(
+        config
+            .route_for_path("/v1/files/f1")
+            .map(|r| r.name.as_str()),
+        Some("/v1/files")
+    );
+    assert_eq!(
+        config.route_for_path("/anything").map(|r| r.name.as_str()),
+        Some("all")
+    );
+}
+
+#[test]
+fn admin_must_not_clash_with_listen() {
+    let routes = "routes: [{models: [x], upstream: openai}]\n";
+    for admin in ["0.0.0.0:8080", "127.0.0.1:8080"] {
+        let text = format!("{HEAD}admin: {admin}\n{routes}");
+        assert_eq!(
+            problems(&text),
+            ["t.yaml:6:8: admin: uses the same port as listen; pick another port"]
+        );
+    }
+    let text = format!("{HEAD}admin: 127.0.0.1:9090\n{routes}");
+    assert_eq!(load(&text).admin.map(|a| a.port()), Some(9090));
+}
+
+#[test]
+fn addresses_urls_and_durations() {
+    let text = "environment: test\nlisten: localhost:8080\nadmin: 9090\nmax_body_bytes: 0\nupstreams:\n  \
+                a:\n    url: ftp://x\n    timeout: 30\n    connect_timeout: 1.5s\n    idle_timeout: 0s\n  \
+                b:\n    url: https://h:70000/v1?x=1\nroutes: [{models: [x], upstream: a}]\n";
+    assert_eq!(
+        problems(text),
+        [
+            "t.yaml:2:9: listen: expected an IP address and port like 0.0.0.0:8080 or [::]:8080, found \"localhost:8080\"; \
+             write 127.0.0.1 for localhost (host names are not resolved)",
+            "t.yaml:3:8: admin: expected an IP address and port like 0.0.0.0:8080 or [::]:8080, found \"9090\"",
+            "t.yaml:4:17: max_body_bytes: must be greater than 0 (the default is 33554432, 32 MiB)",
+            "t.yaml:7:10: upstreams.a.url: unsupported scheme \"ftp\"; use http or https",
+            "t.yaml:8:14: upstreams.a.timeout: expected a duration like 30s, 250ms, 5m or 1h, found the bare number \"30\"; \
+             add a unit (ms, s, m or h)",
+            "t.yaml:9:22: upstreams.a.connect_timeout: invalid duration \"1.5s\": fractions are not supported; \
+             use a smaller unit (1500ms, not 1.5s); write it like 30s, 250ms, 5m or 1h",
+            "t.yaml:10:19: upstreams.a.idle_timeout: must be greater than 0",
+            "t.yaml:12:10: upstreams.b.url: a query string (?…) is not allowed in an upstream url",
+        ]
+    );
+    let text = format!("{HEAD}    connect_timeout: 250ms\n    timeout: 2m\n    idle_timeout: 1h\nroutes: [{{models: [x], upstream: openai}}]\n");
+    let openai = &load(&text).upstreams["openai"];
+    assert_eq!(
+        (openai.connect_timeout, openai.timeout, openai.idle_timeout),
+        (
+            Duration::from_millis(250),
+            Duration::from_secs(120),
+            Duration::from_secs(3600)
+        )
+    );
+}
+
+#[test]
+fn yaml_level_problems_come_with_the_rest() {
+    let text = format!("{HEAD}routes:\n  - &r {{models: [x], upstream: openai}}\n  - *r\nfoo: 1\n");
+    assert_eq!(
+        problems(&text),
+        [
+            "t.yaml:8:5: YAML aliases (*name) are not supported; repeat the value instead",
+            "t.yaml:9:1: foo: unknown key \"foo\"; expected one of: environment, listen, admin, max_body_bytes, upstreams, routes",
+        ]
+    );
+    assert_eq!(
+        problems("listen: [0.0.0.0:8080\nroutes: x\n"),
+        ["t.yaml:2:7: YAML syntax error: illegal placement of ':' indicator"]
+    );
+    assert_eq!(problems("- a\n- b\n"), ["t.yaml:1:1: expected a mapping with keys environment, listen, admin, max_body_bytes, upstreams, routes, found a list"]);
+}
+
+#[test]
+fn load_file_reads_and_names_the_file() {
+    let dir = std::env::temp_dir().join(format!("veilgate-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let good = dir.join("good.yaml");
+    let text = format!("{HEAD}routes: [{{models: [x], upstream: openai}}]\n");
+    std::fs::write(&good, text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        load_file(&good).map(|c| c.environment).ok().as_deref(),
+        Some("test")
+    );
+
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "listen: 1\n").unwrap_or_else(|e| panic!("{e}"));
+    let err = load_file(&bad)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains(&format!(
+            "\n{}:1:9: listen: expected an IP address",
+            bad.display()
+        )),
+        "{err}"
+    );
+
+    let missing = dir.join("missing.yaml");
+    let err = load_file(&missing)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.starts_with(&format!("cannot read {}: ", missing.display())),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,442 @@
+//! Semantic checks on the raw schema, building the runtime model.
+//!
+//! Every check reports at the position of the offending value (looked up by key path in the
+//! [`Index`]) and carries on, so one run lists every problem. Values whose `${VAR}` expansion
+//! failed were reported already and are not reported again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::base_url::parse_base_url;
+use super::duration::{parse_duration, DurationError};
+use super::error::Problems;
+use super::model::{Config, ModelPattern, Route, RouteMatch, Upstream};
+use super::schema::{RawConfig, RawRoute, RawUpstream};
+use super::suggest::closest;
+use super::tree::{child_path, item_path, quote, Index};
+
+/// Checks `raw` and builds the [`Config`]; `None` when anything was reported.
+pub(crate) fn validate(raw: RawConfig, index: &Index, problems: &mut Problems) -> Option<Config> {
+    let mut checker = Checker { index, problems };
+    checker.config(raw)
+}
+
+struct Checker<'a> {
+    index: &'a Index,
+    problems: &'a mut Problems,
+}
+
+impl Checker<'_> {
+    fn report(&mut self, path: &str, message: impl Into<String>) {
+        if !self.index.failed(path) && !self.problems.is_quiet(path) {
+            self.problems.push(self.index.pos(path), path, message);
+        }
+    }
+
+    /// Quotes the value at `path` for a message (an expanded value by its `${VAR}` source).
+    fn show(&self, path: &str, value: &str) -> String {
+        self.index.show(path, value)
+    }
+
+    /// A required, non-blank string; reports it missing or empty (with `hint`) otherwise.
+    fn required_text(&mut self, value: Option<String>, path: &str, hint: &str) -> Option<String> {
+        if let Some(value) = value.filter(|v| !v.trim().is_empty()) {
+            return Some(value);
+        }
+        let message = match self.index.get(path) {
+            Some(found) => match &found.source {
+                Some(source) => format!("is empty (the expansion of {}); {hint}", quote(source)),
+                None => format!("is empty; {hint}"),
+            },
+            None => {
+                let key = path.rsplit('.').next().unwrap_or(path);
+                format!("missing required key `{key}`; {hint}")
+            }
+        };
+        self.report(path, message);
+        None
+    }
+
+    fn config(&mut self, raw: RawConfig) -> Option<Config> {
+        let environment = self.required_text(
+            raw.environment,
+            "environment",
+            "set a label such as production or development",
+        );
+        let listen = self
+            .required_text(
+                raw.listen,
+                "listen",
+                "set the address to serve on, like 0.0.0.0:8080",
+            )
+            .and_then(|text| self.socket_addr(&text, "listen"));
+        let admin = match raw.admin.filter(|t| !t.is_empty()) {
+            None => Ok(None),
+            Some(text) => self.socket_addr(&text, "admin").map(Some).ok_or(()),
+        };
+        if let (Some(listen), Ok(Some(admin))) = (listen, admin) {
+            if overlap(listen, admin) {
+                self.report("admin", "uses the same port as listen; pick another port");
+            }
+        }
+        let max_body_bytes = self.max_body_bytes(raw.max_body_bytes);
+        let upstream_names: Vec<String> = raw
+            .upstreams
+            .iter()
+            .flat_map(|u| u.keys().cloned())
+            .collect();
+        let upstreams = self.upstreams(raw.upstreams);
+        let routes = self.routes(raw.routes, &upstream_names);
+        Some(Config {
+            environment: environment?,
+            listen: listen?,
+            admin: admin.ok()?,
+            max_body_bytes: max_body_bytes?,
+            upstreams: upstreams?,
+            routes: routes?,
+        })
+    }
+
+    fn socket_addr(&mut self, text: &str, path: &str) -> Option<SocketAddr> {
+        if let Ok(addr) = text.parse() {
+            return Some(addr);
+        }
+        let mut message = format!(
+            "expected an IP address and port like 0.0.0.0:8080 or [::]:8080, found {}",
+            self.show(path, text)
+        );
+        if text.starts_with("localhost") {
+            message.push_str("; write 127.0.0.1 for localhost (host names are not resolved)");
+        }
+        self.report(path, message);
+        None
+    }
+
+    fn max_body_bytes(&mut self, value: Option<u64>) -> Option<usize> {
+        match value.map(usize::try_from) {
+            None => Some(Config::DEFAULT_MAX_BODY_BYTES),
+            Some(Ok(0)) => {
+                self.report(
+                    "max_body_bytes",
+                    "must be greater than 0 (the default is 33554432, 32 MiB)",
+                );
+                None
+            }
+            Some(Ok(n)) => Some(n),
+            Some(Err(_)) => {
+                self.report("max_body_bytes", "is too large for this platform");
+                None
+            }
+        }
+    }
+
+    fn upstreams(
+        &mut self,
+        raw: Option<BTreeMap<String, RawUpstream>>,
+    ) -> Option<BTreeMap<String, Arc<Upstream>>> {
+        const HINT: &str = "define at least one, like `openai: {url: https://api.openai.com/v1}`";
+        let raw = raw.filter(|map| !map.is_empty());
+        let raw = self.required_some(raw, "upstreams", HINT)?;
+        let mut upstreams = BTreeMap::new();
+        let mut complete = true;
+        for (name, raw) in raw {
+            match self.upstream(&name, raw) {
+                Some(upstream) => {
+                    upstreams.insert(name, Arc::new(upstream));
+                }
+                None => complete = false,
+            }
+        }
+        complete.then_some(upstreams)
+    }
+
+    /// Like [`Checker::required_text`] for a collection that must be present and non-empty.
+    fn required_some<T>(&mut self, value: Option<T>, path: &str, hint: &str) -> Option<T> {
+        if value.is_none() {
+            let message = match self.index.get(path) {
+                Some(_) => format!("is empty; {hint}"),
+                None => format!("missing required key `{path}`; {hint}"),
+            };
+            self.report(path, message);
+        }
+        value
+    }
+
+    fn upstream(&mut self, name: &str, raw: RawUpstream) -> Option<Upstream> {
+        let path = child_path("upstreams", name);
+        let at = |key: &str| child_path(&path, key);
+        if name.trim().is_empty() {
+            self.report(&path, "an upstream name must not be empty");
+        }
+        let url = self
+            .required_text(
+                raw.url,
+                &at("url"),
+                "set the API's base url, like https://api.openai.com/v1",
+            )
+            .and_then(|text| match parse_base_url(&text) {
+                Ok(url) => Some(url),
+                Err(message) => {
+                    self.report(&at("url"), message);
+                    None
+                }
+            });
+        let api_key = raw.api_key.filter(|key| !key.is_empty());
+        let api_key_ok = api_key
+            .as_deref()
+            .is_none_or(|key| key.chars().all(|c| c.is_ascii_graphic()));
+        if !api_key_ok {
+            let message =
+                "contains spaces, control or non-ASCII characters (a trailing newline from a \
+                           secrets file?); the value is not shown";
+            self.report(&at("api_key"), message);
+        }
+        let connect_timeout = self.duration(
+            raw.connect_timeout,
+            &at("connect_timeout"),
+            Upstream::DEFAULT_CONNECT_TIMEOUT,
+        );
+        let timeout = self.duration(raw.timeout, &at("timeout"), Upstream::DEFAULT_TIMEOUT);
+        let idle_timeout = self.duration(
+            raw.idle_timeout,
+            &at("idle_timeout"),
+            Upstream::DEFAULT_IDLE_TIMEOUT,
+        );
+        let url = url?;
+        Some(Upstream {
+            name: name.to_owned(),
+            tls: url.tls,
+            host: url.host,
+            port: url.port,
+            base_path: url.base_path,
+            api_key: if api_key_ok { api_key } else { None },
+            connect_timeout: connect_timeout?,
+            timeout: timeout?,
+            idle_timeout: idle_timeout?,
+        })
+    }
+
+    fn duration(
+        &mut self,
+        text: Option<String>,
+        path: &str,
+        default: Duration,
+    ) -> Option<Duration> {
+        let Some(text) = text else {
+            return Some(default);
+        };
+        const EXAMPLES: &str = "like 30s, 250ms, 5m or 1h";
+        let message = match parse_duration(&text) {
+            Ok(duration) if !duration.is_zero() => return Some(duration),
+            Ok(_) => "must be greater than 0".to_owned(),
+            Err(DurationError::NoUnit) => format!(
+                "expected a duration {EXAMPLES}, found the bare number {}; add a unit (ms, s, m or h)",
+                self.show(path, &text)
+            ),
+            Err(err) => format!("invalid duration {}: {err}; write it {EXAMPLES}", self.show(path, &text)),
+        };
+        self.report(path, message);
+        None
+    }
+
+    fn routes(
+        &mut self,
+        raw: Option<Vec<RawRoute>>,
+        upstream_names: &[String],
+    ) -> Option<Vec<Route>> {
+        const HINT: &str = "add at least one route, like `- {models: [\"*\"], upstream: openai}`";
+        let raw = raw.filter(|routes| !routes.is_empty());
+        let raw = self.required_some(raw, "routes", HINT)?;
+        let mut names: HashMap<String, String> = HashMap::new();
+        let mut routes = Vec::with_capacity(raw.len());
+        let mut complete = true;
+        for (i, raw) in raw.into_iter().enumerate() {
+            let path = item_path("routes", i);
+            match self.route(&path, raw, upstream_names) {
+                Some(route) => {
+                    let explicit = self.index.get(&child_path(&path, "name")).is_some();
+                    if !self.unique_name(&route.name, &path, explicit, &mut names) {
+                        complete = false;
+                    }
+                    routes.push(route);
+                }
+                None => complete = false,
+            }
+        }
+        complete.then_some(routes)
+    }
+
+    /// Records `name` for the route at `path`; reports it when an earlier route has it.
+    fn unique_name(
+        &mut self,
+        name: &str,
+        path: &str,
+        explicit: bool,
+        names: &mut HashMap<String, String>,
+    ) -> bool {
+        let Some(first) = names.get(name) else {
+            names.insert(name.to_owned(), path.to_owned());
+            return true;
+        };
+        let mut message = format!(
+            "duplicate route name {} (also the name of {first})",
+            quote(name)
+        );
+        if explicit {
+            self.report(&child_path(path, "name"), message);
+        } else {
+            message.push_str(
+                "; a route's name defaults to its first model or path: set a distinct name:",
+            );
+            self.report(path, message);
+        }
+        false
+    }
+
+    fn route(&mut self, path: &str, raw: RawRoute, upstream_names: &[String]) -> Option<Route> {
+        let at = |key: &str| child_path(path, key);
+        let has_models = raw.models.is_some() || self.index.get(&at("models")).is_some();
+        let has_paths = raw.paths.is_some() || self.index.get(&at("paths")).is_some();
+        let matcher = match (has_models, has_paths) {
+            (true, false) => self.models(raw.models.unwrap_or_default(), &at("models")),
+            (false, true) => self.paths(raw.paths.unwrap_or_default(), &at("paths")),
+            (true, true) => {
+                let message =
+                    "a route matches either models: or paths:, not both; split it into two routes";
+                self.report(&at("paths"), message);
+                None
+            }
+            (false, false) => {
+                let message =
+                    "a route needs models: (model names or globs) or paths: (path prefixes)";
+                self.report(path, message);
+                None
+            }
+        };
+        if has_paths && raw.model.is_some() {
+            let message = "model: (the model name the upstream sees) applies only to models: routes; remove it";
+            self.report(&at("model"), message);
+        }
+        let upstream = self
+            .required_text(
+                raw.upstream,
+                &at("upstream"),
+                "name the upstream that serves this route",
+            )
+            .and_then(|name| self.known_upstream(name, &at("upstream"), upstream_names));
+        let model = match raw.model {
+            Some(model) if model.trim().is_empty() => {
+                self.report(
+                    &at("model"),
+                    "is empty; name the model the upstream should see, or remove model:",
+                );
+                None
+            }
+            other => other,
+        };
+        let name = match raw.name {
+            Some(name) if name.trim().is_empty() => {
+                self.report(&at("name"), "is empty; name the route or remove name:");
+                None
+            }
+            Some(name) => Some(name),
+            None => matcher.as_ref().map(default_route_name),
+        };
+        Some(Route {
+            name: name?,
+            matcher: matcher?,
+            upstream: upstream?,
+            model,
+        })
+    }
+
+    fn known_upstream(
+        &mut self,
+        name: String,
+        path: &str,
+        upstream_names: &[String],
+    ) -> Option<String> {
+        if upstream_names.contains(&name) {
+            return Some(name);
+        }
+        if upstream_names.is_empty() {
+            return None; // Already reported: upstreams is missing or empty.
+        }
+        let mut message = format!(
+            "unknown upstream {}; defined upstreams: {}",
+            self.show(path, &name),
+            upstream_names.join(", ")
+        );
+        if let Some(similar) = closest(&name, upstream_names.iter().map(String::as_str)) {
+            message.push_str(&format!("; did you mean {}?", quote(similar)));
+        }
+        self.report(path, message);
+        None
+    }
+
+    fn models(&mut self, models: Vec<String>, path: &str) -> Option<RouteMatch> {
+        if models.is_empty() {
+            self.report(
+                path,
+                "is empty; list model names or globs, like [gpt-4o, \"gpt-4.1*\"]",
+            );
+            return None;
+        }
+        let mut patterns = Vec::with_capacity(models.len());
+        for (j, model) in models.iter().enumerate() {
+            let item = item_path(path, j);
+            if model.trim().is_empty() {
+                self.report(&item, "is empty; write a model name or a glob");
+                continue;
+            }
+            match ModelPattern::new(model) {
+                Ok(pattern) => patterns.push(pattern),
+                Err(err) => {
+                    let message =
+                        format!("invalid glob {}: {}", self.show(&item, model), err.kind());
+                    self.report(&item, message);
+                }
+            }
+        }
+        (patterns.len() == models.len()).then_some(RouteMatch::Models(patterns))
+    }
+
+    fn paths(&mut self, paths: Vec<String>, path: &str) -> Option<RouteMatch> {
+        if paths.is_empty() {
+            self.report(path, "is empty; list path prefixes, like [/v1/files]");
+            return None;
+        }
+        let mut prefixes = Vec::with_capacity(paths.len());
+        for (j, prefix) in paths.iter().enumerate() {
+            let item = item_path(path, j);
+            let message = if !prefix.starts_with('/') {
+                "must start with /, like /v1/files"
+            } else if prefix.contains(['?', '#']) || prefix.contains(char::is_whitespace) {
+                "a path prefix must not contain a query (?), a fragment (#) or spaces"
+            } else {
+                let trimmed = prefix.trim_end_matches('/');
+                prefixes.push(if trimmed.is_empty() { "/" } else { trimmed }.to_owned());
+                continue;
+            };
+            let message = format!("{message}; found {}", self.show(&item, prefix));
+            self.report(&item, message);
+        }
+        (prefixes.len() == paths.len()).then_some(RouteMatch::Paths(prefixes))
+    }
+}
+
+/// Whether two listening addresses would clash: same port, and the same or a wildcard IP.
+fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+/// A route's name when `name:` is absent: its first model pattern or path.
+fn default_route_name(matcher: &RouteMatch) -> String {
+    match matcher {
+        RouteMatch::Models(patterns) => patterns.first().map(|p| p.pattern.clone()),
+        RouteMatch::Paths(paths) => paths.first().cloned(),
+    }
+    .unwrap_or_default()
+}

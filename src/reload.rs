@@ -1,0 +1,126 @@
+//! Configuration reload without a restart: on SIGHUP, and when the file changes on disk.
+//!
+//! A new configuration is validated first; only a valid one is swapped in, atomically, so
+//! requests already running finish on the configuration they started with. An invalid one is
+//! logged with every problem (file:line:col) and the old configuration stays in force.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+
+use crate::config;
+use crate::gateway::runtime::{Runtime, SharedRuntime};
+
+/// How often the file is checked for changes.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Outcome counters, read by the metrics.
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    /// Successful reloads.
+    pub succeeded: AtomicU64,
+    /// Reloads refused because the new configuration was invalid.
+    pub failed: AtomicU64,
+}
+
+/// Watches the configuration file and SIGHUP; swaps the runtime on a valid change.
+pub struct Reloader {
+    path: PathBuf,
+    runtime: SharedRuntime,
+    stats: Arc<ReloadStats>,
+}
+
+/// What identifies a version of the file on disk.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+}
+
+fn stamp(path: &std::path::Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        modified: meta.modified().ok(),
+        len: meta.len(),
+    })
+}
+
+impl Reloader {
+    /// A reloader for the file at `path`, swapping `runtime`.
+    pub fn new(path: PathBuf, runtime: SharedRuntime, stats: Arc<ReloadStats>) -> Self {
+        Reloader {
+            path,
+            runtime,
+            stats,
+        }
+    }
+
+    /// Loads and validates the file; swaps it in when valid. Returns whether it was swapped.
+    pub fn reload(&self, why: &str) -> bool {
+        match config::load_file(&self.path) {
+            Ok(cfg) => {
+                let old = self.runtime.load();
+                if cfg.listen != old.config.listen || cfg.admin != old.config.admin {
+                    log::warn!(
+                        "config reload ({why}): listen/admin addresses changed; they take effect only after a restart"
+                    );
+                }
+                let next = Runtime::new(cfg);
+                let version = next.version;
+                self.runtime.store(Arc::new(next));
+                self.stats.succeeded.fetch_add(1, Ordering::Relaxed);
+                log::info!(
+                    "config reloaded ({why}) from {}: now version {version}",
+                    self.path.display()
+                );
+                true
+            }
+            Err(e) => {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                log::error!(
+                    "config reload ({why}) refused, keeping version {}:\n{e}",
+                    self.runtime.load().version
+                );
+                false
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Reloader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::error!("cannot listen for SIGHUP ({e}); reload on file change only");
+                None
+            }
+        };
+        let mut last = stamp(&self.path);
+        let mut tick = tokio::time::interval(POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    last = stamp(&self.path);
+                    self.reload("SIGHUP");
+                }
+                _ = tick.tick() => {
+                    let now = stamp(&self.path);
+                    if now.is_some() && now != last {
+                        last = now;
+                        self.reload("file changed");
+                    }
+                }
+            }
+        }
+    }
+}
