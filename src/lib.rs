@@ -9,3 +9,4 @@ pub mod config;
 pub mod gateway;
 pub mod openai;
 pub mod reload;
+pub mod shutdown;

@@ -12,6 +12,7 @@ use veilgate::admin::Admin;
 use veilgate::config;
 use veilgate::gateway::{runtime, Gateway};
 use veilgate::reload::{ReloadStats, Reloader};
+use veilgate::shutdown::{Drain, Inflight};
 
 /// An OpenAI-compatible LLM gateway that redacts secrets, enforces budgets and observes every call.
 #[derive(Parser, Debug)]
@@ -83,6 +84,7 @@ fn run(cli: &Cli) -> ExitCode {
         }
     };
     let listen = cfg.listen.to_string();
+    let grace = cfg.shutdown_grace;
     let admin = cfg.admin.map(|a| a.to_string());
     let threads = cli
         .threads
@@ -91,8 +93,10 @@ fn run(cli: &Cli) -> ExitCode {
     let conf = ServerConf {
         threads,
         upgrade_sock: cli.upgrade_sock.clone(),
-        grace_period_seconds: Some(30),
-        graceful_shutdown_timeout_seconds: Some(10),
+        // Pingora's own grace period is only the backstop: the Drain service exits as soon as
+        // the requests in flight are done.
+        grace_period_seconds: Some(grace.as_secs() + 5),
+        graceful_shutdown_timeout_seconds: Some(5),
         ..ServerConf::default()
     };
     let opt = Opt {
@@ -106,6 +110,11 @@ fn run(cli: &Cli) -> ExitCode {
     server.bootstrap();
 
     let shared = runtime::shared(cfg);
+    let inflight = Inflight::default();
+    server.add_service(pingora_core::services::background::background_service(
+        "drain",
+        Drain::new(inflight.clone(), grace, Vec::new()),
+    ));
     let reload_stats = std::sync::Arc::new(ReloadStats::default());
     server.add_service(pingora_core::services::background::background_service(
         "config reload",
@@ -113,7 +122,7 @@ fn run(cli: &Cli) -> ExitCode {
     ));
     let mut proxy = pingora_proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(shared.clone()),
+        Gateway::new(shared.clone(), inflight.clone()),
         "veilgate",
     );
     proxy.add_tcp(&listen);

@@ -19,6 +19,8 @@ pub struct Config {
     pub admin: Option<SocketAddr>,
     /// The largest request body read; larger requests are refused.
     pub max_body_bytes: usize,
+    /// How long SIGTERM waits for requests in flight before the process exits.
+    pub shutdown_grace: Duration,
     /// Upstreams by name.
     pub upstreams: BTreeMap<String, Arc<Upstream>>,
     /// Routes in file order; the first match wins.
@@ -28,6 +30,8 @@ pub struct Config {
 impl Config {
     /// `max_body_bytes` when the file does not set it: 32 MiB.
     pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+    /// `shutdown_grace` when the file does not set it.
+    pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
     /// The first route (in file order) whose `models:` list matches `model`, with the pattern
     /// that matched.
@@ -272,6 +276,7 @@ mod tests {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin: None,
             max_body_bytes: 1024,
+            shutdown_grace: Config::DEFAULT_SHUTDOWN_GRACE,
             upstreams: BTreeMap::new(),
             routes,
         }

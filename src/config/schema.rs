@@ -16,6 +16,7 @@ pub(crate) struct RawConfig {
     pub listen: Option<String>,
     pub admin: Option<String>,
     pub max_body_bytes: Option<u64>,
+    pub shutdown_grace: Option<String>,
     pub upstreams: Option<BTreeMap<String, RawUpstream>>,
     pub routes: Option<Vec<RawRoute>>,
 }

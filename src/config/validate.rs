@@ -82,6 +82,11 @@ impl Checker<'_> {
             }
         }
         let max_body_bytes = self.max_body_bytes(raw.max_body_bytes);
+        let shutdown_grace = self.duration(
+            raw.shutdown_grace,
+            "shutdown_grace",
+            Config::DEFAULT_SHUTDOWN_GRACE,
+        );
         let upstream_names: Vec<String> = raw
             .upstreams
             .iter()
@@ -94,6 +99,7 @@ impl Checker<'_> {
             listen: listen?,
             admin: admin.ok()?,
             max_body_bytes: max_body_bytes?,
+            shutdown_grace: shutdown_grace?,
             upstreams: upstreams?,
             routes: routes?,
         })

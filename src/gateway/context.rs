@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::Upstream;
+use crate::shutdown::InflightGuard;
 
 use super::runtime::Runtime;
 
@@ -29,12 +30,15 @@ pub struct RequestCtx {
     pub started: Instant,
     /// Set for pass-through requests.
     pub pass: Option<PassThrough>,
+    /// Counts this request as in flight until the context is dropped.
+    pub _inflight: InflightGuard,
 }
 
 impl RequestCtx {
     /// A context on the given runtime.
-    pub fn new(runtime: Arc<Runtime>) -> Self {
+    pub fn new(runtime: Arc<Runtime>, inflight: InflightGuard) -> Self {
         RequestCtx {
+            _inflight: inflight,
             runtime,
             request_id: String::new(),
             started: Instant::now(),

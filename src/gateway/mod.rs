@@ -31,6 +31,7 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use crate::config::{Config, Route, RouteMatch, Upstream};
 use crate::openai::request::multipart_model_span;
 use crate::openai::{self, ApiError, Endpoint};
+use crate::shutdown::Inflight;
 
 use context::{PassThrough, RequestCtx};
 use forward::{Exchange, Forwarder};
@@ -43,6 +44,7 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Gateway {
     runtime: SharedRuntime,
     forwarder: Arc<Forwarder>,
+    inflight: Inflight,
 }
 
 /// How `request_filter` disposed of a request.
@@ -55,10 +57,11 @@ enum Handled {
 
 impl Gateway {
     /// A gateway serving the shared runtime.
-    pub fn new(runtime: SharedRuntime) -> Self {
+    pub fn new(runtime: SharedRuntime, inflight: Inflight) -> Self {
         Gateway {
             runtime,
             forwarder: Arc::new(Forwarder::new()),
+            inflight,
         }
     }
 
@@ -380,7 +383,7 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new(self.runtime.load_full())
+        RequestCtx::new(self.runtime.load_full(), self.inflight.enter())
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {

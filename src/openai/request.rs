@@ -111,6 +111,12 @@ pub fn inspect_json(endpoint: Endpoint, body: &[u8]) -> Result<JsonRequest, ApiE
     if !text.trim_start().starts_with('{') {
         return Err(not_json("the body must be a JSON object"));
     }
+    if exceeds_depth(text.as_bytes(), MAX_DEPTH) {
+        return Err(ApiError::invalid_request(format!(
+            "The JSON body is nested more than {MAX_DEPTH} levels deep."
+        ))
+        .code("invalid_json"));
+    }
     let probe: Probe<'_> = serde_json::from_str(text).map_err(|e| not_json(&e.to_string()))?;
 
     let raw_model = probe.model.ok_or_else(|| {
@@ -171,6 +177,41 @@ pub fn inspect_json(endpoint: Endpoint, body: &[u8]) -> Result<JsonRequest, ApiE
         model_span,
         stream,
     })
+}
+
+/// Deepest JSON nesting accepted: far beyond any real request, and within what every later
+/// stage (and serde_json's own recursion limit) handles without risk.
+pub const MAX_DEPTH: usize = 100;
+
+/// Whether arrays/objects nest deeper than `max` (brackets inside strings do not count).
+fn exceeds_depth(json: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in json {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 fn not_json(detail: &str) -> ApiError {
@@ -325,6 +366,21 @@ mod tests {
         body.push('}');
         let e = inspect_json(Endpoint::Embeddings, body.as_bytes()).unwrap_err();
         assert_eq!(e.status, 400);
+    }
+
+    #[test]
+    fn depth_ignores_brackets_in_strings() {
+        let deep = format!("{}{}", "[".repeat(101), "]".repeat(101));
+        assert!(exceeds_depth(deep.as_bytes(), 100));
+        let quoted = format!("{{\"a\": \"{}\\\"\"}}", "[".repeat(500));
+        assert!(!exceeds_depth(quoted.as_bytes(), 100));
+        assert!(inspect_json(
+            Endpoint::Embeddings,
+            quoted
+                .replace("\"a\"", "\"model\": \"m\", \"a\"")
+                .as_bytes()
+        )
+        .is_ok());
     }
 
     #[test]

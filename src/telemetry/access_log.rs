@@ -162,7 +162,12 @@ impl Drop for AccessLog {
 }
 
 /// The writer thread's loop: write, flush when idle, stop when asked (after draining).
-fn write_lines(rx: Receiver<String>, writer: Box<dyn Write + Send>, stop: &AtomicBool, metrics: &Metrics) {
+fn write_lines(
+    rx: Receiver<String>,
+    writer: Box<dyn Write + Send>,
+    stop: &AtomicBool,
+    metrics: &Metrics,
+) {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, writer);
     let mut failing = false;
     let mut write = |out: &mut std::io::BufWriter<Box<dyn Write + Send>>, line: &str| {

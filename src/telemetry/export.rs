@@ -170,7 +170,11 @@ impl TracePipeline {
             .with_version(version.to_owned())
             .build();
         let mut pipeline = TracePipeline {
-            sample_ratio: if spec.is_enabled() { spec.sample_ratio } else { 0.0 },
+            sample_ratio: if spec.is_enabled() {
+                spec.sample_ratio
+            } else {
+                0.0
+            },
             max_content_bytes: spec.max_content_bytes,
             default: default.clone(),
             by_environment: by_environment.clone(),
@@ -244,8 +248,7 @@ impl TracePipeline {
         if !record.trace.is_sampled() {
             return;
         }
-        let (Some(front), Some(destination)) =
-            (&self.front, self.destination(&record.environment))
+        let (Some(front), Some(destination)) = (&self.front, self.destination(&record.environment))
         else {
             return;
         };
@@ -347,7 +350,10 @@ async fn dispatch(
     drop(lanes);
     let deadline = (*shutdown.borrow()).unwrap_or_else(|| Instant::now() + DEFAULT_FLUSH);
     let all_done = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout_at(deadline.into(), all_done).await.is_err() {
+    if tokio::time::timeout_at(deadline.into(), all_done)
+        .await
+        .is_err()
+    {
         log::warn!("trace export: shutdown deadline reached before every span was sent");
     }
 }

@@ -97,7 +97,10 @@ impl HealthReport {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|e| {
             // Only strings and numbers inside: cannot fail, but never panic on a probe.
-            format!(r#"{{"status":"down","error":"{}"}}"#, e.to_string().replace('"', "'"))
+            format!(
+                r#"{{"status":"down","error":"{}"}}"#,
+                e.to_string().replace('"', "'")
+            )
         })
     }
 
@@ -154,7 +157,12 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        let ok = HealthReport::new("v", Duration::ZERO, 1, vec![upstream("a", UpstreamState::Unknown)]);
+        let ok = HealthReport::new(
+            "v",
+            Duration::ZERO,
+            1,
+            vec![upstream("a", UpstreamState::Unknown)],
+        );
         assert_eq!(ok.status, OverallStatus::Ok);
         let none = HealthReport::new("v", Duration::ZERO, 1, vec![]);
         assert_eq!(none.status, OverallStatus::Ok);

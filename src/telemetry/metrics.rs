@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use prometheus::core::{Collector, GenericCounterVec, GenericGaugeVec};
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use super::record::{RateLimitOutcome, RequestRecord};
@@ -418,7 +417,11 @@ struct StatusLabel {
 
 impl StatusLabel {
     fn new(status: u16) -> StatusLabel {
-        let s = if (100..=999).contains(&status) { status } else { 0 };
+        let s = if (100..=999).contains(&status) {
+            status
+        } else {
+            0
+        };
         let digits = [
             b'0' + (s / 100) as u8,
             b'0' + (s / 10 % 10) as u8,
@@ -473,11 +476,7 @@ fn register<C: Collector + Clone + 'static>(
 // The label arity at every call site matches the family's definition above; these helpers
 // use the non-panicking lookups anyway, so a mistake loses a sample instead of a request.
 
-fn add(
-    vec: &GenericCounterVec<prometheus::core::AtomicU64>,
-    labels: &[&str],
-    by: u64,
-) {
+fn add(vec: &GenericCounterVec<prometheus::core::AtomicU64>, labels: &[&str], by: u64) {
     if let Ok(c) = vec.get_metric_with_label_values(labels) {
         c.inc_by(by);
     }

@@ -53,8 +53,7 @@ pub use health::{HealthReport, OverallStatus, UpstreamHealth, UpstreamState};
 pub use metrics::{InflightGuard, Metrics, ReloadResult, METRICS_CONTENT_TYPE};
 pub use record::{
     operation, CapturedContent, Direction, RateLimitOutcome, RedactionCount, RedactionFailure,
-    RequestParams, RequestRecord, ResponseInfo, TokenUsage, UpstreamAttempt,
-    UpstreamErrorReason,
+    RequestParams, RequestRecord, ResponseInfo, TokenUsage, UpstreamAttempt, UpstreamErrorReason,
 };
 pub use spec::{EnvironmentExporter, TraceSpec};
 pub use trace_ids::{AttemptIds, TraceIds};

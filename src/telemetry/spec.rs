@@ -317,13 +317,22 @@ mod tests {
     fn rejects_bad_values_without_quoting_them() {
         let mut s = spec();
         s.sample_ratio = 1.5;
-        assert!(matches!(s.validate(), Err(TelemetryError::InvalidTraceSpec { field, .. }) if field.ends_with("sample_ratio")));
+        assert!(
+            matches!(s.validate(), Err(TelemetryError::InvalidTraceSpec { field, .. }) if field.ends_with("sample_ratio"))
+        );
 
         let mut s = spec();
         let bad = format!("{SECRET}\r\nx-injected: 1");
-        s.environments.get_mut("staging").unwrap().headers.insert("authorization".into(), bad);
+        s.environments
+            .get_mut("staging")
+            .unwrap()
+            .headers
+            .insert("authorization".into(), bad);
         let err = s.validate().unwrap_err().to_string();
-        assert!(err.contains("environments.staging.headers.authorization"), "{err}");
+        assert!(
+            err.contains("environments.staging.headers.authorization"),
+            "{err}"
+        );
         assert!(!err.contains(SECRET), "{err}");
 
         let mut s = spec();

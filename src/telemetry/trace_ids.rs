@@ -132,7 +132,10 @@ impl fmt::Debug for TraceIds {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TraceIds")
             .field("trace_id", &format_args!("{:032x}", self.trace_id))
-            .field("server_span_id", &format_args!("{:016x}", self.server_span_id))
+            .field(
+                "server_span_id",
+                &format_args!("{:016x}", self.server_span_id),
+            )
             .field(
                 "remote_parent",
                 &self.remote_parent.map(|s| format!("{s:016x}")),
@@ -241,7 +244,10 @@ mod tests {
             ids.remote_parent(),
             Some(SpanId::from_bytes(0xb7ad6b7169203331u64.to_be_bytes()))
         );
-        assert!(ids.is_sampled(), "the caller's sampled flag wins over ratio 0");
+        assert!(
+            ids.is_sampled(),
+            "the caller's sampled flag wins over ratio 0"
+        );
         assert!(ids.is_continued());
         assert_ne!(ids.server_span_id(), SpanId::INVALID);
 
@@ -251,7 +257,10 @@ mod tests {
         assert!(tp.ends_with("-01"));
         assert_ne!(attempt.span_id(), ids.server_span_id());
         assert_ne!(ids.attempt().span_id(), attempt.span_id());
-        assert_eq!(parse_traceparent(&tp).map(|p| p.span_id), Some(attempt.span_id()));
+        assert_eq!(
+            parse_traceparent(&tp).map(|p| p.span_id),
+            Some(attempt.span_id())
+        );
     }
 
     #[test]
@@ -296,8 +305,18 @@ mod tests {
             .filter(|_| TraceIds::start(None, 0.25).is_sampled())
             .count();
         assert!((300..=700).contains(&kept), "kept {kept} of 2000 at 0.25");
-        assert_eq!((0..100).filter(|_| TraceIds::start(None, 0.0).is_sampled()).count(), 0);
-        assert_eq!((0..100).filter(|_| TraceIds::start(None, 1.0).is_sampled()).count(), 100);
+        assert_eq!(
+            (0..100)
+                .filter(|_| TraceIds::start(None, 0.0).is_sampled())
+                .count(),
+            0
+        );
+        assert_eq!(
+            (0..100)
+                .filter(|_| TraceIds::start(None, 1.0).is_sampled())
+                .count(),
+            100
+        );
 
         let low = TraceId::from_bytes(1u128.to_be_bytes());
         let high = TraceId::from_bytes(u128::MAX.to_be_bytes());
@@ -310,7 +329,10 @@ mod tests {
     fn debug_shows_hex_ids() {
         let ids = TraceIds::start(Some(PARENT), 1.0);
         let debug = format!("{ids:?}");
-        assert!(debug.contains("0af7651916cd43dd8448eb211c80319c"), "{debug}");
+        assert!(
+            debug.contains("0af7651916cd43dd8448eb211c80319c"),
+            "{debug}"
+        );
         assert!(debug.contains("b7ad6b7169203331"), "{debug}");
     }
 }
