@@ -7,6 +7,8 @@
 pub mod admin;
 pub mod config;
 pub mod gateway;
+pub mod limits;
 pub mod openai;
 pub mod reload;
 pub mod shutdown;
+pub mod telemetry;

@@ -2,17 +2,24 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
+use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
 
 use veilgate::admin::Admin;
 use veilgate::config;
-use veilgate::gateway::{runtime, Gateway};
-use veilgate::reload::{ReloadStats, Reloader};
+use veilgate::gateway::checks::HealthChecker;
+use veilgate::gateway::forward::Forwarder;
+use veilgate::gateway::health::UpstreamHealth;
+use veilgate::gateway::{runtime, Gateway, Shared};
+use veilgate::reload::Reloader;
 use veilgate::shutdown::{Drain, Inflight};
+use veilgate::telemetry::{Telemetry, TraceSpec};
 
 /// An OpenAI-compatible LLM gateway that redacts secrets, enforces budgets and observes every call.
 #[derive(Parser, Debug)]
@@ -109,31 +116,74 @@ fn run(cli: &Cli) -> ExitCode {
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    let shared = runtime::shared(cfg);
-    let inflight = Inflight::default();
-    server.add_service(pingora_core::services::background::background_service(
-        "drain",
-        Drain::new(inflight.clone(), grace, Vec::new()),
-    ));
-    let reload_stats = std::sync::Arc::new(ReloadStats::default());
-    server.add_service(pingora_core::services::background::background_service(
-        "config reload",
-        Reloader::new(cli.config.clone(), shared.clone(), reload_stats),
-    ));
+    let telemetry = match Telemetry::builder()
+        .version(env!("CARGO_PKG_VERSION"))
+        .traces(TraceSpec::default())
+        .build()
+    {
+        Ok(t) => Arc::new(t),
+        Err(e) => {
+            eprintln!("veilgate: not started: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let shared = Shared {
+        runtime: runtime::shared(cfg),
+        forwarder: Arc::new(Forwarder::new()),
+        inflight: Inflight::default(),
+        health: Arc::new(UpstreamHealth::default()),
+        telemetry: telemetry.clone(),
+    };
+
     let mut proxy = pingora_proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(shared.clone(), inflight.clone()),
+        Gateway::new(&shared),
         "veilgate",
     );
     proxy.add_tcp(&listen);
     server.add_service(proxy);
 
     if let Some(admin) = admin {
-        let mut service = Service::new("veilgate admin".to_owned(), Admin::new(shared));
+        let app = Admin::new(
+            shared.runtime.clone(),
+            shared.health.clone(),
+            telemetry.clone(),
+        );
+        let mut service = Service::new("veilgate admin".to_owned(), app);
         service.add_tcp(&admin);
         server.add_service(service);
         log::info!("admin listening on {admin}");
     }
+    server.add_service(background_service(
+        "config reload",
+        Reloader::new(
+            cli.config.clone(),
+            shared.runtime.clone(),
+            telemetry.clone(),
+        ),
+    ));
+    server.add_service(background_service(
+        "health checks",
+        HealthChecker::new(
+            shared.runtime.clone(),
+            shared.forwarder.clone(),
+            shared.health.clone(),
+        ),
+    ));
+    let flush = telemetry.clone();
+    server.add_service(background_service(
+        "drain",
+        Drain::new(
+            shared.inflight.clone(),
+            grace,
+            vec![Box::new(move || {
+                let report = flush.shutdown(Duration::from_secs(5));
+                if !report.traces_flushed {
+                    log::warn!("some spans could not be exported before exit");
+                }
+            })],
+        ),
+    ));
     log::info!(
         "veilgate {} listening on {listen}",
         env!("CARGO_PKG_VERSION")

@@ -5,7 +5,6 @@
 //! logged with every problem (file:line:col) and the old configuration stays in force.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -15,24 +14,16 @@ use pingora_core::services::background::BackgroundService;
 
 use crate::config;
 use crate::gateway::runtime::{Runtime, SharedRuntime};
+use crate::telemetry::{ReloadResult, Telemetry};
 
 /// How often the file is checked for changes.
 const POLL: Duration = Duration::from_secs(1);
-
-/// Outcome counters, read by the metrics.
-#[derive(Debug, Default)]
-pub struct ReloadStats {
-    /// Successful reloads.
-    pub succeeded: AtomicU64,
-    /// Reloads refused because the new configuration was invalid.
-    pub failed: AtomicU64,
-}
 
 /// Watches the configuration file and SIGHUP; swaps the runtime on a valid change.
 pub struct Reloader {
     path: PathBuf,
     runtime: SharedRuntime,
-    stats: Arc<ReloadStats>,
+    telemetry: Arc<Telemetry>,
 }
 
 /// What identifies a version of the file on disk.
@@ -52,11 +43,11 @@ fn stamp(path: &std::path::Path) -> Option<Stamp> {
 
 impl Reloader {
     /// A reloader for the file at `path`, swapping `runtime`.
-    pub fn new(path: PathBuf, runtime: SharedRuntime, stats: Arc<ReloadStats>) -> Self {
+    pub fn new(path: PathBuf, runtime: SharedRuntime, telemetry: Arc<Telemetry>) -> Self {
         Reloader {
             path,
             runtime,
-            stats,
+            telemetry,
         }
     }
 
@@ -73,7 +64,9 @@ impl Reloader {
                 let next = Runtime::new(cfg);
                 let version = next.version;
                 self.runtime.store(Arc::new(next));
-                self.stats.succeeded.fetch_add(1, Ordering::Relaxed);
+                self.telemetry
+                    .metrics()
+                    .config_reloaded(ReloadResult::Success);
                 log::info!(
                     "config reloaded ({why}) from {}: now version {version}",
                     self.path.display()
@@ -81,7 +74,9 @@ impl Reloader {
                 true
             }
             Err(e) => {
-                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                self.telemetry
+                    .metrics()
+                    .config_reloaded(ReloadResult::Failure);
                 log::error!(
                     "config reload ({why}) refused, keeping version {}:\n{e}",
                     self.runtime.load().version

@@ -109,7 +109,52 @@ pub struct Upstream {
     pub timeout: Duration,
     /// Longest silence inside a response (between stream events).
     pub idle_timeout: Duration,
+    /// How the key is sent.
+    pub auth: UpstreamAuth,
+    /// Query parameters added to every request (`api-version` for Azure).
+    pub query: Vec<(String, String)>,
+    /// Optional active health check.
+    pub health_check: Option<HealthCheck>,
+    /// Whether `base_path` contains `{model}`.
+    pub has_model_placeholder: bool,
 }
+
+/// How an upstream's `api_key` is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamAuth {
+    /// `Authorization: Bearer <key>` (OpenAI and most compatible APIs).
+    Bearer,
+    /// The key as the value of this (lowercase) header, e.g. Azure's `api-key`.
+    Header(String),
+}
+
+/// An active health check: `GET <url>/<path>` every `interval`; a 2xx within `timeout` passes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Relative to the upstream url, like `models`.
+    pub path: String,
+    /// Time between checks.
+    pub interval: Duration,
+    /// Longest wait for an answer.
+    pub timeout: Duration,
+}
+
+/// Characters escaped when a model name is put into a url path: everything but RFC 3986
+/// unreserved characters, so a model name cannot add path segments or a query.
+const MODEL_IN_PATH: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b':')
+    .remove(b'@');
+
+/// Characters escaped in configured query keys and values.
+const QUERY: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 impl Upstream {
     /// `connect_timeout` when the file does not set it.
@@ -138,7 +183,35 @@ impl Upstream {
     /// `url_for("chat/completions")` is `/v1/chat/completions` for a base path of `/v1`.
     /// A query string in `rest` is kept.
     pub fn url_for(&self, rest: &str) -> String {
-        format!("{}/{}", self.base_path, rest.trim_start_matches('/'))
+        self.path_for(None, rest, None)
+    }
+
+    /// The upstream request path and query: the base path with `{model}` replaced by `model`
+    /// (percent-encoded), then `/` + `rest`, then the client's query followed by the
+    /// configured `query:` pairs.
+    pub fn path_for(&self, model: Option<&str>, rest: &str, client_query: Option<&str>) -> String {
+        let base = if self.has_model_placeholder {
+            let encoded = percent_encoding::utf8_percent_encode(model.unwrap_or(""), MODEL_IN_PATH)
+                .to_string();
+            self.base_path.replace("{model}", &encoded)
+        } else {
+            self.base_path.clone()
+        };
+        let mut path = format!("{base}/{}", rest.trim_start_matches('/'));
+        let mut separator = if path.contains('?') { '&' } else { '?' };
+        if let Some(q) = client_query.filter(|q| !q.is_empty()) {
+            path.push(separator);
+            path.push_str(q);
+            separator = '&';
+        }
+        for (key, value) in &self.query {
+            path.push(separator);
+            path.extend(percent_encoding::utf8_percent_encode(key, QUERY));
+            path.push('=');
+            path.extend(percent_encoding::utf8_percent_encode(value, QUERY));
+            separator = '&';
+        }
+        path
     }
 }
 
@@ -161,6 +234,9 @@ impl fmt::Debug for Upstream {
             .field("connect_timeout", &self.connect_timeout)
             .field("timeout", &self.timeout)
             .field("idle_timeout", &self.idle_timeout)
+            .field("auth", &self.auth)
+            .field("query", &self.query)
+            .field("health_check", &self.health_check)
             .finish()
     }
 }
@@ -172,10 +248,70 @@ pub struct Route {
     pub name: String,
     /// What the route matches.
     pub matcher: RouteMatch,
-    /// The name of the upstream (a key of [`Config::upstreams`]).
-    pub upstream: String,
+    /// The upstreams to choose from by weight (`upstream:` is one target of weight 1).
+    pub targets: Vec<Target>,
+    /// Tried in order after the targets, when an attempt fails as `retry_on` says.
+    pub fallbacks: Vec<String>,
+    /// Which failures move on to the next candidate.
+    pub retry_on: RetryOn,
     /// For `models:` routes: the model name the upstream sees (the client keeps its own).
     pub model: Option<String>,
+    /// This route's traffic environment label, if it sets one.
+    pub environment: Option<String>,
+}
+
+impl Route {
+    /// Every upstream the route may use: targets, then fallbacks.
+    pub fn upstream_names(&self) -> impl Iterator<Item = &str> {
+        self.targets
+            .iter()
+            .map(|t| t.upstream.as_str())
+            .chain(self.fallbacks.iter().map(String::as_str))
+    }
+}
+
+/// One weighted upstream of a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// A key of [`Config::upstreams`].
+    pub upstream: String,
+    /// Relative share of first attempts (0 = only as a retry).
+    pub weight: u32,
+}
+
+/// Which failed attempts are retried on the next candidate (`retry_on:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryOn {
+    /// No connection, or it broke before an answer.
+    pub connect: bool,
+    /// No answer within the upstream's `timeout`.
+    pub timeout: bool,
+    /// The upstream answered 429.
+    pub too_many_requests: bool,
+    /// The upstream answered 5xx.
+    pub server_error: bool,
+}
+
+impl RetryOn {
+    /// `retry_on: []`.
+    pub const NONE: RetryOn = RetryOn {
+        connect: false,
+        timeout: false,
+        too_many_requests: false,
+        server_error: false,
+    };
+}
+
+impl Default for RetryOn {
+    /// `[connect, timeout, 429, 5xx]`.
+    fn default() -> Self {
+        RetryOn {
+            connect: true,
+            timeout: true,
+            too_many_requests: true,
+            server_error: true,
+        }
+    }
 }
 
 /// What a route matches.
@@ -242,8 +378,14 @@ mod tests {
         Route {
             name: name.into(),
             matcher: RouteMatch::Models(patterns.iter().map(|p| pattern(p)).collect()),
-            upstream: upstream.into(),
+            targets: vec![Target {
+                upstream: upstream.into(),
+                weight: 1,
+            }],
+            fallbacks: Vec::new(),
+            retry_on: RetryOn::default(),
             model: None,
+            environment: None,
         }
     }
 
@@ -251,8 +393,14 @@ mod tests {
         Route {
             name: name.into(),
             matcher: RouteMatch::Paths(paths.iter().map(|p| p.to_string()).collect()),
-            upstream: upstream.into(),
+            targets: vec![Target {
+                upstream: upstream.into(),
+                weight: 1,
+            }],
+            fallbacks: Vec::new(),
+            retry_on: RetryOn::default(),
             model: None,
+            environment: None,
         }
     }
 
@@ -267,7 +415,35 @@ mod tests {
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(300),
             idle_timeout: Duration::from_secs(300),
+            auth: UpstreamAuth::Bearer,
+            query: Vec::new(),
+            health_check: None,
+            has_model_placeholder: base_path.contains("{model}"),
         }
+    }
+
+    #[test]
+    fn path_for_substitutes_and_merges_queries() {
+        let mut u = upstream(
+            true,
+            "x.openai.azure.com",
+            443,
+            "/openai/deployments/{model}",
+        );
+        u.query = vec![("api-version".into(), "2024-10-21".into())];
+        assert_eq!(
+            u.path_for(Some("gpt-4o"), "chat/completions", Some("a=1")),
+            "/openai/deployments/gpt-4o/chat/completions?a=1&api-version=2024-10-21"
+        );
+        assert_eq!(
+            u.path_for(Some("../x?y"), "/embeddings", None),
+            "/openai/deployments/..%2Fx%3Fy/embeddings?api-version=2024-10-21"
+        );
+        let plain = upstream(false, "h", 80, "/v1");
+        assert_eq!(
+            plain.path_for(Some("m"), "files", Some("purpose=batch")),
+            "/v1/files?purpose=batch"
+        );
     }
 
     fn config(routes: Vec<Route>) -> Config {

@@ -29,6 +29,24 @@ pub(crate) struct RawUpstream {
     pub connect_timeout: Option<String>,
     pub timeout: Option<String>,
     pub idle_timeout: Option<String>,
+    pub auth_header: Option<String>,
+    pub query: Option<BTreeMap<String, String>>,
+    pub health_check: Option<RawHealthCheck>,
+}
+
+/// `health_check:` of an upstream.
+#[derive(Deserialize)]
+pub(crate) struct RawHealthCheck {
+    pub path: Option<String>,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+}
+
+/// One entry of a route's `upstreams:` list.
+#[derive(Deserialize)]
+pub(crate) struct RawTarget {
+    pub name: Option<String>,
+    pub weight: Option<u64>,
 }
 
 /// One entry under `routes:`.
@@ -37,6 +55,10 @@ pub(crate) struct RawRoute {
     pub models: Option<Vec<String>>,
     pub paths: Option<Vec<String>>,
     pub upstream: Option<String>,
+    pub upstreams: Option<Vec<RawTarget>>,
+    pub fallbacks: Option<Vec<String>>,
+    pub retry_on: Option<Vec<String>>,
     pub model: Option<String>,
     pub name: Option<String>,
+    pub environment: Option<String>,
 }

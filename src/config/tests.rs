@@ -131,7 +131,7 @@ fn the_example_loads_with_an_environment() {
     let by_model = |m: &str| {
         config
             .route_for_model(m)
-            .map(|(r, p)| (r.upstream.as_str(), p.pattern.as_str()))
+            .map(|(r, p)| (r.targets[0].upstream.as_str(), p.pattern.as_str()))
     };
     assert_eq!(by_model("gpt-4o"), Some(("openai", "gpt-4o")));
     assert_eq!(by_model("gpt-4.1-mini"), Some(("openai", "gpt-4.1*")));
@@ -144,7 +144,7 @@ fn the_example_loads_with_an_environment() {
     assert_eq!(
         config
             .route_for_path("/v1/batches/b_1")
-            .map(|r| r.upstream.as_str()),
+            .map(|r| r.targets[0].upstream.as_str()),
         Some("openai")
     );
     assert!(config.route_for_path("/v1/chat/completions").is_none());
@@ -197,7 +197,7 @@ fn expansion_in_values_lists_and_typed_scalars() {
         "a plain expanded scalar is typed after expansion"
     );
     assert_eq!(config.admin, None, "an empty optional address is absent");
-    assert_eq!(config.routes[0].upstream, "openai");
+    assert_eq!(config.routes[0].targets[0].upstream, "openai");
     assert_eq!(config.model_ids(), ["dflt", "a$b"]);
     assert!(config.route_for_model("example.com-large").is_some());
 }
@@ -278,7 +278,7 @@ fn four_different_problems_are_all_reported() {
             "t.yaml:10:15: routes[0].upstream: unknown upstream \"opnai\"; defined upstreams: openai; \
              did you mean \"openai\"?",
             "t.yaml:12:5: routes[1].upstrem: unknown key \"upstrem\" (did you mean \"upstream\"?); \
-             expected one of: models, paths, upstream, model, name",
+             expected one of: models, paths, upstream, upstreams, fallbacks, retry_on, model, name, environment",
         ]
     );
 }
@@ -308,11 +308,11 @@ fn unknown_keys_at_every_level() {
         problems(&text),
         [
             "t.yaml:6:5: upstreams.openai.timout: unknown key \"timout\" (did you mean \"timeout\"?); \
-             expected one of: url, api_key, connect_timeout, timeout, idle_timeout",
+             expected one of: url, api_key, connect_timeout, timeout, idle_timeout, auth_header, query, health_check",
             "t.yaml:7:1: listen_addr: unknown key \"listen_addr\"; \
              expected one of: environment, listen, admin, max_body_bytes, shutdown_grace, upstreams, routes",
             "t.yaml:11:5: routes[0].nmae: unknown key \"nmae\" (did you mean \"name\"?); \
-             expected one of: models, paths, upstream, model, name",
+             expected one of: models, paths, upstream, upstreams, fallbacks, retry_on, model, name, environment",
         ]
     );
 }
@@ -328,7 +328,7 @@ fn wrong_types_and_quoted_scalars() {
             "t.yaml:6:17: max_body_bytes: expected an integer, found the string \"1024\" (remove the quotes)",
             "t.yaml:7:8: admin: expected a string, found a list",
             "t.yaml:9:13: routes[0].models: expected a list (like [a, b]), found \"gpt-4o\"",
-            "t.yaml:11:5: routes[1]: expected a mapping with keys models, paths, upstream, model, name, found \"x\"",
+            "t.yaml:11:5: routes[1]: expected a mapping with keys models, paths, upstream, upstreams, fallbacks, retry_on, model, name, environment, found \"x\"",
         ]
     );
 }
@@ -532,4 +532,92 @@ fn load_file_reads_and_names_the_file() {
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+const RESILIENT: &str = "environment: test
+listen: 0.0.0.0:8080
+upstreams:
+  openai:
+    url: https://api.openai.com/v1
+    connect_timeout: 2s
+    health_check: {path: /models, interval: 10s}
+  azure-east:
+    url: https://example.openai.azure.com/openai/deployments/{model}
+    api_key: k
+    auth_header: api-key
+    query: {api-version: \"2024-10-21\"}
+  local:
+    url: http://127.0.0.1:11434/v1
+routes:
+  - models: [gpt-4o]
+    upstreams: [{name: openai, weight: 90}, {name: azure-east, weight: 10}]
+    fallbacks: [local]
+    retry_on: [connect, timeout, 429, 5xx]
+    environment: staging
+  - models: [x]
+    upstream: local
+    retry_on: []
+";
+
+#[test]
+fn resilience_keys_load() {
+    let config = load(RESILIENT);
+    let r = &config.routes[0];
+    assert_eq!(
+        r.targets,
+        [
+            Target {
+                upstream: "openai".into(),
+                weight: 90
+            },
+            Target {
+                upstream: "azure-east".into(),
+                weight: 10
+            }
+        ]
+    );
+    assert_eq!(r.fallbacks, ["local"]);
+    assert_eq!(r.retry_on, RetryOn::default());
+    assert_eq!(r.environment.as_deref(), Some("staging"));
+    assert_eq!(config.routes[1].retry_on, RetryOn::NONE);
+    assert_eq!(
+        r.upstream_names().collect::<Vec<_>>(),
+        ["openai", "azure-east", "local"]
+    );
+    let azure = config.upstream("azure-east").unwrap();
+    assert_eq!(azure.auth, UpstreamAuth::Header("api-key".into()));
+    assert!(azure.has_model_placeholder);
+    assert_eq!(
+        azure.path_for(Some("gpt-4o"), "chat/completions", None),
+        "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+    );
+    let check = config
+        .upstream("openai")
+        .unwrap()
+        .health_check
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (check.path.as_str(), check.interval),
+        ("models", Duration::from_secs(10))
+    );
+}
+
+#[test]
+fn resilience_problems_are_reported_at_their_keys() {
+    let text = format!(
+        "{HEAD}  bad:\n    url: http://h/v1/{{foo}}\n    auth_header: 'not a header'\nroutes:\n  - models: [a]\n    upstream: openai\n    upstreams: [{{name: openai}}]\n  - models: [b]\n    upstreams: [{{name: openai, weight: 5000}}]\n    fallbacks: [openai]\n    retry_on: [connect, 503]\n  - models: [c]\n    upstreams: [{{name: openai, weight: 0}}]\n"
+    );
+    assert_eq!(
+        problems(&text),
+        [
+            "t.yaml:7:10: upstreams.bad.url: the only placeholder allowed in an upstream url is {model} (the upstream model name)",
+            "t.yaml:8:18: upstreams.bad.auth_header: \"not a header\" is not a valid HTTP header name; write e.g. api-key",
+            "t.yaml:12:16: routes[0].upstreams: a route has either upstream: (one name) or upstreams: (a weighted list), not both",
+            "t.yaml:14:40: routes[1].upstreams[0].weight: must be between 0 and 1000",
+            "t.yaml:15:17: routes[1].fallbacks[0]: upstream \"openai\" is listed twice in this route (upstream/upstreams and fallbacks)",
+            "t.yaml:16:25: routes[1].retry_on[1]: unknown retry condition \"503\"; expected connect, timeout, 429 or 5xx",
+            "t.yaml:18:16: routes[2].upstreams: every weight is 0; give at least one upstream a weight above 0",
+        ]
+    );
 }

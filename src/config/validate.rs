@@ -12,8 +12,10 @@ use std::time::Duration;
 use super::base_url::parse_base_url;
 use super::duration::{parse_duration, DurationError};
 use super::error::Problems;
-use super::model::{Config, ModelPattern, Route, RouteMatch, Upstream};
-use super::schema::{RawConfig, RawRoute, RawUpstream};
+use super::model::{
+    Config, HealthCheck, ModelPattern, RetryOn, Route, RouteMatch, Target, Upstream, UpstreamAuth,
+};
+use super::schema::{RawConfig, RawHealthCheck, RawRoute, RawTarget, RawUpstream};
 use super::suggest::closest;
 use super::tree::{child_path, item_path, quote, Index};
 
@@ -210,10 +212,47 @@ impl Checker<'_> {
             &at("idle_timeout"),
             Upstream::DEFAULT_IDLE_TIMEOUT,
         );
+        let auth = match raw.auth_header.as_deref().map(str::trim) {
+            None | Some("") => Some(UpstreamAuth::Bearer),
+            Some(h) if h.eq_ignore_ascii_case("authorization") => Some(UpstreamAuth::Bearer),
+            Some(h) => match http::HeaderName::from_bytes(h.as_bytes()) {
+                Ok(name) => Some(UpstreamAuth::Header(name.as_str().to_owned())),
+                Err(_) => {
+                    let message = format!(
+                        "{} is not a valid HTTP header name; write e.g. api-key",
+                        self.show(&at("auth_header"), h)
+                    );
+                    self.report(&at("auth_header"), message);
+                    None
+                }
+            },
+        };
+        let mut query = Vec::new();
+        for (key, value) in raw.query.unwrap_or_default() {
+            if key.trim().is_empty() {
+                self.report(&at("query"), "has an empty parameter name");
+            } else {
+                query.push((key, value));
+            }
+        }
+        let health_check = raw
+            .health_check
+            .map(|check| self.health_check(check, &at("health_check")));
+        let placeholder_ok = url.as_ref().is_none_or(|url| {
+            let without = url.base_path.replace("{model}", "");
+            !without.contains(['{', '}'])
+        });
+        if !placeholder_ok {
+            self.report(
+                &at("url"),
+                "the only placeholder allowed in an upstream url is {model} (the upstream model name)",
+            );
+        }
         let url = url?;
         Some(Upstream {
             name: name.to_owned(),
             tls: url.tls,
+            has_model_placeholder: url.base_path.contains("{model}"),
             host: url.host,
             port: url.port,
             base_path: url.base_path,
@@ -221,6 +260,29 @@ impl Checker<'_> {
             connect_timeout: connect_timeout?,
             timeout: timeout?,
             idle_timeout: idle_timeout?,
+            auth: auth?,
+            query,
+            health_check: match health_check {
+                None => None,
+                Some(check) => Some(check?),
+            },
+        })
+        .filter(|_| placeholder_ok)
+    }
+
+    fn health_check(&mut self, raw: RawHealthCheck, path: &str) -> Option<HealthCheck> {
+        let at = |key: &str| child_path(path, key);
+        let check_path = self.required_text(
+            raw.path,
+            &at("path"),
+            "set the path to GET, relative to the upstream url, like /models",
+        );
+        let interval = self.duration(raw.interval, &at("interval"), Duration::from_secs(10));
+        let timeout = self.duration(raw.timeout, &at("timeout"), Duration::from_secs(5));
+        Some(HealthCheck {
+            path: check_path?.trim_start_matches('/').to_owned(),
+            interval: interval?,
+            timeout: timeout?,
         })
     }
 
@@ -325,13 +387,24 @@ impl Checker<'_> {
             let message = "model: (the model name the upstream sees) applies only to models: routes; remove it";
             self.report(&at("model"), message);
         }
-        let upstream = self
-            .required_text(
-                raw.upstream,
-                &at("upstream"),
-                "name the upstream that serves this route",
-            )
-            .and_then(|name| self.known_upstream(name, &at("upstream"), upstream_names));
+        let (targets, fallbacks) = self.route_upstreams(
+            raw.upstream,
+            raw.upstreams,
+            raw.fallbacks.unwrap_or_default(),
+            path,
+            upstream_names,
+        );
+        let retry_on = self.retry_on(raw.retry_on, &at("retry_on"));
+        let environment = match raw.environment {
+            Some(env) if env.trim().is_empty() => {
+                self.report(
+                    &at("environment"),
+                    "is empty; write a label such as staging, or remove environment:",
+                );
+                None
+            }
+            other => Some(other),
+        };
         let model = match raw.model {
             Some(model) if model.trim().is_empty() => {
                 self.report(
@@ -353,9 +426,144 @@ impl Checker<'_> {
         Some(Route {
             name: name?,
             matcher: matcher?,
-            upstream: upstream?,
+            targets: targets?,
+            fallbacks: fallbacks?,
+            retry_on: retry_on?,
             model,
+            environment: environment?,
         })
+    }
+
+    /// `upstream:` xor `upstreams:`, plus `fallbacks:`; every name defined, none twice.
+    fn route_upstreams(
+        &mut self,
+        single: Option<String>,
+        weighted: Option<Vec<RawTarget>>,
+        fallbacks: Vec<String>,
+        path: &str,
+        upstream_names: &[String],
+    ) -> (Option<Vec<Target>>, Option<Vec<String>>) {
+        let at = |key: &str| child_path(path, key);
+        let mut seen: Vec<String> = Vec::new();
+        let mut ok = true;
+        let mut check = |this: &mut Self, name: String, item: &str| -> Option<String> {
+            let name = this.known_upstream(name, item, upstream_names)?;
+            if seen.contains(&name) {
+                let message = format!(
+                    "upstream {} is listed twice in this route (upstream/upstreams and fallbacks)",
+                    quote(&name)
+                );
+                this.report(item, message);
+                return None;
+            }
+            seen.push(name.clone());
+            Some(name)
+        };
+        let targets = match (single, weighted) {
+            (Some(_), Some(_)) => {
+                self.report(
+                    &at("upstreams"),
+                    "a route has either upstream: (one name) or upstreams: (a weighted list), not both",
+                );
+                None
+            }
+            (None, None) => {
+                if self.index.get(&at("upstream")).is_none()
+                    && self.index.get(&at("upstreams")).is_none()
+                {
+                    self.report(
+                        &at("upstream"),
+                        "missing required key `upstream`; name the upstream that serves this route (or list upstreams: with weights)",
+                    );
+                }
+                None
+            }
+            (Some(name), None) => check(self, name, &at("upstream")).map(|upstream| {
+                vec![Target {
+                    upstream,
+                    weight: 1,
+                }]
+            }),
+            (None, Some(list)) => {
+                if list.is_empty() {
+                    self.report(&at("upstreams"), "is empty; list {name, weight} entries");
+                    None
+                } else {
+                    let mut targets = Vec::with_capacity(list.len());
+                    for (i, raw) in list.into_iter().enumerate() {
+                        let item = item_path(&at("upstreams"), i);
+                        let name = self.required_text(
+                            raw.name,
+                            &child_path(&item, "name"),
+                            "name an upstream",
+                        );
+                        let weight = match raw.weight {
+                            None => Some(1),
+                            Some(w) if w <= 1000 => Some(w as u32),
+                            Some(_) => {
+                                self.report(
+                                    &child_path(&item, "weight"),
+                                    "must be between 0 and 1000",
+                                );
+                                None
+                            }
+                        };
+                        match (
+                            name.and_then(|n| check(self, n, &child_path(&item, "name"))),
+                            weight,
+                        ) {
+                            (Some(upstream), Some(weight)) => {
+                                targets.push(Target { upstream, weight })
+                            }
+                            _ => ok = false,
+                        }
+                    }
+                    if ok && targets.iter().all(|t| t.weight == 0) {
+                        self.report(
+                            &at("upstreams"),
+                            "every weight is 0; give at least one upstream a weight above 0",
+                        );
+                        ok = false;
+                    }
+                    ok.then_some(targets)
+                }
+            }
+        };
+        let mut resolved = Vec::with_capacity(fallbacks.len());
+        let mut fallbacks_ok = true;
+        for (i, name) in fallbacks.into_iter().enumerate() {
+            match check(self, name, &item_path(&at("fallbacks"), i)) {
+                Some(n) => resolved.push(n),
+                None => fallbacks_ok = false,
+            }
+        }
+        (targets, fallbacks_ok.then_some(resolved))
+    }
+
+    fn retry_on(&mut self, raw: Option<Vec<String>>, path: &str) -> Option<RetryOn> {
+        let Some(items) = raw else {
+            return Some(RetryOn::default());
+        };
+        let mut retry = RetryOn::NONE;
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            match item.trim() {
+                "connect" => retry.connect = true,
+                "timeout" => retry.timeout = true,
+                "429" => retry.too_many_requests = true,
+                "5xx" => retry.server_error = true,
+                other => {
+                    let item_path = item_path(path, i);
+                    let message = format!(
+                        "unknown retry condition {}; expected connect, timeout, 429 or 5xx",
+                        self.show(&item_path, other)
+                    );
+                    self.report(&item_path, message);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(retry)
     }
 
     fn known_upstream(

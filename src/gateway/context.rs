@@ -5,6 +5,9 @@ use std::time::Instant;
 
 use crate::config::Upstream;
 use crate::shutdown::InflightGuard;
+use crate::telemetry::metrics::InflightGuard as EnvInflight;
+use crate::telemetry::record::RequestRecord;
+use crate::telemetry::TraceIds;
 
 use super::runtime::Runtime;
 
@@ -32,6 +35,10 @@ pub struct RequestCtx {
     pub pass: Option<PassThrough>,
     /// Counts this request as in flight until the context is dropped.
     pub _inflight: InflightGuard,
+    /// Counts it in the in-flight gauge of its environment, once that is known.
+    pub env_inflight: Option<EnvInflight>,
+    /// What telemetry reports about it at the end.
+    pub record: RequestRecord,
 }
 
 impl RequestCtx {
@@ -43,7 +50,14 @@ impl RequestCtx {
             request_id: String::new(),
             started: Instant::now(),
             pass: None,
+            env_inflight: None,
+            record: RequestRecord::begin(String::new(), TraceIds::start(None, 0.0)),
         }
+    }
+
+    /// Starts the telemetry record once the request id and trace are known.
+    pub fn begin_record(&mut self, trace: TraceIds) {
+        self.record = RequestRecord::begin(self.request_id.clone(), trace);
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! request_filter ─▶ dispatch (path) ─▶ read body (bounded) ─▶ inspect (model) ─▶ route
-//!                ─▶ rewrite (alias) ─▶ forward (Connector) ─▶ relay (chunk by chunk)
+//!                ─▶ rewrite (alias) ─▶ forward (attempts, fallbacks) ─▶ relay (as it arrives)
+//! logging        ─▶ telemetry (metrics, access log, spans)
 //! ```
 //!
 //! Requests routed by their body are answered entirely inside `request_filter` (returning
@@ -10,16 +11,21 @@
 //! [`forward`]. Requests on `paths:` routes need no body inspection and take Pingora's own
 //! streaming proxy path through `upstream_peer`.
 
+pub mod attempts;
 pub mod body;
+pub mod checks;
 pub mod context;
 pub mod forward;
 pub mod headers;
+pub mod health;
+pub mod observe;
 pub mod resolve;
 pub mod respond;
 pub mod runtime;
+pub mod upstream;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -30,21 +36,31 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::config::{Config, Route, RouteMatch, Upstream};
 use crate::openai::request::multipart_model_span;
+use crate::openai::usage::{self, Usage};
 use crate::openai::{self, ApiError, Endpoint};
 use crate::shutdown::Inflight;
+use crate::telemetry::record::{TokenUsage, UpstreamAttempt, UpstreamErrorReason};
+use crate::telemetry::Telemetry;
 
+use attempts::Failure;
 use context::{PassThrough, RequestCtx};
-use forward::{Exchange, Forwarder};
+use forward::{Exchange, ForwardError, Forwarder};
+use health::UpstreamHealth;
+use observe::StreamObserver;
 use runtime::SharedRuntime;
 
 /// Longest wait for the next piece of a request body from the client.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest non-streamed JSON answer the gateway reads whole (to inspect it).
+const MAX_JSON_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The gateway service.
 pub struct Gateway {
     runtime: SharedRuntime,
     forwarder: Arc<Forwarder>,
     inflight: Inflight,
+    health: Arc<UpstreamHealth>,
+    telemetry: Arc<Telemetry>,
 }
 
 /// How `request_filter` disposed of a request.
@@ -55,90 +71,129 @@ enum Handled {
     PassThrough,
 }
 
+/// Why a request ended without the gateway writing an answer.
+enum Stop {
+    /// Answer with this error.
+    Error(ApiError),
+    /// The client went away; nothing to answer.
+    ClientGone,
+}
+
+impl From<ApiError> for Stop {
+    fn from(e: ApiError) -> Self {
+        Stop::Error(e)
+    }
+}
+
+/// The services a gateway shares with the admin listener and background tasks.
+pub struct Shared {
+    /// The configuration in force.
+    pub runtime: SharedRuntime,
+    /// Upstream connection pool.
+    pub forwarder: Arc<Forwarder>,
+    /// Requests in flight (for draining).
+    pub inflight: Inflight,
+    /// Upstream health.
+    pub health: Arc<UpstreamHealth>,
+    /// Metrics, traces, access log.
+    pub telemetry: Arc<Telemetry>,
+}
+
 impl Gateway {
-    /// A gateway serving the shared runtime.
-    pub fn new(runtime: SharedRuntime, inflight: Inflight) -> Self {
+    /// A gateway on the shared services.
+    pub fn new(shared: &Shared) -> Self {
         Gateway {
-            runtime,
-            forwarder: Arc::new(Forwarder::new()),
-            inflight,
+            runtime: shared.runtime.clone(),
+            forwarder: shared.forwarder.clone(),
+            inflight: shared.inflight.clone(),
+            health: shared.health.clone(),
+            telemetry: shared.telemetry.clone(),
         }
     }
 
-    async fn handle(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> Result<Handled, ApiError> {
+    async fn handle(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Handled, Stop> {
         let runtime = ctx.runtime.clone();
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_owned();
 
         if path == "/v1/models" || path.starts_with("/v1/models/") {
             if method != http::Method::GET {
-                return Err(ApiError::method_not_allowed(method.as_str(), &path, "GET"));
+                return Err(ApiError::method_not_allowed(method.as_str(), &path, "GET").into());
             }
             self.serve_models(session, ctx, &path).await;
             return Ok(Handled::Answered);
         }
         if let Some(endpoint) = Endpoint::from_path(&path) {
             if method != http::Method::POST {
-                return Err(ApiError::method_not_allowed(method.as_str(), &path, "POST"));
+                return Err(ApiError::method_not_allowed(method.as_str(), &path, "POST").into());
             }
+            ctx.record.operation = endpoint.operation();
             self.serve_model_request(session, ctx, endpoint).await?;
             return Ok(Handled::Answered);
         }
         if let Some(route) = runtime.config.route_for_path(&path) {
-            let upstream = upstream_of(&runtime.config, route)?;
-            let declared = session
-                .req_header()
-                .headers
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
-            if declared.is_some_and(|n| n > runtime.config.max_body_bytes as u64) {
-                return Err(ApiError::body_too_large(runtime.config.max_body_bytes));
-            }
-            let mut path_and_query = upstream.url_for(rest_of(&path));
-            if let Some(q) = session.req_header().uri.query() {
-                path_and_query.push('?');
-                path_and_query.push_str(q);
-            }
-            ctx.pass = Some(PassThrough {
-                upstream: upstream.clone(),
-                path_and_query,
-                body_bytes: 0,
-            });
+            self.prepare_pass_through(session, ctx, route)?;
             return Ok(Handled::PassThrough);
         }
-        Err(ApiError::unknown_url(method.as_str(), &path))
+        Err(ApiError::unknown_url(method.as_str(), &path).into())
     }
 
     /// `GET /v1/models` and `GET /v1/models/{id}`.
-    async fn serve_models(&self, session: &mut Session, ctx: &RequestCtx, path: &str) {
+    async fn serve_models(&self, session: &mut Session, ctx: &mut RequestCtx, path: &str) {
         let models = &ctx.runtime.models;
-        let result = match path.strip_prefix("/v1/models/") {
-            None => {
-                respond::json(
-                    session,
-                    200,
-                    openai::models::list_json(models),
-                    &ctx.request_id,
-                )
-                .await
-            }
+        let (status, body) = match path.strip_prefix("/v1/models/") {
+            None => (200, openai::models::list_json(models)),
             Some(id) => match models.iter().find(|m| m.id == id) {
-                Some(m) => {
-                    respond::json(session, 200, openai::models::model_json(m), &ctx.request_id)
-                        .await
-                }
+                Some(m) => (200, openai::models::model_json(m)),
                 None => {
-                    respond::error(session, &ApiError::model_not_found(id), &ctx.request_id).await
+                    let err = ApiError::model_not_found(id);
+                    (err.status, err.to_json())
                 }
             },
         };
-        if let Err(e) = result {
+        ctx.record.status = status;
+        if let Err(e) = respond::json(session, status, body, &ctx.request_id).await {
             log::debug!("request {}: client went away: {e}", ctx.request_id);
         }
+    }
+
+    /// A `paths:` route: Pingora streams it; the hooks below fill in the upstream.
+    fn prepare_pass_through(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &Route,
+    ) -> Result<(), ApiError> {
+        let config = &ctx.runtime.config;
+        let declared = session
+            .req_header()
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > config.max_body_bytes as u64) {
+            return Err(ApiError::body_too_large(config.max_body_bytes));
+        }
+        // Pass-through requests carry no body to re-send: one attempt, the first candidate.
+        let name = attempts::plan(route, &self.health)
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        let upstream = upstream_of(config, &name)?.clone();
+        let path = session.req_header().uri.path().to_owned();
+        let path_and_query =
+            upstream.path_for(None, rest_of(&path), session.req_header().uri.query());
+        ctx.record.route = route.name.clone();
+        ctx.record.model = route.name.clone();
+        ctx.record.environment = route
+            .environment
+            .clone()
+            .unwrap_or_else(|| config.environment.clone());
+        ctx.pass = Some(PassThrough {
+            upstream,
+            path_and_query,
+            body_bytes: 0,
+        });
+        Ok(())
     }
 
     /// The lifecycle of a request routed by its `model`.
@@ -147,36 +202,40 @@ impl Gateway {
         session: &mut Session,
         ctx: &mut RequestCtx,
         endpoint: Endpoint,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Stop> {
         let runtime = ctx.runtime.clone();
         let config = &runtime.config;
 
         // read body (bounded)
         let body = body::read(session, config.max_body_bytes, BODY_READ_TIMEOUT).await?;
-        let content_type = session
-            .req_header()
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
+        let content_type = header_str(session.req_header(), http::header::CONTENT_TYPE).to_owned();
 
-        // inspect: which model
+        // inspect: which model, streamed or not
         let (model, json) = if endpoint.is_json() {
             let request = openai::inspect_json(endpoint, &body)?;
             (request.model.clone(), Some(request))
         } else {
-            (
-                openai::multipart_model(&content_type, body.clone()).await?,
-                None,
-            )
+            let model = openai::multipart_model(&content_type, body.clone()).await?;
+            (model, None)
         };
+        if let Some(request) = &json {
+            ctx.record.stream = request.stream;
+            ctx.record.params.max_tokens = request.max_tokens;
+            ctx.record.params.temperature = request.temperature;
+        }
 
         // route
         let path = session.req_header().uri.path().to_owned();
-        let route =
+        let (route, label) =
             select_route(config, &path, &model).ok_or_else(|| ApiError::model_not_found(&model))?;
-        let upstream = upstream_of(config, route)?.clone();
+        ctx.record.route = route.name.clone();
+        ctx.record.model = label;
+        ctx.record.environment = route
+            .environment
+            .clone()
+            .unwrap_or_else(|| config.environment.clone());
+        ctx.env_inflight = Some(self.telemetry.metrics().inflight(&ctx.record.environment));
+        let upstream_model = route.model.clone().unwrap_or_else(|| model.clone());
 
         // rewrite: model alias
         let body = match (&route.model, &json) {
@@ -191,89 +250,228 @@ impl Gateway {
             },
             (None, _) => body,
         };
+        let estimate = match &json {
+            Some(_) => serde_json::from_slice(&body)
+                .map(|v| usage::estimate(endpoint, &v))
+                .unwrap_or_default(),
+            None => Usage::default(),
+        };
 
-        // forward
-        let header = upstream_request(
-            session.req_header(),
-            &upstream,
-            endpoint.rest(),
-            &ctx.request_id,
-        )?;
-        let mut exchange = self
-            .forwarder
-            .send(&upstream, header, body)
-            .await
-            .map_err(|e| {
-                log::warn!(
-                    "request {}: upstream {} failed before answering: {e}",
-                    ctx.request_id,
-                    upstream.name
-                );
-                e.to_api_error(&upstream.name)
-            })?;
+        // forward: attempts over the route's upstreams, then its fallbacks
+        let (upstream, mut exchange) = self
+            .forward(session, ctx, route, &upstream_model, endpoint, body)
+            .await?;
 
         // relay
-        self.relay(session, ctx, &upstream, &mut exchange).await;
+        let result = self
+            .relay(session, ctx, &upstream, &mut exchange, estimate)
+            .await;
+        if let Some(attempt) = ctx.record.attempts.last_mut() {
+            attempt.ended = Some(Instant::now());
+        }
         self.forwarder.finish(exchange).await;
-        Ok(())
+        result
     }
 
-    /// Streams the upstream answer to the client chunk by chunk, as it arrives.
+    /// Tries the route's candidates in order until one answers with something other than a
+    /// retryable failure. The client's disconnect cancels the attempt in progress.
+    async fn forward(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &Route,
+        upstream_model: &str,
+        endpoint: Endpoint,
+        body: Bytes,
+    ) -> Result<(Arc<Upstream>, Exchange), Stop> {
+        let runtime = ctx.runtime.clone();
+        let candidates = attempts::plan(route, &self.health);
+        let mut last_error: Option<ApiError> = None;
+        for (i, name) in candidates.iter().enumerate() {
+            let is_last = i + 1 == candidates.len();
+            if i > 0 && ctx.record.started.elapsed() > attempts::RETRY_DEADLINE {
+                break;
+            }
+            let upstream = upstream_of(&runtime.config, name)?.clone();
+            let ids = ctx.record.trace.attempt();
+            let traceparent = ids.traceparent();
+            let mut attempt =
+                UpstreamAttempt::begin(ids, name.as_str(), provider(&upstream), upstream_model);
+            attempt.server_address = Some(upstream.host.clone());
+            attempt.server_port = Some(upstream.port);
+            let header = upstream::request_header(
+                session.req_header(),
+                &upstream::Target {
+                    upstream: &upstream,
+                    model: Some(upstream_model),
+                    rest: endpoint.rest(),
+                    request_id: &ctx.request_id,
+                    traceparent: Some(&traceparent),
+                    strip_client_auth: false,
+                },
+            )
+            .map_err(|e| {
+                ApiError::internal(format!(
+                    "could not build the upstream request: {}",
+                    e.etype().as_str()
+                ))
+            })?;
+
+            let sent = tokio::select! {
+                sent = self.forwarder.send(&upstream, header, body.clone()) => sent,
+                () = client_gone(session) => {
+                    attempt.ended = Some(Instant::now());
+                    attempt.error = Some(UpstreamErrorReason::Closed);
+                    ctx.record.attempts.push(attempt);
+                    return Err(Stop::ClientGone);
+                }
+            };
+            match sent {
+                Err(e) => {
+                    attempt.ended = Some(Instant::now());
+                    attempt.error = Some(error_reason(&e));
+                    ctx.record.attempts.push(attempt);
+                    let failure = if matches!(e, ForwardError::FirstByteTimeout(_)) {
+                        Failure::Timeout
+                    } else {
+                        Failure::Connect
+                    };
+                    if self.health.record_failure(name, failure.as_str()) {
+                        log::warn!("upstream {name} taken out of rotation after repeated failures ({failure:?})");
+                    }
+                    log::warn!(
+                        "request {}: upstream {name} failed ({}): {e}",
+                        ctx.request_id,
+                        failure.as_str()
+                    );
+                    last_error = Some(e.to_api_error(name));
+                    if !failure.retryable(route.retry_on) || is_last {
+                        break;
+                    }
+                }
+                Ok(exchange) => {
+                    attempt.first_byte = Some(Instant::now());
+                    let (status, retry_after) = match exchange.header() {
+                        Some(h) => (h.status.as_u16(), health::retry_after(&h.headers)),
+                        None => (502, None),
+                    };
+                    attempt.status = Some(status);
+                    let failure = Failure::from_status(status);
+                    if let Some(after) = retry_after.filter(|_| failure.is_some()) {
+                        self.health.cool_down(name, after);
+                    }
+                    match failure {
+                        Some(f) => {
+                            attempt.error = Some(UpstreamErrorReason::Status(status));
+                            if f.counts_against_health() {
+                                self.health.record_failure(name, f.as_str());
+                            }
+                            if f.retryable(route.retry_on) && !is_last {
+                                attempt.ended = Some(Instant::now());
+                                ctx.record.attempts.push(attempt);
+                                log::warn!(
+                                    "request {}: upstream {name} answered {status}; trying the next upstream",
+                                    ctx.request_id
+                                );
+                                self.forwarder.finish(exchange).await;
+                                continue;
+                            }
+                        }
+                        None => self.health.record_success(name),
+                    }
+                    ctx.record.attempts.push(attempt);
+                    return Ok((upstream, exchange));
+                }
+            }
+        }
+        Err(last_error
+            .unwrap_or_else(|| ApiError::bad_gateway(&route.name, "no upstream could be tried"))
+            .into())
+    }
+
+    /// Sends the upstream answer to the client: streams as they arrive, JSON answers whole.
     async fn relay(
         &self,
         session: &mut Session,
-        ctx: &RequestCtx,
+        ctx: &mut RequestCtx,
         upstream: &Upstream,
         exchange: &mut Exchange,
-    ) {
+        estimate: Usage,
+    ) -> Result<(), Stop> {
         let Some(upstream_header) = exchange.header() else {
-            let err = ApiError::bad_gateway(&upstream.name, "no response header");
-            let _ = respond::error(session, &err, &ctx.request_id).await;
-            return;
+            return Err(ApiError::bad_gateway(&upstream.name, "no response header").into());
         };
-        let is_sse = upstream_header
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
-        let header = match client_response_header(upstream_header, &ctx.request_id) {
-            Ok(h) => h,
-            Err(e) => {
-                log::warn!(
-                    "request {}: cannot build the response header: {e}",
-                    ctx.request_id
-                );
-                let _ = respond::error(
-                    session,
-                    &ApiError::internal("could not relay the upstream answer"),
-                    &ctx.request_id,
-                )
-                .await;
-                return;
+        let status = upstream_header.status.as_u16();
+        let content_type = header_str_resp(upstream_header, http::header::CONTENT_TYPE);
+        let is_sse = content_type.starts_with("text/event-stream");
+        let is_json = content_type.starts_with("application/json");
+        let header = upstream::response_header(upstream_header, &ctx.request_id, is_json)
+            .map_err(|_| ApiError::internal("could not relay the upstream answer"))?;
+        ctx.record.status = status;
+
+        if is_json {
+            let body = match exchange.read_to_end(MAX_JSON_RESPONSE_BYTES).await {
+                Ok(body) => body,
+                Err(e) => {
+                    ctx.record.status = 502;
+                    return Err(e.to_api_error(&upstream.name).into());
+                }
+            };
+            if (200..300).contains(&status) {
+                let seen = observe::observe_json(&body);
+                self.account(ctx, &seen, estimate);
             }
-        };
+            let mut header = header;
+            header
+                .insert_header(http::header::CONTENT_LENGTH, body.len().to_string())
+                .map_err(|_| ApiError::internal("could not relay the upstream answer"))?;
+            if session
+                .write_response_header(Box::new(header), false)
+                .await
+                .is_err()
+                || session.write_response_body(Some(body), true).await.is_err()
+            {
+                return Err(Stop::ClientGone);
+            }
+            return Ok(());
+        }
+
         if session
             .write_response_header(Box::new(header), false)
             .await
             .is_err()
         {
-            return;
+            return Err(Stop::ClientGone);
         }
+        let mut observer = StreamObserver::default();
         loop {
-            match exchange.next_chunk().await {
+            let next = tokio::select! {
+                next = exchange.next_chunk() => next,
+                () = client_gone(session) => {
+                    self.account(ctx, &observer.usage, estimate);
+                    return Err(Stop::ClientGone);
+                }
+            };
+            match next {
                 Ok(Some(chunk)) => {
+                    if is_sse {
+                        observer.feed(&chunk);
+                    }
                     if session
                         .write_response_body(Some(chunk), false)
                         .await
                         .is_err()
                     {
-                        log::debug!("request {}: client went away mid-response", ctx.request_id);
-                        return;
+                        self.account(ctx, &observer.usage, estimate);
+                        return Err(Stop::ClientGone);
                     }
                 }
                 Ok(None) => {
+                    if is_sse {
+                        self.account(ctx, &observer.usage, estimate);
+                    }
                     let _ = session.write_response_body(None, true).await;
-                    return;
+                    return Ok(());
                 }
                 Err(e) => {
                     log::warn!(
@@ -281,34 +479,101 @@ impl Gateway {
                         ctx.request_id,
                         upstream.name
                     );
+                    if let Some(attempt) = ctx.record.attempts.last_mut() {
+                        attempt.error = Some(error_reason(&e));
+                    }
+                    ctx.record.error = Some("upstream_broke_off");
                     session.set_keepalive(None);
                     if is_sse {
+                        self.account(ctx, &observer.usage, estimate);
                         let event = e.to_api_error(&upstream.name).to_sse_event();
                         let _ = session
                             .write_response_body(Some(Bytes::from(event)), true)
                             .await;
                     }
-                    return;
+                    return Ok(());
                 }
             }
+        }
+    }
+
+    /// Records what the answer used.
+    fn account(&self, ctx: &mut RequestCtx, seen: &usage::StreamUsage, estimate: Usage) {
+        let charged = seen.charge(estimate.prompt);
+        ctx.record.tokens = Some(TokenUsage {
+            prompt: charged.prompt,
+            completion: charged.completion,
+        });
+        ctx.record.response.model = seen.response_model.clone();
+        ctx.record.response.finish_reasons = seen.finish_reasons.clone();
+    }
+}
+
+/// Resolves when the client has closed its connection (never, while it stays open).
+async fn client_gone(session: &mut Session) {
+    loop {
+        match session.read_body_or_idle(true).await {
+            Err(_) => return,
+            // Bytes of a pipelined next request: not a disconnect.
+            Ok(_) => std::future::pending::<()>().await,
         }
     }
 }
 
 /// The first route, in file order, that matches: a `models:` route by the model, a `paths:`
-/// route by the path.
-fn select_route<'a>(config: &'a Config, path: &str, model: &str) -> Option<&'a Route> {
+/// route by the path. Also returns the label metrics use for the model: the pattern that
+/// matched (a glob stays a glob, so clients cannot create label values).
+fn select_route<'a>(config: &'a Config, path: &str, model: &str) -> Option<(&'a Route, String)> {
     let path_route = config.route_for_path(path);
-    config.routes.iter().find(|route| match &route.matcher {
-        RouteMatch::Models(patterns) => patterns.iter().any(|p| p.matches(model)),
-        RouteMatch::Paths(_) => path_route.is_some_and(|p| std::ptr::eq(p, *route)),
+    config.routes.iter().find_map(|route| match &route.matcher {
+        RouteMatch::Models(patterns) => patterns
+            .iter()
+            .find(|p| p.matches(model))
+            .map(|p| (route, p.pattern.clone())),
+        RouteMatch::Paths(_) => path_route
+            .filter(|p| std::ptr::eq(*p, route))
+            .map(|r| (r, r.name.clone())),
     })
 }
 
-fn upstream_of<'a>(config: &'a Config, route: &Route) -> Result<&'a Arc<Upstream>, ApiError> {
+fn upstream_of<'a>(config: &'a Config, name: &str) -> Result<&'a Arc<Upstream>, ApiError> {
     config
-        .upstream(&route.upstream)
-        .ok_or_else(|| ApiError::internal(format!("route {} names no known upstream", route.name)))
+        .upstream(name)
+        .ok_or_else(|| ApiError::internal(format!("no upstream named {name}")))
+}
+
+/// The GenAI `gen_ai.provider.name` of an upstream, from its host.
+fn provider(upstream: &Upstream) -> String {
+    let host = upstream.host.as_str();
+    let known = if host == "api.openai.com" {
+        "openai"
+    } else if host.ends_with(".openai.azure.com") {
+        "azure.ai.openai"
+    } else if host == "generativelanguage.googleapis.com" {
+        "gcp.gemini"
+    } else if host == "api.anthropic.com" {
+        "anthropic"
+    } else {
+        return upstream.name.clone();
+    };
+    known.to_owned()
+}
+
+fn error_reason(e: &ForwardError) -> UpstreamErrorReason {
+    match e {
+        ForwardError::Resolve(_) | ForwardError::Connect(_) => {
+            if e.to_string().contains("TLS") {
+                UpstreamErrorReason::Tls
+            } else {
+                UpstreamErrorReason::Connect
+            }
+        }
+        ForwardError::ConnectTimeout(_)
+        | ForwardError::FirstByteTimeout(_)
+        | ForwardError::IdleTimeout(_) => UpstreamErrorReason::Timeout,
+        ForwardError::Send(_) => UpstreamErrorReason::Closed,
+        ForwardError::Protocol(_) => UpstreamErrorReason::Protocol,
+    }
 }
 
 /// `/v1/files/abc` → `files/abc`: the part below the SDK base URL.
@@ -318,64 +583,28 @@ fn rest_of(path: &str) -> &str {
         .unwrap_or(path)
 }
 
+fn header_str(header: &RequestHeader, name: http::header::HeaderName) -> &str {
+    header
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+fn header_str_resp(header: &ResponseHeader, name: http::header::HeaderName) -> &str {
+    header
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
 fn splice(body: &[u8], span: std::ops::Range<usize>, with: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(body.len() + with.len());
     out.extend_from_slice(&body[..span.start]);
     out.extend_from_slice(with);
     out.extend_from_slice(&body[span.end..]);
     Bytes::from(out)
-}
-
-/// The upstream request header: the client's headers less hop-by-hop ones, the upstream's
-/// host, path and credentials.
-fn upstream_request(
-    client: &RequestHeader,
-    upstream: &Upstream,
-    rest: &str,
-    request_id: &str,
-) -> Result<RequestHeader, ApiError> {
-    let build = || -> Result<RequestHeader> {
-        let mut path = upstream.url_for(rest);
-        if let Some(q) = client.uri.query() {
-            path.push('?');
-            path.push_str(q);
-        }
-        let mut header = RequestHeader::build(
-            client.method.clone(),
-            path.as_bytes(),
-            Some(client.headers.len() + 3),
-        )?;
-        let has_key = upstream.api_key.is_some();
-        for (name, value) in client.headers.iter() {
-            if headers::forward_request_header(name, has_key) {
-                header.append_header(name.clone(), value.clone())?;
-            }
-        }
-        header.insert_header(http::header::HOST, upstream.authority())?;
-        if let Some(key) = &upstream.api_key {
-            header.insert_header(http::header::AUTHORIZATION, format!("Bearer {key}"))?;
-        }
-        header.insert_header("x-request-id", request_id)?;
-        Ok(header)
-    };
-    build().map_err(|e| {
-        ApiError::internal(format!(
-            "could not build the upstream request: {}",
-            e.etype().as_str()
-        ))
-    })
-}
-
-/// The client response header: the upstream's status and headers less hop-by-hop ones.
-fn client_response_header(upstream: &ResponseHeader, request_id: &str) -> Result<ResponseHeader> {
-    let mut header = ResponseHeader::build(upstream.status, Some(upstream.headers.len() + 1))?;
-    for (name, value) in upstream.headers.iter() {
-        if headers::forward_response_header(name) {
-            header.append_header(name.clone(), value.clone())?;
-        }
-    }
-    header.insert_header("x-request-id", request_id)?;
-    Ok(header)
 }
 
 #[async_trait]
@@ -387,17 +616,24 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        ctx.request_id = context::request_id(
-            session
-                .req_header()
-                .headers
-                .get("x-request-id")
-                .map(|v| v.as_bytes()),
-        );
+        let headers = &session.req_header().headers;
+        ctx.request_id = context::request_id(headers.get("x-request-id").map(|v| v.as_bytes()));
+        let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
+        ctx.begin_record(self.telemetry.start_trace(traceparent));
         match self.handle(session, ctx).await {
             Ok(Handled::Answered) => Ok(true),
             Ok(Handled::PassThrough) => Ok(false),
-            Err(err) => {
+            Err(Stop::ClientGone) => {
+                ctx.record.error = Some("client_disconnected");
+                if ctx.record.status == 0 {
+                    ctx.record.status = 499;
+                }
+                session.set_keepalive(None);
+                Ok(true)
+            }
+            Err(Stop::Error(err)) => {
+                ctx.record.status = err.status;
+                ctx.record.error = err.code;
                 if let Err(e) = respond::error(session, &err, &ctx.request_id).await {
                     log::debug!(
                         "request {}: could not send the error answer: {e}",
@@ -436,34 +672,46 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_request_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let Some(pass) = &ctx.pass else {
             return Ok(());
         };
-        let uri = pass
-            .path_and_query
-            .parse::<http::Uri>()
-            .map_err(|_| Error::explain(ErrorType::InternalError, "invalid upstream path"))?;
-        upstream_request.set_uri(uri);
+        let ids = ctx.record.trace.attempt();
+        let traceparent = ids.traceparent();
+        let rebuilt = upstream::request_header(
+            session.req_header(),
+            &upstream::Target {
+                upstream: &pass.upstream,
+                model: None,
+                rest: rest_of(session.req_header().uri.path()),
+                request_id: &ctx.request_id,
+                traceparent: Some(&traceparent),
+                strip_client_auth: false,
+            },
+        )?;
+        // Pingora frames the streamed body itself: keep the client's framing headers.
+        let mut header = rebuilt;
         for name in [
-            "connection",
-            "keep-alive",
-            "proxy-connection",
-            "proxy-authorization",
-            "te",
-            "upgrade",
-            "accept-encoding",
+            http::header::CONTENT_LENGTH,
+            http::header::TRANSFER_ENCODING,
         ] {
-            upstream_request.remove_header(name);
+            if let Some(v) = upstream_request.headers.get(&name).cloned() {
+                header.insert_header(name, v)?;
+            }
         }
-        upstream_request.insert_header(http::header::HOST, pass.upstream.authority())?;
-        if let Some(key) = &pass.upstream.api_key {
-            upstream_request.insert_header(http::header::AUTHORIZATION, format!("Bearer {key}"))?;
-        }
-        upstream_request.insert_header("x-request-id", ctx.request_id.as_str())?;
+        *upstream_request = header;
+        let mut attempt = UpstreamAttempt::begin(
+            ids,
+            pass.upstream.name.as_str(),
+            provider(&pass.upstream),
+            "",
+        );
+        attempt.server_address = Some(pass.upstream.host.clone());
+        attempt.server_port = Some(pass.upstream.port);
+        ctx.record.attempts.push(attempt);
         Ok(())
     }
 
@@ -493,6 +741,10 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let Some(attempt) = ctx.record.attempts.last_mut() {
+            attempt.first_byte = Some(Instant::now());
+            attempt.status = Some(upstream_response.status.as_u16());
+        }
         upstream_response.insert_header("x-request-id", ctx.request_id.as_str())?;
         Ok(())
     }
@@ -526,6 +778,7 @@ impl ProxyHttp for Gateway {
                 ErrorSource::Upstream => ApiError::bad_gateway(&upstream, &reason),
                 ErrorSource::Downstream => match e.etype() {
                     ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => {
+                        ctx.record.error = Some("client_disconnected");
                         return FailToProxy {
                             error_code: 0,
                             can_reuse_downstream: false,
@@ -542,7 +795,19 @@ impl ProxyHttp for Gateway {
             "request {}: pass-through to {upstream} failed: {reason}",
             ctx.request_id
         );
+        if let Some(attempt) = ctx.record.attempts.last_mut() {
+            attempt.ended = Some(Instant::now());
+            if e.esource() == &ErrorSource::Upstream {
+                attempt.error = Some(if api.status == 504 {
+                    UpstreamErrorReason::Timeout
+                } else {
+                    UpstreamErrorReason::Connect
+                });
+            }
+        }
         let code = api.status;
+        ctx.record.status = code;
+        ctx.record.error = api.code;
         if session.response_written().is_none() {
             let _ = respond::error(session, &api, &ctx.request_id).await;
         }
@@ -550,5 +815,21 @@ impl ProxyHttp for Gateway {
             error_code: code,
             can_reuse_downstream: false,
         }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        if ctx.record.status == 0 {
+            ctx.record.status = session.response_written().map_or(0, |r| r.status.as_u16());
+        }
+        if ctx.pass.is_some() {
+            if let Some(attempt) = ctx.record.attempts.last_mut() {
+                attempt.ended.get_or_insert_with(Instant::now);
+            }
+        }
+        if ctx.record.environment.is_empty() {
+            ctx.record.environment = ctx.runtime.config.environment.clone();
+        }
+        ctx.record.ended = Some(Instant::now());
+        self.telemetry.finish(&ctx.record);
     }
 }

@@ -37,7 +37,9 @@ impl Runtime {
                     RouteMatch::Models(ps) => ps.iter().any(|p| !p.is_glob() && p.pattern == id),
                     RouteMatch::Paths(_) => false,
                 })
-                .map_or_else(String::new, |r| r.upstream.clone());
+                .and_then(|r| r.upstream_names().next())
+                .unwrap_or_default()
+                .to_owned();
             models.push(Model::new(id, owner, created));
         }
         Runtime {

@@ -58,7 +58,9 @@ impl ManualClock {
         // Relaxed: the value is the only shared state; saturating keeps it monotonic.
         let _ = self
             .nanos
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_add(by)));
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_add(by))
+            });
     }
 }
 

@@ -37,8 +37,10 @@ impl RateLimitHeaders {
         };
         let tighter = match slot {
             None => true,
-            Some(current) => (figures.remaining, std::cmp::Reverse(figures.reset))
-                < (current.remaining, std::cmp::Reverse(current.reset)),
+            Some(current) => {
+                (figures.remaining, std::cmp::Reverse(figures.reset))
+                    < (current.remaining, std::cmp::Reverse(current.reset))
+            }
         };
         if tighter {
             *slot = Some(figures);

@@ -69,8 +69,9 @@ pub(crate) fn bump(counter: &AtomicU64) {
 
 /// Incident tracking and the breaker.
 ///
-/// While failing, [`Health::may_try`] lets one caller per `probe_interval` try the backend;
-/// the others are decided by the policy at once. The first success ends the incident.
+/// An incident is a run of failed checks on the request path (admissions, probes). While one
+/// is under way, [`Health::may_try`] lets one caller per `probe_interval` try the backend; the
+/// others are decided by the policy at once. The first successful check ends the incident.
 #[derive(Debug)]
 pub(crate) struct Health {
     backend: &'static str,
@@ -82,11 +83,16 @@ pub(crate) struct Health {
     next_probe_ms: AtomicU64,
     errors: AtomicU64,
     incidents: AtomicU64,
+    last_background_warning_ms: AtomicU64,
     pub(crate) counters: Counters,
 }
 
 impl Health {
-    pub(crate) fn new(backend: &'static str, policy: OnBackendError, probe_interval: Duration) -> Self {
+    pub(crate) fn new(
+        backend: &'static str,
+        policy: OnBackendError,
+        probe_interval: Duration,
+    ) -> Self {
         Health {
             backend,
             policy,
@@ -97,6 +103,7 @@ impl Health {
             next_probe_ms: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             incidents: AtomicU64::new(0),
+            last_background_warning_ms: AtomicU64::new(0),
             counters: Counters::default(),
         }
     }
@@ -119,7 +126,12 @@ impl Health {
         now >= next
             && self
                 .next_probe_ms
-                .compare_exchange(next, now + self.probe_interval_ms, Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange(
+                    next,
+                    now + self.probe_interval_ms,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
                 .is_ok()
     }
 
@@ -127,12 +139,16 @@ impl Health {
     pub(crate) fn failed(&self, what: &str, error: &dyn fmt::Display) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         if self.failing.swap(true, Ordering::AcqRel) {
-            log::debug!("rate limiting: {} backend: {what} failed: {error}", self.backend);
+            log::debug!(
+                "rate limiting: {} backend: {what} failed: {error}",
+                self.backend
+            );
             return;
         }
         let now = self.now_ms();
         self.failing_since_ms.store(now, Ordering::Release);
-        self.next_probe_ms.store(now + self.probe_interval_ms, Ordering::Release);
+        self.next_probe_ms
+            .store(now + self.probe_interval_ms, Ordering::Release);
         self.incidents.fetch_add(1, Ordering::Relaxed);
         log::warn!(
             "rate limiting: {} backend unavailable ({what}: {error}); requests are {} until it recovers",
@@ -142,6 +158,32 @@ impl Health {
                 OnBackendError::Deny => "refused (on_backend_error: deny)",
             }
         );
+    }
+
+    /// Records a failed operation off the request path (a release, a renewal, a
+    /// reconciliation): counted, logged at most once a minute, but it neither starts nor ends
+    /// an incident, so it never makes requests skip the backend.
+    pub(crate) fn failed_in_background(&self, what: &str, error: &dyn fmt::Display) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let now = self.now_ms();
+        let last = self.last_background_warning_ms.load(Ordering::Acquire);
+        let due = last == 0 || now.saturating_sub(last) >= 60_000;
+        if due
+            && self
+                .last_background_warning_ms
+                .compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            log::warn!(
+                "rate limiting: {} backend: {what} failed: {error}",
+                self.backend
+            );
+        } else {
+            log::debug!(
+                "rate limiting: {} backend: {what} failed: {error}",
+                self.backend
+            );
+        }
     }
 
     /// Records a successful operation; ends an incident if one was under way.

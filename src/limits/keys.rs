@@ -34,7 +34,9 @@ impl KeySecret {
         if key.is_empty() {
             return Err(LimitError::EmptyKey { name: name.into() });
         }
-        Ok(KeySecret { digest: sha256(key) })
+        Ok(KeySecret {
+            digest: sha256(key),
+        })
     }
 
     /// A key given as its SHA-256 digest in hexadecimal (`key_sha256: 9f86d0…`), either case.
@@ -170,7 +172,10 @@ impl<T> fmt::Debug for KeyStore<T> {
 /// `api-key` header (Azure OpenAI's). Pass the header values as received, or `None`.
 ///
 /// Returns `None` when neither carries a non-empty key.
-pub fn presented_key<'a>(authorization: Option<&'a str>, api_key: Option<&'a str>) -> Option<&'a str> {
+pub fn presented_key<'a>(
+    authorization: Option<&'a str>,
+    api_key: Option<&'a str>,
+) -> Option<&'a str> {
     let bearer = authorization.and_then(|value| {
         let value = value.trim();
         let (scheme, rest) = value.split_once(char::is_whitespace)?;
@@ -210,10 +215,18 @@ mod tests {
 
     fn store() -> KeyStore<&'static str> {
         let mut keys = KeyStore::new();
-        keys.insert("checkout-web", KeySecret::clear("checkout-web", "sk-checkout").unwrap(), "checkout-web")
-            .unwrap();
-        keys.insert("batch-jobs", KeySecret::sha256_hex("batch-jobs", TEST_SHA256).unwrap(), "batch-jobs")
-            .unwrap();
+        keys.insert(
+            "checkout-web",
+            KeySecret::clear("checkout-web", "sk-checkout").unwrap(),
+            "checkout-web",
+        )
+        .unwrap();
+        keys.insert(
+            "batch-jobs",
+            KeySecret::sha256_hex("batch-jobs", TEST_SHA256).unwrap(),
+            "batch-jobs",
+        )
+        .unwrap();
         keys.insert(
             "upper",
             KeySecret::sha256_hex("upper", &sha_hex("other").to_uppercase()).unwrap(),
@@ -239,7 +252,14 @@ mod tests {
     #[test]
     fn unknown_and_near_keys_do_not() {
         let keys = store();
-        for wrong in ["", "sk-checkou", "sk-checkoutt", "Test", TEST_SHA256, " test"] {
+        for wrong in [
+            "",
+            "sk-checkou",
+            "sk-checkoutt",
+            "Test",
+            TEST_SHA256,
+            " test",
+        ] {
             assert_eq!(keys.authenticate(wrong), None, "{wrong:?}");
         }
         assert_eq!(KeyStore::<()>::new().authenticate("test"), None);
@@ -247,7 +267,12 @@ mod tests {
 
     #[test]
     fn bad_digests_empty_and_duplicate_keys_are_refused() {
-        for bad in ["", "abc", &TEST_SHA256[1..], &format!("{}g", &TEST_SHA256[1..])] {
+        for bad in [
+            "",
+            "abc",
+            &TEST_SHA256[1..],
+            &format!("{}g", &TEST_SHA256[1..]),
+        ] {
             assert_eq!(
                 KeySecret::sha256_hex("k", bad),
                 Err(LimitError::BadKeyDigest { name: "k".into() })
@@ -258,7 +283,10 @@ mod tests {
         let err = keys
             .insert("again", KeySecret::clear("again", "test").unwrap(), "again")
             .unwrap_err();
-        assert_eq!(err.to_string(), "keys batch-jobs and again are the same key");
+        assert_eq!(
+            err.to_string(),
+            "keys batch-jobs and again are the same key"
+        );
     }
 
     #[test]
@@ -276,7 +304,10 @@ mod tests {
     #[test]
     fn presented_key_reads_bearer_then_api_key() {
         assert_eq!(presented_key(Some("Bearer sk-1"), None), Some("sk-1"));
-        assert_eq!(presented_key(Some("bearer   sk-1 "), Some("sk-2")), Some("sk-1"));
+        assert_eq!(
+            presented_key(Some("bearer   sk-1 "), Some("sk-2")),
+            Some("sk-1")
+        );
         assert_eq!(presented_key(Some("Basic abc"), Some("sk-2")), Some("sk-2"));
         assert_eq!(presented_key(None, Some(" sk-2")), Some("sk-2"));
         assert_eq!(presented_key(Some("Bearer "), None), None);

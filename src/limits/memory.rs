@@ -87,7 +87,11 @@ pub(crate) struct Full {
 
 impl fmt::Display for Full {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} budget states in use (memory_states limit)", self.max_states)
+        write!(
+            f,
+            "all {} budget states in use (max_states)",
+            self.max_states
+        )
     }
 }
 
@@ -136,14 +140,19 @@ impl MemoryStore {
     }
 
     /// Checks every budget of an admission and commits all of them, or none.
-    pub(crate) fn admit(&self, budgets: &[Arc<Budget>], estimated_tokens: u64) -> Result<Decision, Full> {
+    pub(crate) fn admit(
+        &self,
+        budgets: &[Arc<Budget>],
+        estimated_tokens: u64,
+    ) -> Result<Decision, Full> {
         let now = self.now();
         let slots: Vec<usize> = budgets.iter().map(|b| self.shard_of(b.id())).collect();
         let mut order = slots.clone();
         order.sort_unstable();
         order.dedup();
         // Locked in ascending shard order: no two admissions wait on each other in a cycle.
-        let mut guards: Vec<MutexGuard<'_, Shard>> = order.iter().map(|&i| lock(&self.shards[i])).collect();
+        let mut guards: Vec<MutexGuard<'_, Shard>> =
+            order.iter().map(|&i| lock(&self.shards[i])).collect();
         let position = |slot: usize| order.binary_search(&slot).unwrap_or(0);
 
         // Room for the states this admission would create?
@@ -190,7 +199,13 @@ impl MemoryStore {
         }
         let figures = checks
             .iter()
-            .map(|c| if refused.is_none() { c.figures_after } else { c.figures_now })
+            .map(|c| {
+                if refused.is_none() {
+                    c.figures_after
+                } else {
+                    c.figures_now
+                }
+            })
             .collect();
         Ok(Decision { refused, figures })
     }
@@ -245,7 +260,10 @@ impl MemoryStore {
 
     /// States held now.
     pub(crate) fn tracked(&self) -> u64 {
-        self.shards.iter().map(|s| lock(s).states.len() as u64).sum()
+        self.shards
+            .iter()
+            .map(|s| lock(s).states.len() as u64)
+            .sum()
     }
 }
 

@@ -143,9 +143,17 @@ impl LimitSpec {
             self.tokens_per_hour,
             self.tokens_per_day,
         ];
-        let rates = Window::ALL.into_iter().zip(requests).filter_map(|(w, l)| Some((BudgetKind::Requests(w), l?)));
-        let token_rates = Window::ALL.into_iter().zip(tokens).filter_map(|(w, l)| Some((BudgetKind::Tokens(w), l?)));
-        let concurrent = self.concurrent.map(|l| (BudgetKind::Concurrent, u64::from(l)));
+        let rates = Window::ALL
+            .into_iter()
+            .zip(requests)
+            .filter_map(|(w, l)| Some((BudgetKind::Requests(w), l?)));
+        let token_rates = Window::ALL
+            .into_iter()
+            .zip(tokens)
+            .filter_map(|(w, l)| Some((BudgetKind::Tokens(w), l?)));
+        let concurrent = self
+            .concurrent
+            .map(|l| (BudgetKind::Concurrent, u64::from(l)));
         rates.chain(token_rates).chain(concurrent)
     }
 
@@ -191,7 +199,12 @@ impl Budget {
     /// # Errors
     ///
     /// [`LimitError::ZeroLimit`] when `limit` is 0, or a `concurrent` limit above `u32::MAX`.
-    pub fn new(scope: &str, name: &str, kind: BudgetKind, limit: u64) -> Result<Budget, LimitError> {
+    pub fn new(
+        scope: &str,
+        name: &str,
+        kind: BudgetKind,
+        limit: u64,
+    ) -> Result<Budget, LimitError> {
         let label = || format!("{scope} {name}: {kind}");
         if limit == 0 {
             return Err(LimitError::ZeroLimit { budget: label() });
@@ -278,7 +291,10 @@ mod tests {
                 "key:checkout-web:concurrent",
             ]
         );
-        assert_eq!(budgets[0].to_string(), "key checkout-web: requests_per_minute");
+        assert_eq!(
+            budgets[0].to_string(),
+            "key checkout-web: requests_per_minute"
+        );
         assert_eq!(budgets[2].kind(), BudgetKind::Tokens(Window::Minute));
         assert_eq!(budgets[3].limit(), 20);
     }
@@ -291,7 +307,10 @@ mod tests {
             ..LimitSpec::default()
         };
         let err = spec.budgets("key", "a").unwrap_err();
-        assert_eq!(err.to_string(), "key a: tokens_per_day: a limit must be at least 1");
+        assert_eq!(
+            err.to_string(),
+            "key a: tokens_per_day: a limit must be at least 1"
+        );
         assert!(LimitSpec::default().is_empty());
     }
 

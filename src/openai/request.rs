@@ -75,7 +75,7 @@ impl Endpoint {
 }
 
 /// What routing needs from a JSON request body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct JsonRequest {
     /// The requested model, unescaped.
     pub model: String,
@@ -83,6 +83,10 @@ pub struct JsonRequest {
     pub model_span: Range<usize>,
     /// Whether the client asked for a streamed answer.
     pub stream: bool,
+    /// The output cap it asked for (`max_completion_tokens`, `max_tokens`, `max_output_tokens`).
+    pub max_tokens: Option<u64>,
+    /// Its sampling temperature.
+    pub temperature: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -93,6 +97,14 @@ struct Probe<'a> {
     messages: Option<&'a RawValue>,
     #[serde(borrow)]
     stream: Option<&'a RawValue>,
+    #[serde(borrow)]
+    max_tokens: Option<&'a RawValue>,
+    #[serde(borrow)]
+    max_completion_tokens: Option<&'a RawValue>,
+    #[serde(borrow)]
+    max_output_tokens: Option<&'a RawValue>,
+    #[serde(borrow)]
+    temperature: Option<&'a RawValue>,
 }
 
 /// Checks a JSON request body and extracts the routing fields.
@@ -172,10 +184,25 @@ pub fn inspect_json(endpoint: Endpoint, body: &[u8]) -> Result<JsonRequest, ApiE
         }
     }
 
+    // Parameters are read leniently: a wrong type is the upstream's to refuse.
+    let max_tokens = [
+        probe.max_completion_tokens,
+        probe.max_tokens,
+        probe.max_output_tokens,
+    ]
+    .into_iter()
+    .flatten()
+    .find_map(|raw| raw.get().parse::<u64>().ok());
+    let temperature = probe
+        .temperature
+        .and_then(|raw| raw.get().parse::<f64>().ok());
+
     Ok(JsonRequest {
         model,
         model_span,
         stream,
+        max_tokens,
+        temperature,
     })
 }
 

@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,7 +32,7 @@ use tokio::task::JoinSet;
 
 use super::metrics::Metrics;
 use super::record::RequestRecord;
-use super::spans::{request_spans, SpanOptions};
+use super::spans::{content_bytes, request_spans, SpanOptions};
 use super::spec::{endpoint_for_log, TraceSpec};
 use super::TelemetryError;
 
@@ -69,6 +69,35 @@ impl fmt::Debug for Destination {
 struct Envelope {
     environment: String,
     spans: Vec<SpanData>,
+    /// The captured content these spans carry, until they are exported or dropped.
+    content_lease: Option<ContentLease>,
+}
+
+/// A share of the queued-content budget, returned when dropped.
+struct ContentLease {
+    bytes: usize,
+    queued: Arc<AtomicUsize>,
+}
+
+impl ContentLease {
+    /// Takes `bytes` from the budget of `limit`, or nothing when it would overflow.
+    fn take(queued: &Arc<AtomicUsize>, bytes: usize, limit: usize) -> Option<ContentLease> {
+        let before = queued.fetch_add(bytes, Ordering::AcqRel);
+        if before.saturating_add(bytes) > limit {
+            queued.fetch_sub(bytes, Ordering::AcqRel);
+            return None;
+        }
+        Some(ContentLease {
+            bytes,
+            queued: queued.clone(),
+        })
+    }
+}
+
+impl Drop for ContentLease {
+    fn drop(&mut self) {
+        self.queued.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
 }
 
 /// The trace exporters of one configuration: built by [`TracePipeline::start`], replaced
@@ -76,6 +105,8 @@ struct Envelope {
 pub(crate) struct TracePipeline {
     sample_ratio: f64,
     max_content_bytes: usize,
+    max_queued_content_bytes: usize,
+    queued_content: Arc<AtomicUsize>,
     default: Option<Arc<Destination>>,
     by_environment: HashMap<String, Arc<Destination>>,
     front: Option<mpsc::Sender<Envelope>>,
@@ -176,6 +207,8 @@ impl TracePipeline {
                 0.0
             },
             max_content_bytes: spec.max_content_bytes,
+            max_queued_content_bytes: spec.max_queued_content_bytes,
+            queued_content: Arc::new(AtomicUsize::new(0)),
             default: default.clone(),
             by_environment: by_environment.clone(),
             front: None,
@@ -260,10 +293,21 @@ impl TracePipeline {
                 });
             return;
         }
+        let wants_content = destination.capture_content && record.content.is_some();
+        let lease = if wants_content {
+            ContentLease::take(
+                &self.queued_content,
+                content_bytes(record, self.max_content_bytes),
+                self.max_queued_content_bytes,
+            )
+        } else {
+            None
+        };
         let spans = request_spans(
             record,
             &SpanOptions {
-                capture_content: destination.capture_content,
+                capture_content: lease.is_some(),
+                content_omitted: wants_content && lease.is_none(),
                 max_content_bytes: self.max_content_bytes,
                 scope: &self.scope,
             },
@@ -271,6 +315,7 @@ impl TracePipeline {
         let envelope = Envelope {
             environment: record.environment.clone(),
             spans,
+            content_lease: lease,
         };
         if let Err(e) = front.try_send(envelope) {
             let full = matches!(e, mpsc::error::TrySendError::Full(_));
@@ -327,7 +372,7 @@ async fn dispatch(
     mut shutdown: watch::Receiver<Option<Instant>>,
     context: Arc<ExportContext>,
 ) {
-    let mut lanes: HashMap<String, mpsc::Sender<Vec<SpanData>>> = HashMap::new();
+    let mut lanes: HashMap<String, mpsc::Sender<Envelope>> = HashMap::new();
     let mut tasks = JoinSet::new();
     loop {
         tokio::select! {
@@ -362,37 +407,36 @@ impl ExportContext {
     fn route(
         self: &Arc<Self>,
         envelope: Envelope,
-        lanes: &mut HashMap<String, mpsc::Sender<Vec<SpanData>>>,
+        lanes: &mut HashMap<String, mpsc::Sender<Envelope>>,
         tasks: &mut JoinSet<()>,
         shutdown: &watch::Receiver<Option<Instant>>,
     ) {
-        let Envelope { environment, spans } = envelope;
-        if !lanes.contains_key(&environment) {
+        if !lanes.contains_key(&envelope.environment) {
+            let environment = envelope.environment.as_str();
+            let spans = envelope.spans.len();
             if lanes.len() >= MAX_LANES {
-                self.shared.dropped(&environment, spans.len(), || {
+                self.shared.dropped(environment, spans, || {
                     format!("more than {MAX_LANES} environments are being traced")
                 });
                 return;
             }
-            match self.open_lane(&environment, tasks, shutdown.clone()) {
-                Some(lane) => {
-                    lanes.insert(environment.clone(), lane);
-                }
-                None => {
-                    self.shared.dropped(&environment, spans.len(), || {
-                        "its exporter could not be created".into()
-                    });
-                    return;
-                }
-            }
+            let Some(lane) = self.open_lane(environment, tasks, shutdown.clone()) else {
+                self.shared.dropped(environment, spans, || {
+                    "its exporter could not be created".into()
+                });
+                return;
+            };
+            lanes.insert(envelope.environment.clone(), lane);
         }
-        let Some(lane) = lanes.get(&environment) else {
+        let Some(lane) = lanes.get(&envelope.environment) else {
             return;
         };
-        if let Err(e) = lane.try_send(spans) {
-            let lost = e.into_inner().len();
+        if let Err(e) = lane.try_send(envelope) {
+            let lost = e.into_inner();
             self.shared
-                .dropped(&environment, lost, || "the export queue is full".into());
+                .dropped(&lost.environment, lost.spans.len(), || {
+                    "the export queue is full".into()
+                });
         }
     }
 
@@ -401,7 +445,7 @@ impl ExportContext {
         environment: &str,
         tasks: &mut JoinSet<()>,
         shutdown: watch::Receiver<Option<Instant>>,
-    ) -> Option<mpsc::Sender<Vec<SpanData>>> {
+    ) -> Option<mpsc::Sender<Envelope>> {
         let destination = self
             .by_environment
             .get(environment)
@@ -458,15 +502,21 @@ struct Lane {
 
 impl Lane {
     /// Batches until the queue closes, then exports the rest.
-    async fn run(self, mut rx: mpsc::Receiver<Vec<SpanData>>) {
+    async fn run(self, mut rx: mpsc::Receiver<Envelope>) {
         let max = self.context.max_batch;
         let mut batch: Vec<SpanData> = Vec::new();
-        while let Some(spans) = rx.recv().await {
-            batch.extend(spans);
+        // Content budget held by the batch, given back once it is sent (or lost).
+        let mut leases = Vec::new();
+        while let Some(first) = rx.recv().await {
+            batch.extend(first.spans);
+            leases.push(first.content_lease);
             let send_by = tokio::time::Instant::now() + self.context.batch_delay;
             while batch.len() < max {
                 match tokio::time::timeout_at(send_by, rx.recv()).await {
-                    Ok(Some(more)) => batch.extend(more),
+                    Ok(Some(more)) => {
+                        batch.extend(more.spans);
+                        leases.push(more.content_lease);
+                    }
                     Ok(None) | Err(_) => break,
                 }
             }
@@ -475,6 +525,7 @@ impl Lane {
                 self.export(std::mem::replace(&mut batch, rest)).await;
             }
             self.export(std::mem::take(&mut batch)).await;
+            leases.clear();
         }
     }
 

@@ -508,9 +508,8 @@ mod tests {
 
     #[test]
     fn registries_are_independent() {
-        let a = Metrics::new("1.0.0").map_err(|e| e.to_string());
-        let b = Metrics::new("1.0.0").map_err(|e| e.to_string());
-        let (a, b) = (a.unwrap(), b.unwrap());
+        let a = Metrics::new("1.0.0").unwrap();
+        let b = Metrics::new("1.0.0").unwrap();
         a.config_reloaded(ReloadResult::Failure);
         assert!(a
             .render()

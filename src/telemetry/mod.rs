@@ -15,6 +15,36 @@
 //! end          telemetry.finish(&record)                           // never waits
 //! ```
 //!
+//! ```
+//! use veilgate::telemetry::{AccessLogSink, RequestRecord, Telemetry, TraceSpec, UpstreamAttempt};
+//!
+//! let telemetry = Telemetry::builder()
+//!     .traces(TraceSpec::default()) // from `telemetry.traces`; default: no exporter
+//!     .access_log(AccessLogSink::Disabled)
+//!     .build()?;
+//!
+//! let ids = telemetry.start_trace(Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"));
+//! let mut record = RequestRecord::begin("req-1", ids);
+//! record.environment = "staging".into();
+//! record.route = "chat".into();
+//! record.key = Some("team-a".into()); // the key's name, never the key
+//! record.model = "gpt-4o*".into(); // the configured glob the model matched
+//! let _in_flight = telemetry.metrics().inflight(&record.environment);
+//!
+//! let attempt = ids.attempt();
+//! let traceparent = attempt.traceparent(); // send with the upstream request
+//! assert!(traceparent.starts_with("00-0af7651916cd43dd8448eb211c80319c-"));
+//! let mut upstream = UpstreamAttempt::begin(attempt, "openai", "openai", "gpt-4o");
+//! upstream.status = Some(200);
+//! record.attempts.push(upstream);
+//! record.status = 200;
+//!
+//! telemetry.finish(&record);
+//! assert!(telemetry.render_metrics().contains(r#"environment="staging""#));
+//! telemetry.shutdown(std::time::Duration::from_secs(5));
+//! # Ok::<(), veilgate::telemetry::TelemetryError>(())
+//! ```
+//!
 //! [`Telemetry::finish`] derives everything from the [`RequestRecord`]: it updates the
 //! metrics, queues the access-log line and queues the spans, whose ids and timestamps were
 //! fixed while the request ran. Queues are bounded; what does not fit is dropped and

@@ -81,11 +81,15 @@ pub mod attr {
     pub const RATELIMIT_BUDGET: &str = "veilgate.ratelimit.budget";
     /// Set when captured content was cut to `max_content_bytes` (bool).
     pub const CONTENT_TRUNCATED: &str = "veilgate.content.truncated";
+    /// Set when content would have been captured but the export queue held too much
+    /// already (bool).
+    pub const CONTENT_OMITTED: &str = "veilgate.content.omitted";
 }
 
 /// How spans are built for one destination.
 pub(crate) struct SpanOptions<'a> {
     pub capture_content: bool,
+    pub content_omitted: bool,
     pub max_content_bytes: usize,
     pub scope: &'a InstrumentationScope,
 }
@@ -117,7 +121,9 @@ fn server_span(record: &RequestRecord, end: Instant, opts: &SpanOptions<'_>) -> 
         record.environment.clone(),
     ));
     a.push(KeyValue::new(attr::REQUEST_ID, record.request_id.clone()));
-    a.push(KeyValue::new(attr::ROUTE, record.route.clone()));
+    if !record.route.is_empty() {
+        a.push(KeyValue::new(attr::ROUTE, record.route.clone()));
+    }
     if let Some(key) = &record.key {
         a.push(KeyValue::new(attr::KEY_NAME, key.clone()));
     }
@@ -258,6 +264,8 @@ fn client_span(
                     a.push(KeyValue::new(attr::CONTENT_TRUNCATED, true));
                 }
             }
+        } else if opts.content_omitted {
+            a.push(KeyValue::new(attr::CONTENT_OMITTED, true));
         }
     }
     let mut events = SpanEvents::default();
@@ -341,6 +349,13 @@ fn span_name(operation: &str, model: &str) -> String {
     } else {
         format!("{operation} {model}")
     }
+}
+
+/// The bytes of content a record's spans would carry.
+pub(crate) fn content_bytes(record: &RequestRecord, max_content_bytes: usize) -> usize {
+    record.content.as_ref().map_or(0, |c| {
+        c.input.len().min(max_content_bytes) + c.output.len().min(max_content_bytes)
+    })
 }
 
 /// Cuts `s` to at most `max` bytes on a character boundary.

@@ -68,6 +68,11 @@ pub struct TraceSpec {
     /// Captured content longer than this (bytes, per attribute) is cut.
     #[serde(default = "default_max_content_bytes")]
     pub max_content_bytes: usize,
+    /// Bound on captured content waiting for export, all environments together (bytes).
+    /// Past it, spans are still exported but without content, marked
+    /// `veilgate.content.omitted`.
+    #[serde(default = "default_max_queued_content_bytes")]
+    pub max_queued_content_bytes: usize,
 }
 
 /// One environment's exporter.
@@ -102,6 +107,9 @@ fn default_export_timeout_ms() -> u64 {
 fn default_max_content_bytes() -> usize {
     32 * 1024
 }
+fn default_max_queued_content_bytes() -> usize {
+    64 * 1024 * 1024
+}
 
 impl Default for TraceSpec {
     /// No exporters: tracing off.
@@ -117,6 +125,7 @@ impl Default for TraceSpec {
             batch_delay_ms: default_batch_delay_ms(),
             export_timeout_ms: default_export_timeout_ms(),
             max_content_bytes: default_max_content_bytes(),
+            max_queued_content_bytes: default_max_queued_content_bytes(),
         }
     }
 }
@@ -260,6 +269,7 @@ impl fmt::Debug for TraceSpec {
             .field("batch_delay_ms", &self.batch_delay_ms)
             .field("export_timeout_ms", &self.export_timeout_ms)
             .field("max_content_bytes", &self.max_content_bytes)
+            .field("max_queued_content_bytes", &self.max_queued_content_bytes)
             .finish()
     }
 }

@@ -34,6 +34,11 @@ impl Recorded {
 pub enum Reply {
     /// A complete answer with Content-Length.
     Json(u16, serde_json::Value),
+    /// The same with extra headers.
+    JsonWithHeaders(u16, Vec<(&'static str, String)>, serde_json::Value),
+    /// Read the request, then wait until the client closes the connection (counted in
+    /// [`MockUpstream::cancelled`]).
+    StallUntilClosed,
     /// An SSE stream, chunked: each piece is written after its pause, then the terminating chunk.
     Sse(Vec<(Duration, Vec<u8>)>),
     /// An SSE stream that stops after these pieces without a terminating chunk, closing the
@@ -55,6 +60,7 @@ type Handler = Arc<dyn Fn(&Recorded) -> Reply + Send + Sync>;
 pub struct MockUpstream {
     pub port: u16,
     requests: Arc<Mutex<Vec<Recorded>>>,
+    cancelled: Arc<std::sync::atomic::AtomicUsize>,
     handler: Arc<Mutex<Handler>>,
 }
 
@@ -71,21 +77,23 @@ impl MockUpstream {
         let port = listener.local_addr().expect("addr").port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Mutex<Handler>> = Arc::new(Mutex::new(Arc::new(handler)));
-        let (reqs, h) = (requests.clone(), handler.clone());
+        let cancelled = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (reqs, h, c) = (requests.clone(), handler.clone(), cancelled.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let (reqs, h) = (reqs.clone(), h.clone());
+                let (reqs, h, c) = (reqs.clone(), h.clone(), c.clone());
                 tokio::spawn(async move {
-                    let _ = serve(stream, reqs, h).await;
+                    let _ = serve(stream, reqs, h, c).await;
                 });
             }
         });
         MockUpstream {
             port,
             requests,
+            cancelled,
             handler,
         }
     }
@@ -110,12 +118,18 @@ impl MockUpstream {
     pub fn count(&self) -> usize {
         self.requests.lock().unwrap().len()
     }
+
+    /// Requests whose client closed the connection while the mock was stalling.
+    pub fn cancelled(&self) -> usize {
+        self.cancelled.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 async fn serve(
     mut stream: TcpStream,
     requests: Arc<Mutex<Vec<Recorded>>>,
     handler: Arc<Mutex<Handler>>,
+    cancelled: Arc<std::sync::atomic::AtomicUsize>,
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
     loop {
@@ -143,6 +157,30 @@ async fn serve(
                 );
                 stream.write_all(head.as_bytes()).await?;
                 stream.write_all(&body).await?;
+            }
+            Reply::JsonWithHeaders(status, headers, body) => {
+                let body = serde_json::to_vec(&body).unwrap();
+                let mut head = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+                    body.len()
+                );
+                for (k, v) in headers {
+                    head.push_str(&format!("{k}: {v}\r\n"));
+                }
+                head.push_str("\r\n");
+                stream.write_all(head.as_bytes()).await?;
+                stream.write_all(&body).await?;
+            }
+            Reply::StallUntilClosed => {
+                let mut sink = [0u8; 1024];
+                loop {
+                    match stream.read(&mut sink).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+                cancelled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                return Ok(());
             }
             Reply::Sse(pieces) => {
                 write_sse(&mut stream, pieces).await?;

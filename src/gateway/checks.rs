@@ -1,0 +1,120 @@
+//! Active upstream health checks (`health_check: {path, interval}`), in the background.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+use pingora_http::RequestHeader;
+
+use super::forward::Forwarder;
+use super::health::UpstreamHealth;
+use super::runtime::SharedRuntime;
+use crate::config::{Upstream, UpstreamAuth};
+
+/// Checks each upstream that has a `health_check`, on its interval.
+pub struct HealthChecker {
+    runtime: SharedRuntime,
+    forwarder: Arc<Forwarder>,
+    health: Arc<UpstreamHealth>,
+}
+
+impl HealthChecker {
+    /// A checker over the runtime in force (it follows reloads).
+    pub fn new(
+        runtime: SharedRuntime,
+        forwarder: Arc<Forwarder>,
+        health: Arc<UpstreamHealth>,
+    ) -> Self {
+        HealthChecker {
+            runtime,
+            forwarder,
+            health,
+        }
+    }
+
+    /// One check: a GET of the check path; any 2xx within the check timeout passes.
+    pub async fn check(&self, upstream: &Upstream) -> Result<(), String> {
+        let Some(check) = &upstream.health_check else {
+            return Ok(());
+        };
+        let path = upstream.path_for(None, &check.path, None);
+        let mut header = RequestHeader::build("GET", path.as_bytes(), None)
+            .map_err(|e| e.etype().as_str().to_owned())?;
+        let _ = header.insert_header(http::header::HOST, upstream.authority());
+        let _ = header.insert_header("user-agent", "veilgate-health-check");
+        if let Some(key) = &upstream.api_key {
+            let _ = match &upstream.auth {
+                UpstreamAuth::Bearer => {
+                    header.insert_header(http::header::AUTHORIZATION, format!("Bearer {key}"))
+                }
+                UpstreamAuth::Header(name) => header.insert_header(name.clone(), key.as_str()),
+            };
+        }
+        let attempt = async {
+            let mut exchange = self
+                .forwarder
+                .send(upstream, header, Bytes::new())
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = exchange.header().map_or(0, |h| h.status.as_u16());
+            let _ = exchange.read_to_end(1024 * 1024).await;
+            self.forwarder.finish(exchange).await;
+            if (200..300).contains(&status) {
+                Ok(())
+            } else {
+                Err(format!("answered {status}"))
+            }
+        };
+        match tokio::time::timeout(check.timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("no answer within {:?}", check.timeout)),
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for HealthChecker {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut due: HashMap<String, Instant> = HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tick.tick() => {}
+            }
+            let runtime = self.runtime.load_full();
+            let now = Instant::now();
+            for upstream in runtime.config.upstreams.values() {
+                let Some(check) = &upstream.health_check else {
+                    continue;
+                };
+                if due.get(&upstream.name).is_some_and(|t| *t > now) {
+                    continue;
+                }
+                due.insert(upstream.name.clone(), now + check.interval);
+                let was_down = self.health.status(&upstream.name).is_down();
+                match self.check(upstream).await {
+                    Ok(()) => {
+                        if was_down {
+                            log::info!("upstream {}: health check passes again", upstream.name);
+                        }
+                        self.health.set_check(&upstream.name, true);
+                    }
+                    Err(reason) => {
+                        if !was_down {
+                            log::warn!(
+                                "upstream {}: health check failed ({reason}); out of rotation",
+                                upstream.name
+                            );
+                        }
+                        self.health.set_check(&upstream.name, false);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Watching an upstream answer go by: usage, finish reasons and the answering model, for
+//! budgets and telemetry — without holding any byte back from the client.
+
+use serde_json::Value;
+
+use crate::openai::usage::{self, StreamUsage, Usage};
+
+/// Longest SSE event buffered while looking for its end; a longer one is not inspected
+/// (usage is then estimated from what was seen).
+const MAX_EVENT_BYTES: usize = 1024 * 1024;
+
+/// Observes a streamed (SSE) answer chunk by chunk.
+#[derive(Debug, Default)]
+pub struct StreamObserver {
+    pending: Vec<u8>,
+    overflowed: bool,
+    /// What was learned so far.
+    pub usage: StreamUsage,
+}
+
+impl StreamObserver {
+    /// Feeds raw body bytes, in any chunking.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        self.pending.extend_from_slice(chunk);
+        while let Some((end, sep)) = find_event_end(&self.pending) {
+            let event: Vec<u8> = self.pending.drain(..end + sep).collect();
+            if !self.overflowed {
+                self.observe_event(&event[..end]);
+            }
+            self.overflowed = false;
+        }
+        if self.pending.len() > MAX_EVENT_BYTES {
+            self.pending.clear();
+            self.overflowed = true;
+        }
+    }
+
+    fn observe_event(&mut self, event: &[u8]) {
+        let Ok(text) = std::str::from_utf8(event) else {
+            return;
+        };
+        let mut data = String::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("data:") {
+                if !data.is_empty() {
+                    data.push('\n');
+                }
+                data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+            }
+        }
+        if data.is_empty() || data == "[DONE]" {
+            return;
+        }
+        if let Ok(value) = serde_json::from_str::<Value>(&data) {
+            self.usage.observe(&value);
+        }
+    }
+}
+
+/// The end of the first complete event (index of its blank-line separator) and the
+/// separator's length.
+fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
+    let lf = memchr::memmem::find(buf, b"\n\n").map(|i| (i, 2));
+    let crlf = memchr::memmem::find(buf, b"\r\n\r\n").map(|i| (i, 4));
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// What a complete JSON answer says about usage, model and finish reasons.
+pub fn observe_json(body: &[u8]) -> StreamUsage {
+    let mut seen = StreamUsage::default();
+    if let Ok(value) = serde_json::from_slice::<Value>(body) {
+        if let Some(u) = usage::from_response(&value) {
+            seen.reported = Some(u);
+        }
+        if let Some(m) = value.get("model").and_then(Value::as_str) {
+            seen.response_model = Some(m.to_owned());
+        }
+        if let Some(choices) = value.get("choices").and_then(Value::as_array) {
+            for c in choices {
+                if let Some(r) = c.get("finish_reason").and_then(Value::as_str) {
+                    if !seen.finish_reasons.iter().any(|x| x == r) {
+                        seen.finish_reasons.push(r.to_owned());
+                    }
+                }
+            }
+        }
+        if let Some(status) = value.get("status").and_then(Value::as_str) {
+            seen.finish_reasons.push(status.to_owned());
+        }
+    }
+    seen
+}
+
+/// The usage to charge: reported, or estimated.
+pub fn charged(seen: &StreamUsage, estimated_prompt: u64) -> Usage {
+    seen.charge(estimated_prompt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_usage_across_any_chunking() {
+        let stream = concat!(
+            "data: {\"model\":\"m1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"abcd\"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\r\n\r\n",
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":2}}\n\n",
+            "data: [DONE]\n\n"
+        )
+        .as_bytes();
+        for size in 1..stream.len() {
+            let mut o = StreamObserver::default();
+            for chunk in stream.chunks(size) {
+                o.feed(chunk);
+            }
+            assert_eq!(
+                o.usage.reported,
+                Some(Usage {
+                    prompt: 7,
+                    completion: 2
+                }),
+                "chunk size {size}"
+            );
+            assert_eq!(o.usage.finish_reasons, ["stop"]);
+            assert_eq!(o.usage.response_model.as_deref(), Some("m1"));
+        }
+    }
+
+    #[test]
+    fn json_answers() {
+        let seen = observe_json(br#"{"model":"x","choices":[{"finish_reason":"length"}],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#);
+        assert_eq!(
+            seen.reported,
+            Some(Usage {
+                prompt: 1,
+                completion: 2
+            })
+        );
+        assert_eq!(seen.finish_reasons, ["length"]);
+    }
+}

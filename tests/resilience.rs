@@ -1,0 +1,344 @@
+//! End to end: weighted routes, fallbacks, timeouts, circuit breaking, cancellation, reload,
+//! graceful drain — real processes, real signals, mock upstreams that fail on command.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::mock::{chat_stream, MockUpstream, Reply};
+use common::{client, expect_error, free_port, GatewayProcess};
+use serde_json::json;
+
+fn chat(model: &str) -> serde_json::Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+fn server_error() -> Reply {
+    Reply::Json(
+        503,
+        json!({"error": {"message": "overloaded", "type": "server_error", "param": null, "code": null}}),
+    )
+}
+
+async fn post(gw: &GatewayProcess, body: &serde_json::Value) -> reqwest::Response {
+    client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn canary_weights_split_traffic() {
+    let a = MockUpstream::start().await;
+    let b = MockUpstream::start().await;
+    let config = format!(
+        "environment: test\nupstreams:\n  a: {{url: {}}}\n  b: {{url: {}}}\nroutes:\n  - models: [m]\n    upstreams: [{{name: a, weight: 90}}, {{name: b, weight: 10}}]\n",
+        a.url(),
+        b.url()
+    );
+    let gw = GatewayProcess::start(&config).await;
+    for _ in 0..300 {
+        assert_eq!(post(&gw, &chat("m")).await.status(), 200);
+    }
+    let (na, nb) = (a.count(), b.count());
+    assert_eq!(na + nb, 300);
+    // 90/10 of 300: b expects 30; a 5-sigma band is 15..=47.
+    assert!((15..=47).contains(&nb), "a={na} b={nb}");
+}
+
+#[tokio::test]
+async fn failures_fall_back_and_429_honours_retry_after() {
+    let primary = MockUpstream::with_handler(|_| server_error()).await;
+    let fallback = MockUpstream::start().await;
+    let config = format!(
+        "environment: test\nupstreams:\n  primary: {{url: {}}}\n  fallback: {{url: {}}}\nroutes:\n  - models: [m]\n    upstream: primary\n    fallbacks: [fallback]\n  - models: [strict]\n    upstream: primary\n    fallbacks: [fallback]\n    retry_on: []\n",
+        primary.url(),
+        fallback.url()
+    );
+    let gw = GatewayProcess::start(&config).await;
+    let resp = post(&gw, &chat("m")).await;
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "Hello from mock (m)");
+    assert_eq!((primary.count(), fallback.count()), (1, 1));
+    assert_eq!(
+        fallback.last().json(),
+        chat("m"),
+        "the fallback gets the same body"
+    );
+
+    // retry_on: [] → the upstream's own answer, as it sent it.
+    let resp = post(&gw, &chat("strict")).await;
+    assert_eq!(expect_error(resp, 503).await["message"], "overloaded");
+    assert_eq!(fallback.count(), 1);
+
+    // A 429 with Retry-After: the fallback serves, and the primary rests for that long.
+    primary.set_handler(|_| {
+        Reply::JsonWithHeaders(429, vec![("retry-after", "30".into())], json!({"error": {"message": "slow down", "type": "requests", "param": null, "code": "rate_limit_exceeded"}}))
+    });
+    let before = primary.count();
+    assert_eq!(post(&gw, &chat("m")).await.status(), 200);
+    assert_eq!(primary.count(), before + 1);
+    assert_eq!(post(&gw, &chat("m")).await.status(), 200);
+    assert_eq!(
+        primary.count(),
+        before + 1,
+        "primary skipped while cooling down"
+    );
+}
+
+#[tokio::test]
+async fn unreachable_and_stalled_upstreams_fall_back_or_time_out() {
+    let stalled = MockUpstream::with_handler(|_| Reply::Stall).await;
+    let good = MockUpstream::start().await;
+    let dead = free_port();
+    let config = format!(
+        "environment: test\nupstreams:\n  dead: {{url: 'http://127.0.0.1:{dead}/v1', connect_timeout: 1s}}\n  stalled: {{url: {}, timeout: 700ms}}\n  good: {{url: {}}}\nroutes:\n  - models: [a]\n    upstream: dead\n    fallbacks: [good]\n  - models: [b]\n    upstream: stalled\n    fallbacks: [good]\n  - models: [c]\n    upstream: stalled\n",
+        stalled.url(),
+        good.url()
+    );
+    let gw = GatewayProcess::start(&config).await;
+    assert_eq!(post(&gw, &chat("a")).await.status(), 200);
+    let started = Instant::now();
+    assert_eq!(post(&gw, &chat("b")).await.status(), 200);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(good.count(), 2);
+    let resp = post(&gw, &chat("c")).await;
+    assert_eq!(expect_error(resp, 504).await["code"], "upstream_timeout");
+}
+
+#[tokio::test]
+async fn a_stream_that_stalls_ends_with_an_error_event() {
+    let up = MockUpstream::with_handler(|_| Reply::StallAfterHeader).await;
+    let config = format!(
+        "environment: test\nupstreams:\n  u: {{url: {}, idle_timeout: 500ms}}\nroutes:\n  - models: [m]\n    upstream: u\n",
+        up.url()
+    );
+    let gw = GatewayProcess::start(&config).await;
+    let started = Instant::now();
+    let resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&json!({"model": "m", "stream": true, "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap_or_default();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(text.contains("upstream_timeout"), "{text}");
+}
+
+#[tokio::test]
+async fn repeated_failures_open_the_circuit_and_readyz_reports_it() {
+    let flaky = MockUpstream::with_handler(|_| server_error()).await;
+    let good = MockUpstream::start().await;
+    let config = format!(
+        "environment: test\nupstreams:\n  flaky: {{url: {}}}\n  good: {{url: {}}}\nroutes:\n  - models: [m]\n    upstream: flaky\n    fallbacks: [good]\n  - models: [only-flaky]\n    upstream: flaky\n",
+        flaky.url(),
+        good.url()
+    );
+    let gw = GatewayProcess::start(&config).await;
+    for _ in 0..5 {
+        assert_eq!(post(&gw, &chat("m")).await.status(), 200);
+    }
+    assert_eq!(flaky.count(), 5);
+    for _ in 0..5 {
+        assert_eq!(post(&gw, &chat("m")).await.status(), 200);
+    }
+    assert_eq!(flaky.count(), 5, "the open circuit keeps traffic away");
+    assert_eq!(good.count(), 10);
+    let ready = client().get(gw.admin_url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body = ready.text().await.unwrap();
+    assert!(
+        body.contains("only-flaky") && body.contains("circuit_open"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_cancels_the_upstream_request() {
+    let up = MockUpstream::with_handler(|_| Reply::StallUntilClosed).await;
+    let config = format!("environment: test\nupstreams:\n  u: {{url: {}}}\nroutes:\n  - models: [m]\n    upstream: u\n", up.url());
+    let gw = GatewayProcess::start(&config).await;
+    let c = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    assert!(c
+        .post(gw.url("/v1/chat/completions"))
+        .json(&chat("m"))
+        .send()
+        .await
+        .is_err());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while up.cancelled() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(up.cancelled(), 1, "the upstream saw the request cancelled");
+}
+
+#[tokio::test]
+async fn azure_style_upstreams_get_their_url_key_header_and_query() {
+    let up = MockUpstream::start().await;
+    let config = format!(
+        "environment: test\nupstreams:\n  azure:\n    url: 'http://127.0.0.1:{}/openai/deployments/{{model}}'\n    api_key: azure-secret\n    auth_header: api-key\n    query: {{api-version: '2024-10-21'}}\nroutes:\n  - models: [fast]\n    upstream: azure\n    model: gpt-4o-mini\n",
+        up.port
+    );
+    let gw = GatewayProcess::start(&config).await;
+    let resp = client()
+        .post(gw.url("/v1/chat/completions?x=1"))
+        .header("authorization", "Bearer client")
+        .json(&chat("fast"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen = up.last();
+    assert_eq!(
+        seen.path,
+        "/openai/deployments/gpt-4o-mini/chat/completions?x=1&api-version=2024-10-21"
+    );
+    assert_eq!(seen.header("api-key"), Some("azure-secret"));
+    assert_eq!(seen.header("authorization"), None);
+}
+
+fn base_config(url: &str, models: &str) -> String {
+    format!("environment: test\nupstreams:\n  u: {{url: {url}}}\nroutes:\n  - models: [{models}]\n    upstream: u\n")
+}
+
+async fn wait_for_status(gw: &GatewayProcess, model: &str, status: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if post(gw, &chat(model)).await.status().as_u16() == status {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn config_reloads_on_change_and_on_sighup_and_keeps_the_old_one_when_invalid() {
+    let up = MockUpstream::start().await;
+    let gw = GatewayProcess::start(&base_config(&up.url(), "a")).await;
+    assert_eq!(post(&gw, &chat("b")).await.status(), 404);
+
+    // A change on disk is picked up.
+    gw.write_config(&base_config(&up.url(), "a, b"));
+    assert!(
+        wait_for_status(&gw, "b", 200).await,
+        "new route served after reload"
+    );
+
+    // An invalid file is refused: the old config stays, the error names file:line:col.
+    gw.write_config(&format!(
+        "{}    bogus_key: 1\n",
+        base_config(&up.url(), "c")
+    ));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(post(&gw, &chat("b")).await.status(), 200);
+    assert_eq!(post(&gw, &chat("c")).await.status(), 404);
+    let logs = gw.logs();
+    let path = gw.config_path.display().to_string();
+    assert!(
+        logs.contains(&format!("{path}:9:5")) && logs.contains("bogus_key"),
+        "{logs}"
+    );
+    let metrics = client()
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("veilgate_config_reloads_total{result=\"failure\"} 1"),
+        "{metrics}"
+    );
+
+    // SIGHUP reloads too.
+    std::fs::write(
+        &gw.config_path,
+        format!(
+            "listen: 127.0.0.1:{}\nadmin: 127.0.0.1:{}\n{}",
+            gw.port,
+            gw.admin_port,
+            base_config(&up.url(), "d")
+        ),
+    )
+    .unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &gw.pid().to_string()])
+        .status();
+    assert!(wait_for_status(&gw, "d", 200).await);
+}
+
+#[tokio::test]
+async fn sigterm_lets_streams_finish_then_exits_zero() {
+    let up = MockUpstream::with_handler(|_| {
+        Reply::Sse(chat_stream(
+            "m",
+            &["a", "b", "c", "d"],
+            Duration::from_millis(400),
+        ))
+    })
+    .await;
+    let mut gw = GatewayProcess::start(&base_config(&up.url(), "m")).await;
+    let url = gw.url("/v1/chat/completions");
+    let stream = tokio::spawn(async move {
+        let resp = client()
+            .post(url)
+            .json(&json!({"model": "m", "stream": true, "messages": []}))
+            .send()
+            .await
+            .unwrap();
+        resp.text().await.unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &gw.pid().to_string()])
+        .status();
+    let text = stream.await.unwrap();
+    assert!(
+        text.contains("\"d\"") && text.contains("[DONE]"),
+        "stream cut short: {text}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = gw.child().try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+    assert!(tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn hostile_http_is_refused_and_the_gateway_lives_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = MockUpstream::start().await;
+    let gw = GatewayProcess::start(&base_config(&up.url(), "m")).await;
+    for garbage in [
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03".to_vec(),
+        b"GET / HTTP/9.9\r\n\r\n".to_vec(),
+        format!("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(200_000)).into_bytes(),
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello".to_vec(),
+    ] {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", gw.port)).await.unwrap();
+        let _ = s.write_all(&garbage).await;
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.unwrap_or(Ok(0)).unwrap_or(0);
+        let answer = String::from_utf8_lossy(&buf[..n]);
+        assert!(n == 0 || answer.starts_with("HTTP/1.1 4"), "{answer}");
+    }
+    assert_eq!(post(&gw, &chat("m")).await.status(), 200, "still serving");
+    assert_eq!(up.count(), 1);
+}
