@@ -13,13 +13,15 @@ use pingora_core::services::listening::Service;
 
 use veilgate::admin::Admin;
 use veilgate::config;
+use veilgate::config::RateLimitBackend;
 use veilgate::gateway::checks::HealthChecker;
 use veilgate::gateway::forward::Forwarder;
 use veilgate::gateway::health::UpstreamHealth;
 use veilgate::gateway::{runtime, Gateway, Shared};
+use veilgate::limits::{Limiter, MemoryOptions, MonotonicClock, RedisOptions};
 use veilgate::reload::Reloader;
 use veilgate::shutdown::{Drain, Inflight};
-use veilgate::telemetry::{Telemetry, TraceSpec};
+use veilgate::telemetry::Telemetry;
 
 /// An OpenAI-compatible LLM gateway that redacts secrets, enforces budgets and observes every call.
 #[derive(Parser, Debug)]
@@ -92,6 +94,8 @@ fn run(cli: &Cli) -> ExitCode {
     };
     let listen = cfg.listen.to_string();
     let grace = cfg.shutdown_grace;
+    let cfg_rate_limit = cfg.rate_limit.clone();
+    let traces = cfg.traces.clone();
     let admin = cfg.admin.map(|a| a.to_string());
     let threads = cli
         .threads
@@ -118,7 +122,7 @@ fn run(cli: &Cli) -> ExitCode {
 
     let telemetry = match Telemetry::builder()
         .version(env!("CARGO_PKG_VERSION"))
-        .traces(TraceSpec::default())
+        .traces(traces)
         .build()
     {
         Ok(t) => Arc::new(t),
@@ -127,12 +131,36 @@ fn run(cli: &Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let limiter = match &cfg_rate_limit.backend {
+        RateLimitBackend::Memory => Limiter::memory_with(
+            MemoryOptions {
+                on_backend_error: cfg_rate_limit.on_backend_error,
+                ..MemoryOptions::default()
+            },
+            Arc::new(MonotonicClock::default()),
+        ),
+        RateLimitBackend::Redis { url } => {
+            let options = RedisOptions {
+                timeout: cfg_rate_limit.timeout,
+                on_backend_error: cfg_rate_limit.on_backend_error,
+                ..RedisOptions::default()
+            };
+            match Limiter::redis(url, options) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("veilgate: not started: rate_limit: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
     let shared = Shared {
         runtime: runtime::shared(cfg),
         forwarder: Arc::new(Forwarder::new()),
         inflight: Inflight::default(),
         health: Arc::new(UpstreamHealth::default()),
         telemetry: telemetry.clone(),
+        limiter,
     };
 
     let mut proxy = pingora_proxy::http_proxy_service_with_name(

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use globset::{Glob, GlobMatcher};
 
+use crate::limits::{KeySecret, LimitSpec, OnBackendError};
+use crate::telemetry::TraceSpec;
+
 /// A loaded, validated gateway configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -25,6 +28,94 @@ pub struct Config {
     pub upstreams: BTreeMap<String, Arc<Upstream>>,
     /// Routes in file order; the first match wins.
     pub routes: Vec<Route>,
+    /// Virtual keys; empty: the gateway runs open.
+    pub keys: Vec<VirtualKey>,
+    /// Where rate-limit state lives.
+    pub rate_limit: RateLimitConfig,
+    /// Trace exporters.
+    pub traces: TraceSpec,
+}
+
+/// A key handed to an app: it authenticates, labels and budgets that app's traffic.
+#[derive(Clone)]
+pub struct VirtualKey {
+    /// Its name: a metrics label, in logs and traces (never the key).
+    pub name: String,
+    /// The key's digest.
+    pub secret: KeySecret,
+    /// The environment its traffic belongs to, if set.
+    pub environment: Option<String>,
+    /// The models it may call; `None`: any.
+    pub models: Option<Vec<ModelPattern>>,
+    /// Its budgets.
+    pub limits: LimitSpec,
+}
+
+impl fmt::Debug for VirtualKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VirtualKey")
+            .field("name", &self.name)
+            .field("environment", &self.environment)
+            .field("models", &self.models)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VirtualKey {
+    /// Whether this key may call `model`.
+    pub fn allows(&self, model: &str) -> bool {
+        self.models
+            .as_ref()
+            .is_none_or(|patterns| patterns.iter().any(|p| p.matches(model)))
+    }
+}
+
+/// `rate_limit:`.
+#[derive(Clone)]
+pub struct RateLimitConfig {
+    /// Memory (one process) or Redis (shared).
+    pub backend: RateLimitBackend,
+    /// What happens when the backend cannot decide.
+    pub on_backend_error: OnBackendError,
+    /// Longest wait for Redis on one check.
+    pub timeout: Duration,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            backend: RateLimitBackend::Memory,
+            on_backend_error: OnBackendError::Allow,
+            timeout: Duration::from_millis(50),
+        }
+    }
+}
+
+impl fmt::Debug for RateLimitConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let backend = match &self.backend {
+            RateLimitBackend::Memory => "memory",
+            RateLimitBackend::Redis { .. } => "redis",
+        };
+        f.debug_struct("RateLimitConfig")
+            .field("backend", &backend)
+            .field("on_backend_error", &self.on_backend_error)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// Where rate-limit state lives.
+#[derive(Clone, PartialEq, Eq)]
+pub enum RateLimitBackend {
+    /// In this process.
+    Memory,
+    /// In Redis, shared by every instance using the same server. The url may hold a password.
+    Redis {
+        /// `redis://` or `rediss://`.
+        url: String,
+    },
 }
 
 impl Config {
@@ -258,6 +349,8 @@ pub struct Route {
     pub model: Option<String>,
     /// This route's traffic environment label, if it sets one.
     pub environment: Option<String>,
+    /// The route-wide budget (shared by all keys; per client IP when the gateway runs open).
+    pub limits: LimitSpec,
 }
 
 impl Route {
@@ -386,6 +479,7 @@ mod tests {
             retry_on: RetryOn::default(),
             model: None,
             environment: None,
+            limits: LimitSpec::default(),
         }
     }
 
@@ -401,6 +495,7 @@ mod tests {
             retry_on: RetryOn::default(),
             model: None,
             environment: None,
+            limits: LimitSpec::default(),
         }
     }
 
@@ -453,6 +548,9 @@ mod tests {
             admin: None,
             max_body_bytes: 1024,
             shutdown_grace: Config::DEFAULT_SHUTDOWN_GRACE,
+            keys: Vec::new(),
+            rate_limit: RateLimitConfig::default(),
+            traces: TraceSpec::default(),
             upstreams: BTreeMap::new(),
             routes,
         }

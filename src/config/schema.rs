@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::limits::LimitSpec;
+use crate::telemetry::TraceSpec;
+
 /// The top level of the file.
 #[derive(Deserialize)]
 pub(crate) struct RawConfig {
@@ -19,6 +22,35 @@ pub(crate) struct RawConfig {
     pub shutdown_grace: Option<String>,
     pub upstreams: Option<BTreeMap<String, RawUpstream>>,
     pub routes: Option<Vec<RawRoute>>,
+    pub keys: Option<Vec<RawKey>>,
+    pub rate_limit: Option<RawRateLimit>,
+    pub telemetry: Option<RawTelemetry>,
+}
+
+/// One entry under `keys:` (a virtual key).
+#[derive(Deserialize)]
+pub(crate) struct RawKey {
+    pub name: Option<String>,
+    pub key: Option<String>,
+    pub key_sha256: Option<String>,
+    pub environment: Option<String>,
+    pub models: Option<Vec<String>>,
+    pub limits: Option<LimitSpec>,
+}
+
+/// `rate_limit:`.
+#[derive(Deserialize)]
+pub(crate) struct RawRateLimit {
+    pub backend: Option<String>,
+    pub url: Option<String>,
+    pub on_backend_error: Option<String>,
+    pub timeout: Option<String>,
+}
+
+/// `telemetry:`.
+#[derive(Deserialize)]
+pub(crate) struct RawTelemetry {
+    pub traces: Option<TraceSpec>,
 }
 
 /// One entry under `upstreams:`.
@@ -61,4 +93,5 @@ pub(crate) struct RawRoute {
     pub model: Option<String>,
     pub name: Option<String>,
     pub environment: Option<String>,
+    pub limits: Option<LimitSpec>,
 }

@@ -278,7 +278,7 @@ fn four_different_problems_are_all_reported() {
             "t.yaml:10:15: routes[0].upstream: unknown upstream \"opnai\"; defined upstreams: openai; \
              did you mean \"openai\"?",
             "t.yaml:12:5: routes[1].upstrem: unknown key \"upstrem\" (did you mean \"upstream\"?); \
-             expected one of: models, paths, upstream, upstreams, fallbacks, retry_on, model, name, environment",
+             expected one of: models, paths, upstream, upstreams, fallbacks, retry_on, model, name, environment, limits",
         ]
     );
 }
@@ -310,9 +310,9 @@ fn unknown_keys_at_every_level() {
             "t.yaml:6:5: upstreams.openai.timout: unknown key \"timout\" (did you mean \"timeout\"?); \
              expected one of: url, api_key, connect_timeout, timeout, idle_timeout, auth_header, query, health_check",
             "t.yaml:7:1: listen_addr: unknown key \"listen_addr\"; \
-             expected one of: environment, listen, admin, max_body_bytes, shutdown_grace, upstreams, routes",
+             expected one of: environment, listen, admin, max_body_bytes, shutdown_grace, upstreams, routes, keys, rate_limit, telemetry",
             "t.yaml:11:5: routes[0].nmae: unknown key \"nmae\" (did you mean \"name\"?); \
-             expected one of: models, paths, upstream, upstreams, fallbacks, retry_on, model, name, environment",
+             expected one of: models, paths, upstream, upstreams, fallbacks, retry_on, model, name, environment, limits",
         ]
     );
 }
@@ -328,7 +328,7 @@ fn wrong_types_and_quoted_scalars() {
             "t.yaml:6:17: max_body_bytes: expected an integer, found the string \"1024\" (remove the quotes)",
             "t.yaml:7:8: admin: expected a string, found a list",
             "t.yaml:9:13: routes[0].models: expected a list (like [a, b]), found \"gpt-4o\"",
-            "t.yaml:11:5: routes[1]: expected a mapping with keys models, paths, upstream, upstreams, fallbacks, retry_on, model, name, environment, found \"x\"",
+            "t.yaml:11:5: routes[1]: expected a mapping with keys models, paths, upstream, upstreams, fallbacks, retry_on, model, name, environment, limits, found \"x\"",
         ]
     );
 }
@@ -486,14 +486,14 @@ fn yaml_level_problems_come_with_the_rest() {
         problems(&text),
         [
             "t.yaml:8:5: YAML aliases (*name) are not supported; repeat the value instead",
-            "t.yaml:9:1: foo: unknown key \"foo\"; expected one of: environment, listen, admin, max_body_bytes, shutdown_grace, upstreams, routes",
+            "t.yaml:9:1: foo: unknown key \"foo\"; expected one of: environment, listen, admin, max_body_bytes, shutdown_grace, upstreams, routes, keys, rate_limit, telemetry",
         ]
     );
     assert_eq!(
         problems("listen: [0.0.0.0:8080\nroutes: x\n"),
         ["t.yaml:2:7: YAML syntax error: illegal placement of ':' indicator"]
     );
-    assert_eq!(problems("- a\n- b\n"), ["t.yaml:1:1: expected a mapping with keys environment, listen, admin, max_body_bytes, shutdown_grace, upstreams, routes, found a list"]);
+    assert_eq!(problems("- a\n- b\n"), ["t.yaml:1:1: expected a mapping with keys environment, listen, admin, max_body_bytes, shutdown_grace, upstreams, routes, keys, rate_limit, telemetry, found a list"]);
 }
 
 #[test]

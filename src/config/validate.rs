@@ -15,9 +15,14 @@ use super::error::Problems;
 use super::model::{
     Config, HealthCheck, ModelPattern, RetryOn, Route, RouteMatch, Target, Upstream, UpstreamAuth,
 };
-use super::schema::{RawConfig, RawHealthCheck, RawRoute, RawTarget, RawUpstream};
+use super::model::{RateLimitBackend, RateLimitConfig, VirtualKey};
+use super::schema::{
+    RawConfig, RawHealthCheck, RawKey, RawRateLimit, RawRoute, RawTarget, RawUpstream,
+};
 use super::suggest::closest;
 use super::tree::{child_path, item_path, quote, Index};
+use crate::limits::{KeySecret, KeyStore, LimitSpec, OnBackendError};
+use crate::telemetry::{TelemetryError, TraceSpec};
 
 /// Checks `raw` and builds the [`Config`]; `None` when anything was reported.
 pub(crate) fn validate(raw: RawConfig, index: &Index, problems: &mut Problems) -> Option<Config> {
@@ -96,12 +101,18 @@ impl Checker<'_> {
             .collect();
         let upstreams = self.upstreams(raw.upstreams);
         let routes = self.routes(raw.routes, &upstream_names);
+        let keys = self.keys(raw.keys.unwrap_or_default());
+        let rate_limit = self.rate_limit(raw.rate_limit);
+        let traces = self.traces(raw.telemetry.and_then(|t| t.traces));
         Some(Config {
             environment: environment?,
             listen: listen?,
             admin: admin.ok()?,
             max_body_bytes: max_body_bytes?,
             shutdown_grace: shutdown_grace?,
+            keys: keys?,
+            rate_limit: rate_limit?,
+            traces: traces?,
             upstreams: upstreams?,
             routes: routes?,
         })
@@ -395,6 +406,8 @@ impl Checker<'_> {
             upstream_names,
         );
         let retry_on = self.retry_on(raw.retry_on, &at("retry_on"));
+        let route_name = raw.name.clone().unwrap_or_else(|| path.to_owned());
+        let limits = self.limits(raw.limits, "route", &route_name, &at("limits"));
         let environment = match raw.environment {
             Some(env) if env.trim().is_empty() => {
                 self.report(
@@ -431,7 +444,215 @@ impl Checker<'_> {
             retry_on: retry_on?,
             model,
             environment: environment?,
+            limits: limits?,
         })
+    }
+
+    /// A `limits:` block: every figure above 0.
+    fn limits(
+        &mut self,
+        spec: Option<LimitSpec>,
+        scope: &str,
+        name: &str,
+        path: &str,
+    ) -> Option<LimitSpec> {
+        let spec = spec.unwrap_or_default();
+        match spec.budgets(scope, name) {
+            Ok(_) => Some(spec),
+            Err(e) => {
+                self.report(
+                    path,
+                    format!(
+                        "{e}; every limit must be at least 1 (leave a window out for no limit)"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn keys(&mut self, raw: Vec<RawKey>) -> Option<Vec<VirtualKey>> {
+        let mut keys = Vec::with_capacity(raw.len());
+        let mut complete = true;
+        let mut names: Vec<String> = Vec::new();
+        let mut store = KeyStore::<()>::new();
+        for (i, raw) in raw.into_iter().enumerate() {
+            let path = item_path("keys", i);
+            let at = |key: &str| child_path(&path, key);
+            let name = self.required_text(
+                raw.name,
+                &at("name"),
+                "name the app this key is for, like checkout-web",
+            );
+            let secret = match (raw.key, raw.key_sha256) {
+                (Some(_), Some(_)) => {
+                    self.report(
+                        &at("key_sha256"),
+                        "give either key: or key_sha256:, not both",
+                    );
+                    None
+                }
+                (None, None) => {
+                    if self.index.get(&at("key")).is_none()
+                        && self.index.get(&at("key_sha256")).is_none()
+                    {
+                        self.report(&at("key"), "missing required key `key`; set key: ${SOME_ENV_VAR} or key_sha256: <hex digest>");
+                    }
+                    None
+                }
+                (Some(key), None) => match KeySecret::clear(name.as_deref().unwrap_or("?"), &key) {
+                    Ok(secret) => Some(secret),
+                    Err(_) => {
+                        self.report(
+                            &at("key"),
+                            "is empty; set the key (the value is never shown)",
+                        );
+                        None
+                    }
+                },
+                (None, Some(hex)) => {
+                    match KeySecret::sha256_hex(name.as_deref().unwrap_or("?"), hex.trim()) {
+                        Ok(secret) => Some(secret),
+                        Err(_) => {
+                            self.report(&at("key_sha256"), "expected the key's SHA-256 as 64 hex digits (printf %s \"$KEY\" | sha256sum)");
+                            None
+                        }
+                    }
+                }
+            };
+            if let (Some(name), Some(secret)) = (&name, &secret) {
+                if names.contains(name) {
+                    self.report(&at("name"), format!("duplicate key name {}", quote(name)));
+                } else if store.insert(name, secret.clone(), ()).is_err() {
+                    self.report(
+                        &path,
+                        "this key is the same as another key's; give each app its own key",
+                    );
+                }
+                names.push(name.clone());
+            }
+            let environment = match raw.environment {
+                Some(env) if env.trim().is_empty() => {
+                    self.report(
+                        &at("environment"),
+                        "is empty; write a label such as production, or remove environment:",
+                    );
+                    None
+                }
+                other => Some(other),
+            };
+            let models = match raw.models {
+                None => Some(None),
+                Some(list) => match self.models(list, &at("models")) {
+                    Some(RouteMatch::Models(patterns)) => Some(Some(patterns)),
+                    _ => None,
+                },
+            };
+            let limits = self.limits(
+                raw.limits,
+                "key",
+                name.as_deref().unwrap_or("?"),
+                &at("limits"),
+            );
+            match (name, secret, environment, models, limits) {
+                (Some(name), Some(secret), Some(environment), Some(models), Some(limits)) => {
+                    keys.push(VirtualKey {
+                        name,
+                        secret,
+                        environment,
+                        models,
+                        limits,
+                    });
+                }
+                _ => complete = false,
+            }
+        }
+        complete.then_some(keys)
+    }
+
+    fn rate_limit(&mut self, raw: Option<RawRateLimit>) -> Option<RateLimitConfig> {
+        let Some(raw) = raw else {
+            return Some(RateLimitConfig::default());
+        };
+        let backend = match raw.backend.as_deref().map(str::trim) {
+            None | Some("memory") => {
+                if raw.url.is_some() && raw.backend.is_none() {
+                    self.report(
+                        "rate_limit.url",
+                        "a url is used only with backend: redis; add backend: redis",
+                    );
+                    None
+                } else {
+                    Some(RateLimitBackend::Memory)
+                }
+            }
+            Some("redis") => match raw.url.as_deref().map(str::trim) {
+                Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                    Some(RateLimitBackend::Redis {
+                        url: url.to_owned(),
+                    })
+                }
+                Some(_) => {
+                    self.report("rate_limit.url", "expected redis://host:port or rediss://host:port (the value is not shown: it may hold a password)");
+                    None
+                }
+                None => {
+                    self.report("rate_limit.url", "missing required key `url` for backend: redis; like redis://127.0.0.1:6379");
+                    None
+                }
+            },
+            Some(other) => {
+                let message = format!(
+                    "unknown backend {}; expected memory or redis",
+                    self.show("rate_limit.backend", other)
+                );
+                self.report("rate_limit.backend", message);
+                None
+            }
+        };
+        let on_backend_error = match raw.on_backend_error.as_deref().map(str::trim) {
+            None | Some("allow") => Some(OnBackendError::Allow),
+            Some("deny") => Some(OnBackendError::Deny),
+            Some(other) => {
+                let message = format!(
+                    "expected allow or deny, found {}",
+                    self.show("rate_limit.on_backend_error", other)
+                );
+                self.report("rate_limit.on_backend_error", message);
+                None
+            }
+        };
+        let timeout = self.duration(raw.timeout, "rate_limit.timeout", Duration::from_millis(50));
+        Some(RateLimitConfig {
+            backend: backend?,
+            on_backend_error: on_backend_error?,
+            timeout: timeout?,
+        })
+    }
+
+    fn traces(&mut self, spec: Option<TraceSpec>) -> Option<TraceSpec> {
+        let spec = spec.unwrap_or_default();
+        match spec.validate() {
+            Ok(()) => Some(spec),
+            Err(TelemetryError::InvalidTraceSpec { field, problem }) => {
+                let path = if field.starts_with("telemetry.") {
+                    field
+                } else {
+                    format!("telemetry.traces.{field}")
+                };
+                let at = if self.index.get(&path).is_some() {
+                    path.clone()
+                } else {
+                    "telemetry.traces".to_owned()
+                };
+                self.problems.push(self.index.pos(&at), &path, problem);
+                None
+            }
+            Err(e) => {
+                self.report("telemetry.traces", e.to_string());
+                None
+            }
+        }
     }
 
     /// `upstream:` xor `upstreams:`, plus `fallbacks:`; every name defined, none twice.

@@ -121,6 +121,7 @@ mod tests {
             retry_on: RetryOn::default(),
             model: None,
             environment: None,
+            limits: crate::limits::LimitSpec::default(),
         }
     }
 

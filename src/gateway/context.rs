@@ -9,7 +9,8 @@ use crate::telemetry::metrics::InflightGuard as EnvInflight;
 use crate::telemetry::record::RequestRecord;
 use crate::telemetry::TraceIds;
 
-use super::runtime::Runtime;
+use super::runtime::{KeyEntry, Runtime};
+use crate::limits::Ticket;
 
 /// A request forwarded on Pingora's own streaming proxy path (`paths:` routes).
 #[derive(Debug)]
@@ -39,6 +40,14 @@ pub struct RequestCtx {
     pub env_inflight: Option<EnvInflight>,
     /// What telemetry reports about it at the end.
     pub record: RequestRecord,
+    /// The virtual key it carried, when keys are configured.
+    pub key: Option<Arc<KeyEntry>>,
+    /// Its admission: budgets reserved, reconciled at the end.
+    pub ticket: Option<Ticket>,
+    /// `x-ratelimit-*` headers for every answer.
+    pub rate_headers: Vec<(&'static str, String)>,
+    /// The gateway asked the upstream for stream usage the client did not ask for.
+    pub strip_usage_chunk: bool,
 }
 
 impl RequestCtx {
@@ -51,6 +60,10 @@ impl RequestCtx {
             started: Instant::now(),
             pass: None,
             env_inflight: None,
+            key: None,
+            ticket: None,
+            rate_headers: Vec::new(),
+            strip_usage_chunk: false,
             record: RequestRecord::begin(String::new(), TraceIds::start(None, 0.0)),
         }
     }

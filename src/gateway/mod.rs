@@ -35,11 +35,14 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::config::{Config, Route, RouteMatch, Upstream};
+use crate::limits::{Admission, AdmissionPlan, Limiter, RefusalCause};
 use crate::openai::request::multipart_model_span;
 use crate::openai::usage::{self, Usage};
 use crate::openai::{self, ApiError, Endpoint};
 use crate::shutdown::Inflight;
-use crate::telemetry::record::{TokenUsage, UpstreamAttempt, UpstreamErrorReason};
+use crate::telemetry::record::{
+    RateLimitOutcome, TokenUsage, UpstreamAttempt, UpstreamErrorReason,
+};
 use crate::telemetry::Telemetry;
 
 use attempts::Failure;
@@ -61,6 +64,7 @@ pub struct Gateway {
     inflight: Inflight,
     health: Arc<UpstreamHealth>,
     telemetry: Arc<Telemetry>,
+    limiter: Limiter,
 }
 
 /// How `request_filter` disposed of a request.
@@ -97,6 +101,8 @@ pub struct Shared {
     pub health: Arc<UpstreamHealth>,
     /// Metrics, traces, access log.
     pub telemetry: Arc<Telemetry>,
+    /// Rate-limit state (memory or Redis); kept across reloads.
+    pub limiter: Limiter,
 }
 
 impl Gateway {
@@ -108,6 +114,7 @@ impl Gateway {
             inflight: shared.inflight.clone(),
             health: shared.health.clone(),
             telemetry: shared.telemetry.clone(),
+            limiter: shared.limiter.clone(),
         }
     }
 
@@ -115,6 +122,24 @@ impl Gateway {
         let runtime = ctx.runtime.clone();
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_owned();
+
+        // authenticate: a virtual key, when keys are configured
+        if runtime.requires_keys() {
+            let headers = &session.req_header().headers;
+            let presented = crate::limits::presented_key(
+                headers
+                    .get(http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok()),
+                headers.get("api-key").and_then(|v| v.to_str().ok()),
+            );
+            match presented.and_then(|k| runtime.keys.authenticate(k)) {
+                Some(entry) => {
+                    ctx.record.key = Some(entry.key.name.clone());
+                    ctx.key = Some(entry.clone());
+                }
+                None => return Err(ApiError::invalid_api_key(presented.is_some()).into()),
+            }
+        }
 
         if path == "/v1/models" || path.starts_with("/v1/models/") {
             if method != http::Method::GET {
@@ -133,6 +158,7 @@ impl Gateway {
         }
         if let Some(route) = runtime.config.route_for_path(&path) {
             self.prepare_pass_through(session, ctx, route)?;
+            self.admit(session, ctx, route, Usage::default()).await?;
             return Ok(Handled::PassThrough);
         }
         Err(ApiError::unknown_url(method.as_str(), &path).into())
@@ -140,9 +166,15 @@ impl Gateway {
 
     /// `GET /v1/models` and `GET /v1/models/{id}`.
     async fn serve_models(&self, session: &mut Session, ctx: &mut RequestCtx, path: &str) {
-        let models = &ctx.runtime.models;
+        let models: Vec<openai::models::Model> = ctx
+            .runtime
+            .models
+            .iter()
+            .filter(|m| ctx.key.as_ref().is_none_or(|k| k.key.allows(&m.id)))
+            .cloned()
+            .collect();
         let (status, body) = match path.strip_prefix("/v1/models/") {
-            None => (200, openai::models::list_json(models)),
+            None => (200, openai::models::list_json(&models)),
             Some(id) => match models.iter().find(|m| m.id == id) {
                 Some(m) => (200, openai::models::model_json(m)),
                 None => {
@@ -152,7 +184,7 @@ impl Gateway {
             },
         };
         ctx.record.status = status;
-        if let Err(e) = respond::json(session, status, body, &ctx.request_id).await {
+        if let Err(e) = respond::json(session, status, body, &ctx.request_id, &[]).await {
             log::debug!("request {}: client went away: {e}", ctx.request_id);
         }
     }
@@ -230,11 +262,18 @@ impl Gateway {
             select_route(config, &path, &model).ok_or_else(|| ApiError::model_not_found(&model))?;
         ctx.record.route = route.name.clone();
         ctx.record.model = label;
-        ctx.record.environment = route
-            .environment
-            .clone()
+        ctx.record.environment = ctx
+            .key
+            .as_ref()
+            .and_then(|k| k.key.environment.clone())
+            .or_else(|| route.environment.clone())
             .unwrap_or_else(|| config.environment.clone());
         ctx.env_inflight = Some(self.telemetry.metrics().inflight(&ctx.record.environment));
+        if let Some(entry) = &ctx.key {
+            if !entry.key.allows(&model) {
+                return Err(ApiError::model_not_allowed(&entry.key.name, &model).into());
+            }
+        }
         let upstream_model = route.model.clone().unwrap_or_else(|| model.clone());
 
         // rewrite: model alias
@@ -250,12 +289,28 @@ impl Gateway {
             },
             (None, _) => body,
         };
-        let estimate = match &json {
-            Some(_) => serde_json::from_slice(&body)
-                .map(|v| usage::estimate(endpoint, &v))
-                .unwrap_or_default(),
-            None => Usage::default(),
+        let mut parsed: Option<serde_json::Value> = match &json {
+            Some(_) => serde_json::from_slice(&body).ok(),
+            None => None,
         };
+        let estimate = parsed
+            .as_ref()
+            .map(|v| usage::estimate(endpoint, v))
+            .unwrap_or_default();
+
+        // admit: key and route budgets, one atomic check
+        self.admit(session, ctx, route, estimate).await?;
+
+        // streams report their usage: ask for it when the client did not (and hide it again)
+        let mut body = body;
+        if let (Some(request), Some(value)) = (&json, parsed.as_mut()) {
+            if request.stream && usage::request_stream_usage(endpoint, value) {
+                if let Ok(bytes) = serde_json::to_vec(value) {
+                    body = Bytes::from(bytes);
+                    ctx.strip_usage_chunk = true;
+                }
+            }
+        }
 
         // forward: attempts over the route's upstreams, then its fallbacks
         let (upstream, mut exchange) = self
@@ -271,6 +326,79 @@ impl Gateway {
         }
         self.forwarder.finish(exchange).await;
         result
+    }
+
+    /// Checks the key's and the route's budgets at once; refuses with 429 (or 503 when the
+    /// backend cannot decide and `on_backend_error: deny`).
+    async fn admit(
+        &self,
+        session: &Session,
+        ctx: &mut RequestCtx,
+        route: &Route,
+        estimate: Usage,
+    ) -> Result<(), ApiError> {
+        let runtime = ctx.runtime.clone();
+        let mut plan = AdmissionPlan::new(estimate.total());
+        if let Some(entry) = &ctx.key {
+            plan.extend(&entry.budgets);
+        }
+        if let Some(budgets) = runtime.route_budgets.get(&route.name) {
+            plan.extend(budgets);
+        }
+        let ip_budgets;
+        if !runtime.requires_keys() && !route.limits.is_empty() {
+            let ip = session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
+            ip_budgets = route
+                .limits
+                .budgets("route-ip", &format!("{}@{ip}", route.name))
+                .unwrap_or_default();
+            plan.extend(&ip_budgets);
+        }
+        if plan.is_empty() {
+            return Ok(());
+        }
+        match self.limiter.admit(&plan).await {
+            Admission::Allowed(ticket) => {
+                ctx.rate_headers = ticket.headers().to_pairs();
+                ctx.record.rate_limit = if ticket.admitted_on_backend_error() {
+                    RateLimitOutcome::BackendError { admitted: true }
+                } else {
+                    RateLimitOutcome::Allowed
+                };
+                ctx.ticket = Some(ticket);
+                Ok(())
+            }
+            Admission::Refused(refusal) => {
+                ctx.rate_headers = refusal.headers().to_pairs();
+                let retry = refusal.retry_after_secs().max(1);
+                ctx.rate_headers.push(("retry-after", retry.to_string()));
+                match refusal.cause() {
+                    RefusalCause::Exhausted(budget) => {
+                        ctx.record.rate_limit = RateLimitOutcome::Refused {
+                            budget: budget.kind().name().to_string(),
+                        };
+                        Err(ApiError::rate_limited(
+                            &budget.to_string(),
+                            budget.limit(),
+                            budget.kind(),
+                            retry,
+                        ))
+                    }
+                    RefusalCause::BackendUnavailable => {
+                        ctx.record.rate_limit = RateLimitOutcome::BackendError { admitted: false };
+                        Err(ApiError::new(
+                            503,
+                            "api_error",
+                            "Rate limits cannot be checked right now (the rate-limit backend is unavailable) and this gateway is configured to refuse meanwhile.",
+                        )
+                        .code("rate_limit_backend_unavailable"))
+                    }
+                }
+            }
+        }
     }
 
     /// Tries the route's candidates in order until one answers with something other than a
@@ -307,7 +435,7 @@ impl Gateway {
                     rest: endpoint.rest(),
                     request_id: &ctx.request_id,
                     traceparent: Some(&traceparent),
-                    strip_client_auth: false,
+                    strip_client_auth: runtime.requires_keys(),
                 },
             )
             .map_err(|e| {
@@ -405,8 +533,11 @@ impl Gateway {
         let content_type = header_str_resp(upstream_header, http::header::CONTENT_TYPE);
         let is_sse = content_type.starts_with("text/event-stream");
         let is_json = content_type.starts_with("application/json");
-        let header = upstream::response_header(upstream_header, &ctx.request_id, is_json)
+        let mut header = upstream::response_header(upstream_header, &ctx.request_id, is_json)
             .map_err(|_| ApiError::internal("could not relay the upstream answer"))?;
+        for (name, value) in &ctx.rate_headers {
+            let _ = header.insert_header(*name, value.as_str());
+        }
         ctx.record.status = status;
 
         if is_json {
@@ -421,7 +552,6 @@ impl Gateway {
                 let seen = observe::observe_json(&body);
                 self.account(ctx, &seen, estimate);
             }
-            let mut header = header;
             header
                 .insert_header(http::header::CONTENT_LENGTH, body.len().to_string())
                 .map_err(|_| ApiError::internal("could not relay the upstream answer"))?;
@@ -444,6 +574,7 @@ impl Gateway {
             return Err(Stop::ClientGone);
         }
         let mut observer = StreamObserver::default();
+        observer.strip_usage_chunk = ctx.strip_usage_chunk;
         loop {
             let next = tokio::select! {
                 next = exchange.next_chunk() => next,
@@ -454,8 +585,13 @@ impl Gateway {
             };
             match next {
                 Ok(Some(chunk)) => {
-                    if is_sse {
-                        observer.feed(&chunk);
+                    let chunk = if is_sse {
+                        Bytes::from(observer.feed(&chunk))
+                    } else {
+                        chunk
+                    };
+                    if chunk.is_empty() {
+                        continue;
                     }
                     if session
                         .write_response_body(Some(chunk), false)
@@ -469,6 +605,12 @@ impl Gateway {
                 Ok(None) => {
                     if is_sse {
                         self.account(ctx, &observer.usage, estimate);
+                        let rest = observer.finish();
+                        if !rest.is_empty() {
+                            let _ = session
+                                .write_response_body(Some(Bytes::from(rest)), false)
+                                .await;
+                        }
                     }
                     let _ = session.write_response_body(None, true).await;
                     return Ok(());
@@ -634,7 +776,9 @@ impl ProxyHttp for Gateway {
             Err(Stop::Error(err)) => {
                 ctx.record.status = err.status;
                 ctx.record.error = err.code;
-                if let Err(e) = respond::error(session, &err, &ctx.request_id).await {
+                if let Err(e) =
+                    respond::error(session, &err, &ctx.request_id, &ctx.rate_headers).await
+                {
                     log::debug!(
                         "request {}: could not send the error answer: {e}",
                         ctx.request_id
@@ -689,7 +833,7 @@ impl ProxyHttp for Gateway {
                 rest: rest_of(session.req_header().uri.path()),
                 request_id: &ctx.request_id,
                 traceparent: Some(&traceparent),
-                strip_client_auth: false,
+                strip_client_auth: ctx.runtime.requires_keys(),
             },
         )?;
         // Pingora frames the streamed body itself: keep the client's framing headers.
@@ -746,6 +890,9 @@ impl ProxyHttp for Gateway {
             attempt.status = Some(upstream_response.status.as_u16());
         }
         upstream_response.insert_header("x-request-id", ctx.request_id.as_str())?;
+        for (name, value) in &ctx.rate_headers {
+            upstream_response.insert_header(*name, value.as_str())?;
+        }
         Ok(())
     }
 
@@ -809,7 +956,7 @@ impl ProxyHttp for Gateway {
         ctx.record.status = code;
         ctx.record.error = api.code;
         if session.response_written().is_none() {
-            let _ = respond::error(session, &api, &ctx.request_id).await;
+            let _ = respond::error(session, &api, &ctx.request_id, &ctx.rate_headers).await;
         }
         FailToProxy {
             error_code: code,
@@ -830,6 +977,10 @@ impl ProxyHttp for Gateway {
             ctx.record.environment = ctx.runtime.config.environment.clone();
         }
         ctx.record.ended = Some(Instant::now());
+        if let Some(ticket) = ctx.ticket.take() {
+            let used = ctx.record.tokens.map_or(0, |t| t.prompt + t.completion);
+            ticket.reconcile(used).await;
+        }
         self.telemetry.finish(&ctx.record);
     }
 }

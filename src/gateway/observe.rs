@@ -9,35 +9,52 @@ use crate::openai::usage::{self, StreamUsage, Usage};
 /// (usage is then estimated from what was seen).
 const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
-/// Observes a streamed (SSE) answer chunk by chunk.
+/// Relays a streamed (SSE) answer event by event: passes every complete event on, learns
+/// usage from it, and drops the usage-only chunk the gateway asked for on the client's behalf.
 #[derive(Debug, Default)]
 pub struct StreamObserver {
     pending: Vec<u8>,
     overflowed: bool,
+    /// Drop `choices: []` usage chunks (the client did not ask for usage).
+    pub strip_usage_chunk: bool,
     /// What was learned so far.
     pub usage: StreamUsage,
 }
 
 impl StreamObserver {
-    /// Feeds raw body bytes, in any chunking.
-    pub fn feed(&mut self, chunk: &[u8]) {
+    /// Feeds raw body bytes, in any chunking; returns the bytes to send on now (whole events).
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
         self.pending.extend_from_slice(chunk);
+        let mut out = Vec::with_capacity(self.pending.len());
         while let Some((end, sep)) = find_event_end(&self.pending) {
             let event: Vec<u8> = self.pending.drain(..end + sep).collect();
-            if !self.overflowed {
-                self.observe_event(&event[..end]);
-            }
+            let keep = if self.overflowed {
+                true
+            } else {
+                self.observe_event(&event[..end])
+            };
             self.overflowed = false;
+            if keep {
+                out.extend_from_slice(&event);
+            }
         }
         if self.pending.len() > MAX_EVENT_BYTES {
-            self.pending.clear();
+            // Too long to inspect: pass it on as it is and skip to the end of this event.
+            out.append(&mut self.pending);
             self.overflowed = true;
         }
+        out
     }
 
-    fn observe_event(&mut self, event: &[u8]) {
+    /// The end of the stream: whatever is left (an unterminated last event) goes out.
+    pub fn finish(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Learns from one event; returns whether it goes to the client.
+    fn observe_event(&mut self, event: &[u8]) -> bool {
         let Ok(text) = std::str::from_utf8(event) else {
-            return;
+            return true;
         };
         let mut data = String::new();
         for line in text.lines() {
@@ -49,11 +66,13 @@ impl StreamObserver {
             }
         }
         if data.is_empty() || data == "[DONE]" {
-            return;
+            return true;
         }
-        if let Ok(value) = serde_json::from_str::<Value>(&data) {
-            self.usage.observe(&value);
-        }
+        let Ok(value) = serde_json::from_str::<Value>(&data) else {
+            return true;
+        };
+        self.usage.observe(&value);
+        !(self.strip_usage_chunk && usage::is_usage_only_chunk(&value))
     }
 }
 
@@ -114,9 +133,12 @@ mod tests {
         .as_bytes();
         for size in 1..stream.len() {
             let mut o = StreamObserver::default();
+            let mut passed = Vec::new();
             for chunk in stream.chunks(size) {
-                o.feed(chunk);
+                passed.extend(o.feed(chunk));
             }
+            passed.extend(o.finish());
+            assert_eq!(passed, stream, "unchanged when not stripping");
             assert_eq!(
                 o.usage.reported,
                 Some(Usage {
@@ -128,6 +150,22 @@ mod tests {
             assert_eq!(o.usage.finish_reasons, ["stop"]);
             assert_eq!(o.usage.response_model.as_deref(), Some("m1"));
         }
+    }
+
+    #[test]
+    fn strips_only_the_usage_chunk() {
+        let stream = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n";
+        let mut o = StreamObserver::default();
+        o.strip_usage_chunk = true;
+        let out = String::from_utf8(o.feed(stream)).unwrap();
+        assert!(!out.contains("usage") && out.contains("[DONE]") && out.contains("\"x\""));
+        assert_eq!(
+            o.usage.reported,
+            Some(Usage {
+                prompt: 1,
+                completion: 1
+            })
+        );
     }
 
     #[test]

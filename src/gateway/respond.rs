@@ -16,8 +16,12 @@ pub async fn json(
     status: u16,
     body: Vec<u8>,
     request_id: &str,
+    extra: &[(&'static str, String)],
 ) -> Result<()> {
-    let mut header = ResponseHeader::build(status, Some(4))?;
+    let mut header = ResponseHeader::build(status, Some(4 + extra.len()))?;
+    for (name, value) in extra {
+        header.insert_header(*name, value.as_str())?;
+    }
     header.insert_header(http::header::CONTENT_TYPE, "application/json")?;
     header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
     header.insert_header("x-request-id", request_id)?;
@@ -33,10 +37,15 @@ pub async fn json(
 ///
 /// # Errors
 /// When the client connection is gone.
-pub async fn error(session: &mut Session, err: &ApiError, request_id: &str) -> Result<()> {
+pub async fn error(
+    session: &mut Session,
+    err: &ApiError,
+    request_id: &str,
+    extra: &[(&'static str, String)],
+) -> Result<()> {
     if err.status == 413 || err.status == 408 {
         // The rest of the request body is not read: the connection cannot be reused.
         session.set_keepalive(None);
     }
-    json(session, err.status, err.to_json(), request_id).await
+    json(session, err.status, err.to_json(), request_id, extra).await
 }

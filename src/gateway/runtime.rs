@@ -1,16 +1,27 @@
-//! The configuration in force, swapped atomically on reload.
+//! The configuration in force, swapped atomically on reload, with what is derived from it
+//! once per load: the model list, the key store, the budgets.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 
-use crate::config::{Config, RouteMatch};
+use crate::config::{Config, RouteMatch, VirtualKey};
+use crate::limits::{Budget, KeyStore};
 use crate::openai::models::Model;
 
-/// Everything a request needs from the configuration, prepared once per load.
+/// A virtual key with its budgets.
 #[derive(Debug)]
+pub struct KeyEntry {
+    /// The key as configured (its secret is only a digest).
+    pub key: VirtualKey,
+    /// Its budgets, stable ids `key:<name>:<budget>` so state survives reloads.
+    pub budgets: Vec<Arc<Budget>>,
+}
+
+/// Everything a request needs from the configuration, prepared once per load.
 pub struct Runtime {
     /// The validated configuration.
     pub config: Config,
@@ -18,6 +29,19 @@ pub struct Runtime {
     pub models: Vec<Model>,
     /// Increases by one on every successful (re)load.
     pub version: u64,
+    /// Virtual keys by digest; empty when the gateway runs open.
+    pub keys: KeyStore<Arc<KeyEntry>>,
+    /// Route-wide budgets by route name (empty for routes without `limits:`).
+    pub route_budgets: HashMap<String, Vec<Arc<Budget>>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("version", &self.version)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 static VERSION: AtomicU64 = AtomicU64::new(0);
@@ -42,11 +66,43 @@ impl Runtime {
                 .to_owned();
             models.push(Model::new(id, owner, created));
         }
+        let mut keys = KeyStore::new();
+        for key in &config.keys {
+            // Validation already built these budgets once, so they cannot fail here.
+            let budgets = key.limits.budgets("key", &key.name).unwrap_or_default();
+            let entry = Arc::new(KeyEntry {
+                key: key.clone(),
+                budgets,
+            });
+            if let Err(e) = keys.insert(&key.name, key.secret.clone(), entry) {
+                log::error!("key {}: {e}", key.name);
+            }
+        }
+        let route_budgets = config
+            .routes
+            .iter()
+            .map(|r| {
+                let budgets = if config.keys.is_empty() {
+                    // Open gateway: route limits apply per client IP (see `ip_budgets`).
+                    Vec::new()
+                } else {
+                    r.limits.budgets("route", &r.name).unwrap_or_default()
+                };
+                (r.name.clone(), budgets)
+            })
+            .collect();
         Runtime {
             config,
             models,
             version: VERSION.fetch_add(1, Ordering::Relaxed) + 1,
+            keys,
+            route_budgets,
         }
+    }
+
+    /// Whether every request must carry a virtual key.
+    pub fn requires_keys(&self) -> bool {
+        !self.config.keys.is_empty()
     }
 }
 

@@ -121,6 +121,52 @@ impl ApiError {
         .code("method_not_allowed")
     }
 
+    /// 401: no virtual key, or an unknown one. Never quotes what was presented.
+    pub fn invalid_api_key(presented: bool) -> Self {
+        let message = if presented {
+            "Incorrect API key provided. This gateway accepts only the keys its operators issued; check the key your app sends."
+        } else {
+            "You didn't provide an API key. Send your Veilgate key as `Authorization: Bearer <key>` (or an `api-key` header)."
+        };
+        Self::new(401, "invalid_request_error", message).code("invalid_api_key")
+    }
+
+    /// 403: the key may not call this model.
+    pub fn model_not_allowed(key: &str, model: &str) -> Self {
+        Self::new(
+            403,
+            "permission_error",
+            format!(
+                "The key `{key}` is not allowed to use the model `{}`. Ask the gateway operators to add it to the key's models.",
+                echo(model)
+            ),
+        )
+        .param("model")
+        .code("model_not_allowed")
+    }
+
+    /// 429: a budget ran out. `budget` names it (`key checkout-web: requests_per_minute`).
+    pub fn rate_limited(
+        budget: &str,
+        limit: u64,
+        kind: crate::limits::BudgetKind,
+        retry_after_secs: u64,
+    ) -> Self {
+        let kind_label = match kind {
+            crate::limits::BudgetKind::Tokens(_) => "tokens",
+            crate::limits::BudgetKind::Requests(_) => "requests",
+            crate::limits::BudgetKind::Concurrent => "requests",
+        };
+        Self::new(
+            429,
+            kind_label,
+            format!(
+                "Rate limit reached for {budget} (limit {limit}). Please try again in {retry_after_secs}s."
+            ),
+        )
+        .code("rate_limit_exceeded")
+    }
+
     /// 413 for a body over `max_body_bytes`.
     pub fn body_too_large(limit: usize) -> Self {
         Self::new(

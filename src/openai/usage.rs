@@ -243,6 +243,29 @@ impl StreamUsage {
     }
 }
 
+/// For a streamed chat or completions request: asks the upstream to report usage
+/// (`stream_options.include_usage`) when the client did not. Returns whether it changed the
+/// request — then the client must not see the extra usage-only chunk.
+pub fn request_stream_usage(endpoint: Endpoint, request: &mut Value) -> bool {
+    if !matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Completions) {
+        return false;
+    }
+    let Some(object) = request.as_object_mut() else {
+        return false;
+    };
+    let options = object
+        .entry("stream_options")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    let Some(options) = options.as_object_mut() else {
+        return false;
+    };
+    if options.get("include_usage").and_then(Value::as_bool) == Some(true) {
+        return false;
+    }
+    options.insert("include_usage".to_owned(), Value::Bool(true));
+    true
+}
+
 /// Whether a chat chunk is the usage-only chunk the gateway asked for (`choices: []`, usage
 /// set), which a client that did not ask for usage must not see.
 pub fn is_usage_only_chunk(event: &Value) -> bool {
@@ -346,6 +369,18 @@ mod tests {
         );
         assert_eq!(s.finish_reasons, ["stop"]);
         assert_eq!(s.response_model.as_deref(), Some("gpt-4o-2024"));
+    }
+
+    #[test]
+    fn asks_for_stream_usage_only_when_missing() {
+        let mut r = json!({"model": "m", "stream": true});
+        assert!(request_stream_usage(Endpoint::ChatCompletions, &mut r));
+        assert_eq!(r["stream_options"]["include_usage"], true);
+        assert!(!request_stream_usage(Endpoint::ChatCompletions, &mut r));
+        let mut e = json!({"model": "m"});
+        assert!(!request_stream_usage(Endpoint::Responses, &mut e));
+        let mut bad = json!({"stream_options": 3});
+        assert!(!request_stream_usage(Endpoint::Completions, &mut bad));
     }
 
     #[test]
