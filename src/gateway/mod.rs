@@ -573,8 +573,7 @@ impl Gateway {
         {
             return Err(Stop::ClientGone);
         }
-        let mut observer = StreamObserver::default();
-        observer.strip_usage_chunk = ctx.strip_usage_chunk;
+        let mut observer = StreamObserver::new(ctx.strip_usage_chunk);
         loop {
             let next = tokio::select! {
                 next = exchange.next_chunk() => next,

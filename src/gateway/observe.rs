@@ -22,6 +22,14 @@ pub struct StreamObserver {
 }
 
 impl StreamObserver {
+    /// An observer; `strip_usage_chunk` drops the usage-only chunk before the client sees it.
+    pub fn new(strip_usage_chunk: bool) -> Self {
+        StreamObserver {
+            strip_usage_chunk,
+            ..StreamObserver::default()
+        }
+    }
+
     /// Feeds raw body bytes, in any chunking; returns the bytes to send on now (whole events).
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
         self.pending.extend_from_slice(chunk);
@@ -155,8 +163,7 @@ mod tests {
     #[test]
     fn strips_only_the_usage_chunk() {
         let stream = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n";
-        let mut o = StreamObserver::default();
-        o.strip_usage_chunk = true;
+        let mut o = StreamObserver::new(true);
         let out = String::from_utf8(o.feed(stream)).unwrap();
         assert!(!out.contains("usage") && out.contains("[DONE]") && out.contains("\"x\""));
         assert_eq!(

@@ -351,11 +351,16 @@ pub fn openai_like(req: &Recorded) -> Reply {
     let usage = serde_json::json!({"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12});
     if path.ends_with("/chat/completions") {
         if stream {
-            return Reply::Sse(chat_stream(
-                &model,
-                &["Hello", " from", " mock"],
-                Duration::ZERO,
-            ));
+            let mut pieces = chat_stream(&model, &["Hello", " from", " mock"], Duration::ZERO);
+            if body["stream_options"]["include_usage"].as_bool() == Some(true) {
+                let done = pieces.pop().expect("[DONE]");
+                pieces.push((Duration::ZERO, event(serde_json::json!({
+                    "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model,
+                    "choices": [], "usage": usage
+                }))));
+                pieces.push(done);
+            }
+            return Reply::Sse(pieces);
         }
         let has_tools = body.get("tools").is_some();
         let message = if has_tools {
