@@ -262,6 +262,7 @@ impl Gateway {
             select_route(config, &path, &model).ok_or_else(|| ApiError::model_not_found(&model))?;
         ctx.record.route = route.name.clone();
         ctx.record.model = label;
+        ctx.record.request_model = crate::openai::error::echo(&model);
         ctx.record.environment = ctx
             .key
             .as_ref()

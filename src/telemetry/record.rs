@@ -57,6 +57,10 @@ pub struct RequestRecord {
     /// Configured name: the model label (the configured model, or the glob it matched).
     /// Empty when the request named no model (e.g. it was refused before routing).
     pub model: String,
+    /// The model the client asked for, as sent: `gen_ai.request.model` of the server span
+    /// (traces are not limited to configured names the way metric labels are). Falls back to
+    /// `model` when empty.
+    pub request_model: String,
     /// `gen_ai.operation.name`, one of [`operation`]'s values.
     pub operation: &'static str,
     /// Whether the client asked for a streamed response.
@@ -317,6 +321,7 @@ impl RequestRecord {
             route: String::new(),
             key: None,
             model: String::new(),
+            request_model: String::new(),
             operation: operation::CHAT,
             stream: false,
             status: 0,

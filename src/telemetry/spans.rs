@@ -112,8 +112,13 @@ fn server_span(record: &RequestRecord, end: Instant, opts: &SpanOptions<'_>) -> 
     let ids = &record.trace;
     let mut a = Vec::with_capacity(20);
     a.push(KeyValue::new(attr::OPERATION_NAME, record.operation));
-    if !record.model.is_empty() {
-        a.push(KeyValue::new(attr::REQUEST_MODEL, record.model.clone()));
+    let request_model = if record.request_model.is_empty() {
+        &record.model
+    } else {
+        &record.request_model
+    };
+    if !request_model.is_empty() {
+        a.push(KeyValue::new(attr::REQUEST_MODEL, request_model.clone()));
     }
     request_params(record, &mut a);
     a.push(KeyValue::new(
@@ -187,7 +192,14 @@ fn server_span(record: &RequestRecord, end: Instant, opts: &SpanOptions<'_>) -> 
         parent: ids.remote_parent(),
         parent_is_remote: true,
         kind: SpanKind::Server,
-        name: span_name(record.operation, &record.model),
+        name: span_name(
+            record.operation,
+            if record.request_model.is_empty() {
+                &record.model
+            } else {
+                &record.request_model
+            },
+        ),
         start: record.started,
         end,
         attributes: a,

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod mock;
+pub mod otlp;
 
 use std::io::Write;
 use std::net::TcpListener;
