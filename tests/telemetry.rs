@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::mock::MockUpstream;
 use common::otlp::{int_attr, str_attr, OtlpReceiver};
-use common::{client, GatewayProcess};
+use common::{client, metrics_when, GatewayProcess};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use serde_json::json;
 
@@ -107,14 +107,7 @@ async fn metrics_traces_and_logs_per_environment_without_secrets() {
     );
 
     // Metrics, parsed by a Prometheus text parser.
-    let text = client()
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_when(&gw, |m| m.contains("status=\"404\"")).await;
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
     let requests: Vec<_> = scrape
         .samples

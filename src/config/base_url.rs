@@ -151,6 +151,15 @@ mod tests {
     }
 
     #[test]
+    fn the_model_placeholder_is_kept_in_the_path() {
+        let url = ok("https://x.openai.azure.com/openai/deployments/{model}/");
+        assert_eq!(url.base_path, "/openai/deployments/{model}");
+        assert_eq!(ok("http://h:8080/{model}/v1").base_path, "/{model}/v1");
+        // Only the path may hold it (validation rejects other placeholders there).
+        assert!(err("https://{model}.openai.azure.com").contains("invalid host"));
+    }
+
+    #[test]
     fn rejects() {
         assert!(err("ftp://x").contains("unsupported scheme \"ftp\""));
         assert!(err("api.openai.com/v1").contains("absolute"));

@@ -9,6 +9,7 @@ use std::time::Duration;
 use globset::{Glob, GlobMatcher};
 
 use crate::limits::{KeySecret, LimitSpec, OnBackendError};
+use crate::redact::Redactor;
 use crate::telemetry::TraceSpec;
 
 /// A loaded, validated gateway configuration.
@@ -34,6 +35,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// Trace exporters.
     pub traces: TraceSpec,
+    /// The default redaction policy, compiled.
+    pub redaction: Arc<Redactor>,
 }
 
 /// A key handed to an app: it authenticates, labels and budgets that app's traffic.
@@ -190,9 +193,10 @@ pub struct Upstream {
     pub host: String,
     /// The port, 443 or 80 unless the url names one.
     pub port: u16,
-    /// The url's path without a trailing slash: `""` or like `/v1`.
+    /// The url's path without a trailing slash: `""` or like `/v1`; it may hold `{model}` (see
+    /// [`Upstream::path_for`]).
     pub base_path: String,
-    /// Sent as `Authorization: Bearer …`; `None` when absent or empty. Never printed.
+    /// Sent as [`Upstream::auth`] says; `None` when absent or empty. Never printed.
     pub api_key: Option<String>,
     /// Longest wait to open a connection.
     pub connect_timeout: Duration,
@@ -200,13 +204,15 @@ pub struct Upstream {
     pub timeout: Duration,
     /// Longest silence inside a response (between stream events).
     pub idle_timeout: Duration,
-    /// How the key is sent.
+    /// How the key is sent (`auth_header:`).
     pub auth: UpstreamAuth,
-    /// Query parameters added to every request (`api-version` for Azure).
+    /// Query parameters added to every request (`api-version` for Azure), in file order, not
+    /// encoded.
     pub query: Vec<(String, String)>,
     /// Optional active health check.
     pub health_check: Option<HealthCheck>,
-    /// Whether `base_path` contains `{model}`.
+    /// Whether `base_path` contains `{model}`: such an upstream serves only `models:` routes
+    /// and has no `health_check`.
     pub has_model_placeholder: bool,
 }
 
@@ -219,28 +225,54 @@ pub enum UpstreamAuth {
     Header(String),
 }
 
-/// An active health check: `GET <url>/<path>` every `interval`; a 2xx within `timeout` passes.
+/// An active health check (`health_check:`): `GET` [`Upstream::path_for`]`(None, path, None)`
+/// every `interval`; a 2xx within `timeout` passes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthCheck {
-    /// Relative to the upstream url, like `models`.
+    /// Relative to the upstream url, without a leading `/`: `models` for `/models`.
     pub path: String,
-    /// Time between checks.
+    /// Time between checks; default 10s.
     pub interval: Duration,
-    /// Longest wait for an answer.
+    /// Longest wait for an answer; default 5s.
     pub timeout: Duration,
 }
 
+impl HealthCheck {
+    /// `interval` when the file does not set it.
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+    /// `timeout` when the file does not set it.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+}
+
 /// Characters escaped when a model name is put into a url path: everything but RFC 3986
-/// unreserved characters, so a model name cannot add path segments or a query.
+/// unreserved characters, sub-delims, `:` and `@` (the characters of a path segment), so a model
+/// name cannot add path segments (`/` is `%2F`), a query (`?`) or a fragment (`#`).
 const MODEL_IN_PATH: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    // unreserved
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
     .remove(b'~')
+    // sub-delims
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    // the rest of pchar
     .remove(b':')
     .remove(b'@');
 
-/// Characters escaped in configured query keys and values.
+/// The one placeholder an upstream url's path may hold.
+pub(crate) const MODEL_PLACEHOLDER: &str = "{model}";
+
+/// Characters escaped in configured query keys and values: all but RFC 3986 unreserved.
 const QUERY: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
@@ -270,29 +302,37 @@ impl Upstream {
         }
     }
 
-    /// The upstream request path for `rest`, the client path after `/v1/`:
-    /// `url_for("chat/completions")` is `/v1/chat/completions` for a base path of `/v1`.
-    /// A query string in `rest` is kept.
-    pub fn url_for(&self, rest: &str) -> String {
-        self.path_for(None, rest, None)
-    }
-
-    /// The upstream request path and query: the base path with `{model}` replaced by `model`
-    /// (percent-encoded), then `/` + `rest`, then the client's query followed by the
-    /// configured `query:` pairs.
+    /// The upstream request path and query (an HTTP request target, starting with `/`):
+    ///
+    /// 1. the base path, with each `{model}` replaced by `model` percent-encoded as one path
+    ///    segment (`/` becomes `%2F`; a model of `.` or `..` is written `%2E`/`%2E%2E` so it
+    ///    cannot be a dot segment; `None` and `""` leave the segment empty — validation keeps
+    ///    requests without a model off upstreams with `{model}`);
+    /// 2. `/` and `rest`, the client path after `/v1/` (leading `/` trimmed), as given;
+    /// 3. the query: `client_query` as given (if any and not empty), then the configured `query:`
+    ///    pairs percent-encoded, joined with `&` (after `?`, or after `&` when `rest` already has
+    ///    a query).
+    ///
+    /// For a base path of `/v1`, `path_for(None, "chat/completions", None)` is
+    /// `/v1/chat/completions`.
     pub fn path_for(&self, model: Option<&str>, rest: &str, client_query: Option<&str>) -> String {
-        let base = if self.has_model_placeholder {
-            let encoded = percent_encoding::utf8_percent_encode(model.unwrap_or(""), MODEL_IN_PATH)
-                .to_string();
-            self.base_path.replace("{model}", &encoded)
+        let mut path = if self.has_model_placeholder {
+            let model = model.unwrap_or_default();
+            let encoded = match model {
+                "." => "%2E".to_owned(),
+                ".." => "%2E%2E".to_owned(),
+                _ => percent_encoding::utf8_percent_encode(model, MODEL_IN_PATH).to_string(),
+            };
+            self.base_path.replace(MODEL_PLACEHOLDER, &encoded)
         } else {
             self.base_path.clone()
         };
-        let mut path = format!("{base}/{}", rest.trim_start_matches('/'));
+        path.push('/');
+        path.push_str(rest.trim_start_matches('/'));
         let mut separator = if path.contains('?') { '&' } else { '?' };
-        if let Some(q) = client_query.filter(|q| !q.is_empty()) {
+        if let Some(query) = client_query.filter(|q| !q.is_empty()) {
             path.push(separator);
-            path.push_str(q);
+            path.push_str(query);
             separator = '&';
         }
         for (key, value) in &self.query {
@@ -328,29 +368,35 @@ impl fmt::Debug for Upstream {
             .field("auth", &self.auth)
             .field("query", &self.query)
             .field("health_check", &self.health_check)
+            .field("has_model_placeholder", &self.has_model_placeholder)
             .finish()
     }
 }
 
-/// Sends matching requests to one upstream.
+/// Sends matching requests to its upstreams: a first attempt on a target picked by weight, then
+/// (as `retry_on` allows) the other targets and the fallbacks.
 #[derive(Debug, Clone)]
 pub struct Route {
     /// Unique; `name:` or, by default, the first model pattern or path. A metrics label.
     pub name: String,
     /// What the route matches.
     pub matcher: RouteMatch,
-    /// The upstreams to choose from by weight (`upstream:` is one target of weight 1).
+    /// The upstreams to choose from by weight, in file order, never empty, at least one weight
+    /// above 0 (`upstream: x` is one target of weight 1). Names are keys of [`Config::upstreams`].
     pub targets: Vec<Target>,
-    /// Tried in order after the targets, when an attempt fails as `retry_on` says.
+    /// Tried in order after the targets, when an attempt fails as `retry_on` says. No name
+    /// appears twice across `targets` and `fallbacks`.
     pub fallbacks: Vec<String>,
     /// Which failures move on to the next candidate.
     pub retry_on: RetryOn,
     /// For `models:` routes: the model name the upstream sees (the client keeps its own).
     pub model: Option<String>,
-    /// This route's traffic environment label, if it sets one.
+    /// This route's traffic environment label (telemetry), if it sets one; never empty.
     pub environment: Option<String>,
     /// The route-wide budget (shared by all keys; per client IP when the gateway runs open).
     pub limits: LimitSpec,
+    /// Its own redaction policy (the default with this route's overrides), if it has one.
+    pub redaction: Option<Arc<Redactor>>,
 }
 
 impl Route {
@@ -368,7 +414,7 @@ impl Route {
 pub struct Target {
     /// A key of [`Config::upstreams`].
     pub upstream: String,
-    /// Relative share of first attempts (0 = only as a retry).
+    /// Relative share of first attempts, 0 to 1000 (0: only as a retry).
     pub weight: u32,
 }
 
@@ -480,6 +526,7 @@ mod tests {
             model: None,
             environment: None,
             limits: LimitSpec::default(),
+            redaction: None,
         }
     }
 
@@ -496,6 +543,7 @@ mod tests {
             model: None,
             environment: None,
             limits: LimitSpec::default(),
+            redaction: None,
         }
     }
 
@@ -541,6 +589,71 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_model_name_is_one_encoded_path_segment() {
+        let u = upstream(true, "h", 443, "/openai/deployments/{model}");
+        let model_path = |m: &str| u.path_for(Some(m), "chat/completions", None);
+        assert_eq!(
+            model_path("accounts/fw/models/llama-v3"),
+            "/openai/deployments/accounts%2Ffw%2Fmodels%2Fllama-v3/chat/completions"
+        );
+        // Unreserved, sub-delims, ':' and '@' stay; everything else is escaped.
+        assert_eq!(
+            model_path("a-b.c_d~e!$&'()*+,;=:@"),
+            "/openai/deployments/a-b.c_d~e!$&'()*+,;=:@/chat/completions"
+        );
+        assert_eq!(
+            model_path("a b#c?d%e\\f\"g{h}[i]"),
+            "/openai/deployments/a%20b%23c%3Fd%25e%5Cf%22g%7Bh%7D%5Bi%5D/chat/completions"
+        );
+        assert_eq!(
+            model_path("modèle"),
+            "/openai/deployments/mod%C3%A8le/chat/completions"
+        );
+        // Dot segments would climb out of the deployment.
+        assert_eq!(
+            model_path(".."),
+            "/openai/deployments/%2E%2E/chat/completions"
+        );
+        assert_eq!(model_path("."), "/openai/deployments/%2E/chat/completions");
+        assert_eq!(
+            model_path("..."),
+            "/openai/deployments/.../chat/completions"
+        );
+        assert_eq!(
+            u.path_for(None, "models", None),
+            "/openai/deployments//models",
+            "no model: an empty segment (validation keeps such requests away)"
+        );
+        let twice = upstream(true, "h", 443, "/{model}/x/{model}");
+        assert_eq!(twice.path_for(Some("m/1"), "y", None), "/m%2F1/x/m%2F1/y");
+    }
+
+    #[test]
+    fn configured_query_pairs_follow_the_client_query_encoded() {
+        let mut u = upstream(true, "h", 443, "/v1");
+        u.query = vec![
+            ("api-version".into(), "2024-10-21".into()),
+            ("a b".into(), "x&y=z/é".into()),
+        ];
+        assert_eq!(
+            u.path_for(None, "chat/completions", None),
+            "/v1/chat/completions?api-version=2024-10-21&a%20b=x%26y%3Dz%2F%C3%A9"
+        );
+        assert_eq!(
+            u.path_for(None, "files", Some("purpose=batch&limit=2")),
+            "/v1/files?purpose=batch&limit=2&api-version=2024-10-21&a%20b=x%26y%3Dz%2F%C3%A9",
+            "the client query is kept as given, first"
+        );
+        assert_eq!(
+            u.path_for(None, "models?x=1", Some("")),
+            "/v1/models?x=1&api-version=2024-10-21&a%20b=x%26y%3Dz%2F%C3%A9",
+            "a query already in rest is continued with &"
+        );
+        u.query.clear();
+        assert_eq!(u.path_for(None, "models", Some("")), "/v1/models");
+    }
+
     fn config(routes: Vec<Route>) -> Config {
         Config {
             environment: "test".into(),
@@ -551,6 +664,7 @@ mod tests {
             keys: Vec::new(),
             rate_limit: RateLimitConfig::default(),
             traces: TraceSpec::default(),
+            redaction: Arc::new(Redactor::new(&crate::redact::PolicySpec::default()).unwrap()),
             upstreams: BTreeMap::new(),
             routes,
         }
@@ -634,7 +748,7 @@ mod tests {
     }
 
     #[test]
-    fn authority_and_url_for() {
+    fn authority_and_plain_paths() {
         assert_eq!(
             upstream(true, "api.openai.com", 443, "/v1").authority(),
             "api.openai.com"
@@ -651,13 +765,19 @@ mod tests {
         assert_eq!(upstream(false, "::1", 11434, "").authority(), "[::1]:11434");
         let u = upstream(true, "h", 443, "/v1beta/openai");
         assert_eq!(
-            u.url_for("chat/completions"),
+            u.path_for(None, "chat/completions", None),
             "/v1beta/openai/chat/completions"
         );
         assert_eq!(
-            upstream(true, "h", 443, "").url_for("models?x=1"),
+            u.path_for(Some("ignored/without/placeholder"), "/models", Some("")),
+            "/v1beta/openai/models",
+            "a model is used only for {{model}}; an empty client query adds no ?"
+        );
+        assert_eq!(
+            upstream(true, "h", 443, "").path_for(None, "models?x=1", None),
             "/models?x=1"
         );
+        assert_eq!(upstream(true, "h", 443, "").path_for(None, "", None), "/");
     }
 
     #[test]

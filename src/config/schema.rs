@@ -6,10 +6,13 @@
 //! `Debug`: these hold the API keys in the clear.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
-use serde::Deserialize;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use crate::limits::LimitSpec;
+use crate::redact::{Action, CustomDetectorSpec};
 use crate::telemetry::TraceSpec;
 
 /// The top level of the file.
@@ -25,6 +28,26 @@ pub(crate) struct RawConfig {
     pub keys: Option<Vec<RawKey>>,
     pub rate_limit: Option<RawRateLimit>,
     pub telemetry: Option<RawTelemetry>,
+    pub redaction: Option<RawRedaction>,
+}
+
+/// `redaction:` at the top level or on a route: every part optional, so a route overrides
+/// only what it names.
+#[derive(Deserialize)]
+pub(crate) struct RawRedaction {
+    pub request: Option<RawCategoryActions>,
+    pub response: Option<RawCategoryActions>,
+    pub actions: Option<BTreeMap<String, Action>>,
+    pub detectors: Option<Vec<CustomDetectorSpec>>,
+    pub allow: Option<Vec<String>>,
+    pub hash_key: Option<String>,
+}
+
+/// `{secrets: …, pii: …}`.
+#[derive(Deserialize)]
+pub(crate) struct RawCategoryActions {
+    pub secrets: Option<Action>,
+    pub pii: Option<Action>,
 }
 
 /// One entry under `keys:` (a virtual key).
@@ -62,7 +85,7 @@ pub(crate) struct RawUpstream {
     pub timeout: Option<String>,
     pub idle_timeout: Option<String>,
     pub auth_header: Option<String>,
-    pub query: Option<BTreeMap<String, String>>,
+    pub query: Option<RawPairs>,
     pub health_check: Option<RawHealthCheck>,
 }
 
@@ -78,7 +101,8 @@ pub(crate) struct RawHealthCheck {
 #[derive(Deserialize)]
 pub(crate) struct RawTarget {
     pub name: Option<String>,
-    pub weight: Option<u64>,
+    /// Signed so that `-1` gets the same "from 0 to 1000" message as `5000`.
+    pub weight: Option<i64>,
 }
 
 /// One entry under `routes:`.
@@ -94,4 +118,34 @@ pub(crate) struct RawRoute {
     pub name: Option<String>,
     pub environment: Option<String>,
     pub limits: Option<LimitSpec>,
+    pub redaction: Option<RawRedaction>,
+}
+
+/// A mapping of strings kept in file order (`query:`), unlike a `BTreeMap`. Duplicate keys were
+/// reported by the tree already.
+#[derive(Default)]
+pub(crate) struct RawPairs(pub Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for RawPairs {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PairsVisitor;
+
+        impl<'de> Visitor<'de> for PairsVisitor {
+            type Value = RawPairs;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping of strings")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawPairs, A::Error> {
+                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(pair) = map.next_entry::<String, String>()? {
+                    pairs.push(pair);
+                }
+                Ok(RawPairs(pairs))
+            }
+        }
+
+        deserializer.deserialize_map(PairsVisitor)
+    }
 }

@@ -98,7 +98,10 @@ fn the_example_loads_with_an_environment() {
         ("api.openai.com", 443, "/v1")
     );
     assert_eq!(openai.api_key.as_deref(), Some("sk-openai-SECRET"));
-    assert_eq!(openai.url_for("chat/completions"), "/v1/chat/completions");
+    assert_eq!(
+        openai.path_for(None, "chat/completions", None),
+        "/v1/chat/completions"
+    );
     assert_eq!(openai.authority(), "api.openai.com");
     assert_eq!(openai.connect_timeout, Duration::from_secs(5));
     assert_eq!(openai.timeout, Duration::from_secs(300));
@@ -278,7 +281,7 @@ fn four_different_problems_are_all_reported() {
             "t.yaml:10:15: routes[0].upstream: unknown upstream \"opnai\"; defined upstreams: openai; \
              did you mean \"openai\"?",
             "t.yaml:12:5: routes[1].upstrem: unknown key \"upstrem\" (did you mean \"upstream\"?); \
-             expected one of: models, paths, upstream, upstreams, fallbacks, retry_on, model, name, environment, limits",
+             expected one of: models, paths, upstream, upstreams, fallbacks, retry_on, model, name, environment, limits, redaction",
         ]
     );
 }
@@ -310,9 +313,9 @@ fn unknown_keys_at_every_level() {
             "t.yaml:6:5: upstreams.openai.timout: unknown key \"timout\" (did you mean \"timeout\"?); \
              expected one of: url, api_key, connect_timeout, timeout, idle_timeout, auth_header, query, health_check",
             "t.yaml:7:1: listen_addr: unknown key \"listen_addr\"; \
-             expected one of: environment, listen, admin, max_body_bytes, shutdown_grace, upstreams, routes, keys, rate_limit, telemetry",
+             expected one of: environment, listen, admin, max_body_bytes, shutdown_grace, upstreams, routes, keys, rate_limit, telemetry, redaction",
             "t.yaml:11:5: routes[0].nmae: unknown key \"nmae\" (did you mean \"name\"?); \
-             expected one of: models, paths, upstream, upstreams, fallbacks, retry_on, model, name, environment, limits",
+             expected one of: models, paths, upstream, upstreams, fallbacks, retry_on, model, name, environment, limits, redaction",
         ]
     );
 }
@@ -328,7 +331,7 @@ fn wrong_types_and_quoted_scalars() {
             "t.yaml:6:17: max_body_bytes: expected an integer, found the string \"1024\" (remove the quotes)",
             "t.yaml:7:8: admin: expected a string, found a list",
             "t.yaml:9:13: routes[0].models: expected a list (like [a, b]), found \"gpt-4o\"",
-            "t.yaml:11:5: routes[1]: expected a mapping with keys models, paths, upstream, upstreams, fallbacks, retry_on, model, name, environment, limits, found \"x\"",
+            "t.yaml:11:5: routes[1]: expected a mapping with keys models, paths, upstream, upstreams, fallbacks, retry_on, model, name, environment, limits, redaction, found \"x\"",
         ]
     );
 }
@@ -486,14 +489,14 @@ fn yaml_level_problems_come_with_the_rest() {
         problems(&text),
         [
             "t.yaml:8:5: YAML aliases (*name) are not supported; repeat the value instead",
-            "t.yaml:9:1: foo: unknown key \"foo\"; expected one of: environment, listen, admin, max_body_bytes, shutdown_grace, upstreams, routes, keys, rate_limit, telemetry",
+            "t.yaml:9:1: foo: unknown key \"foo\"; expected one of: environment, listen, admin, max_body_bytes, shutdown_grace, upstreams, routes, keys, rate_limit, telemetry, redaction",
         ]
     );
     assert_eq!(
         problems("listen: [0.0.0.0:8080\nroutes: x\n"),
         ["t.yaml:2:7: YAML syntax error: illegal placement of ':' indicator"]
     );
-    assert_eq!(problems("- a\n- b\n"), ["t.yaml:1:1: expected a mapping with keys environment, listen, admin, max_body_bytes, shutdown_grace, upstreams, routes, keys, rate_limit, telemetry, found a list"]);
+    assert_eq!(problems("- a\n- b\n"), ["t.yaml:1:1: expected a mapping with keys environment, listen, admin, max_body_bytes, shutdown_grace, upstreams, routes, keys, rate_limit, telemetry, redaction, found a list"]);
 }
 
 #[test]
@@ -534,20 +537,25 @@ fn load_file_reads_and_names_the_file() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The resilience example from the product issue, plus a local fallback and a `paths:` route.
 const RESILIENT: &str = "environment: test
 listen: 0.0.0.0:8080
 upstreams:
   openai:
     url: https://api.openai.com/v1
+    api_key: ${OPENAI_API_KEY:-}
     connect_timeout: 2s
+    timeout: 60s          # until the first response byte
+    idle_timeout: 30s     # longest silence inside a stream
     health_check: {path: /models, interval: 10s}
   azure-east:
     url: https://example.openai.azure.com/openai/deployments/{model}
-    api_key: k
+    api_key: ${AZURE_OPENAI_KEY:-}
     auth_header: api-key
     query: {api-version: \"2024-10-21\"}
   local:
     url: http://127.0.0.1:11434/v1
+    health_check: {path: models, interval: 1m, timeout: 500ms}
 routes:
   - models: [gpt-4o]
     upstreams: [{name: openai, weight: 90}, {name: azure-east, weight: 10}]
@@ -557,6 +565,12 @@ routes:
   - models: [x]
     upstream: local
     retry_on: []
+  - paths: [/v1/files]
+    upstreams: [{name: openai}, {name: local, weight: 0}]
+    retry_on: [\"429\", connect]
+  - models: [\"*\"]
+    upstream: local
+    fallbacks: [openai]
 ";
 
 #[test]
@@ -579,27 +593,215 @@ fn resilience_keys_load() {
     assert_eq!(r.fallbacks, ["local"]);
     assert_eq!(r.retry_on, RetryOn::default());
     assert_eq!(r.environment.as_deref(), Some("staging"));
-    assert_eq!(config.routes[1].retry_on, RetryOn::NONE);
     assert_eq!(
         r.upstream_names().collect::<Vec<_>>(),
         ["openai", "azure-east", "local"]
     );
+
+    // `upstream: x` is one target of weight 1; retry_on [] retries nothing.
+    let single = &config.routes[1];
+    assert_eq!(
+        single.targets,
+        [Target {
+            upstream: "local".into(),
+            weight: 1
+        }]
+    );
+    assert!(single.fallbacks.is_empty());
+    assert_eq!(single.retry_on, RetryOn::NONE);
+    assert_eq!(single.environment, None);
+
+    // paths: routes take the same keys; weight defaults to 1, 0 is allowed beside a positive one.
+    let files = &config.routes[2];
+    assert_eq!(
+        files.targets,
+        [
+            Target {
+                upstream: "openai".into(),
+                weight: 1
+            },
+            Target {
+                upstream: "local".into(),
+                weight: 0
+            }
+        ]
+    );
+    assert_eq!(
+        files.retry_on,
+        RetryOn {
+            connect: true,
+            too_many_requests: true,
+            ..RetryOn::NONE
+        },
+        "a quoted \"429\" works as well as the integer"
+    );
+    assert_eq!(config.routes[3].retry_on, RetryOn::default(), "the default");
+    assert_eq!(
+        config.routes[3].upstream_names().collect::<Vec<_>>(),
+        ["local", "openai"]
+    );
+
+    let openai = config.upstream("openai").unwrap();
+    assert_eq!(openai.api_key.as_deref(), Some("sk-openai-SECRET"));
+    assert_eq!(openai.auth, UpstreamAuth::Bearer);
+    assert!(openai.query.is_empty());
+    assert!(!openai.has_model_placeholder);
+    assert_eq!(
+        (openai.connect_timeout, openai.timeout, openai.idle_timeout),
+        (
+            Duration::from_secs(2),
+            Duration::from_secs(60),
+            Duration::from_secs(30)
+        )
+    );
+    assert_eq!(
+        openai.health_check,
+        Some(HealthCheck {
+            path: "models".into(),
+            interval: Duration::from_secs(10),
+            timeout: HealthCheck::DEFAULT_TIMEOUT,
+        })
+    );
+    let check = openai.health_check.as_ref().unwrap();
+    assert_eq!(
+        openai.path_for(None, &check.path, None),
+        "/v1/models",
+        "the check path is joined to the url like a client path"
+    );
+    assert_eq!(
+        config.upstream("local").unwrap().health_check,
+        Some(HealthCheck {
+            path: "models".into(),
+            interval: Duration::from_secs(60),
+            timeout: Duration::from_millis(500),
+        })
+    );
+
     let azure = config.upstream("azure-east").unwrap();
     assert_eq!(azure.auth, UpstreamAuth::Header("api-key".into()));
+    assert_eq!(azure.api_key, None);
     assert!(azure.has_model_placeholder);
+    assert_eq!(azure.base_path, "/openai/deployments/{model}");
+    assert_eq!(
+        azure.query,
+        [("api-version".to_owned(), "2024-10-21".to_owned())]
+    );
+    assert_eq!(azure.health_check, None);
     assert_eq!(
         azure.path_for(Some("gpt-4o"), "chat/completions", None),
         "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
     );
-    let check = config
-        .upstream("openai")
-        .unwrap()
-        .health_check
-        .clone()
-        .unwrap();
     assert_eq!(
-        (check.path.as_str(), check.interval),
-        ("models", Duration::from_secs(10))
+        azure.path_for(
+            Some("team/gpt-4o"),
+            "/chat/completions",
+            Some("stream=true")
+        ),
+        "/openai/deployments/team%2Fgpt-4o/chat/completions?stream=true&api-version=2024-10-21"
+    );
+    assert!(!format!("{config:?}").contains("SECRET"));
+}
+
+#[test]
+fn resilience_defaults_without_the_new_keys() {
+    let config = load(&format!(
+        "{HEAD}routes: [{{models: [x], upstream: openai}}]\n"
+    ));
+    let openai = &config.upstreams["openai"];
+    assert_eq!(openai.auth, UpstreamAuth::Bearer);
+    assert!(openai.query.is_empty() && openai.health_check.is_none());
+    assert!(!openai.has_model_placeholder);
+    let route = &config.routes[0];
+    assert_eq!(
+        route.targets,
+        [Target {
+            upstream: "openai".into(),
+            weight: 1
+        }]
+    );
+    assert!(route.fallbacks.is_empty());
+    assert_eq!(route.retry_on, RetryOn::default());
+    assert_eq!(
+        RetryOn::default(),
+        RetryOn {
+            connect: true,
+            timeout: true,
+            too_many_requests: true,
+            server_error: true
+        }
+    );
+    assert_eq!(route.environment, None);
+
+    let config = load(&format!(
+        "{HEAD}    health_check: {{path: /health/ready}}\nroutes: [{{models: [x], upstream: openai}}]\n"
+    ));
+    assert_eq!(
+        config.upstreams["openai"].health_check,
+        Some(HealthCheck {
+            path: "health/ready".into(),
+            interval: HealthCheck::DEFAULT_INTERVAL,
+            timeout: HealthCheck::DEFAULT_TIMEOUT,
+        })
+    );
+    assert_eq!(
+        (HealthCheck::DEFAULT_INTERVAL, HealthCheck::DEFAULT_TIMEOUT),
+        (Duration::from_secs(10), Duration::from_secs(5))
+    );
+}
+
+#[test]
+fn auth_header_forms() {
+    let auth = |header: &str| {
+        let text = format!(
+            "{HEAD}    auth_header: {header}\nroutes: [{{models: [x], upstream: openai}}]\n"
+        );
+        load(&text).upstreams["openai"].auth.clone()
+    };
+    assert_eq!(auth("api-key"), UpstreamAuth::Header("api-key".into()));
+    assert_eq!(
+        auth("X-Goog-Api-Key"),
+        UpstreamAuth::Header("x-goog-api-key".into()),
+        "stored lowercase"
+    );
+    assert_eq!(auth("Authorization"), UpstreamAuth::Bearer);
+    assert_eq!(auth("authorization"), UpstreamAuth::Bearer);
+    assert_eq!(auth("''"), UpstreamAuth::Bearer, "empty is the default");
+    assert_eq!(
+        auth("${AUTH_HEADER:-}"),
+        UpstreamAuth::Bearer,
+        "an empty expansion too"
+    );
+}
+
+#[test]
+fn query_values_are_text_in_file_order() {
+    let text = format!(
+        "{HEAD}    query: {{z: 1, api-version: 2024-10-21, b: true, f: 1.5, h: 0x1F, o: 007, s: 'a b&c'}}\n\
+         routes: [{{models: [x], upstream: openai}}]\n"
+    );
+    let config = load(&text);
+    let openai = &config.upstreams["openai"];
+    let pairs: Vec<(&str, &str)> = openai
+        .query
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("z", "1"),
+            ("api-version", "2024-10-21"),
+            ("b", "true"),
+            ("f", "1.5"),
+            ("h", "0x1F"),
+            ("o", "007"),
+            ("s", "a b&c")
+        ],
+        "numbers and booleans as written, in file order"
+    );
+    assert_eq!(
+        openai.path_for(None, "models", None),
+        "/v1/models?z=1&api-version=2024-10-21&b=true&f=1.5&h=0x1F&o=007&s=a%20b%26c"
     );
 }
 
@@ -611,13 +813,91 @@ fn resilience_problems_are_reported_at_their_keys() {
     assert_eq!(
         problems(&text),
         [
-            "t.yaml:7:10: upstreams.bad.url: the only placeholder allowed in an upstream url is {model} (the upstream model name)",
+            "t.yaml:7:10: upstreams.bad.url: unknown placeholder \"{foo}\"; the only placeholder allowed in an upstream url is {model} (the upstream model name)",
             "t.yaml:8:18: upstreams.bad.auth_header: \"not a header\" is not a valid HTTP header name; write e.g. api-key",
             "t.yaml:12:16: routes[0].upstreams: a route has either upstream: (one name) or upstreams: (a weighted list), not both",
-            "t.yaml:14:40: routes[1].upstreams[0].weight: must be between 0 and 1000",
-            "t.yaml:15:17: routes[1].fallbacks[0]: upstream \"openai\" is listed twice in this route (upstream/upstreams and fallbacks)",
+            "t.yaml:14:40: routes[1].upstreams[0].weight: expected an integer from 0 to 1000 (a relative share), found \"5000\"",
+            "t.yaml:15:17: routes[1].fallbacks[0]: upstream \"openai\" is listed twice in this route (across upstream, upstreams and fallbacks); list each once",
             "t.yaml:16:25: routes[1].retry_on[1]: unknown retry condition \"503\"; expected connect, timeout, 429 or 5xx",
             "t.yaml:18:16: routes[2].upstreams: every weight is 0; give at least one upstream a weight above 0",
+        ]
+    );
+}
+
+#[test]
+fn route_upstream_problems() {
+    let text = format!(
+        "{HEAD}  azure:\n    url: https://h/d/{{model}}\nroutes:\n\
+         \x20 - models: [x]\n\
+         \x20   upstreams: [{{name: openai, weight: -1}}, {{weight: 2}}, {{name: azur, weight: 1.5}}, {{name: openai}}]\n\
+         \x20 - models: [y]\n\
+         \x20   upstreams: []\n\
+         \x20   fallbacks: [nope]\n\
+         \x20 - models: [z]\n\
+         \x20   fallbacks: [openai]\n\
+         \x20   retry_on: [5XX, conect, '', timeout]\n\
+         \x20   environment: ''\n\
+         \x20 - paths: [/v1/files]\n\
+         \x20   upstream: azure\n\
+         \x20 - paths: [/v1/batches]\n\
+         \x20   upstreams: [{{name: openai}}]\n\
+         \x20   fallbacks: [azure]\n\
+         \x20 - models: [w]\n\
+         \x20   upstreams: openai\n\
+         \x20   retry_on: connect\n"
+    );
+    assert_eq!(
+        problems(&text),
+        [
+            "t.yaml:10:40: routes[0].upstreams[0].weight: expected an integer from 0 to 1000 (a relative share), found \"-1\"",
+            "t.yaml:10:45: routes[0].upstreams[1].name: missing required key `name`; name an upstream",
+            "t.yaml:10:65: routes[0].upstreams[2].name: unknown upstream \"azur\"; defined upstreams: azure, openai; did you mean \"azure\"?",
+            "t.yaml:10:79: routes[0].upstreams[2].weight: expected an integer, found \"1.5\"",
+            "t.yaml:10:92: routes[0].upstreams[3].name: upstream \"openai\" is listed twice in this route (across upstream, upstreams and fallbacks); list each once",
+            "t.yaml:12:16: routes[1].upstreams: is empty; list {name, weight} entries",
+            "t.yaml:13:17: routes[1].fallbacks[0]: unknown upstream \"nope\"; defined upstreams: azure, openai",
+            "t.yaml:14:5: routes[2].upstream: missing required key `upstream`; name the upstream that serves this route (or list upstreams: with weights)",
+            "t.yaml:16:16: routes[2].retry_on[0]: unknown retry condition \"5XX\"; expected connect, timeout, 429 or 5xx; did you mean \"5xx\"?",
+            "t.yaml:16:21: routes[2].retry_on[1]: unknown retry condition \"conect\"; expected connect, timeout, 429 or 5xx; did you mean \"connect\"?",
+            "t.yaml:16:29: routes[2].retry_on[2]: unknown retry condition \"\"; expected connect, timeout, 429 or 5xx",
+            "t.yaml:17:18: routes[2].environment: is empty; write a label such as staging, or remove environment:",
+            "t.yaml:19:15: routes[3].upstream: upstream \"azure\" has {model} in its url, and a paths: route has no model to put there; use an upstream without {model}",
+            "t.yaml:22:17: routes[4].fallbacks[0]: upstream \"azure\" has {model} in its url, and a paths: route has no model to put there; use an upstream without {model}",
+            "t.yaml:24:16: routes[5].upstreams: expected a list (like [a, b]), found \"openai\"",
+            "t.yaml:25:15: routes[5].retry_on: expected a list (like [a, b]), found \"connect\"",
+        ]
+    );
+}
+
+#[test]
+fn upstream_resilience_problems() {
+    let text = format!(
+        "{HEAD}    query: {{'': x, n: ~}}\n    auth_header: Host\n    health_check: {{path: 'https://h/models', interval: 0s, timeout: 5}}\n\
+         \x20 b:\n    url: https://h/{{MODEL}}/x\n\
+         \x20 c:\n    url: https://h/a}}\n\
+         \x20 d:\n    url: ${{AZ:-https://h/{{deployment}}}}\n\
+         \x20 e:\n    url: https://h/{{model}}\n    health_check: {{path: /models}}\n\
+         \x20 f:\n    url: https://h/v1\n    health_check: {{path: 'a b'}}\n\
+         \x20 g:\n    url: https://h/v1\n    health_check: {{}}\n\
+         \x20 h:\n    url: https://h/v1\n    auth_header: transfer-encoding\n\
+         routes: [{{models: [x], upstream: openai}}]\n"
+    );
+    assert_eq!(
+        problems(&text),
+        [
+            "t.yaml:6:12: upstreams.openai.query: has an empty parameter name",
+            "t.yaml:6:23: upstreams.openai.query.n: expected a string, found an empty value",
+            "t.yaml:7:18: upstreams.openai.auth_header: \"Host\" is a header the gateway sets itself; name the header the API reads its key from, like api-key",
+            "t.yaml:8:26: upstreams.openai.health_check.path: \"https://h/models\": must be a path relative to the upstream url, like /models, not a url",
+            "t.yaml:8:56: upstreams.openai.health_check.interval: must be greater than 0",
+            "t.yaml:8:69: upstreams.openai.health_check.timeout: expected a duration like 30s, 250ms, 5m or 1h, found the bare number \"5\"; add a unit (ms, s, m or h)",
+            "t.yaml:10:10: upstreams.b.url: unknown placeholder \"{MODEL}\"; the only placeholder allowed in an upstream url is {model} (the upstream model name); did you mean \"{model}\"?",
+            "t.yaml:12:10: upstreams.c.url: unbalanced { or } in the url path; the only placeholder allowed in an upstream url is {model} (the upstream model name)",
+            "t.yaml:14:10: upstreams.d.url: the expansion of \"${AZ:-https://h/{deployment}}\" has an unknown placeholder; the only placeholder allowed in an upstream url is {model} (the upstream model name)",
+            "t.yaml:17:19: upstreams.e.health_check: an upstream whose url has {model} cannot be checked (a check has no model to put there); remove health_check: (failing requests still take it out of rotation)",
+            "t.yaml:20:26: upstreams.f.health_check.path: \"a b\": must not contain spaces, control characters, braces or a fragment (#); write a path relative to the upstream url, like /models",
+            "t.yaml:23:19: upstreams.g.health_check.path: missing required key `path`; set the path to GET, relative to the upstream url, like /models",
+            "t.yaml:26:18: upstreams.h.auth_header: \"transfer-encoding\" is a header the gateway sets itself; name the header the API reads its key from, like api-key",
         ]
     );
 }

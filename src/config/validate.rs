@@ -14,6 +14,7 @@ use super::duration::{parse_duration, DurationError};
 use super::error::Problems;
 use super::model::{
     Config, HealthCheck, ModelPattern, RetryOn, Route, RouteMatch, Target, Upstream, UpstreamAuth,
+    MODEL_PLACEHOLDER,
 };
 use super::model::{RateLimitBackend, RateLimitConfig, VirtualKey};
 use super::schema::{
@@ -22,7 +23,44 @@ use super::schema::{
 use super::suggest::closest;
 use super::tree::{child_path, item_path, quote, Index};
 use crate::limits::{KeySecret, KeyStore, LimitSpec, OnBackendError};
+use crate::redact::{CategoryActions, PolicyError, PolicySpec, Redactor};
 use crate::telemetry::{TelemetryError, TraceSpec};
+
+use super::schema::{RawCategoryActions, RawRedaction};
+
+/// `base` with the parts `raw` names replaced (actions merged by detector, custom detectors
+/// and allow-list entries added).
+fn apply_redaction(mut base: PolicySpec, raw: Option<&RawRedaction>) -> PolicySpec {
+    let Some(raw) = raw else {
+        return base;
+    };
+    let merge = |base: CategoryActions, raw: &Option<RawCategoryActions>| match raw {
+        None => base,
+        Some(r) => CategoryActions {
+            secrets: r.secrets.unwrap_or(base.secrets),
+            pii: r.pii.unwrap_or(base.pii),
+        },
+    };
+    base.request = merge(base.request, &raw.request);
+    base.response = merge(base.response, &raw.response);
+    if let Some(actions) = &raw.actions {
+        base.actions
+            .extend(actions.iter().map(|(k, v)| (k.clone(), *v)));
+    }
+    if let Some(detectors) = &raw.detectors {
+        for d in detectors {
+            base.detectors.retain(|existing| existing.name != d.name);
+            base.detectors.push(d.clone());
+        }
+    }
+    if let Some(allow) = &raw.allow {
+        base.allow.extend(allow.iter().cloned());
+    }
+    if let Some(key) = &raw.hash_key {
+        base.hash_key = key.clone().into_bytes();
+    }
+    base
+}
 
 /// Checks `raw` and builds the [`Config`]; `None` when anything was reported.
 pub(crate) fn validate(raw: RawConfig, index: &Index, problems: &mut Problems) -> Option<Config> {
@@ -34,6 +72,31 @@ struct Checker<'a> {
     index: &'a Index,
     problems: &'a mut Problems,
 }
+
+/// The names under `upstreams:`, known before any upstream is validated, so that routes are
+/// checked even when an upstream has problems.
+struct UpstreamNames {
+    /// Every name, sorted.
+    all: Vec<String>,
+    /// Those whose url has `{model}`: they need a model, so `paths:` routes cannot use them.
+    with_model: Vec<String>,
+}
+
+/// `retry_on:` conditions, as written.
+const RETRY_CONDITIONS: [&str; 4] = ["connect", "timeout", "429", "5xx"];
+
+/// Headers the gateway itself writes (framing, routing, hop-by-hop): never an `auth_header`.
+const RESERVED_HEADERS: [&str; 9] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+];
 
 impl Checker<'_> {
     fn report(&mut self, path: &str, message: impl Into<String>) {
@@ -94,16 +157,50 @@ impl Checker<'_> {
             "shutdown_grace",
             Config::DEFAULT_SHUTDOWN_GRACE,
         );
-        let upstream_names: Vec<String> = raw
-            .upstreams
-            .iter()
-            .flat_map(|u| u.keys().cloned())
-            .collect();
+        let upstream_names = UpstreamNames {
+            all: raw
+                .upstreams
+                .iter()
+                .flat_map(|u| u.keys().cloned())
+                .collect(),
+            with_model: raw
+                .upstreams
+                .iter()
+                .flatten()
+                .filter(|(_, u)| {
+                    u.url
+                        .as_deref()
+                        .is_some_and(|url| url.contains(MODEL_PLACEHOLDER))
+                })
+                .map(|(name, _)| name.clone())
+                .collect(),
+        };
         let upstreams = self.upstreams(raw.upstreams);
-        let routes = self.routes(raw.routes, &upstream_names);
+        let mut raw_routes = raw.routes;
+        let route_policies: Vec<Option<RawRedaction>> = raw_routes
+            .iter_mut()
+            .flatten()
+            .map(|r| r.redaction.take())
+            .collect();
+        let routes = self.routes(raw_routes, &upstream_names);
         let keys = self.keys(raw.keys.unwrap_or_default());
         let rate_limit = self.rate_limit(raw.rate_limit);
         let traces = self.traces(raw.telemetry.and_then(|t| t.traces));
+        let redaction_spec = apply_redaction(PolicySpec::default(), raw.redaction.as_ref());
+        let redaction = self.redactor(&redaction_spec, "redaction");
+        let routes = match (routes, &redaction) {
+            (Some(mut routes), Some(_)) => {
+                for (i, raw_policy) in route_policies.iter().enumerate() {
+                    if let (Some(route), Some(raw_policy)) = (routes.get_mut(i), raw_policy) {
+                        let spec = apply_redaction(redaction_spec.clone(), Some(raw_policy));
+                        route.redaction =
+                            self.redactor(&spec, &child_path(&item_path("routes", i), "redaction"));
+                    }
+                }
+                Some(routes)
+            }
+            (routes, _) => routes,
+        };
         Some(Config {
             environment: environment?,
             listen: listen?,
@@ -113,6 +210,7 @@ impl Checker<'_> {
             keys: keys?,
             rate_limit: rate_limit?,
             traces: traces?,
+            redaction: redaction?,
             upstreams: upstreams?,
             routes: routes?,
         })
@@ -223,47 +321,37 @@ impl Checker<'_> {
             &at("idle_timeout"),
             Upstream::DEFAULT_IDLE_TIMEOUT,
         );
-        let auth = match raw.auth_header.as_deref().map(str::trim) {
-            None | Some("") => Some(UpstreamAuth::Bearer),
-            Some(h) if h.eq_ignore_ascii_case("authorization") => Some(UpstreamAuth::Bearer),
-            Some(h) => match http::HeaderName::from_bytes(h.as_bytes()) {
-                Ok(name) => Some(UpstreamAuth::Header(name.as_str().to_owned())),
-                Err(_) => {
-                    let message = format!(
-                        "{} is not a valid HTTP header name; write e.g. api-key",
-                        self.show(&at("auth_header"), h)
-                    );
-                    self.report(&at("auth_header"), message);
-                    None
-                }
-            },
-        };
+        let auth = self.auth_header(raw.auth_header, &at("auth_header"));
         let mut query = Vec::new();
-        for (key, value) in raw.query.unwrap_or_default() {
+        for (key, value) in raw.query.unwrap_or_default().0 {
             if key.trim().is_empty() {
                 self.report(&at("query"), "has an empty parameter name");
             } else {
                 query.push((key, value));
             }
         }
-        let health_check = raw
-            .health_check
-            .map(|check| self.health_check(check, &at("health_check")));
-        let placeholder_ok = url.as_ref().is_none_or(|url| {
-            let without = url.base_path.replace("{model}", "");
-            !without.contains(['{', '}'])
-        });
-        if !placeholder_ok {
-            self.report(
-                &at("url"),
-                "the only placeholder allowed in an upstream url is {model} (the upstream model name)",
-            );
-        }
-        let url = url?;
+        let has_model_placeholder = url
+            .as_ref()
+            .is_some_and(|url| url.base_path.contains(MODEL_PLACEHOLDER));
+        let placeholder_ok = url
+            .as_ref()
+            .is_none_or(|url| self.placeholders(&url.base_path, &at("url")));
+        let health_check = match raw.health_check {
+            None => Some(None),
+            Some(_) if has_model_placeholder => {
+                self.report(
+                    &at("health_check"),
+                    "an upstream whose url has {model} cannot be checked (a check has no model to \
+                     put there); remove health_check: (failing requests still take it out of rotation)",
+                );
+                None
+            }
+            Some(check) => self.health_check(check, &at("health_check")).map(Some),
+        };
+        let url = url.filter(|_| placeholder_ok)?;
         Some(Upstream {
             name: name.to_owned(),
             tls: url.tls,
-            has_model_placeholder: url.base_path.contains("{model}"),
             host: url.host,
             port: url.port,
             base_path: url.base_path,
@@ -273,25 +361,97 @@ impl Checker<'_> {
             idle_timeout: idle_timeout?,
             auth: auth?,
             query,
-            health_check: match health_check {
-                None => None,
-                Some(check) => Some(check?),
-            },
+            health_check: health_check?,
+            has_model_placeholder,
         })
-        .filter(|_| placeholder_ok)
+    }
+
+    /// `auth_header:`: absent, empty or `authorization` is the Bearer form.
+    fn auth_header(&mut self, raw: Option<String>, path: &str) -> Option<UpstreamAuth> {
+        let header = match raw.as_deref().map(str::trim) {
+            None | Some("") => return Some(UpstreamAuth::Bearer),
+            Some(h) if h.eq_ignore_ascii_case("authorization") => {
+                return Some(UpstreamAuth::Bearer)
+            }
+            Some(h) => h,
+        };
+        let message = match http::HeaderName::from_bytes(header.as_bytes()) {
+            Ok(name) if !RESERVED_HEADERS.contains(&name.as_str()) => {
+                return Some(UpstreamAuth::Header(name.as_str().to_owned()))
+            }
+            Ok(_) => format!(
+                "{} is a header the gateway sets itself; name the header the API reads its key \
+                 from, like api-key",
+                self.show(path, header)
+            ),
+            Err(_) => format!(
+                "{} is not a valid HTTP header name; write e.g. api-key",
+                self.show(path, header)
+            ),
+        };
+        self.report(path, message);
+        None
+    }
+
+    /// Reports a `{…}` other than `{model}`, or a stray brace, in an upstream url's path.
+    fn placeholders(&mut self, base_path: &str, path: &str) -> bool {
+        let rest = base_path.replace(MODEL_PLACEHOLDER, "");
+        let Some(start) = rest.find(['{', '}']) else {
+            return true;
+        };
+        const ONLY: &str =
+            "the only placeholder allowed in an upstream url is {model} (the upstream model name)";
+        let token = rest[start..]
+            .strip_prefix('{')
+            .and_then(|after| after.find(['}', '{', '/']).map(|end| &after[..end + 1]))
+            .filter(|inner| inner.ends_with('}'))
+            .map(|inner| format!("{{{inner}"));
+        // An expanded url is never quoted, not even in part: it is named by its `${VAR}`.
+        let expanded = self.index.get(path).is_some_and(|l| l.source.is_some());
+        let message = match token {
+            Some(token) if !expanded => {
+                let mut message = format!("unknown placeholder {}; {ONLY}", quote(&token));
+                let name = token.trim_start_matches('{').trim_end_matches('}');
+                if closest(name, ["model"]).is_some() {
+                    message.push_str(&format!("; did you mean {}?", quote(MODEL_PLACEHOLDER)));
+                }
+                message
+            }
+            Some(_) => format!("{} has an unknown placeholder; {ONLY}", self.show(path, "")),
+            None => format!("unbalanced {{ or }} in the url path; {ONLY}"),
+        };
+        self.report(path, message);
+        false
     }
 
     fn health_check(&mut self, raw: RawHealthCheck, path: &str) -> Option<HealthCheck> {
         let at = |key: &str| child_path(path, key);
-        let check_path = self.required_text(
-            raw.path,
-            &at("path"),
-            "set the path to GET, relative to the upstream url, like /models",
-        );
-        let interval = self.duration(raw.interval, &at("interval"), Duration::from_secs(10));
-        let timeout = self.duration(raw.timeout, &at("timeout"), Duration::from_secs(5));
+        let check_path = self
+            .required_text(
+                raw.path,
+                &at("path"),
+                "set the path to GET, relative to the upstream url, like /models",
+            )
+            .and_then(|text| {
+                let problem = if text.contains("://") {
+                    "must be a path relative to the upstream url, like /models, not a url"
+                } else if text
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '#' | '{' | '}'))
+                {
+                    "must not contain spaces, control characters, braces or a fragment (#); \
+                     write a path relative to the upstream url, like /models"
+                } else {
+                    return Some(text.trim_start_matches('/').to_owned());
+                };
+                let message = format!("{}: {problem}", self.show(&at("path"), &text));
+                self.report(&at("path"), message);
+                None
+            });
+        let interval = self.duration(raw.interval, &at("interval"), HealthCheck::DEFAULT_INTERVAL);
+        let timeout = self.duration(raw.timeout, &at("timeout"), HealthCheck::DEFAULT_TIMEOUT);
         Some(HealthCheck {
-            path: check_path?.trim_start_matches('/').to_owned(),
+            path: check_path?,
             interval: interval?,
             timeout: timeout?,
         })
@@ -323,7 +483,7 @@ impl Checker<'_> {
     fn routes(
         &mut self,
         raw: Option<Vec<RawRoute>>,
-        upstream_names: &[String],
+        upstream_names: &UpstreamNames,
     ) -> Option<Vec<Route>> {
         const HINT: &str = "add at least one route, like `- {models: [\"*\"], upstream: openai}`";
         let raw = raw.filter(|routes| !routes.is_empty());
@@ -374,7 +534,12 @@ impl Checker<'_> {
         false
     }
 
-    fn route(&mut self, path: &str, raw: RawRoute, upstream_names: &[String]) -> Option<Route> {
+    fn route(
+        &mut self,
+        path: &str,
+        raw: RawRoute,
+        upstream_names: &UpstreamNames,
+    ) -> Option<Route> {
         let at = |key: &str| child_path(path, key);
         let has_models = raw.models.is_some() || self.index.get(&at("models")).is_some();
         let has_paths = raw.paths.is_some() || self.index.get(&at("paths")).is_some();
@@ -399,9 +564,12 @@ impl Checker<'_> {
             self.report(&at("model"), message);
         }
         let (targets, fallbacks) = self.route_upstreams(
-            raw.upstream,
-            raw.upstreams,
-            raw.fallbacks.unwrap_or_default(),
+            RouteUpstreams {
+                single: raw.upstream,
+                weighted: raw.upstreams,
+                fallbacks: raw.fallbacks.unwrap_or_default(),
+                has_model: !has_paths,
+            },
             path,
             upstream_names,
         );
@@ -445,7 +613,54 @@ impl Checker<'_> {
             model,
             environment: environment?,
             limits: limits?,
+            redaction: None,
         })
+    }
+
+    /// Compiles a redaction policy, reporting its problems at `path`.
+    fn redactor(&mut self, spec: &PolicySpec, path: &str) -> Option<Arc<Redactor>> {
+        match Redactor::new(spec) {
+            Ok(r) => Some(Arc::new(r)),
+            Err(e) => {
+                let at = match &e {
+                    PolicyError::UnknownDetector { name } => {
+                        let p = child_path(&child_path(path, "actions"), name);
+                        let names: Vec<String> = Redactor::detector_names()
+                            .map(str::to_owned)
+                            .chain(spec.detectors.iter().map(|d| d.name.clone()))
+                            .collect();
+                        let mut message = format!("unknown detector {}", quote(name));
+                        if let Some(similar) = closest(name, names.iter().map(String::as_str)) {
+                            message.push_str(&format!(" (did you mean {}?)", quote(similar)));
+                        }
+                        message.push_str(&format!("; detectors: {}", names.join(", ")));
+                        self.report(&p, message);
+                        return None;
+                    }
+                    PolicyError::MissingHashKey => child_path(path, "hash_key"),
+                    PolicyError::EmptyAllowEntry => child_path(path, "allow"),
+                    PolicyError::InvalidPattern { detector, .. }
+                    | PolicyError::EmptyMatch { detector }
+                    | PolicyError::InvalidMaxLen { detector }
+                    | PolicyError::DuplicateDetector { name: detector }
+                    | PolicyError::InvalidName { name: detector } => {
+                        let idx = spec.detectors.iter().rposition(|d| &d.name == detector);
+                        match idx {
+                            Some(i) => item_path(&child_path(path, "detectors"), i),
+                            None => path.to_owned(),
+                        }
+                    }
+                    _ => path.to_owned(),
+                };
+                let at = if self.index.get(&at).is_some() {
+                    at
+                } else {
+                    path.to_owned()
+                };
+                self.report(&at, e.to_string());
+                None
+            }
+        }
     }
 
     /// A `limits:` block: every figure above 0.
@@ -655,23 +870,38 @@ impl Checker<'_> {
         }
     }
 
-    /// `upstream:` xor `upstreams:`, plus `fallbacks:`; every name defined, none twice.
+    /// `upstream:` xor `upstreams:`, plus `fallbacks:`; every name defined, none twice, and none
+    /// with `{model}` in its url on a `paths:` route.
     fn route_upstreams(
         &mut self,
-        single: Option<String>,
-        weighted: Option<Vec<RawTarget>>,
-        fallbacks: Vec<String>,
+        raw: RouteUpstreams,
         path: &str,
-        upstream_names: &[String],
+        upstream_names: &UpstreamNames,
     ) -> (Option<Vec<Target>>, Option<Vec<String>>) {
+        let RouteUpstreams {
+            single,
+            weighted,
+            fallbacks,
+            has_model,
+        } = raw;
         let at = |key: &str| child_path(path, key);
         let mut seen: Vec<String> = Vec::new();
         let mut ok = true;
         let mut check = |this: &mut Self, name: String, item: &str| -> Option<String> {
-            let name = this.known_upstream(name, item, upstream_names)?;
+            let name = this.known_upstream(name, item, &upstream_names.all)?;
+            if !has_model && upstream_names.with_model.contains(&name) {
+                let message = format!(
+                    "upstream {} has {MODEL_PLACEHOLDER} in its url, and a paths: route has no model \
+                     to put there; use an upstream without {MODEL_PLACEHOLDER}",
+                    quote(&name)
+                );
+                this.report(item, message);
+                return None;
+            }
             if seen.contains(&name) {
                 let message = format!(
-                    "upstream {} is listed twice in this route (upstream/upstreams and fallbacks)",
+                    "upstream {} is listed twice in this route (across upstream, upstreams and \
+                     fallbacks); list each once",
                     quote(&name)
                 );
                 this.report(item, message);
@@ -718,14 +948,17 @@ impl Checker<'_> {
                             &child_path(&item, "name"),
                             "name an upstream",
                         );
-                        let weight = match raw.weight {
+                        let weight_path = child_path(&item, "weight");
+                        let weight = match raw.weight.map(u32::try_from) {
                             None => Some(1),
-                            Some(w) if w <= 1000 => Some(w as u32),
+                            Some(Ok(w)) if w <= MAX_WEIGHT => Some(w),
                             Some(_) => {
-                                self.report(
-                                    &child_path(&item, "weight"),
-                                    "must be between 0 and 1000",
+                                let found = raw.weight.unwrap_or_default().to_string();
+                                let message = format!(
+                                    "expected an integer from 0 to {MAX_WEIGHT} (a relative share), found {}",
+                                    self.show(&weight_path, &found)
                                 );
+                                self.report(&weight_path, message);
                                 None
                             }
                         };
@@ -767,6 +1000,7 @@ impl Checker<'_> {
         };
         let mut retry = RetryOn::NONE;
         let mut ok = true;
+        // `429` is usually a plain integer in YAML: the deserializer hands it over as its text.
         for (i, item) in items.iter().enumerate() {
             match item.trim() {
                 "connect" => retry.connect = true,
@@ -775,10 +1009,13 @@ impl Checker<'_> {
                 "5xx" => retry.server_error = true,
                 other => {
                     let item_path = item_path(path, i);
-                    let message = format!(
+                    let mut message = format!(
                         "unknown retry condition {}; expected connect, timeout, 429 or 5xx",
                         self.show(&item_path, other)
                     );
+                    if let Some(similar) = closest(other, RETRY_CONDITIONS) {
+                        message.push_str(&format!("; did you mean {}?", quote(similar)));
+                    }
                     self.report(&item_path, message);
                     ok = false;
                 }
@@ -861,6 +1098,18 @@ impl Checker<'_> {
         (prefixes.len() == paths.len()).then_some(RouteMatch::Paths(prefixes))
     }
 }
+
+/// A route's upstream keys, as written.
+struct RouteUpstreams {
+    single: Option<String>,
+    weighted: Option<Vec<RawTarget>>,
+    fallbacks: Vec<String>,
+    /// A `models:` route (there is a model to put in `{model}`).
+    has_model: bool,
+}
+
+/// The largest `weight:` of a route's upstream.
+const MAX_WEIGHT: u32 = 1000;
 
 /// Whether two listening addresses would clash: same port, and the same or a wildcard IP.
 fn overlap(a: SocketAddr, b: SocketAddr) -> bool {

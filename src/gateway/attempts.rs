@@ -122,6 +122,7 @@ mod tests {
             model: None,
             environment: None,
             limits: crate::limits::LimitSpec::default(),
+            redaction: None,
         }
     }
 

@@ -11,6 +11,7 @@ use crate::telemetry::TraceIds;
 
 use super::runtime::{KeyEntry, Runtime};
 use crate::limits::Ticket;
+use crate::redact::{Redactor, RequestRedaction};
 
 /// A request forwarded on Pingora's own streaming proxy path (`paths:` routes).
 #[derive(Debug)]
@@ -24,7 +25,6 @@ pub struct PassThrough {
 }
 
 /// Per-request context.
-#[derive(Debug)]
 pub struct RequestCtx {
     /// The configuration this request runs on, even if a reload happens meanwhile.
     pub runtime: Arc<Runtime>,
@@ -48,6 +48,10 @@ pub struct RequestCtx {
     pub rate_headers: Vec<(&'static str, String)>,
     /// The gateway asked the upstream for stream usage the client did not ask for.
     pub strip_usage_chunk: bool,
+    /// The redaction policy of its route.
+    pub redactor: Option<Arc<Redactor>>,
+    /// Redaction counts and the pseudonym table, shared by request and response.
+    pub redaction: RequestRedaction,
 }
 
 impl RequestCtx {
@@ -64,6 +68,8 @@ impl RequestCtx {
             ticket: None,
             rate_headers: Vec::new(),
             strip_usage_chunk: false,
+            redactor: None,
+            redaction: RequestRedaction::default(),
             record: RequestRecord::begin(String::new(), TraceIds::start(None, 0.0)),
         }
     }

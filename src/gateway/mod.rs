@@ -39,9 +39,13 @@ use crate::limits::{Admission, AdmissionPlan, Limiter, RefusalCause};
 use crate::openai::request::multipart_model_span;
 use crate::openai::usage::{self, Usage};
 use crate::openai::{self, ApiError, Endpoint};
+use crate::redact::{
+    Direction as RedactDirection, Endpoint as RedactEndpoint, RedactError, Redactor,
+};
 use crate::shutdown::Inflight;
 use crate::telemetry::record::{
-    RateLimitOutcome, TokenUsage, UpstreamAttempt, UpstreamErrorReason,
+    Direction as TelemetryDirection, RateLimitOutcome, RedactionFailure, TokenUsage,
+    UpstreamAttempt, UpstreamErrorReason,
 };
 use crate::telemetry::Telemetry;
 
@@ -313,6 +317,14 @@ impl Gateway {
             }
         }
 
+        // redact the request (fail closed: what cannot be inspected is not forwarded)
+        let redactor = route
+            .redaction
+            .clone()
+            .unwrap_or_else(|| config.redaction.clone());
+        let body = self.redact_request(ctx, &redactor, endpoint, &content_type, body, session)?;
+        ctx.redactor = Some(redactor);
+
         // forward: attempts over the route's upstreams, then its fallbacks
         let (upstream, mut exchange) = self
             .forward(session, ctx, route, &upstream_model, endpoint, body)
@@ -320,13 +332,73 @@ impl Gateway {
 
         // relay
         let result = self
-            .relay(session, ctx, &upstream, &mut exchange, estimate)
+            .relay(session, ctx, &upstream, &mut exchange, estimate, endpoint)
             .await;
         if let Some(attempt) = ctx.record.attempts.last_mut() {
             attempt.ended = Some(Instant::now());
         }
         self.forwarder.finish(exchange).await;
         result
+    }
+
+    /// Redacts a JSON request body under the route's policy.
+    fn redact_request(
+        &self,
+        ctx: &mut RequestCtx,
+        redactor: &Redactor,
+        endpoint: Endpoint,
+        content_type: &str,
+        body: Bytes,
+        session: &Session,
+    ) -> Result<Bytes, ApiError> {
+        let Some(kind) = redact_endpoint(endpoint) else {
+            return Ok(body);
+        };
+        if !redactor.is_active(RedactDirection::Request) {
+            return Ok(body);
+        }
+        let encoding = header_str(session.req_header(), http::header::CONTENT_ENCODING);
+        let json_type = content_type.is_empty()
+            || content_type
+                .split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+        if !json_type || !(encoding.is_empty() || encoding.eq_ignore_ascii_case("identity")) {
+            ctx.record.redaction_failure = Some(RedactionFailure {
+                direction: TelemetryDirection::Request,
+                reason: "content_type",
+            });
+            return Err(ApiError::new(
+                415,
+                "invalid_request_error",
+                "This route redacts requests, so it accepts only uncompressed `Content-Type: application/json` bodies.",
+            )
+            .code("unsupported_media_type"));
+        }
+        match redactor.redact_request(kind, &body, &mut ctx.redaction) {
+            Ok(Some(rewritten)) => Ok(Bytes::from(rewritten)),
+            Ok(None) => Ok(body),
+            Err(e) => {
+                ctx.record.redaction_failure = Some(RedactionFailure {
+                    direction: TelemetryDirection::Request,
+                    reason: e.code(),
+                });
+                Err(match &e {
+                    RedactError::Blocked { detector, .. } => ApiError::new(
+                        400,
+                        "invalid_request_error",
+                        format!(
+                            "The request was blocked by this gateway's data policy: it contains data matched by the `{detector}` detector. Remove it and try again."
+                        ),
+                    )
+                    .code("content_blocked"),
+                    other => ApiError::invalid_request(format!(
+                        "The request body could not be inspected for redaction ({other}), so it was not forwarded."
+                    ))
+                    .code(other.code()),
+                })
+            }
+        }
     }
 
     /// Checks the key's and the route's budgets at once; refuses with 429 (or 503 when the
@@ -526,12 +598,13 @@ impl Gateway {
         upstream: &Upstream,
         exchange: &mut Exchange,
         estimate: Usage,
+        endpoint: Endpoint,
     ) -> Result<(), Stop> {
         let Some(upstream_header) = exchange.header() else {
             return Err(ApiError::bad_gateway(&upstream.name, "no response header").into());
         };
         let status = upstream_header.status.as_u16();
-        let content_type = header_str_resp(upstream_header, http::header::CONTENT_TYPE);
+        let content_type = header_str_resp(upstream_header, http::header::CONTENT_TYPE).to_owned();
         let is_sse = content_type.starts_with("text/event-stream");
         let is_json = content_type.starts_with("application/json");
         let mut header = upstream::response_header(upstream_header, &ctx.request_id, is_json)
@@ -549,10 +622,13 @@ impl Gateway {
                     return Err(e.to_api_error(&upstream.name).into());
                 }
             };
-            if (200..300).contains(&status) {
+            let body = if (200..300).contains(&status) {
                 let seen = observe::observe_json(&body);
                 self.account(ctx, &seen, estimate);
-            }
+                self.redact_response(ctx, endpoint, body, &upstream.name)?
+            } else {
+                body
+            };
             header
                 .insert_header(http::header::CONTENT_LENGTH, body.len().to_string())
                 .map_err(|_| ApiError::internal("could not relay the upstream answer"))?;
@@ -567,6 +643,38 @@ impl Gateway {
             return Ok(());
         }
 
+        let redacting = ctx
+            .redactor
+            .as_ref()
+            .is_some_and(|r| r.is_active(RedactDirection::Response))
+            && redact_endpoint(endpoint).is_some();
+        if redacting && (200..300).contains(&status) && !is_sse {
+            // Not JSON, not a stream: a body the redactor cannot walk. Text is scanned whole;
+            // anything else is refused rather than forwarded unread.
+            let body = exchange
+                .read_to_end(MAX_JSON_RESPONSE_BYTES)
+                .await
+                .map_err(|e| e.to_api_error(&upstream.name))?;
+            let body = self.redact_text_response(
+                ctx,
+                content_type.starts_with("text/plain"),
+                body,
+                &upstream.name,
+            )?;
+            let _ = header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string());
+            if session
+                .write_response_header(Box::new(header), false)
+                .await
+                .is_err()
+                || session.write_response_body(Some(body), true).await.is_err()
+            {
+                return Err(Stop::ClientGone);
+            }
+            return Ok(());
+        }
+        if is_sse && redacting {
+            let _ = header.remove_header(&http::header::CONTENT_LENGTH);
+        }
         if session
             .write_response_header(Box::new(header), false)
             .await
@@ -575,6 +683,12 @@ impl Gateway {
             return Err(Stop::ClientGone);
         }
         let mut observer = StreamObserver::new(ctx.strip_usage_chunk);
+        let mut stream_redactor = match (&ctx.redactor, redact_endpoint(endpoint)) {
+            (Some(r), Some(kind)) if redacting && is_sse && (200..300).contains(&status) => {
+                Some(r.stream(kind))
+            }
+            _ => None,
+        };
         loop {
             let next = tokio::select! {
                 next = exchange.next_chunk() => next,
@@ -585,6 +699,17 @@ impl Gateway {
             };
             match next {
                 Ok(Some(chunk)) => {
+                    let chunk = match stream_redactor.as_mut() {
+                        Some(sr) => match sr.push(&chunk, &mut ctx.redaction) {
+                            Ok(out) => Bytes::from(out),
+                            Err(e) => {
+                                self.end_stream_on_redaction_error(session, ctx, &e).await;
+                                self.account(ctx, &observer.usage, estimate);
+                                return Ok(());
+                            }
+                        },
+                        None => chunk,
+                    };
                     let chunk = if is_sse {
                         Bytes::from(observer.feed(&chunk))
                     } else {
@@ -603,6 +728,26 @@ impl Gateway {
                     }
                 }
                 Ok(None) => {
+                    if let Some(sr) = stream_redactor.as_mut() {
+                        match sr.finish(&mut ctx.redaction) {
+                            Ok(out) => {
+                                let out = observer.feed(&out);
+                                if !out.is_empty()
+                                    && session
+                                        .write_response_body(Some(Bytes::from(out)), false)
+                                        .await
+                                        .is_err()
+                                {
+                                    return Err(Stop::ClientGone);
+                                }
+                            }
+                            Err(e) => {
+                                self.end_stream_on_redaction_error(session, ctx, &e).await;
+                                self.account(ctx, &observer.usage, estimate);
+                                return Ok(());
+                            }
+                        }
+                    }
                     if is_sse {
                         self.account(ctx, &observer.usage, estimate);
                         let rest = observer.finish();
@@ -626,6 +771,17 @@ impl Gateway {
                     }
                     ctx.record.error = Some("upstream_broke_off");
                     session.set_keepalive(None);
+                    // Text held back for redaction is released (redacted) before the error.
+                    if let Some(sr) = stream_redactor.as_mut() {
+                        if let Ok(out) = sr.finish(&mut ctx.redaction) {
+                            let out = observer.feed(&out);
+                            if !out.is_empty() {
+                                let _ = session
+                                    .write_response_body(Some(Bytes::from(out)), false)
+                                    .await;
+                            }
+                        }
+                    }
                     if is_sse {
                         self.account(ctx, &observer.usage, estimate);
                         let event = e.to_api_error(&upstream.name).to_sse_event();
@@ -639,6 +795,108 @@ impl Gateway {
         }
     }
 
+    /// Redacts a complete JSON answer under the request's policy (and restores pseudonyms).
+    fn redact_response(
+        &self,
+        ctx: &mut RequestCtx,
+        endpoint: Endpoint,
+        body: Bytes,
+        upstream: &str,
+    ) -> Result<Bytes, Stop> {
+        let (Some(redactor), Some(kind)) = (ctx.redactor.clone(), redact_endpoint(endpoint)) else {
+            return Ok(body);
+        };
+        if !redactor.is_active(RedactDirection::Response) {
+            return Ok(body);
+        }
+        match redactor.redact_response(kind, &body, &mut ctx.redaction) {
+            Ok(Some(rewritten)) => Ok(Bytes::from(rewritten)),
+            Ok(None) => Ok(body),
+            Err(e) => Err(self.response_redaction_error(ctx, &e, upstream).into()),
+        }
+    }
+
+    /// A non-JSON answer on a redacting route: plain text is scanned whole, anything else is
+    /// refused.
+    fn redact_text_response(
+        &self,
+        ctx: &mut RequestCtx,
+        is_text: bool,
+        body: Bytes,
+        upstream: &str,
+    ) -> Result<Bytes, Stop> {
+        let Some(redactor) = ctx.redactor.clone() else {
+            return Ok(body);
+        };
+        let text = match std::str::from_utf8(&body) {
+            Ok(t) if is_text => t,
+            _ => {
+                return Err(self
+                    .response_redaction_error(ctx, &RedactError::InvalidUtf8, upstream)
+                    .into())
+            }
+        };
+        match redactor.redact_text(RedactDirection::Response, text, &mut ctx.redaction) {
+            Ok(std::borrow::Cow::Borrowed(_)) => Ok(body),
+            Ok(std::borrow::Cow::Owned(t)) => Ok(Bytes::from(t)),
+            Err(e) => Err(self.response_redaction_error(ctx, &e, upstream).into()),
+        }
+    }
+
+    fn response_redaction_error(
+        &self,
+        ctx: &mut RequestCtx,
+        e: &RedactError,
+        upstream: &str,
+    ) -> ApiError {
+        ctx.record.redaction_failure = Some(RedactionFailure {
+            direction: TelemetryDirection::Response,
+            reason: e.code(),
+        });
+        ctx.record.status = if e.is_blocked() { 403 } else { 502 };
+        match e {
+            RedactError::Blocked { detector, .. } => ApiError::new(
+                403,
+                "permission_error",
+                format!("The answer was withheld by this gateway's data policy: it contained data matched by the `{detector}` detector."),
+            )
+            .code("content_blocked"),
+            other => ApiError::new(
+                502,
+                "api_error",
+                format!("The answer from upstream `{upstream}` could not be inspected for redaction ({other}), so it was not forwarded."),
+            )
+            .code(other.code()),
+        }
+    }
+
+    /// Ends a stream whose next event could not be redacted (or was blocked) with an error
+    /// event: nothing unredacted goes out.
+    async fn end_stream_on_redaction_error(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        e: &RedactError,
+    ) {
+        let upstream = ctx
+            .record
+            .attempts
+            .last()
+            .map(|a| a.upstream.clone())
+            .unwrap_or_default();
+        let err = self.response_redaction_error(ctx, e, &upstream);
+        ctx.record.status = 200;
+        ctx.record.error = err.code;
+        log::warn!(
+            "request {}: stream ended by the redaction policy: {e}",
+            ctx.request_id
+        );
+        session.set_keepalive(None);
+        let _ = session
+            .write_response_body(Some(Bytes::from(err.to_sse_event())), true)
+            .await;
+    }
+
     /// Records what the answer used.
     fn account(&self, ctx: &mut RequestCtx, seen: &usage::StreamUsage, estimate: Usage) {
         let charged = seen.charge(estimate.prompt);
@@ -649,6 +907,17 @@ impl Gateway {
         ctx.record.response.model = seen.response_model.clone();
         ctx.record.response.finish_reasons = seen.finish_reasons.clone();
     }
+}
+
+/// The redactor's view of an endpoint; `None` for bodies it does not walk (audio uploads).
+fn redact_endpoint(endpoint: Endpoint) -> Option<RedactEndpoint> {
+    Some(match endpoint {
+        Endpoint::ChatCompletions => RedactEndpoint::ChatCompletions,
+        Endpoint::Completions => RedactEndpoint::Completions,
+        Endpoint::Embeddings => RedactEndpoint::Embeddings,
+        Endpoint::Responses => RedactEndpoint::Responses,
+        Endpoint::AudioTranscriptions | Endpoint::AudioTranslations => return None,
+    })
 }
 
 /// Resolves when the client has closed its connection (never, while it stays open).
@@ -975,6 +1244,14 @@ impl ProxyHttp for Gateway {
         }
         if ctx.record.environment.is_empty() {
             ctx.record.environment = ctx.runtime.config.environment.clone();
+        }
+        for count in ctx.redaction.counts() {
+            let direction = match count.direction {
+                RedactDirection::Request => TelemetryDirection::Request,
+                RedactDirection::Response => TelemetryDirection::Response,
+            };
+            ctx.record
+                .add_redactions(direction, &count.detector, count.action.as_str(), count.n);
         }
         ctx.record.ended = Some(Instant::now());
         if let Some(ticket) = ctx.ticket.take() {

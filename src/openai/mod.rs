@@ -3,6 +3,7 @@
 pub mod error;
 pub mod models;
 pub mod request;
+pub mod sse;
 pub mod usage;
 
 pub use error::ApiError;

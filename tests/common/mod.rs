@@ -217,3 +217,23 @@ impl Drop for RedisServer {
         self.stop();
     }
 }
+
+/// The gateway's `/metrics` text once `ready` holds for it (the telemetry of a request is
+/// recorded just after its answer is sent), or the last scrape after 5 s.
+pub async fn metrics_when(gw: &GatewayProcess, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = client()
+            .get(gw.admin_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if ready(&text) || Instant::now() > deadline {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,563 @@
+//! The built-in detectors: declared as data in `secrets.rs` and `pii.rs`, compiled once per
+//! process.
+//!
+//! Formats follow public rule sets (gitleaks, detect-secrets) and vendor documentation; the
+//! patterns are our own. Every pattern uses ASCII classes and ASCII word boundaries: Unicode
+//! `\b` makes the regex crate's lazy DFA give up on non-ASCII text, and the values we look for
+//! are ASCII anyway.
+
+mod pii;
+mod secrets;
+
+use std::sync::{Arc, OnceLock};
+
+use regex::Regex;
+
+use super::assignment::Grammar;
+use super::byteset::ByteSet;
+use super::checks::Check;
+use super::detector::{Anchor, Detector, Matcher, Prefixed, StartRule};
+use super::numbers::Number;
+use super::pem::{Pem, PEM_MAX_LEN};
+use super::policy::{Category, PolicyError};
+use super::prefilter::{Prefilter, Window};
+
+/// How a built-in matches.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Kind {
+    Regex { pattern: &'static str, group: usize },
+    Pem,
+    Number(Number),
+    Assignment(&'static Grammar),
+}
+
+/// A built-in detector as data. See `detector.rs` for what each declaration promises.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Spec {
+    pub name: &'static str,
+    pub category: Category,
+    pub kind: Kind,
+    pub anchors: &'static [&'static str],
+    pub digit_pair: bool,
+    pub start: &'static [&'static str],
+    pub start_bytes: &'static str,
+    pub alphabet: &'static str,
+    pub non_ascii: bool,
+    pub keyed: Option<(&'static [&'static str], &'static str, usize, usize)>,
+    pub min_len: usize,
+    pub min_digits: usize,
+    pub max_len: usize,
+    pub check: Check,
+}
+
+impl Spec {
+    const fn new(name: &'static str, category: Category, kind: Kind) -> Spec {
+        Spec {
+            name,
+            category,
+            kind,
+            anchors: &[],
+            digit_pair: false,
+            start: &[],
+            start_bytes: "",
+            alphabet: "",
+            non_ascii: false,
+            keyed: None,
+            min_len: 1,
+            min_digits: 0,
+            max_len: 0,
+            check: Check::None,
+        }
+    }
+
+    pub(crate) const fn secret(name: &'static str, pattern: &'static str) -> Spec {
+        Spec::new(name, Category::Secret, Kind::Regex { pattern, group: 0 })
+    }
+
+    pub(crate) const fn pii(name: &'static str, pattern: &'static str) -> Spec {
+        Spec::new(name, Category::Pii, Kind::Regex { pattern, group: 0 })
+    }
+
+    pub(crate) const fn pem(name: &'static str) -> Spec {
+        Spec::new(name, Category::Secret, Kind::Pem)
+    }
+
+    pub(crate) const fn assignment_secret(name: &'static str, grammar: &'static Grammar) -> Spec {
+        Spec::new(name, Category::Secret, Kind::Assignment(grammar))
+    }
+
+    pub(crate) const fn number(name: &'static str, number: Number) -> Spec {
+        Spec::new(name, Category::Pii, Kind::Number(number))
+    }
+
+    /// Only this capture group is replaced.
+    pub(crate) const fn group(self, group: usize) -> Spec {
+        let kind = match self.kind {
+            Kind::Regex { pattern, .. } => Kind::Regex { pattern, group },
+            other => other,
+        };
+        Spec { kind, ..self }
+    }
+
+    /// Every match starts with one of these: they are both anchors and start literals.
+    pub(crate) const fn prefixes(self, lits: &'static [&'static str]) -> Spec {
+        Spec {
+            anchors: lits,
+            start: lits,
+            ..self
+        }
+    }
+
+    /// Every match starts with one of these (case-sensitive).
+    pub(crate) const fn starts(self, lits: &'static [&'static str]) -> Spec {
+        Spec {
+            start: lits,
+            ..self
+        }
+    }
+
+    /// Every match starts with a byte of this set (a [`ByteSet::parse`] spec).
+    pub(crate) const fn starts_with_bytes(self, spec: &'static str) -> Spec {
+        Spec {
+            start_bytes: spec,
+            ..self
+        }
+    }
+
+    /// Every match contains one of these.
+    pub(crate) const fn anchors(self, lits: &'static [&'static str]) -> Spec {
+        Spec {
+            anchors: lits,
+            ..self
+        }
+    }
+
+    pub(crate) const fn digit_pair(self) -> Spec {
+        Spec {
+            digit_pair: true,
+            ..self
+        }
+    }
+
+    pub(crate) const fn alphabet(self, spec: &'static str) -> Spec {
+        Spec {
+            alphabet: spec,
+            ..self
+        }
+    }
+
+    pub(crate) const fn non_ascii(self) -> Spec {
+        Spec {
+            non_ascii: true,
+            ..self
+        }
+    }
+
+    /// Every match is an assignment to an identifier containing one of `keywords`
+    /// (see [`Anchor::Assignment`]).
+    pub(crate) const fn assignment(
+        self,
+        keywords: &'static [&'static str],
+        operators: &'static str,
+        suffix: usize,
+        lead: usize,
+    ) -> Spec {
+        Spec {
+            keyed: Some((keywords, operators, suffix, lead)),
+            ..self
+        }
+    }
+
+    /// No match is shorter than `min_len` bytes: shorter stretches are not searched.
+    pub(crate) const fn min_len(self, min_len: usize) -> Spec {
+        Spec { min_len, ..self }
+    }
+
+    /// No match has fewer than `min_digits` ASCII digits.
+    pub(crate) const fn min_digits(self, min_digits: usize) -> Spec {
+        Spec { min_digits, ..self }
+    }
+
+    pub(crate) const fn max_len(self, max_len: usize) -> Spec {
+        Spec { max_len, ..self }
+    }
+
+    pub(crate) const fn check(self, check: Check) -> Spec {
+        Spec { check, ..self }
+    }
+}
+
+/// The compiled built-ins, shared by every redactor of the process.
+pub(crate) struct Builtins {
+    /// All detectors, in priority order (an earlier one wins when two start at the same byte).
+    pub(crate) detectors: Vec<Arc<Detector>>,
+    /// The secret detectors a generic `password = …` match defers to.
+    pub(crate) specific: Specific,
+    /// Finds `<LABEL_n>` placeholders in responses, to restore pseudonymized values.
+    pub(crate) placeholder: Arc<Detector>,
+}
+
+/// Detectors a generic match defers to: if one of them matches inside the value, the value is
+/// left to it (it reports a better name).
+#[derive(Default)]
+pub(crate) struct Specific {
+    detectors: Vec<Arc<Detector>>,
+    prefilter: Option<Prefilter>,
+}
+
+impl Specific {
+    fn new(detectors: Vec<Arc<Detector>>) -> Specific {
+        let prefilter = Prefilter::new(detectors.iter().map(|d| &**d));
+        Specific {
+            detectors,
+            prefilter: Some(prefilter),
+        }
+    }
+
+    /// Whether any of the detectors matches somewhere in `text` (checks aside).
+    pub(crate) fn matches_in(&self, text: &str) -> bool {
+        let Some(prefilter) = &self.prefilter else {
+            return false;
+        };
+        let mut windows: Vec<Window> = Vec::new();
+        prefilter.windows(text, 0, &mut windows);
+        windows.iter().any(|w| {
+            self.detectors[w.det]
+                .matcher
+                .find_at(&text[..w.end], w.start)
+                .is_some()
+        })
+    }
+}
+
+/// The placeholder pattern: everything [`Action::Pseudonymize`](super::Action) produces.
+const PLACEHOLDER: Spec = Spec::secret("pseudonym", r"<[A-Z][A-Z0-9_]{0,63}_[1-9][0-9]{0,8}>")
+    .prefixes(&["<"])
+    .alphabet("<>A-Z0-9_")
+    .min_len(5)
+    .max_len(80);
+
+/// Names of the built-in detectors, in priority order.
+pub(crate) fn names() -> impl Iterator<Item = &'static str> + Clone {
+    all_specs().map(|s| s.name)
+}
+
+fn all_specs() -> impl Iterator<Item = &'static Spec> + Clone {
+    secrets::SPECS.iter().chain(pii::SPECS.iter())
+}
+
+/// The compiled built-ins.
+///
+/// # Errors
+///
+/// [`PolicyError::Internal`] if a built-in pattern does not compile — a bug caught by this
+/// module's tests, reported rather than panicking.
+pub(crate) fn builtins() -> Result<&'static Builtins, PolicyError> {
+    static CELL: OnceLock<Result<Builtins, String>> = OnceLock::new();
+    CELL.get_or_init(compile_all)
+        .as_ref()
+        .map_err(|reason| PolicyError::Internal {
+            reason: reason.clone(),
+        })
+}
+
+fn compile_all() -> Result<Builtins, String> {
+    let mut detectors = Vec::new();
+    let mut specific = Vec::new();
+    for spec in all_specs() {
+        let det = Arc::new(compile(spec)?);
+        if spec.category == Category::Secret && spec.check != Check::GenericSecret {
+            specific.push(Arc::clone(&det));
+        }
+        detectors.push(det);
+    }
+    Ok(Builtins {
+        detectors,
+        specific: Specific::new(specific),
+        placeholder: Arc::new(compile(&PLACEHOLDER)?),
+    })
+}
+
+fn compile(spec: &Spec) -> Result<Detector, String> {
+    let (matcher, max_len) = match spec.kind {
+        Kind::Regex { pattern, group } => {
+            // ASCII word boundaries: see the module docs.
+            let pattern = pattern.replace(r"\b", r"(?-u:\b)");
+            let matcher = if group == 0 && !spec.start.is_empty() {
+                let p = Prefixed::new(&pattern, spec.start)
+                    .map_err(|e| format!("{}: {e}", spec.name))?;
+                Matcher::Prefixed(p)
+            } else {
+                let re = Regex::new(&pattern).map_err(|e| format!("{}: {e}", spec.name))?;
+                Matcher::Regex { re, group }
+            };
+            (matcher, spec.max_len)
+        }
+        Kind::Pem => {
+            let pem = Pem::new().map_err(|e| format!("{}: {e}", spec.name))?;
+            (Matcher::Pem(pem), PEM_MAX_LEN)
+        }
+        Kind::Number(n) => (Matcher::Number(n), spec.max_len),
+        Kind::Assignment(g) => (Matcher::Assignment(g), spec.max_len),
+    };
+    let mut anchors: Vec<Anchor> = spec
+        .anchors
+        .iter()
+        .map(|a| Anchor::Literal(a.as_bytes().into()))
+        .collect();
+    if spec.digit_pair {
+        anchors.push(Anchor::DigitPair);
+    }
+    if let Some((keywords, operators, suffix, lead)) = spec.keyed {
+        anchors.push(Anchor::Assignment {
+            keywords: keywords.iter().map(|k| k.as_bytes().into()).collect(),
+            operators: operators.as_bytes().into(),
+            suffix,
+            lead,
+        });
+    }
+    let start = if let Kind::Assignment(g) = spec.kind {
+        StartRule::Grammar(g)
+    } else if !spec.start.is_empty() {
+        StartRule::Literals {
+            lits: spec.start.iter().map(|s| s.as_bytes().into()).collect(),
+            ci: false,
+        }
+    } else if !spec.start_bytes.is_empty() {
+        StartRule::Bytes(ByteSet::parse(spec.start_bytes))
+    } else {
+        StartRule::Any
+    };
+    let mut alphabet = ByteSet::parse(spec.alphabet);
+    if spec.non_ascii {
+        alphabet = alphabet.with_non_ascii();
+    }
+    Ok(Detector {
+        name: Arc::from(spec.name),
+        label: spec.name.to_ascii_uppercase().into(),
+        category: spec.category,
+        matcher,
+        anchors,
+        start,
+        alphabet,
+        min_len: spec.min_len,
+        min_digits: spec.min_digits,
+        max_len,
+        check: spec.check,
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Helpers for the catalog tests.
+
+    use super::*;
+
+    /// The values `name` finds in `text` (scanning the whole text, left to right).
+    pub(crate) fn find_all(name: &str, text: &str) -> Vec<String> {
+        let b = builtins().unwrap();
+        let det = b
+            .detectors
+            .iter()
+            .find(|d| &*d.name == name)
+            .unwrap_or_else(|| panic!("no detector {name}"));
+        let mut out = Vec::new();
+        let mut at = 0;
+        while let Some(m) = det.find_at(text, at, &b.specific) {
+            check_declarations(det, text, m.start, m.end);
+            out.push(text[m.span.clone()].to_owned());
+            at = m.end.max(m.start + 1);
+        }
+        out
+    }
+
+    /// Asserts what the detector declares about its matches: length, alphabet, start literal,
+    /// anchor. Streaming is exact only if these hold.
+    fn check_declarations(det: &Detector, text: &str, start: usize, end: usize) {
+        let m = &text.as_bytes()[start..end];
+        assert!(
+            m.len() <= det.max_len,
+            "{}: match longer than max_len",
+            det.name
+        );
+        for &b in m {
+            assert!(
+                det.alphabet.contains(b),
+                "{}: byte {:?} outside the alphabet",
+                det.name,
+                b as char
+            );
+        }
+        if let StartRule::Bytes(set) = &det.start {
+            assert!(
+                set.contains(m[0]),
+                "{}: match starts outside the start bytes",
+                det.name
+            );
+        }
+        if let StartRule::Literals { lits, ci } = &det.start {
+            assert!(
+                lits.iter().any(|l| m.len() >= l.len()
+                    && if *ci {
+                        m[..l.len()].eq_ignore_ascii_case(l)
+                    } else {
+                        m[..l.len()] == **l
+                    }),
+                "{}: match does not start with a start literal",
+                det.name
+            );
+        }
+        assert!(
+            m.len() >= det.min_len,
+            "{}: match shorter than min_len",
+            det.name
+        );
+        let digits = m.iter().filter(|b| b.is_ascii_digit()).count();
+        assert!(
+            digits >= det.min_digits,
+            "{}: match with fewer digits than min_digits",
+            det.name
+        );
+        if !det.anchors.is_empty() {
+            assert!(
+                det.anchors.iter().any(|a| match a {
+                    Anchor::Literal(l) => m.windows(l.len()).any(|w| w == &**l),
+                    Anchor::DigitPair => (0..m.len().saturating_sub(1)).any(|i| {
+                        let before = if i == 0 {
+                            text.as_bytes()[..start].last()
+                        } else {
+                            Some(&m[i - 1])
+                        };
+                        m[i].is_ascii_digit()
+                            && m[i + 1].is_ascii_digit()
+                            && !before.is_some_and(u8::is_ascii_digit)
+                    }),
+                    Anchor::Assignment {
+                        keywords,
+                        operators,
+                        suffix,
+                        ..
+                    } => (0..m.len())
+                        .filter(|&i| operators.contains(&m[i]))
+                        .any(|op| crate::redact::prefilter::is_assignment(
+                            m, op, keywords, *suffix
+                        )),
+                }),
+                "{}: match contains no anchor",
+                det.name
+            );
+        }
+    }
+
+    /// Joins a prefix and a body: test tokens are split in the source so that secret scanners
+    /// do not flag this repository.
+    pub(crate) fn tok(prefix: &str, body: &str) -> String {
+        format!("{prefix}{body}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_compiles() {
+        let b = builtins().unwrap();
+        assert_eq!(b.detectors.len(), names().count());
+        assert!(b
+            .specific
+            .detectors
+            .iter()
+            .all(|d| &*d.name != "generic_secret"));
+    }
+
+    #[test]
+    fn names_are_unique_and_lowercase() {
+        let mut names: Vec<_> = names().collect();
+        assert!(names
+            .iter()
+            .all(|n| n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
+        names.sort_unstable();
+        let len = names.len();
+        names.dedup();
+        assert_eq!(names.len(), len);
+    }
+
+    #[test]
+    fn declarations_are_usable() {
+        for spec in all_specs() {
+            assert!(
+                spec.max_len > 0 || matches!(spec.kind, Kind::Pem),
+                "{}",
+                spec.name
+            );
+            assert!(!spec.alphabet.is_empty(), "{}", spec.name);
+            assert!(
+                !spec.anchors.is_empty() || spec.digit_pair || spec.keyed.is_some(),
+                "{}: unanchored detectors scan all text",
+                spec.name
+            );
+        }
+    }
+
+    #[test]
+    fn anchored_prefix_matching_equals_plain_regex() {
+        let mut texts: Vec<String> = crate::redact::tests::samples()
+            .into_iter()
+            .map(|(_, t, _)| t)
+            .collect();
+        texts.extend(
+            crate::redact::tests::SURVIVORS
+                .iter()
+                .map(|s| s.to_string()),
+        );
+        let joined = texts.join(" ");
+        let variants: Vec<String> = texts
+            .iter()
+            .flat_map(|t| {
+                [
+                    format!("x{t}"),
+                    format!("{t}x"),
+                    format!("_{t}_"),
+                    format!("({t})"),
+                ]
+            })
+            .chain([joined])
+            .collect();
+        for spec in all_specs().chain([&PLACEHOLDER]) {
+            let Kind::Regex { pattern, group: 0 } = spec.kind else {
+                continue;
+            };
+            if spec.start.is_empty() {
+                continue;
+            }
+            let pattern = pattern.replace(r"\b", r"(?-u:\b)");
+            let plain = Regex::new(&pattern).unwrap();
+            let prefixed = Matcher::Prefixed(Prefixed::new(&pattern, spec.start).unwrap());
+            for text in texts.iter().chain(&variants) {
+                for start in [0, 1, 3] {
+                    if !text.is_char_boundary(start.min(text.len())) {
+                        continue;
+                    }
+                    let start = start.min(text.len());
+                    let want = plain.find_at(text, start).map(|m| m.range());
+                    let got = prefixed.find_at(text, start).map(|m| m.start..m.end);
+                    assert_eq!(got, want, "{} on {text:?} from {start}", spec.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn placeholders_are_found() {
+        let b = builtins().unwrap();
+        let text = "hi <EMAIL_1> and <AWS_ACCESS_KEY_12>, not <email_1> or <EMAIL_0>";
+        let none = Specific::default();
+        let found: Vec<_> = std::iter::successors(b.placeholder.find_at(text, 0, &none), |m| {
+            b.placeholder.find_at(text, m.end, &none)
+        })
+        .map(|m| &text[m.span])
+        .collect();
+        assert_eq!(found, ["<EMAIL_1>", "<AWS_ACCESS_KEY_12>"]);
+    }
+}

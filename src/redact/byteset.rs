@@ -1,0 +1,143 @@
+//! A 256-bit set of bytes, and char-boundary helpers for byte offsets into `str`.
+
+use std::fmt;
+
+/// A set of byte values.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    /// No bytes.
+    pub(crate) const EMPTY: ByteSet = ByteSet([0; 4]);
+
+    /// Every byte.
+    pub(crate) const ALL: ByteSet = ByteSet([u64::MAX; 4]);
+
+    /// Parses a class-like spec of ASCII characters: `a-z` is a range, `\` escapes the next
+    /// character (`\t`, `\n`, `\r` are the control characters), a leading `^` complements the
+    /// ASCII part. Non-ASCII bytes are never included; see [`ByteSet::with_non_ascii`].
+    pub(crate) fn parse(spec: &str) -> ByteSet {
+        let (negate, spec) = match spec.strip_prefix('^') {
+            Some(rest) => (true, rest),
+            None => (false, spec),
+        };
+        let mut chars: Vec<u8> = Vec::with_capacity(spec.len());
+        let mut escaped: Vec<bool> = Vec::with_capacity(spec.len());
+        let mut it = spec.bytes();
+        while let Some(b) = it.next() {
+            if b == b'\\' {
+                let e = it.next().unwrap_or(b'\\');
+                chars.push(match e {
+                    b't' => b'\t',
+                    b'n' => b'\n',
+                    b'r' => b'\r',
+                    other => other,
+                });
+                escaped.push(true);
+            } else {
+                chars.push(b);
+                escaped.push(false);
+            }
+        }
+        let mut set = ByteSet::EMPTY;
+        let mut i = 0;
+        while i < chars.len() {
+            let is_range = i + 2 < chars.len() && chars[i + 1] == b'-' && !escaped[i + 1];
+            if is_range {
+                for b in chars[i]..=chars[i + 2] {
+                    set.insert(b);
+                }
+                i += 3;
+            } else {
+                set.insert(chars[i]);
+                i += 1;
+            }
+        }
+        if negate {
+            set.0[0] = !set.0[0];
+            set.0[1] = !set.0[1];
+        }
+        set.0[2] = 0;
+        set.0[3] = 0;
+        set
+    }
+
+    /// The same set plus every byte ≥ 0x80 (for patterns that can match non-ASCII text).
+    pub(crate) fn with_non_ascii(mut self) -> ByteSet {
+        self.0[2] = u64::MAX;
+        self.0[3] = u64::MAX;
+        self
+    }
+
+    pub(crate) fn insert(&mut self, b: u8) {
+        self.0[usize::from(b >> 6)] |= 1 << (b & 63);
+    }
+
+    #[inline]
+    pub(crate) fn contains(&self, b: u8) -> bool {
+        self.0[usize::from(b >> 6)] & (1 << (b & 63)) != 0
+    }
+}
+
+impl fmt::Debug for ByteSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n: u32 = self.0.iter().map(|w| w.count_ones()).sum();
+        write!(f, "ByteSet({n} bytes)")
+    }
+}
+
+/// The largest char boundary ≤ `i` (clamped to the length).
+pub(crate) fn floor_boundary(s: &str, i: usize) -> usize {
+    let mut i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// The smallest char boundary ≥ `i` (clamped to the length).
+pub(crate) fn ceil_boundary(s: &str, i: usize) -> usize {
+    let mut i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+/// The char boundary after the character that starts at `i` (or `i + 1` past the end).
+pub(crate) fn next_boundary(s: &str, i: usize) -> usize {
+    ceil_boundary(s, i + 1).max(i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_ranges_escapes_and_negation() {
+        let s = ByteSet::parse(r"A-Z0-9_\-\t");
+        for b in [b'A', b'Q', b'Z', b'0', b'9', b'_', b'-', b'\t'] {
+            assert!(s.contains(b), "{}", b as char);
+        }
+        for b in [b'a', b' ', b'.', 0x80, 0xff] {
+            assert!(!s.contains(b));
+        }
+        let trailing_dash = ByteSet::parse("a-c-");
+        assert!(trailing_dash.contains(b'-') && trailing_dash.contains(b'b'));
+        let not_space = ByteSet::parse("^ \t\r\n");
+        assert!(not_space.contains(b'x') && !not_space.contains(b' ') && !not_space.contains(0xc3));
+        assert!(not_space.with_non_ascii().contains(0xc3));
+        assert!(ByteSet::ALL.contains(0) && ByteSet::ALL.contains(0xff));
+    }
+
+    #[test]
+    fn boundaries() {
+        let s = "aé€b"; // a(0) é(1..3) €(3..6) b(6)
+        assert_eq!(floor_boundary(s, 2), 1);
+        assert_eq!(ceil_boundary(s, 2), 3);
+        assert_eq!(ceil_boundary(s, 4), 6);
+        assert_eq!(next_boundary(s, 1), 3);
+        assert_eq!(next_boundary(s, 6), 7);
+        assert_eq!(floor_boundary(s, 99), 7);
+    }
+}

@@ -1,0 +1,173 @@
+//! Checks a candidate must pass after its pattern matched: entropy and placeholder heuristics.
+//! (Checksums of numbers are part of their matchers, in `numbers.rs`.)
+//!
+//! Every check looks only at the matched text, so its verdict cannot change when more text
+//! arrives after the match.
+
+use std::sync::OnceLock;
+
+use super::builtin::Specific;
+use super::detector::RawMatch;
+
+/// A check attached to a detector.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Check {
+    /// Accept every match.
+    None,
+    /// The value's Shannon entropy (bits per byte) is at least this: rejects `AKIAAAAA…` and
+    /// other placeholders with a real prefix.
+    MinEntropy(f64),
+    /// `password = value` and friends: entropy, character classes, placeholders, and no
+    /// specific secret detector matching inside the value (the specific one reports it).
+    GenericSecret,
+    /// Not an image name like `icon@2x.png`.
+    Email,
+    /// A password in a URL or connection string that is not a template (`${DB_PASS}`, `****`).
+    Password,
+}
+
+impl Check {
+    /// The match if it passes (possibly shortened), otherwise `None`.
+    pub(crate) fn apply(self, hay: &str, m: RawMatch, specific: &Specific) -> Option<RawMatch> {
+        let value = &hay[m.span.clone()];
+        let keep = match self {
+            Check::None => true,
+            Check::MinEntropy(min) => shannon(value.as_bytes()) >= min,
+            Check::GenericSecret => generic_secret(value, specific),
+            Check::Email => email(value),
+            Check::Password => password(value),
+        };
+        keep.then_some(m)
+    }
+}
+
+/// Shannon entropy in bits per byte.
+pub(crate) fn shannon(bytes: &[u8]) -> f64 {
+    let n = bytes.len();
+    if n == 0 {
+        return 0.0;
+    }
+    // H = log2(n) - Σ c·log2(c) / n, over the count c of each distinct byte. Counting in a
+    // small table and summing over the value's own bytes (each distinct byte once) avoids
+    // walking all 256 entries.
+    let mut counts = [0u32; 256];
+    for &b in bytes {
+        counts[usize::from(b)] += 1;
+    }
+    let mut sum = 0.0;
+    for &b in bytes {
+        let c = std::mem::take(&mut counts[usize::from(b)]);
+        if c > 0 {
+            sum += c_log2_c(c as usize);
+        }
+    }
+    (n as f64).log2() - sum / n as f64
+}
+
+/// `c · log2(c)`, from a table for small counts (the common case: one log2 per call instead of
+/// one per distinct byte).
+fn c_log2_c(c: usize) -> f64 {
+    static TABLE: OnceLock<[f64; 64]> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        std::array::from_fn(|i| {
+            if i == 0 {
+                0.0
+            } else {
+                i as f64 * (i as f64).log2()
+            }
+        })
+    });
+    table
+        .get(c)
+        .copied()
+        .unwrap_or_else(|| c as f64 * (c as f64).log2())
+}
+
+fn email(value: &str) -> bool {
+    const FILE_TYPES: [&str; 10] = [
+        "png", "jpg", "jpeg", "gif", "svg", "webp", "bmp", "ico", "tif", "tiff",
+    ];
+    let tld = value.rsplit('.').next().unwrap_or("");
+    !FILE_TYPES.iter().any(|t| t.eq_ignore_ascii_case(tld))
+}
+
+fn password(value: &str) -> bool {
+    let template = value.starts_with("${") || value.starts_with("{{") || value.starts_with('%');
+    let variable = value.len() > 1
+        && value.starts_with('$')
+        && value[1..]
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    let filler = value.bytes().all(|b| b == b'*') || value.bytes().all(|b| b == b'x' || b == b'X');
+    !(template || variable || filler)
+}
+
+fn generic_secret(value: &str, specific: &Specific) -> bool {
+    const PLACEHOLDERS: [&str; 14] = [
+        "xxxx",
+        "****",
+        "....",
+        "your",
+        "example",
+        "changeme",
+        "change_me",
+        "placeholder",
+        "redacted",
+        "dummy",
+        "sample",
+        "${",
+        "{{",
+        "replace",
+    ];
+    let lower = value.to_ascii_lowercase();
+    if PLACEHOLDERS.iter().any(|p| lower.contains(p)) {
+        return false;
+    }
+    let entropy = shannon(value.as_bytes());
+    let has = |f: fn(&u8) -> bool| value.as_bytes().iter().any(f);
+    let digit = has(u8::is_ascii_digit);
+    let symbol = has(|b| !b.is_ascii_alphanumeric() && !matches!(b, b'.' | b'_' | b'-'));
+    let classes = [
+        has(u8::is_ascii_lowercase),
+        has(u8::is_ascii_uppercase),
+        digit,
+        symbol,
+    ]
+    .iter()
+    .filter(|&&c| c)
+    .count();
+    // Identifiers such as `os.environ` or `getTokenFromEnv` are values too; without a digit or
+    // symbol only a clearly random string counts.
+    let random_enough = entropy >= 3.0 && classes >= 2 && (digit || symbol || entropy >= 3.8);
+    random_enough && !specific.matches_in(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entropy_of_placeholders_is_low() {
+        assert!(shannon(b"AKIAAAAAAAAAAAAAAAAA") < 1.0);
+        assert!(shannon(b"AKIAIOSFODNN7EXAMPLE") > 3.0);
+    }
+
+    #[test]
+    fn generic_values() {
+        let none = Specific::default();
+        assert!(generic_secret("Xk9#mP2$vL8q", &none));
+        assert!(generic_secret("s3cr3t-P4ssw0rd!", &none));
+        assert!(!generic_secret("your-api-key-here", &none));
+        assert!(!generic_secret("os.environ", &none));
+        assert!(!generic_secret("12345678", &none));
+        assert!(!generic_secret("aaaaaaaaaaaa", &none));
+    }
+
+    #[test]
+    fn password_templates() {
+        assert!(password("hunter2"));
+        assert!(!password("${DB_PASSWORD}"));
+        assert!(!password("$DB_PASSWORD"));
+        assert!(!password("****"));
+    }
+}

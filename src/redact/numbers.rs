@@ -1,0 +1,358 @@
+//! Hand-written matchers for numbers: payment cards, US SSNs, phone numbers, IBANs.
+//!
+//! Regexes for these need alternations that the regex crate cannot accelerate (no common
+//! literal), which made each search cost ~0.5 µs; and two of them need a checksum that picks
+//! where the number ends anyway. These matchers walk the digits directly. Like any detector
+//! they find the leftmost valid match, and whether a match starts at `s` depends only on the
+//! byte before `s` and at most `max_len + 1` bytes from `s`.
+//!
+//! A *boundary* is a position whose neighbour on that side is not a word byte
+//! (`[A-Za-z0-9_]`), or the end of the text — so `x4111…` or `4111…x` is not a card.
+
+use super::detector::RawMatch;
+
+/// Longest match of each kind, in bytes (also the detectors' `max_len`).
+pub(crate) const CARD_MAX: usize = 32;
+pub(crate) const SSN_LEN: usize = 11;
+pub(crate) const PHONE_MAX: usize = 40;
+pub(crate) const IBAN_MAX: usize = 64;
+
+/// Which number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Number {
+    /// 13–19 digits passing Luhn, starting with 2–6, in groups separated by single spaces or
+    /// dashes (`4111 1111 1111 1111`, `378282246310005`). A longer run is cut at a separator.
+    Card,
+    /// `ddd-dd-dddd` or `ddd dd dddd`, without area 000, 666 or 9xx, group 00 or serial 0000.
+    Ssn,
+    /// North American `(415) 555-2671`, `415.555.2671`, `+1 415 555 2671`, `1-800-555-1234`
+    /// (area and exchange start with 2–9); or international `+` country code and groups with
+    /// single ` `, `.`, `-` separators and an optional `(0)`: 8–15 digits in all.
+    Phone,
+    /// Two letters, two check digits, then upper-case letters and digits with single spaces:
+    /// 15–34 characters passing ISO 7064 mod 97. A longer run is cut at a space.
+    Iban,
+}
+
+impl Number {
+    /// The leftmost match starting at or after `start`.
+    pub(crate) fn find_at(self, hay: &str, start: usize) -> Option<RawMatch> {
+        let bytes = hay.as_bytes();
+        (start..bytes.len()).find_map(|s| {
+            let end = match self {
+                Number::Card => card_at(bytes, s),
+                Number::Ssn => ssn_at(bytes, s),
+                Number::Phone => phone_at(bytes, s),
+                Number::Iban => iban_at(bytes, s),
+            }?;
+            Some(RawMatch {
+                start: s,
+                end,
+                span: s..end,
+            })
+        })
+    }
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+fn boundary_before(bytes: &[u8], s: usize) -> bool {
+    s == 0 || !is_word(bytes[s - 1])
+}
+
+fn boundary_after(bytes: &[u8], e: usize) -> bool {
+    bytes.get(e).is_none_or(|&b| !is_word(b))
+}
+
+fn digit(bytes: &[u8], i: usize) -> bool {
+    bytes.get(i).is_some_and(u8::is_ascii_digit)
+}
+
+fn digits(bytes: &[u8], i: usize, n: usize) -> bool {
+    (i..i + n).all(|j| digit(bytes, j))
+}
+
+/// The run from `s` of bytes accepted by `unit`, where a separator accepted by `sep` may stand
+/// between two units, at most `max` bytes. Returns the run's end and the cut points: ends of
+/// unit groups followed by a separator, and the run's end if a boundary follows it.
+fn grouped_run(
+    bytes: &[u8],
+    s: usize,
+    max: usize,
+    unit: impl Fn(u8) -> bool,
+    sep: impl Fn(u8) -> bool,
+) -> Vec<usize> {
+    let limit = bytes.len().min(s + max);
+    let mut cuts = Vec::new();
+    let mut i = s;
+    while i < limit && unit(bytes[i]) {
+        i += 1;
+        if i < limit && sep(bytes[i]) && bytes.get(i + 1).is_some_and(|&b| unit(b)) && i + 1 < limit
+        {
+            cuts.push(i);
+            i += 1;
+        }
+    }
+    if boundary_after(bytes, i) {
+        cuts.push(i);
+    }
+    cuts
+}
+
+fn card_at(bytes: &[u8], s: usize) -> Option<usize> {
+    if !boundary_before(bytes, s) || !matches!(bytes[s], b'2'..=b'6') || !digits(bytes, s, 4) {
+        return None;
+    }
+    let cuts = grouped_run(
+        bytes,
+        s,
+        CARD_MAX,
+        |b| b.is_ascii_digit(),
+        |b| b == b' ' || b == b'-',
+    );
+    cuts.into_iter().rev().find(|&cut| {
+        let d: Vec<u8> = bytes[s..cut]
+            .iter()
+            .copied()
+            .filter(u8::is_ascii_digit)
+            .collect();
+        (13..=19).contains(&d.len()) && luhn(&d)
+    })
+}
+
+fn ssn_at(bytes: &[u8], s: usize) -> Option<usize> {
+    let sep = *bytes.get(s + 3)?;
+    let shaped = boundary_before(bytes, s)
+        && (sep == b'-' || sep == b' ')
+        && digits(bytes, s, 3)
+        && digits(bytes, s + 4, 2)
+        && bytes.get(s + 6) == Some(&sep)
+        && digits(bytes, s + 7, 4)
+        && boundary_after(bytes, s + SSN_LEN);
+    if !shaped {
+        return None;
+    }
+    let (area, group, serial) = (
+        &bytes[s..s + 3],
+        &bytes[s + 4..s + 6],
+        &bytes[s + 7..s + 11],
+    );
+    let possible =
+        area != b"000" && area != b"666" && area[0] != b'9' && group != b"00" && serial != b"0000";
+    possible.then_some(s + SSN_LEN)
+}
+
+fn phone_at(bytes: &[u8], s: usize) -> Option<usize> {
+    let na = north_american(bytes, s);
+    let intl = international(bytes, s);
+    na.max(intl)
+}
+
+/// `[+1 sep | 1 sep] (area | (area)) [sep] exchange [sep] line`.
+fn north_american(bytes: &[u8], s: usize) -> Option<usize> {
+    let sep = |i: usize| {
+        bytes
+            .get(i)
+            .is_some_and(|&b| matches!(b, b' ' | b'.' | b'-'))
+    };
+    let skip_sep = |i: usize| if sep(i) { i + 1 } else { i };
+    let mut i = s;
+    if bytes.get(i) == Some(&b'+') && bytes.get(i + 1) == Some(&b'1') {
+        i = skip_sep(i + 2);
+    } else if bytes.get(i) == Some(&b'1') && boundary_before(bytes, i) {
+        i = skip_sep(i + 1);
+    } else if bytes.get(i) != Some(&b'(') && !boundary_before(bytes, i) {
+        return None;
+    }
+    let area_ok = |i: usize| matches!(bytes.get(i), Some(b'2'..=b'9')) && digits(bytes, i, 3);
+    if bytes.get(i) == Some(&b'(') {
+        if !area_ok(i + 1) || bytes.get(i + 4) != Some(&b')') {
+            return None;
+        }
+        i = skip_sep(i + 5);
+    } else {
+        if !area_ok(i) {
+            return None;
+        }
+        i = skip_sep(i + 3);
+    }
+    if !area_ok(i) {
+        return None;
+    }
+    i = skip_sep(i + 3);
+    if !digits(bytes, i, 4) || !boundary_after(bytes, i + 4) {
+        return None;
+    }
+    Some(i + 4)
+}
+
+/// `+` country code (1–3 digits, not starting with 0), then digit groups separated by single
+/// ` `, `.`, `-`, with one optional `(0)`: the longest prefix with 8–15 digits that ends at a
+/// boundary.
+fn international(bytes: &[u8], s: usize) -> Option<usize> {
+    if bytes.get(s) != Some(&b'+') || !matches!(bytes.get(s + 1), Some(b'1'..=b'9')) {
+        return None;
+    }
+    let limit = bytes.len().min(s + PHONE_MAX);
+    let sep = |i: usize| i < limit && matches!(bytes[i], b' ' | b'.' | b'-');
+    let mut i = s + 1;
+    let mut count = 0;
+    let mut best = None;
+    let mut trunk = false;
+    loop {
+        while i < limit && bytes[i].is_ascii_digit() {
+            i += 1;
+            count += 1;
+        }
+        if count > 15 {
+            break;
+        }
+        if count >= 8 && boundary_after(bytes, i) {
+            best = Some(i);
+        }
+        let mut j = if sep(i) { i + 1 } else { i };
+        if !trunk && bytes.get(j..limit).is_some_and(|w| w.starts_with(b"(0)")) {
+            trunk = true;
+            j += 3;
+            if sep(j) {
+                j += 1;
+            }
+        }
+        if j == i || j >= limit || !bytes[j].is_ascii_digit() {
+            break;
+        }
+        i = j;
+    }
+    best
+}
+
+fn iban_at(bytes: &[u8], s: usize) -> Option<usize> {
+    let upper = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_uppercase);
+    if !boundary_before(bytes, s) || !upper(s) || !upper(s + 1) || !digits(bytes, s + 2, 2) {
+        return None;
+    }
+    let alnum = |b: u8| b.is_ascii_uppercase() || b.is_ascii_digit();
+    let cuts = grouped_run(bytes, s, IBAN_MAX, alnum, |b| b == b' ');
+    cuts.into_iter().rev().find(|&cut| {
+        let compact: Vec<u8> = bytes[s..cut]
+            .iter()
+            .copied()
+            .filter(|&b| b != b' ')
+            .collect();
+        (15..=34).contains(&compact.len()) && iban_mod97(&compact)
+    })
+}
+
+/// Luhn checksum over ASCII digits.
+pub(crate) fn luhn(digits: &[u8]) -> bool {
+    let mut sum = 0u32;
+    for (i, d) in digits.iter().rev().enumerate() {
+        let mut v = u32::from(d - b'0');
+        if i % 2 == 1 {
+            v *= 2;
+            if v > 9 {
+                v -= 9;
+            }
+        }
+        sum += v;
+    }
+    sum % 10 == 0
+}
+
+/// ISO 7064 mod 97 over an IBAN without spaces (`CCkk` + BBAN, upper-case alphanumerics).
+pub(crate) fn iban_mod97(iban: &[u8]) -> bool {
+    if iban.len() < 5 {
+        return false;
+    }
+    let rearranged = iban[4..].iter().chain(&iban[..4]);
+    let mut rem: u32 = 0;
+    for &c in rearranged {
+        match c {
+            b'0'..=b'9' => rem = (rem * 10 + u32::from(c - b'0')) % 97,
+            b'A'..=b'Z' => rem = (rem * 100 + u32::from(c - b'A') + 10) % 97,
+            _ => return false,
+        }
+    }
+    rem == 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(kind: Number, text: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while let Some(m) = kind.find_at(text, at) {
+            out.push(&text[m.start..m.end]);
+            at = m.end;
+        }
+        out
+    }
+
+    #[test]
+    fn checksums() {
+        assert!(luhn(b"4111111111111111") && luhn(b"378282246310005"));
+        assert!(!luhn(b"4111111111111112"));
+        assert!(iban_mod97(b"DE89370400440532013000") && iban_mod97(b"GB29NWBK60161331926819"));
+        assert!(!iban_mod97(b"DE89370400440532013001"));
+    }
+
+    #[test]
+    fn cards_are_cut_at_separators() {
+        assert_eq!(
+            all(Number::Card, "4111 1111 1111 1111 5 times"),
+            ["4111 1111 1111 1111"]
+        );
+        assert_eq!(all(Number::Card, "4111111111111111x"), Vec::<&str>::new());
+        assert_eq!(
+            all(Number::Card, "41111111111111111111111"),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            all(Number::Card, "4111 1111 1111 1111 2222 3333 4444"),
+            ["4111 1111 1111 1111"]
+        );
+        assert_eq!(
+            all(Number::Card, "4111--1111-1111-1111"),
+            Vec::<&str>::new()
+        );
+    }
+
+    #[test]
+    fn phones() {
+        assert_eq!(
+            all(Number::Phone, "+1 (415) 555-2671."),
+            ["+1 (415) 555-2671"]
+        );
+        assert_eq!(
+            all(Number::Phone, "x+44 20 7946 0958, ok"),
+            ["+44 20 7946 0958"]
+        );
+        assert_eq!(
+            all(Number::Phone, "+49 (0)30 12345678"),
+            ["+49 (0)30 12345678"]
+        );
+        assert_eq!(all(Number::Phone, "a1-800-555-1234"), ["800-555-1234"]);
+        assert_eq!(all(Number::Phone, "415-555-26710"), Vec::<&str>::new());
+        assert_eq!(all(Number::Phone, "+12345"), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn ssns_and_ibans() {
+        assert_eq!(
+            all(Number::Ssn, "123-45-6789 and 123 45 6789 not 123-45 6789"),
+            ["123-45-6789", "123 45 6789"]
+        );
+        assert_eq!(
+            all(Number::Iban, "DE89 3704 0044 0532 0130 00 AB12"),
+            ["DE89 3704 0044 0532 0130 00"]
+        );
+        assert_eq!(
+            all(Number::Iban, "xDE89370400440532013000"),
+            Vec::<&str>::new()
+        );
+    }
+}

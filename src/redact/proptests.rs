@@ -1,0 +1,261 @@
+//! Properties: for random texts with planted values, every split into deltas and every
+//! byte-level chunking of the SSE stream gives the client exactly what redacting the whole
+//! text at once gives.
+
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+use super::stream::tests::{chat_texts, chunk_event, events, run};
+use super::tests::{redactor, samples, SURVIVORS};
+use super::*;
+
+/// Text made of words, separators, planted values and near misses.
+fn text() -> impl Strategy<Value = String> {
+    let mut pieces: Vec<String> = samples().into_iter().map(|(_, t, _)| t).collect();
+    pieces.extend(SURVIVORS.iter().map(|s| s.to_string()));
+    pieces.extend(
+        [
+            "the",
+            "token",
+            "password",
+            "key",
+            "secret",
+            "Api_Key",
+            "and",
+            "mail",
+            "call",
+            "é",
+            "日本語",
+            "EMP-",
+            "EMP-123456",
+            "emp-654321",
+            "<EMAIL_1>",
+            "<EMAIL_",
+            "@",
+            "+1",
+            "4111",
+            "AKIA",
+            "sk-",
+            "-----BEGIN",
+            "eyJ",
+            "://",
+            "=",
+            ": ",
+            ";",
+            "\"",
+            "\\n",
+            " ",
+            " ",
+            " ",
+            "\n",
+            ", ",
+            ". ",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    prop::collection::vec(prop::sample::select(pieces), 0..24).prop_map(|v| v.concat())
+}
+
+/// Cut points (as fractions of the length, resolved to char boundaries later).
+fn cuts() -> impl Strategy<Value = Vec<u16>> {
+    prop::collection::vec(any::<u16>(), 0..16)
+}
+
+/// `text` split at `cuts` (char boundaries; empty pieces allowed).
+fn split<'t>(text: &'t str, cuts: &[u16]) -> Vec<&'t str> {
+    let mut at: Vec<usize> = cuts
+        .iter()
+        .map(|&c| {
+            let mut i = usize::from(c) * text.len() / usize::from(u16::MAX);
+            while !text.is_char_boundary(i) {
+                i -= 1;
+            }
+            i
+        })
+        .collect();
+    at.sort_unstable();
+    let mut out = Vec::new();
+    let mut prev = 0;
+    for i in at.into_iter().chain([text.len()]) {
+        out.push(&text[prev..i]);
+        prev = i;
+    }
+    out
+}
+
+/// Secrets redacted, personal data masked or hashed, a custom detector with and one without a
+/// literal prefix: stateless actions, so numbering cannot depend on interleaving.
+fn policy() -> Redactor {
+    redactor(|s| {
+        s.response.pii = Action::Mask;
+        s.actions.insert("email".into(), Action::Hash);
+        for (name, pattern) in [
+            ("employee_id", r"EMP-\d{6}"),
+            ("employee_lower", r"(?i)emp-\d{6}"),
+        ] {
+            s.detectors.push(CustomDetectorSpec {
+                name: name.into(),
+                pattern: pattern.into(),
+                category: Category::Pii,
+                max_len: None,
+            });
+        }
+    })
+}
+
+fn batch(r: &Redactor, text: &str) -> String {
+    r.redact_text(Direction::Response, text, &mut RequestRedaction::default())
+        .unwrap()
+        .into_owned()
+}
+
+proptest! {
+    // PROPTEST_CASES overrides the default for long runs.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(384),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn chat_content_deltas(text in text(), cuts in cuts(), chunk in 1usize..48) {
+        let r = policy();
+        let mut input = chunk_event(0, json!({"role": "assistant", "content": ""}), None);
+        for d in split(&text, &cuts) {
+            input.push_str(&chunk_event(0, json!({ "content": d }), None));
+        }
+        input.push_str(&chunk_event(0, json!({}), Some("stop")));
+        input.push_str("data: [DONE]\n\n");
+        let out = run(&mut r.stream(Endpoint::ChatCompletions), input.as_bytes(), chunk, &mut RequestRedaction::default()).unwrap();
+        let got = chat_texts(&events(&out)).remove(&(0, "content".into())).unwrap_or_default();
+        prop_assert_eq!(got, batch(&r, &text));
+    }
+
+    #[test]
+    fn interleaved_choices_and_tool_calls(
+        a in text(), b in text(), c in text(),
+        cuts_a in cuts(), cuts_b in cuts(), cuts_c in cuts(),
+        sizes in prop::collection::vec(1usize..97, 1..8),
+        crlf in any::<bool>(),
+    ) {
+        let r = policy();
+        let (pa, pb, pc) = (split(&a, &cuts_a), split(&b, &cuts_b), split(&c, &cuts_c));
+        let mut input = String::new();
+        for i in 0..pa.len().max(pb.len()).max(pc.len()) {
+            if let Some(d) = pa.get(i) {
+                input.push_str(&chunk_event(0, json!({ "content": d }), None));
+            }
+            if let Some(d) = pb.get(i) {
+                input.push_str(&chunk_event(0, json!({"tool_calls": [{"index": 2, "function": {"arguments": d}}]}), None));
+            }
+            if let Some(d) = pc.get(i) {
+                input.push_str(&chunk_event(1, json!({ "content": d }), None));
+            }
+        }
+        input.push_str(&chunk_event(0, json!({}), Some("tool_calls")));
+        input.push_str("data: [DONE]\n\n");
+        if crlf {
+            input = input.replace('\n', "\r\n");
+        }
+        // Irregular byte-level chunking: sizes cycle.
+        let bytes = input.as_bytes();
+        let mut s = r.stream(Endpoint::ChatCompletions);
+        let mut cx = RequestRedaction::default();
+        let mut out = Vec::new();
+        let mut at = 0;
+        for size in sizes.iter().cycle() {
+            if at >= bytes.len() {
+                break;
+            }
+            let end = (at + size).min(bytes.len());
+            out.extend(s.push(&bytes[at..end], &mut cx).unwrap());
+            at = end;
+        }
+        out.extend(s.finish(&mut cx).unwrap());
+        let texts = chat_texts(&events(&out));
+        let get = |k: (u64, &str)| texts.get(&(k.0, k.1.to_owned())).cloned().unwrap_or_default();
+        prop_assert_eq!(get((0, "content")), batch(&r, &a));
+        prop_assert_eq!(get((0, "args:2")), batch(&r, &b));
+        prop_assert_eq!(get((1, "content")), batch(&r, &c));
+    }
+
+    #[test]
+    fn responses_deltas(text in text(), args in text(), cuts_t in cuts(), cuts_a in cuts(), chunk in 1usize..64) {
+        let r = policy();
+        let ev = |v: Value| format!("event: {}\ndata: {v}\n\n", v["type"].as_str().unwrap_or(""));
+        let mut input = String::new();
+        for d in split(&text, &cuts_t) {
+            input.push_str(&ev(json!({"type": "response.output_text.delta", "item_id": "m", "output_index": 0, "content_index": 0, "delta": d})));
+        }
+        input.push_str(&ev(json!({"type": "response.output_text.done", "output_index": 0, "content_index": 0, "text": text})));
+        for d in split(&args, &cuts_a) {
+            input.push_str(&ev(json!({"type": "response.function_call_arguments.delta", "item_id": "f", "output_index": 1, "delta": d})));
+        }
+        input.push_str(&ev(json!({"type": "response.completed", "response": {"output": [
+            {"type": "message", "content": [{"type": "output_text", "text": text}]},
+            {"type": "function_call", "arguments": args}]}})));
+        let out = run(&mut r.stream(Endpoint::Responses), input.as_bytes(), chunk, &mut RequestRedaction::default()).unwrap();
+        let (mut got_text, mut got_args) = (String::new(), String::new());
+        let (mut done, mut completed) = (None, None);
+        for e in events(&out) {
+            let v: Value = serde_json::from_str(&e.data).unwrap();
+            match v["type"].as_str().unwrap_or("") {
+                "response.output_text.delta" => got_text.push_str(v["delta"].as_str().unwrap()),
+                "response.function_call_arguments.delta" => got_args.push_str(v["delta"].as_str().unwrap()),
+                "response.output_text.done" => done = Some(v["text"].as_str().unwrap().to_owned()),
+                "response.completed" => completed = Some(v),
+                _ => {}
+            }
+        }
+        let (want_text, want_args) = (batch(&r, &text), batch(&r, &args));
+        prop_assert_eq!(&got_text, &want_text);
+        prop_assert_eq!(&got_args, &want_args);
+        prop_assert_eq!(done.as_deref(), Some(want_text.as_str()));
+        let completed = completed.unwrap();
+        prop_assert_eq!(completed["response"]["output"][0]["content"][0]["text"].as_str(), Some(want_text.as_str()));
+        prop_assert_eq!(completed["response"]["output"][1]["arguments"].as_str(), Some(want_args.as_str()));
+    }
+
+    #[test]
+    fn pseudonyms_restored_across_splits(text in text(), cuts in cuts(), chunk in 1usize..32) {
+        // The request pseudonymizes two addresses; the reply mentions their placeholders among
+        // random text, split anywhere.
+        let r = redactor(|s| {
+            s.request.pii = Action::Pseudonymize;
+            s.response.pii = Action::Pseudonymize;
+        });
+        let request = json!({"messages": [{"role": "user", "content": "a@example.com b@example.org"}]}).to_string();
+        let reply = format!("{text} <EMAIL_2>{text}<EMAIL_1>");
+        let mut stream_cx = RequestRedaction::default();
+        let mut batch_cx = RequestRedaction::default();
+        for cx in [&mut stream_cx, &mut batch_cx] {
+            r.redact_request(Endpoint::ChatCompletions, request.as_bytes(), cx).unwrap();
+        }
+        let mut input = String::new();
+        for d in split(&reply, &cuts) {
+            input.push_str(&chunk_event(0, json!({ "content": d }), None));
+        }
+        let out = run(&mut r.stream(Endpoint::ChatCompletions), input.as_bytes(), chunk, &mut stream_cx).unwrap();
+        let got = chat_texts(&events(&out)).remove(&(0, "content".into())).unwrap_or_default();
+        let want = r.redact_text(Direction::Response, &reply, &mut batch_cx).unwrap().into_owned();
+        prop_assert!(want.contains("b@example.org") && want.contains("a@example.com"));
+        prop_assert_eq!(got, want);
+    }
+
+    #[test]
+    fn request_bodies_stay_valid_json(text in text()) {
+        let r = policy();
+        let body = json!({"model": "m", "n": 1.5, "messages": [
+            {"role": "user", "content": text},
+            {"role": "user", "content": [{"type": "text", "text": text}, {"type": "image_url", "image_url": {"url": text}}]}
+        ]}).to_string();
+        let mut cx = RequestRedaction::default();
+        let out = r.redact_request(Endpoint::ChatCompletions, body.as_bytes(), &mut cx).unwrap();
+        let v: Value = serde_json::from_slice(out.as_deref().unwrap_or(body.as_bytes())).unwrap();
+        let want = r.redact_text(Direction::Request, &text, &mut RequestRedaction::default()).unwrap();
+        prop_assert_eq!(v["messages"][0]["content"].as_str(), Some(want.as_ref()));
+        prop_assert_eq!(v["messages"][1]["content"][0]["text"].as_str(), Some(want.as_ref()));
+        prop_assert_eq!(v["messages"][1]["content"][1]["image_url"]["url"].as_str(), Some(text.as_str()));
+        prop_assert_eq!(out.is_none(), want == text);
+    }
+}

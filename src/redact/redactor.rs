@@ -1,0 +1,261 @@
+//! [`Redactor`]: a compiled policy, and its entry points for bodies, texts and streams.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use hmac::Mac;
+
+use super::action::HashKey;
+use super::builtin::{self, Builtins};
+use super::context::RequestRedaction;
+use super::custom;
+use super::detector::Detector;
+use super::error::RedactError;
+use super::json::{Edits, Redacting};
+use super::policy::{Action, Direction, PolicyError, PolicySpec};
+use super::scanner::{Entry, Env, Scanner, Treatment};
+use super::stream::StreamRedactor;
+use super::walk;
+
+/// The OpenAI endpoints whose bodies are redacted. The gateway's audio endpoints carry
+/// multipart bodies and are not redacted here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `POST /v1/chat/completions`
+    ChatCompletions,
+    /// `POST /v1/completions`
+    Completions,
+    /// `POST /v1/embeddings`
+    Embeddings,
+    /// `POST /v1/responses`
+    Responses,
+}
+
+/// A compiled, immutable redaction policy. Build one per configuration; it is `Send + Sync`
+/// and cloning it is cheap (an `Arc`).
+#[derive(Clone)]
+pub struct Redactor {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) request: Scanner,
+    pub(crate) response: Scanner,
+}
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redactor")
+            .field("request", &self.inner.request)
+            .field("response", &self.inner.response)
+            .finish()
+    }
+}
+
+impl Redactor {
+    /// Compiles `spec`.
+    ///
+    /// # Errors
+    ///
+    /// A [`PolicyError`]: an invalid custom detector (the error names it), an unknown name in
+    /// `actions`, an empty allow-list entry, or `hash` without a `hash_key`.
+    pub fn new(spec: &PolicySpec) -> Result<Redactor, PolicyError> {
+        let builtins = builtin::builtins()?;
+        let mut detectors: Vec<Arc<Detector>> = builtins.detectors.clone();
+        for c in &spec.detectors {
+            if detectors.iter().any(|d| *d.name == *c.name) {
+                return Err(PolicyError::DuplicateDetector {
+                    name: c.name.clone(),
+                });
+            }
+            detectors.push(Arc::new(custom::compile(c)?));
+        }
+        if let Some(name) = spec
+            .actions
+            .keys()
+            .find(|name| !detectors.iter().any(|d| *d.name == ***name))
+        {
+            return Err(PolicyError::UnknownDetector { name: name.clone() });
+        }
+        if spec.allow.iter().any(String::is_empty) {
+            return Err(PolicyError::EmptyAllowEntry);
+        }
+        let hash_key = if spec.hash_key.is_empty() {
+            None
+        } else {
+            // HMAC takes keys of any length; this cannot fail.
+            Some(HashKey::new_from_slice(&spec.hash_key).map_err(|_| PolicyError::MissingHashKey)?)
+        };
+        let allow: Arc<HashSet<String>> = Arc::new(spec.allow.iter().cloned().collect());
+        let mut scanners = [Direction::Request, Direction::Response].map(|dir| {
+            let entries = entries(spec, dir, &detectors);
+            (dir, entries)
+        });
+        let uses_hash = scanners
+            .iter()
+            .flat_map(|(_, e)| e)
+            .any(|e| e.treatment == Treatment::Apply(Action::Hash));
+        if uses_hash && hash_key.is_none() {
+            return Err(PolicyError::MissingHashKey);
+        }
+        let pseudonymizes = scanners[0]
+            .1
+            .iter()
+            .any(|e| e.treatment == Treatment::Apply(Action::Pseudonymize));
+        if pseudonymizes {
+            scanners[1].1.insert(0, restorer(builtins));
+        }
+        let [(_, request), (_, response)] = scanners;
+        let build = |dir, entries| {
+            Scanner::new(
+                dir,
+                entries,
+                &builtins.specific,
+                Arc::clone(&allow),
+                hash_key.clone(),
+            )
+        };
+        Ok(Redactor {
+            inner: Arc::new(Inner {
+                request: build(Direction::Request, request),
+                response: build(Direction::Response, response),
+            }),
+        })
+    }
+
+    /// The built-in detector names, for validating `actions:` keys in configuration.
+    pub fn detector_names() -> impl Iterator<Item = &'static str> + Clone {
+        builtin::names()
+    }
+
+    /// Whether there is anything to do in `direction`. Pseudonymizing requests implies
+    /// restoring responses, so the response side is active then too.
+    pub fn is_active(&self, direction: Direction) -> bool {
+        !self.scanner(direction).is_empty()
+    }
+
+    /// The detectors that run in `direction`, in priority order, with their action
+    /// (`Pseudonymize` for the response-side placeholder restorer, named `pseudonym`).
+    pub fn detectors(&self, direction: Direction) -> impl Iterator<Item = (&str, Action)> {
+        self.scanner(direction).entries().iter().map(|e| {
+            let action = match e.treatment {
+                Treatment::Apply(a) => a,
+                Treatment::Restore => Action::Pseudonymize,
+            };
+            (&*e.det.name, action)
+        })
+    }
+
+    /// How many bytes of one streamed text can be held back at most in `direction`.
+    pub fn max_hold(&self, direction: Direction) -> usize {
+        self.scanner(direction).max_hold()
+    }
+
+    /// Redacts a request body for `endpoint`. `Ok(None)`: nothing changed, forward the
+    /// original bytes. `Ok(Some(body))`: forward `body` (valid JSON; only the redacted strings
+    /// differ from the original).
+    ///
+    /// # Errors
+    ///
+    /// [`RedactError::InvalidUtf8`], [`RedactError::NotJson`], [`RedactError::UnexpectedShape`]
+    /// when the body cannot be inspected; [`RedactError::Blocked`] when a blocking detector
+    /// matched. Never forward the original body after an error.
+    pub fn redact_request(
+        &self,
+        endpoint: Endpoint,
+        body: &[u8],
+        cx: &mut RequestRedaction,
+    ) -> Result<Option<Vec<u8>>, RedactError> {
+        self.redact_body(Direction::Request, endpoint, body, cx)
+    }
+
+    /// Redacts a (non-streamed) response body, and restores pseudonymized values. Like
+    /// [`redact_request`](Redactor::redact_request); `logprobs` are cleared when any text
+    /// changed, as they would repeat it.
+    ///
+    /// # Errors
+    ///
+    /// As for [`redact_request`](Redactor::redact_request).
+    pub fn redact_response(
+        &self,
+        endpoint: Endpoint,
+        body: &[u8],
+        cx: &mut RequestRedaction,
+    ) -> Result<Option<Vec<u8>>, RedactError> {
+        self.redact_body(Direction::Response, endpoint, body, cx)
+    }
+
+    /// Redacts one plain text in `direction`.
+    ///
+    /// # Errors
+    ///
+    /// [`RedactError::Blocked`] when a blocking detector matched.
+    pub fn redact_text<'t>(
+        &self,
+        direction: Direction,
+        text: &'t str,
+        cx: &mut RequestRedaction,
+    ) -> Result<Cow<'t, str>, RedactError> {
+        let mut env = Env { cx, count: true };
+        self.scanner(direction).redact_text(text, &mut env)
+    }
+
+    /// A redactor for a streamed (SSE) response of `endpoint`. It shares this policy and can
+    /// live in a per-request context.
+    pub fn stream(&self, endpoint: Endpoint) -> StreamRedactor {
+        StreamRedactor::new(Arc::clone(&self.inner), endpoint)
+    }
+
+    fn scanner(&self, direction: Direction) -> &Scanner {
+        match direction {
+            Direction::Request => &self.inner.request,
+            Direction::Response => &self.inner.response,
+        }
+    }
+
+    fn redact_body(
+        &self,
+        direction: Direction,
+        endpoint: Endpoint,
+        body: &[u8],
+        cx: &mut RequestRedaction,
+    ) -> Result<Option<Vec<u8>>, RedactError> {
+        let scanner = self.scanner(direction);
+        if scanner.is_empty() {
+            return Ok(None);
+        }
+        let src = std::str::from_utf8(body).map_err(|_| RedactError::InvalidUtf8)?;
+        let mut fields = Redacting::new(Edits::new(src), scanner, Env { cx, count: true });
+        match direction {
+            Direction::Request => walk::request(endpoint, src, &mut fields)?,
+            Direction::Response => walk::response(endpoint, src, &mut fields)?,
+        }
+        let edits = fields.finish()?;
+        if edits.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(edits.apply().into_bytes()))
+    }
+}
+
+/// The detectors active in `dir` with their actions, in priority order.
+fn entries(spec: &PolicySpec, dir: Direction, detectors: &[Arc<Detector>]) -> Vec<Entry> {
+    let category_actions = spec.direction(dir);
+    detectors
+        .iter()
+        .filter_map(|det| {
+            let base = category_actions.get(det.category);
+            if base == Action::Off {
+                return None;
+            }
+            let action = spec.actions.get(&*det.name).copied().unwrap_or(base);
+            (action != Action::Off).then(|| Entry::new(Arc::clone(det), Treatment::Apply(action)))
+        })
+        .collect()
+}
+
+fn restorer(builtins: &Builtins) -> Entry {
+    Entry::new(Arc::clone(&builtins.placeholder), Treatment::Restore)
+}

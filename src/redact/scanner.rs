@@ -1,0 +1,361 @@
+//! The scanner: finds the values of one direction's detectors in a text and replaces them.
+//!
+//! # Which matches win
+//!
+//! Scanning is greedy, left to right: at position `pos` the scanner takes, over all detectors,
+//! the accepted match with the smallest start (ties go to the detector listed first), replaces
+//! it, and continues at its end. A detector's candidate at a position depends only on the text
+//! around that position (its pattern, its check, one character of look-behind and look-ahead),
+//! never on where a search started.
+//!
+//! # Why streaming gives the same result
+//!
+//! A stream hands the scanner a prefix `T` of the final text `F`. A match starting at `s` is
+//! *decided* once `T` reaches `s + max_len + LOOKAHEAD`, or once `T` holds a byte after `s` that
+//! is outside the detector's alphabet (the match must end before it), or — for detectors whose
+//! matches start with known literals — when `T[s..]` is not (a prefix of) one of them. The
+//! *frontier* is the smallest position where some detector is not decided yet
+//! ([`Detector::viable_start`]). Every match starting before the frontier is the same in `T` and
+//! in `F`, and so is the absence of matches there; so the greedy choices before the frontier are
+//! the final ones. [`Scanner::redact_step`] commits them and everything up to
+//! `max(frontier, end of the last committed match)`, and the next step resumes there with a few
+//! bytes of look-behind context. Text beyond the commit point is held back: at most the longest
+//! `max_len` plus [`LOOKAHEAD`], and in practice only the trailing partial word.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use super::action::{self, HashKey};
+use super::builtin::Specific;
+use super::byteset::floor_boundary;
+use super::context::RequestRedaction;
+use super::detector::{Detector, RawMatch, LOOKAHEAD};
+use super::error::RedactError;
+use super::policy::{Action, Direction};
+use super::prefilter::{Prefilter, Window};
+
+/// What a scanner does with a detector's matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Treatment {
+    /// Apply the action (never `Off`: such detectors are not in the scanner).
+    Apply(Action),
+    /// Turn a `<LABEL_n>` placeholder back into the value it replaced in the request.
+    Restore,
+}
+
+/// A detector with its treatment in one direction.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub det: Arc<Detector>,
+    pub treatment: Treatment,
+    /// `[REDACTED:<name>]`, built once.
+    pub redacted: Box<str>,
+}
+
+impl Entry {
+    pub(crate) fn new(det: Arc<Detector>, treatment: Treatment) -> Entry {
+        let redacted = action::redacted(&det.name).into_boxed_str();
+        Entry {
+            det,
+            treatment,
+            redacted,
+        }
+    }
+}
+
+/// Per-call state a scan needs besides the text.
+pub(crate) struct Env<'a> {
+    pub cx: &'a mut RequestRedaction,
+    /// Record counts (off when re-scanning text already counted, e.g. a stream's `.done` event).
+    pub count: bool,
+}
+
+/// The compiled detectors of one direction.
+pub(crate) struct Scanner {
+    direction: Direction,
+    entries: Vec<Entry>,
+    prefilter: Prefilter,
+    /// Detectors a generic match defers to.
+    specific: &'static Specific,
+    allow: Arc<HashSet<String>>,
+    hash_key: Option<HashKey>,
+    max_hold: usize,
+}
+
+impl fmt::Debug for Scanner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.entries.iter().map(|e| &*e.det.name).collect();
+        f.debug_struct("Scanner")
+            .field("direction", &self.direction)
+            .field("detectors", &names)
+            .field("max_hold", &self.max_hold)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Scanner {
+    pub(crate) fn new(
+        direction: Direction,
+        entries: Vec<Entry>,
+        specific: &'static Specific,
+        allow: Arc<HashSet<String>>,
+        hash_key: Option<HashKey>,
+    ) -> Scanner {
+        let prefilter = Prefilter::new(entries.iter().map(|e| &*e.det));
+        let max_hold = entries
+            .iter()
+            .map(|e| e.det.max_len + LOOKAHEAD)
+            .max()
+            .unwrap_or(0);
+        Scanner {
+            direction,
+            entries,
+            prefilter,
+            specific,
+            allow,
+            hash_key,
+            max_hold,
+        }
+    }
+
+    /// Whether any detector runs.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The most text a stream can hold back, in bytes.
+    pub(crate) fn max_hold(&self) -> usize {
+        self.max_hold
+    }
+
+    pub(crate) fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// `text` with every value replaced; borrowed when nothing was.
+    ///
+    /// # Errors
+    ///
+    /// [`RedactError::Blocked`] when a blocking detector matches.
+    pub(crate) fn redact_text<'t>(
+        &self,
+        text: &'t str,
+        env: &mut Env<'_>,
+    ) -> Result<Cow<'t, str>, RedactError> {
+        if self.entries.is_empty() {
+            return Ok(Cow::Borrowed(text));
+        }
+        let mut out: Option<String> = None;
+        let mut copied = 0;
+        self.scan(text, 0, true, |entry, m| {
+            if let Some(rep) = self.replacement(entry, text, m, env)? {
+                let o = out.get_or_insert_with(|| String::with_capacity(text.len() + 32));
+                o.push_str(&text[copied..m.span.start]);
+                o.push_str(&rep);
+                copied = m.span.end;
+            }
+            Ok(())
+        })?;
+        Ok(match out {
+            None => Cow::Borrowed(text),
+            Some(mut o) => {
+                o.push_str(&text[copied..]);
+                Cow::Owned(o)
+            }
+        })
+    }
+
+    /// One streaming step: `hay[..from]` was already emitted (it is look-behind context),
+    /// `hay[from..]` is pending. Appends the redacted form of `hay[from..commit]` to `out` and
+    /// returns `commit`; with `at_end` the stream is over and everything is committed.
+    ///
+    /// # Errors
+    ///
+    /// [`RedactError::Blocked`] when a blocking detector matches.
+    pub(crate) fn redact_step(
+        &self,
+        hay: &str,
+        from: usize,
+        at_end: bool,
+        out: &mut String,
+        env: &mut Env<'_>,
+    ) -> Result<usize, RedactError> {
+        let mut copied = from;
+        let commit = self.scan(hay, from, at_end, |entry, m| {
+            if let Some(rep) = self.replacement(entry, hay, m, env)? {
+                out.push_str(&hay[copied..m.span.start]);
+                out.push_str(&rep);
+                copied = m.span.end;
+            }
+            Ok(())
+        })?;
+        out.push_str(&hay[copied..commit]);
+        Ok(commit)
+    }
+
+    /// The greedy scan of `hay[from..]`; calls `on_match` for every decided match and returns
+    /// the commit point.
+    fn scan(
+        &self,
+        hay: &str,
+        from: usize,
+        at_end: bool,
+        mut on_match: impl FnMut(&Entry, &RawMatch) -> Result<(), RedactError>,
+    ) -> Result<usize, RedactError> {
+        let frontier = if at_end {
+            hay.len()
+        } else {
+            self.frontier(hay, from)
+        };
+        let mut windows = Vec::new();
+        self.prefilter.windows(hay, from, &mut windows);
+        let mut cursors = cursors(&windows);
+        let mut pos = from;
+        loop {
+            let mut best: Option<(usize, usize)> = None; // (cursor, start)
+            for (ci, c) in cursors.iter_mut().enumerate() {
+                if c.done {
+                    continue;
+                }
+                if c.cached.as_ref().is_none_or(|m| m.start < pos) {
+                    c.cached = self.next_in(c, &windows, hay, pos);
+                    if c.cached.is_none() {
+                        c.done = true;
+                        continue;
+                    }
+                }
+                let start = c.cached.as_ref().map_or(usize::MAX, |m| m.start);
+                // Cursors are ordered by detector, so on a tie the earlier detector stays best.
+                if best.is_none_or(|(_, s)| start < s) {
+                    best = Some((ci, start));
+                }
+            }
+            let Some((ci, start)) = best else { break };
+            if start >= frontier {
+                break;
+            }
+            let Some(m) = cursors[ci].cached.take() else {
+                break;
+            };
+            on_match(&self.entries[cursors[ci].det], &m)?;
+            pos = m.end;
+        }
+        Ok(pos.max(frontier))
+    }
+
+    /// The next accepted match of cursor `c`'s detector starting at or after `pos`.
+    fn next_in(
+        &self,
+        c: &mut Cursor,
+        windows: &[Window],
+        hay: &str,
+        pos: usize,
+    ) -> Option<RawMatch> {
+        let det = &self.entries[c.det].det;
+        while c.next < c.end {
+            let w = windows[c.next];
+            if w.end > pos {
+                // Inside a window every match the truncated haystack yields is a real one: its
+                // anchor's window — all the text that can decide it — ends at or before `w.end`.
+                if let Some(m) = det.find_at(&hay[..w.end], w.start.max(pos), self.specific) {
+                    return Some(m);
+                }
+            }
+            c.next += 1;
+        }
+        None
+    }
+
+    /// The smallest position in `hay[from..]` where a match may still change with more text.
+    fn frontier(&self, hay: &str, from: usize) -> usize {
+        let bytes = hay.as_bytes();
+        let f = self
+            .entries
+            .iter()
+            .filter_map(|e| e.det.viable_start(bytes, from))
+            .min()
+            .unwrap_or(hay.len());
+        floor_boundary(hay, f)
+    }
+
+    /// The text that replaces `m`, or `None` to leave it.
+    fn replacement<'s>(
+        &self,
+        entry: &'s Entry,
+        hay: &str,
+        m: &RawMatch,
+        env: &mut Env<'_>,
+    ) -> Result<Option<Cow<'s, str>>, RedactError> {
+        let value = &hay[m.span.clone()];
+        if !self.allow.is_empty()
+            && (self.allow.contains(value) || self.allow.contains(&hay[m.start..m.end]))
+        {
+            return Ok(None);
+        }
+        let det = &entry.det;
+        let action = match entry.treatment {
+            Treatment::Restore => {
+                let Some((original, source)) = env.cx.original(value) else {
+                    return Ok(None);
+                };
+                let (original, source) = (original.to_owned(), Arc::clone(source));
+                if env.count {
+                    env.cx
+                        .record(&source, Direction::Response, Action::Pseudonymize);
+                }
+                return Ok(Some(Cow::Owned(original)));
+            }
+            Treatment::Apply(action) => action,
+        };
+        if env.count {
+            env.cx.record(&det.name, self.direction, action);
+        }
+        Ok(Some(match action {
+            Action::Off => return Ok(None),
+            Action::Redact => Cow::Borrowed(&*entry.redacted),
+            Action::Mask => Cow::Owned(action::masked(value)),
+            Action::Hash => match &self.hash_key {
+                Some(key) => Cow::Owned(action::hashed(key, &det.name, value)),
+                None => return Err(RedactError::Internal("hash action without a key")),
+            },
+            Action::Pseudonymize => {
+                Cow::Owned(env.cx.pseudonym(&det.name, &det.label, value).to_owned())
+            }
+            Action::Block => {
+                return Err(RedactError::Blocked {
+                    detector: det.name.to_string(),
+                    direction: self.direction,
+                })
+            }
+        }))
+    }
+}
+
+/// One detector's progress through its windows.
+struct Cursor {
+    det: usize,
+    next: usize,
+    end: usize,
+    cached: Option<RawMatch>,
+    done: bool,
+}
+
+/// Cursors over windows sorted by `(det, start)`: one per detector that has windows.
+fn cursors(windows: &[Window]) -> Vec<Cursor> {
+    let mut out: Vec<Cursor> = Vec::new();
+    for (i, w) in windows.iter().enumerate() {
+        match out.last_mut() {
+            Some(c) if c.det == w.det => c.end = i + 1,
+            _ => out.push(Cursor {
+                det: w.det,
+                next: i,
+                end: i + 1,
+                cached: None,
+                done: false,
+            }),
+        }
+    }
+    out
+}

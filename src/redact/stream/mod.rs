@@ -1,0 +1,294 @@
+//! [`StreamRedactor`]: redacts a streamed (SSE) response incrementally.
+//!
+//! Each text that arrives in pieces — a choice's content, one tool call's arguments, one
+//! Responses output text — is a *channel* with its own [`TextStream`]. An event carrying a
+//! delta is re-emitted at once with the part of the text that is final (see `scanner.rs` for
+//! what "final" means), possibly an empty string; an event left with an empty delta and
+//! nothing else is dropped. Held text goes out with the channel's next delta, or when the
+//! channel ends (a `finish_reason`, a `.done` event, `[DONE]`, the end of the stream): inside
+//! the finishing event when it carries that text field, otherwise in an event synthesized just
+//! before it (from the last event of the channel or stream, so it has the upstream's shape).
+
+mod chat;
+mod responses;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use super::context::RequestRedaction;
+use super::error::RedactError;
+use super::redactor::{Endpoint, Inner};
+use super::scanner::{Env, Scanner};
+use super::text_stream::TextStream;
+use crate::openai::sse::{self, Event, Item, Parser, DEFAULT_MAX_EVENT_BYTES};
+
+/// At most this many texts are tracked at once in one stream (choices × fields × tool calls).
+pub const MAX_CHANNELS: usize = 1024;
+
+/// Which text of an event a channel follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Field {
+    /// Chat `delta.content`.
+    Content,
+    /// Chat `delta.refusal`.
+    Refusal,
+    /// Chat `delta.reasoning_content` (OpenAI-compatible reasoning servers).
+    Reasoning,
+    /// Chat `delta.tool_calls[].function.arguments`; the key's `inner` is the tool call index.
+    ToolArgs,
+    /// Chat `delta.function_call.arguments` (legacy).
+    FunctionArgs,
+    /// Completions `choices[].text`.
+    Text,
+    /// Responses `response.output_text.delta`.
+    OutputText,
+    /// Responses `response.refusal.delta`.
+    RefusalText,
+    /// Responses `response.function_call_arguments.delta`.
+    Arguments,
+    /// Responses `response.custom_tool_call_input.delta`.
+    CustomInput,
+    /// Responses `response.reasoning_summary_text.delta`.
+    ReasoningSummary,
+    /// Responses `response.reasoning_text.delta`.
+    ReasoningText,
+}
+
+/// A channel: a choice index or output index (`outer`), a tool call, content or summary index
+/// (`inner`), and the field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    outer: u64,
+    inner: u64,
+    field: Field,
+}
+
+#[derive(Default)]
+struct Channel {
+    text: TextStream,
+    /// The last event emitted for this channel (Responses): the shape of synthesized events.
+    template: Option<Event>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    Finished,
+    Failed,
+}
+
+/// Redacts one streamed response: feed it the upstream's bytes in any chunking, send the client
+/// what it returns. Create it with [`Redactor::stream`](super::Redactor::stream).
+///
+/// The output is valid SSE; every event's data is valid JSON in the upstream's shape (or
+/// `[DONE]`); comments are forwarded as bare `:` keep-alives. After an error the redactor is
+/// spent: end the stream (e.g. with [`sse::error_event`]) and drop it.
+pub struct StreamRedactor {
+    inner: Arc<Inner>,
+    endpoint: Endpoint,
+    parser: Parser,
+    channels: BTreeMap<Key, Channel>,
+    /// Chat/completions: the data of the latest chunk, the envelope of synthesized chunks.
+    envelope: Option<String>,
+    events: u64,
+    state: State,
+}
+
+impl fmt::Debug for StreamRedactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamRedactor")
+            .field("endpoint", &self.endpoint)
+            .field("events", &self.events)
+            .field("channels", &self.channels.len())
+            .field("held", &self.held())
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+impl StreamRedactor {
+    pub(crate) fn new(inner: Arc<Inner>, endpoint: Endpoint) -> Self {
+        StreamRedactor {
+            inner,
+            endpoint,
+            parser: Parser::new(DEFAULT_MAX_EVENT_BYTES),
+            channels: BTreeMap::new(),
+            envelope: None,
+            events: 0,
+            state: State::Open,
+        }
+    }
+
+    /// Caps single upstream events at `max` bytes instead of
+    /// [`DEFAULT_MAX_EVENT_BYTES`](crate::openai::sse::DEFAULT_MAX_EVENT_BYTES).
+    pub fn with_max_event_bytes(mut self, max: usize) -> Self {
+        self.parser = Parser::new(max);
+        self
+    }
+
+    /// Bytes of text held back right now, over all channels.
+    pub fn held(&self) -> usize {
+        self.channels.values().map(|c| c.text.held()).sum()
+    }
+
+    /// Feeds raw upstream bytes (any chunking); returns the complete SSE events to send now.
+    ///
+    /// # Errors
+    ///
+    /// [`RedactError::Sse`] (framing), [`RedactError::BadEvent`] (an event that is neither JSON
+    /// nor `[DONE]`, or has a wrong shape), [`RedactError::Blocked`], and
+    /// [`RedactError::Finished`] after an earlier error or [`finish`](Self::finish). Nothing
+    /// more may be forwarded after an error.
+    pub fn push(
+        &mut self,
+        chunk: &[u8],
+        cx: &mut RequestRedaction,
+    ) -> Result<Vec<u8>, RedactError> {
+        self.guard(|this, out| {
+            let mut items = Vec::new();
+            this.parser.push(chunk, &mut items)?;
+            this.handle_all(items, cx, out)
+        })
+    }
+
+    /// The upstream ended: returns the last events, with everything held back.
+    ///
+    /// # Errors
+    ///
+    /// As for [`push`](Self::push).
+    pub fn finish(&mut self, cx: &mut RequestRedaction) -> Result<Vec<u8>, RedactError> {
+        let result = self.guard(|this, out| {
+            let mut items = Vec::new();
+            this.parser.finish(&mut items)?;
+            this.handle_all(items, cx, out)?;
+            let scanner = Arc::clone(&this.inner);
+            this.flush_where(&scanner.response, |_| true, cx, out)
+        });
+        if result.is_ok() {
+            self.state = State::Finished;
+        }
+        result
+    }
+
+    fn guard(
+        &mut self,
+        f: impl FnOnce(&mut Self, &mut Vec<u8>) -> Result<(), RedactError>,
+    ) -> Result<Vec<u8>, RedactError> {
+        if self.state != State::Open {
+            return Err(RedactError::Finished);
+        }
+        let mut out = Vec::new();
+        match f(self, &mut out) {
+            Ok(()) => Ok(out),
+            Err(e) => {
+                self.state = State::Failed;
+                Err(e)
+            }
+        }
+    }
+
+    fn handle_all(
+        &mut self,
+        items: Vec<Item>,
+        cx: &mut RequestRedaction,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RedactError> {
+        let inner = Arc::clone(&self.inner);
+        let scanner = &inner.response;
+        for item in items {
+            match item {
+                // A comment's text is not forwarded: a bare comment keeps the connection alive.
+                Item::Comment(_) => out.extend_from_slice(b":\n\n"),
+                Item::Event(ev) => {
+                    let n = self.events;
+                    self.events += 1;
+                    self.event(scanner, ev, cx, out)
+                        .map_err(|e| e.in_event(n))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn event(
+        &mut self,
+        scanner: &Scanner,
+        ev: Event,
+        cx: &mut RequestRedaction,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RedactError> {
+        if ev.data.trim() == "[DONE]" {
+            self.flush_where(scanner, |_| true, cx, out)?;
+            sse::write_event(out, &ev);
+            return Ok(());
+        }
+        match self.endpoint {
+            Endpoint::ChatCompletions | Endpoint::Completions => {
+                self.chat_event(scanner, ev, cx, out)
+            }
+            Endpoint::Responses => self.responses_event(scanner, ev, cx, out),
+            Endpoint::Embeddings => {
+                super::json::parse::<serde::de::IgnoredAny>(&ev.data)?;
+                sse::write_event(out, &ev);
+                Ok(())
+            }
+        }
+    }
+
+    /// Pushes a delta into a channel; with `finish`, also ends the channel.
+    fn push_text(
+        &mut self,
+        scanner: &Scanner,
+        key: Key,
+        text: &str,
+        finish: bool,
+        cx: &mut RequestRedaction,
+    ) -> Result<String, RedactError> {
+        if !self.channels.contains_key(&key) && self.channels.len() >= MAX_CHANNELS {
+            return Err(RedactError::TooManyChannels {
+                limit: MAX_CHANNELS,
+            });
+        }
+        let channel = self.channels.entry(key).or_default();
+        let mut env = Env { cx, count: true };
+        let mut emitted = channel.text.push(scanner, text, &mut env)?;
+        if finish {
+            emitted.push_str(&channel.text.finish(scanner, &mut env)?);
+            self.channels.remove(&key);
+        }
+        Ok(emitted)
+    }
+
+    /// Ends every channel `which` selects, emitting held text in synthesized events.
+    fn flush_where(
+        &mut self,
+        scanner: &Scanner,
+        which: impl Fn(&Key) -> bool,
+        cx: &mut RequestRedaction,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RedactError> {
+        let keys: Vec<Key> = self.channels.keys().copied().filter(|k| which(k)).collect();
+        for key in keys {
+            let Some(mut channel) = self.channels.remove(&key) else {
+                continue;
+            };
+            let held = channel.text.finish(scanner, &mut Env { cx, count: true })?;
+            if held.is_empty() {
+                continue;
+            }
+            match self.endpoint {
+                Endpoint::Responses => {
+                    if let Some(template) = channel.template.take() {
+                        responses::write_synthesized(&template, &held, out)?;
+                    }
+                }
+                _ => chat::write_synthesized(self.envelope.as_deref(), key, &held, out)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,746 @@
+//! Redactor-level tests: actions, policy, allow-list, JSON walkers per endpoint, pseudonyms,
+//! failing closed, and never leaking.
+
+use serde_json::Value;
+
+use super::builtin::testing::tok;
+use super::*;
+
+/// A policy with both categories redacted both ways, adjusted by `f`.
+pub(crate) fn redactor(f: impl FnOnce(&mut PolicySpec)) -> Redactor {
+    let mut spec = PolicySpec::default();
+    let all = CategoryActions {
+        secrets: Action::Redact,
+        pii: Action::Redact,
+    };
+    spec.request = all;
+    spec.response = all;
+    spec.hash_key = b"test hash key".to_vec();
+    f(&mut spec);
+    Redactor::new(&spec).unwrap()
+}
+
+pub(crate) fn aws_key() -> String {
+    tok("AKIA", "ATJPUU5XFMZKP2EC")
+}
+
+pub(crate) fn github_token() -> String {
+    tok("ghp_", "u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8d")
+}
+
+/// One true-positive sample per built-in detector (the detector's name, the text, the value).
+pub(crate) fn samples() -> Vec<(&'static str, String, String)> {
+    let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n-----END PRIVATE KEY-----".to_owned();
+    let escaped_pem = pem.replace('\n', "\\n");
+    let s = |name, text: String, value: &str| (name, text.clone(), value.to_owned());
+    let same = |name, value: String| (name, value.clone(), value);
+    vec![
+        same("private_key", pem),
+        (
+            "private_key",
+            format!(r#"{{"private_key": "{escaped_pem}\n"}}"#),
+            escaped_pem,
+        ),
+        same("aws_access_key", aws_key()),
+        s(
+            "aws_secret_key",
+            "aws_secret_access_key=9Pu2njHkAm1+5wDr16EpLLJIVGHz4FxFEtKyPiYG".into(),
+            "9Pu2njHkAm1+5wDr16EpLLJIVGHz4FxFEtKyPiYG",
+        ),
+        same("github_token", github_token()),
+        same("gitlab_token", tok("glpat-", "ORS-6ilI8ihN5KXSc7Tv")),
+        same("slack_token", tok("xoxb-", "9170342366-7127684268465-R4y9ojfljoQoaF1LlqsajAIx")),
+        same(
+            "slack_webhook",
+            tok("https://hooks.slack.com/services/", "TUI6D39ZZ/BZZG4ZDME/nCkhvMdgaKjIg8xNbe3nNyjO"),
+        ),
+        same("stripe_key", tok("sk_live_", "q9wMxEhh2FDEEtfjgVvVqE1S")),
+        same(
+            "anthropic_key",
+            tok("sk-ant-api03-", "Iq2HZt-PlJhx2jIclHkCiHp6bR1IqfEouHgxzNNAL5wIScGebcy8F5n3-YNBDRzrZSgqbjAA"),
+        ),
+        same("openai_key", tok("sk-proj-", "ucAUsdMlHUvTCQCyEZDz-TddJ8HyS5SUkCnD8zRA9a9SkpXz9w3QlY7Z")),
+        same("openai_key", format!("sk-{}T3BlbkFJ{}", "TBGzvAmwufUxbvJDCTby", "vHNsG9eh6Yo4gfqrc5Xl")),
+        same("google_api_key", tok("AIza", "BTxaQWk8JzFalHlsZfYcMMDktXP-tKsf2rc")),
+        s(
+            "gcp_private_key_id",
+            r#"{"type": "service_account", "private_key_id": "72014b3ce107f80e222f828767efc2f91624a894"}"#.into(),
+            "72014b3ce107f80e222f828767efc2f91624a894",
+        ),
+        same("jwt", "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c".into()),
+        same("sendgrid_key", tok("SG.", "b9h_ImB_LK777pzNk8cL6j.5IXAAjlsHUqJoUD-_Ydua_5ZMs1SWOpQaPRYpzbLGVi")),
+        same("npm_token", tok("npm_", "zy3Lex7BWr2drgd1QsO7jprBGumXxY9B4bZW")),
+        same(
+            "pypi_token",
+            tok("pypi-AgEIcHlwaS5vcmc", "ZAkg05rK_gqv81RKMGHZEM9YpvujA-C5Q52ryFlwRlOEVHzc0X0AWIRh-JUqBlIFXZ53Nc"),
+        ),
+        same("huggingface_token", tok("hf_", "icBTWZELFaezHDCpYgojjHRgUSPWDfJXca")),
+        same("shopify_token", tok("shpat_", "471948d33296c87009e8a7f770d9106f")),
+        same("twilio_api_key", tok("SK", "d287db7f1adbc60926f6967e7893f57f")),
+        same("mailgun_key", tok("key-", "A6Qd8Mj7zdnbMjAdTdlzC5T4uUhf7kvm")),
+        same("azure_client_secret", tok("lP78Q~", "7eNWVQ4vnakJkS1pAWTN3lg8zV5yPU8d0F")),
+        same("telegram_bot_token", tok("123456789:AA", "ZfWe7ihGyiRUIQfHOJMaidDn87XG3-q-x")),
+        s("url_password", "postgres://admin:S3cr3tP4ss@db.example.com/app".into(), "S3cr3tP4ss"),
+        s("connection_string_password", "Server=db;User Id=sa;Password=Hunter2!x;".into(), "Hunter2!x"),
+        s("generic_secret", r#"password = "Xk9#mP2$vL8q""#.into(), "Xk9#mP2$vL8q"),
+        same("email", "john.doe@example.com".into()),
+        same("phone", "+1 (415) 555-2671".into()),
+        same("phone", "+44 20 7946 0958".into()),
+        same("credit_card", "4111 1111 1111 1111".into()),
+        same("credit_card", "5555555555554444".into()),
+        same("us_ssn", "123-45-6789".into()),
+        same("iban", "DE89 3704 0044 0532 0130 00".into()),
+    ]
+}
+
+/// Text that must survive every detector untouched.
+pub(crate) const SURVIVORS: &[&str] = &[
+    "550e8400-e29b-41d4-a716-446655440000",
+    "commit a94a8fe5ccb19ba61c4c0873d391e987982fbbd3",
+    "color: #ff5733; background: #1a2b3c",
+    "version 1.2.3 and v10.4.0-beta.2",
+    "Order #123456 and order 20240115-0042",
+    "price $1,234.56 or €99.99",
+    "on 2024-01-15 at 10:30:00Z, 15/01/2024",
+    "card 4111 1111 1111 1112 fails Luhn",
+    "sk-your-key-here",
+    "api_key = \"your-api-key-here\"",
+    "the password is strong and the token expired",
+    "max_tokens = 4096, temperature: 0.7",
+    "AKIA is how AWS key ids start",
+    "IP 192.168.100.200 port 8080",
+    "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOC\n-----END PUBLIC KEY-----",
+];
+
+fn chat(content: &str) -> String {
+    serde_json::json!({
+        "model": "gpt-4o",
+        "temperature": 0.5,
+        "messages": [{"role": "user", "content": content}]
+    })
+    .to_string()
+}
+
+fn request(r: &Redactor, endpoint: Endpoint, body: &str) -> Option<String> {
+    let mut cx = RequestRedaction::default();
+    r.redact_request(endpoint, body.as_bytes(), &mut cx)
+        .unwrap()
+        .map(|b| String::from_utf8(b).unwrap())
+}
+
+fn response(r: &Redactor, endpoint: Endpoint, body: &str) -> Option<String> {
+    let mut cx = RequestRedaction::default();
+    r.redact_response(endpoint, body.as_bytes(), &mut cx)
+        .unwrap()
+        .map(|b| String::from_utf8(b).unwrap())
+}
+
+fn text(r: &Redactor, t: &str) -> String {
+    let mut cx = RequestRedaction::default();
+    r.redact_text(Direction::Request, t, &mut cx)
+        .unwrap()
+        .into_owned()
+}
+
+#[test]
+fn every_sample_is_redacted_and_named() {
+    let r = redactor(|_| {});
+    for (name, t, value) in samples() {
+        let out = text(&r, &format!("before {t} after"));
+        assert!(!out.contains(&value), "{name}: {out}");
+        assert!(out.contains(&format!("[REDACTED:{name}]")), "{name}: {out}");
+        assert!(
+            out.starts_with("before ") && out.ends_with(" after"),
+            "{name}: {out}"
+        );
+    }
+}
+
+#[test]
+fn survivors_survive() {
+    let r = redactor(|_| {});
+    for s in SURVIVORS {
+        assert_eq!(text(&r, s), *s);
+    }
+    let all = SURVIVORS.join("\n");
+    assert_eq!(text(&r, &all), all);
+}
+
+#[test]
+fn actions() {
+    let t = "mail john.doe@example.com now";
+    let with = |action| {
+        let r = redactor(|s| {
+            s.actions.insert("email".into(), action);
+        });
+        let mut cx = RequestRedaction::default();
+        r.redact_text(Direction::Request, t, &mut cx)
+            .map(|c| c.into_owned())
+    };
+    assert_eq!(with(Action::Redact).unwrap(), "mail [REDACTED:email] now");
+    assert_eq!(with(Action::Mask).unwrap(), "mail ****************.com now");
+    assert_eq!(with(Action::Off).unwrap(), t);
+    assert_eq!(with(Action::Pseudonymize).unwrap(), "mail <EMAIL_1> now");
+    let hashed = with(Action::Hash).unwrap();
+    assert!(hashed.starts_with("mail [HASH:email:") && hashed.ends_with("] now"));
+    assert_eq!(hashed, with(Action::Hash).unwrap(), "stable");
+    assert_eq!(
+        with(Action::Block).unwrap_err(),
+        RedactError::Blocked {
+            detector: "email".into(),
+            direction: Direction::Request
+        }
+    );
+}
+
+#[test]
+fn category_actions_and_overrides() {
+    let r = redactor(|s| {
+        s.response.pii = Action::Off;
+        s.actions.insert("email".into(), Action::Mask);
+        s.actions.insert("phone".into(), Action::Off);
+    });
+    let mut cx = RequestRedaction::default();
+    let t = "a@example.com +44 20 7946 0958 123-45-6789";
+    let req = r.redact_text(Direction::Request, t, &mut cx).unwrap();
+    assert_eq!(req, "*********.com +44 20 7946 0958 [REDACTED:us_ssn]");
+    let resp = r.redact_text(Direction::Response, t, &mut cx).unwrap();
+    assert_eq!(
+        resp, t,
+        "pii is off in responses, overrides do not turn it on"
+    );
+    let counts: Vec<_> = cx
+        .counts()
+        .iter()
+        .map(|c| (&*c.detector, c.direction, c.action, c.n))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("email", Direction::Request, Action::Mask, 1),
+            ("us_ssn", Direction::Request, Action::Redact, 1)
+        ]
+    );
+}
+
+#[test]
+fn default_policy_is_secrets_only() {
+    let r = Redactor::new(&PolicySpec::default()).unwrap();
+    let t = format!("{} and a@example.com", aws_key());
+    assert_eq!(text(&r, &t), "[REDACTED:aws_access_key] and a@example.com");
+    assert!(r.is_active(Direction::Request) && r.is_active(Direction::Response));
+    let off = Redactor::new(&PolicySpec {
+        request: CategoryActions {
+            secrets: Action::Off,
+            pii: Action::Off,
+        },
+        ..PolicySpec::default()
+    })
+    .unwrap();
+    assert!(!off.is_active(Direction::Request));
+    assert_eq!(
+        request(&off, Endpoint::ChatCompletions, "not even json"),
+        None
+    );
+}
+
+#[test]
+fn pseudonymize_in_requests_activates_restoring_responses() {
+    let r = redactor(|s| {
+        s.request.pii = Action::Pseudonymize;
+        s.response = CategoryActions {
+            secrets: Action::Off,
+            pii: Action::Off,
+        };
+    });
+    assert!(r.is_active(Direction::Response));
+    assert_eq!(
+        r.detectors(Direction::Response).collect::<Vec<_>>(),
+        [("pseudonym", Action::Pseudonymize)]
+    );
+}
+
+#[test]
+fn allow_list() {
+    let key = aws_key();
+    let r = redactor(|s| {
+        s.allow = vec![
+            key.clone(),
+            "postgres://admin:S3cr3tP4ss@localhost/app".into(),
+        ];
+    });
+    assert_eq!(
+        text(&r, &format!("use {key} here")),
+        format!("use {key} here")
+    );
+    let conn = "postgres://admin:S3cr3tP4ss@localhost/app";
+    assert_eq!(
+        text(&r, conn),
+        "postgres://admin:[REDACTED:url_password]@localhost/app",
+        "only whole-match literals"
+    );
+    let r = redactor(|s| s.allow = vec!["S3cr3tP4ss".into()]);
+    assert_eq!(text(&r, conn), conn);
+}
+
+#[test]
+fn custom_detectors() {
+    let r = redactor(|s| {
+        s.detectors.push(CustomDetectorSpec {
+            name: "employee_id".into(),
+            pattern: r"EMP-\d{6}".into(),
+            category: Category::Pii,
+            max_len: None,
+        });
+        s.actions.insert("employee_id".into(), Action::Pseudonymize);
+    });
+    let mut cx = RequestRedaction::default();
+    let out = r
+        .redact_text(
+            Direction::Request,
+            "EMP-123456 and EMP-654321 and EMP-123456",
+            &mut cx,
+        )
+        .unwrap();
+    assert_eq!(
+        out,
+        "<EMPLOYEE_ID_1> and <EMPLOYEE_ID_2> and <EMPLOYEE_ID_1>"
+    );
+}
+
+#[test]
+fn policy_errors() {
+    let build = |f: fn(&mut PolicySpec)| {
+        let mut spec = PolicySpec::default();
+        f(&mut spec);
+        Redactor::new(&spec).unwrap_err()
+    };
+    assert_eq!(
+        build(|s| {
+            s.actions.insert("emial".into(), Action::Mask);
+        }),
+        PolicyError::UnknownDetector {
+            name: "emial".into()
+        }
+    );
+    assert_eq!(
+        build(|s| {
+            s.actions.insert("email".into(), Action::Hash);
+            s.request.pii = Action::Redact;
+        }),
+        PolicyError::MissingHashKey
+    );
+    assert_eq!(
+        build(|s| s.detectors.push(CustomDetectorSpec {
+            name: "email".into(),
+            pattern: "x".into(),
+            category: Category::Pii,
+            max_len: None,
+        })),
+        PolicyError::DuplicateDetector {
+            name: "email".into()
+        }
+    );
+    assert!(matches!(
+        build(|s| s.detectors.push(CustomDetectorSpec {
+            name: "broken".into(),
+            pattern: "(".into(),
+            category: Category::Pii,
+            max_len: None,
+        })),
+        PolicyError::InvalidPattern { detector, .. } if detector == "broken"
+    ));
+    assert_eq!(
+        build(|s| s.allow.push(String::new())),
+        PolicyError::EmptyAllowEntry
+    );
+    assert!(Redactor::detector_names().any(|n| n == "email"));
+    assert!(!Redactor::detector_names().any(|n| n == "pseudonym"));
+}
+
+#[test]
+fn chat_request_fields() {
+    let r = redactor(|_| {});
+    let key = aws_key();
+    let b64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+    let body = serde_json::json!({
+        "model": "gpt-4o",
+        "stream": true,
+        "messages": [
+            {"role": "system", "content": "You are helpful."},
+            {"role": "user", "content": [
+                {"type": "text", "text": format!("my key {key}")},
+                {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{b64}")}},
+                {"type": "input_audio", "input_audio": {"data": b64, "format": "wav"}}
+            ]},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": format!("{{\"email\":\"john.doe@example.com\",\"key\":\"{key}\"}}")}}
+            ]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "found 123-45-6789"},
+            {"role": "assistant", "function_call": {"name": "f", "arguments": "{\"ssn\":\"123-45-6789\"}"}}
+        ]
+    })
+    .to_string();
+    let out = request(&r, Endpoint::ChatCompletions, &body).unwrap();
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let m = &v["messages"];
+    assert_eq!(m[0]["content"], "You are helpful.");
+    assert_eq!(
+        m[1]["content"][0]["text"],
+        "my key [REDACTED:aws_access_key]"
+    );
+    assert_eq!(
+        m[1]["content"][1]["image_url"]["url"],
+        format!("data:image/png;base64,{b64}")
+    );
+    assert_eq!(m[1]["content"][2]["input_audio"]["data"], b64);
+    let args = m[2]["tool_calls"][0]["function"]["arguments"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        args,
+        r#"{"email":"[REDACTED:email]","key":"[REDACTED:aws_access_key]"}"#
+    );
+    assert!(
+        serde_json::from_str::<Value>(args).is_ok(),
+        "arguments stay JSON"
+    );
+    assert_eq!(m[3]["content"], "found [REDACTED:us_ssn]");
+    assert_eq!(
+        m[4]["function_call"]["arguments"],
+        r#"{"ssn":"[REDACTED:us_ssn]"}"#
+    );
+    assert_eq!(v["model"], "gpt-4o");
+    assert_eq!(v["stream"], true);
+    assert!(!out.contains(&key));
+}
+
+#[test]
+fn rewriting_keeps_every_other_byte() {
+    let r = redactor(|_| {});
+    let body = format!(
+        "{{ \"model\" : \"m\",\n  \"top_p\": 1.0e0, \"messages\": [ {{\"role\":\"user\", \"content\": \"k {}\" }} ] }}",
+        aws_key()
+    );
+    let out = request(&r, Endpoint::ChatCompletions, &body).unwrap();
+    assert_eq!(
+        out,
+        "{ \"model\" : \"m\",\n  \"top_p\": 1.0e0, \"messages\": [ {\"role\":\"user\", \"content\": \"k [REDACTED:aws_access_key]\" } ] }"
+    );
+}
+
+#[test]
+fn unchanged_bodies_are_none() {
+    let r = redactor(|_| {});
+    assert_eq!(
+        request(&r, Endpoint::ChatCompletions, &chat("hello there")),
+        None
+    );
+    assert_eq!(
+        response(
+            &r,
+            Endpoint::ChatCompletions,
+            r#"{"choices":[{"index":0,"message":{"role":"assistant","content":"hi"}}]}"#
+        ),
+        None
+    );
+    assert_eq!(
+        response(
+            &r,
+            Endpoint::Embeddings,
+            r#"{"data":[{"embedding":[0.1,0.2]}]}"#
+        ),
+        None
+    );
+}
+
+#[test]
+fn completions_and_embeddings_requests() {
+    let r = redactor(|_| {});
+    let key = aws_key();
+    let out = request(
+        &r,
+        Endpoint::Completions,
+        &format!(r#"{{"model":"m","prompt":"k {key}","max_tokens":5}}"#),
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        r#"{"model":"m","prompt":"k [REDACTED:aws_access_key]","max_tokens":5}"#
+    );
+    let out = request(
+        &r,
+        Endpoint::Completions,
+        &format!(r#"{{"prompt":["a","k {key}"]}}"#),
+    )
+    .unwrap();
+    assert_eq!(out, r#"{"prompt":["a","k [REDACTED:aws_access_key]"]}"#);
+    let out = request(
+        &r,
+        Endpoint::Embeddings,
+        &format!(r#"{{"input":"{key}","model":"e"}}"#),
+    )
+    .unwrap();
+    assert_eq!(out, r#"{"input":"[REDACTED:aws_access_key]","model":"e"}"#);
+    let out = request(
+        &r,
+        Endpoint::Embeddings,
+        &format!(r#"{{"input":["x","{key}"]}}"#),
+    )
+    .unwrap();
+    assert_eq!(out, r#"{"input":["x","[REDACTED:aws_access_key]"]}"#);
+    let tokens = r#"{"input":[[4111,1111,1111,1111],[123,45,6789]],"model":"e"}"#;
+    assert_eq!(request(&r, Endpoint::Embeddings, tokens), None);
+    assert_eq!(
+        request(&r, Endpoint::Completions, r#"{"prompt":[1,2,3]}"#),
+        None
+    );
+}
+
+#[test]
+fn responses_requests() {
+    let r = redactor(|_| {});
+    let key = aws_key();
+    let out = request(
+        &r,
+        Endpoint::Responses,
+        &format!(r#"{{"model":"m","input":"k {key}","instructions":"mail a@example.com"}}"#),
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        r#"{"model":"m","input":"k [REDACTED:aws_access_key]","instructions":"mail [REDACTED:email]"}"#
+    );
+    let body = serde_json::json!({
+        "model": "m",
+        "input": [
+            {"role": "user", "content": [
+                {"type": "input_text", "text": format!("key {key}")},
+                {"type": "input_image", "image_url": "data:image/png;base64,QUtJQQ=="}
+            ]},
+            {"type": "message", "role": "user", "content": "mail a@example.com"},
+            {"type": "function_call", "call_id": "c", "name": "f", "arguments": format!("{{\"k\":\"{key}\"}}")},
+            {"type": "function_call_output", "call_id": "c", "output": "ssn 123-45-6789"}
+        ]
+    })
+    .to_string();
+    let v: Value = serde_json::from_str(&request(&r, Endpoint::Responses, &body).unwrap()).unwrap();
+    assert_eq!(
+        v["input"][0]["content"][0]["text"],
+        "key [REDACTED:aws_access_key]"
+    );
+    assert_eq!(
+        v["input"][0]["content"][1]["image_url"],
+        "data:image/png;base64,QUtJQQ=="
+    );
+    assert_eq!(v["input"][1]["content"], "mail [REDACTED:email]");
+    assert_eq!(
+        v["input"][2]["arguments"],
+        r#"{"k":"[REDACTED:aws_access_key]"}"#
+    );
+    assert_eq!(v["input"][3]["output"], "ssn [REDACTED:us_ssn]");
+}
+
+#[test]
+fn response_bodies() {
+    let r = redactor(|_| {});
+    let key = aws_key();
+    let body = serde_json::json!({
+        "id": "x", "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": format!("k {key}"),
+            "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{\"e\":\"a@example.com\"}"}}]},
+            "logprobs": {"content": [{"token": "AKIA", "logprob": -0.1}]}, "finish_reason": "stop"}],
+        "usage": {"total_tokens": 9}
+    })
+    .to_string();
+    let v: Value =
+        serde_json::from_str(&response(&r, Endpoint::ChatCompletions, &body).unwrap()).unwrap();
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "k [REDACTED:aws_access_key]"
+    );
+    assert_eq!(
+        v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+        r#"{"e":"[REDACTED:email]"}"#
+    );
+    assert!(
+        v["choices"][0]["logprobs"].is_null(),
+        "logprobs repeat the text"
+    );
+    assert_eq!(v["usage"]["total_tokens"], 9);
+
+    let body = format!(r#"{{"choices":[{{"index":0,"text":"k {key}","logprobs":null}}]}}"#);
+    assert_eq!(
+        response(&r, Endpoint::Completions, &body).unwrap(),
+        r#"{"choices":[{"index":0,"text":"k [REDACTED:aws_access_key]","logprobs":null}]}"#
+    );
+
+    let body = serde_json::json!({
+        "id": "resp_1", "object": "response",
+        "output": [
+            {"type": "reasoning", "summary": [{"type": "summary_text", "text": "user gave 123-45-6789"}]},
+            {"type": "message", "role": "assistant", "content": [
+                {"type": "output_text", "text": format!("k {key}"), "annotations": [], "logprobs": [{"token": "x"}]}]},
+            {"type": "function_call", "name": "f", "arguments": "{\"e\":\"a@example.com\"}"}
+        ]
+    })
+    .to_string();
+    let v: Value =
+        serde_json::from_str(&response(&r, Endpoint::Responses, &body).unwrap()).unwrap();
+    assert_eq!(
+        v["output"][0]["summary"][0]["text"],
+        "user gave [REDACTED:us_ssn]"
+    );
+    assert_eq!(
+        v["output"][1]["content"][0]["text"],
+        "k [REDACTED:aws_access_key]"
+    );
+    assert_eq!(
+        v["output"][1]["content"][0]["logprobs"],
+        serde_json::json!([])
+    );
+    assert_eq!(v["output"][2]["arguments"], r#"{"e":"[REDACTED:email]"}"#);
+}
+
+#[test]
+fn pseudonym_round_trip() {
+    let r = redactor(|s| {
+        s.request.pii = Action::Pseudonymize;
+        s.request.secrets = Action::Pseudonymize;
+    });
+    let mut cx = RequestRedaction::default();
+    let key = aws_key();
+    let body = chat(&format!(
+        "from john@example.com to jane@example.com, cc john@example.com, key {key}"
+    ));
+    let out = r
+        .redact_request(Endpoint::ChatCompletions, body.as_bytes(), &mut cx)
+        .unwrap()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        v["messages"][0]["content"],
+        "from <EMAIL_1> to <EMAIL_2>, cc <EMAIL_1>, key <AWS_ACCESS_KEY_1>"
+    );
+    let reply = r#"{"choices":[{"index":0,"message":{"role":"assistant","content":"Wrote to <EMAIL_2> and <EMAIL_1>; <EMAIL_9> is unknown; key <AWS_ACCESS_KEY_1>"}}]}"#;
+    let back = r
+        .redact_response(Endpoint::ChatCompletions, reply.as_bytes(), &mut cx)
+        .unwrap()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&back).unwrap();
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        format!("Wrote to jane@example.com and john@example.com; <EMAIL_9> is unknown; key {key}"),
+        "restored values are the client's own and are not scanned again"
+    );
+    let restored: u64 = cx
+        .counts()
+        .iter()
+        .filter(|c| c.direction == Direction::Response && c.action == Action::Pseudonymize)
+        .map(|c| c.n)
+        .sum();
+    assert_eq!(restored, 3);
+}
+
+#[test]
+fn fail_closed() {
+    let r = redactor(|_| {});
+    let mut cx = RequestRedaction::default();
+    let e = |body: &[u8]| {
+        r.redact_request(
+            Endpoint::ChatCompletions,
+            body,
+            &mut RequestRedaction::default(),
+        )
+        .unwrap_err()
+    };
+    assert_eq!(e(b"\xff{}"), RedactError::InvalidUtf8);
+    assert!(matches!(
+        e(b"{\"messages\": ["),
+        RedactError::NotJson { .. }
+    ));
+    assert!(matches!(e(b"{} trailing"), RedactError::NotJson { .. }));
+    assert!(matches!(
+        e(br#"{"messages": "hi"}"#),
+        RedactError::UnexpectedShape { .. }
+    ));
+    assert!(matches!(
+        e(br#"{"messages": [{"role":"user","content":"ok","content":"AKIA"}]}"#),
+        RedactError::UnexpectedShape { .. }
+    ));
+    assert!(r
+        .redact_response(Endpoint::Responses, b"<html>", &mut cx)
+        .is_err());
+    assert!(r
+        .redact_response(Endpoint::Embeddings, b"nope", &mut cx)
+        .is_err());
+}
+
+#[test]
+fn blocked_request_names_detector_not_value() {
+    let r = redactor(|s| s.request.secrets = Action::Block);
+    let key = aws_key();
+    let err = r
+        .redact_request(
+            Endpoint::ChatCompletions,
+            chat(&key).as_bytes(),
+            &mut RequestRedaction::default(),
+        )
+        .unwrap_err();
+    assert!(err.is_blocked());
+    for shown in [err.to_string(), format!("{err:?}")] {
+        assert!(
+            shown.contains("aws_access_key") && !shown.contains(&key),
+            "{shown}"
+        );
+    }
+}
+
+#[test]
+fn debug_output_never_shows_values() {
+    let r = redactor(|s| {
+        s.request.pii = Action::Pseudonymize;
+        s.allow = vec!["allowed-literal-xyz".into()];
+        s.hash_key = b"hash-key-material".to_vec();
+    });
+    let mut cx = RequestRedaction::default();
+    let key = aws_key();
+    r.redact_text(
+        Direction::Request,
+        &format!("{key} private.person@example.com"),
+        &mut cx,
+    )
+    .unwrap();
+    let mut stream = r.stream(Endpoint::ChatCompletions);
+    let chunk = format!(
+        "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{}\"}}}}]}}\n\n",
+        &key[..10]
+    );
+    stream.push(chunk.as_bytes(), &mut cx).unwrap();
+    for shown in [format!("{r:?}"), format!("{cx:?}"), format!("{stream:?}")] {
+        for secret in [
+            &key[..],
+            &key[..10],
+            "private.person",
+            "allowed-literal-xyz",
+            "hash-key-material",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+    }
+}
+
+#[test]
+fn dense_text_leaks_nothing() {
+    let r = redactor(|_| {});
+    let all: Vec<_> = samples();
+    let dense: String = all
+        .iter()
+        .map(|(_, t, _)| t.as_str())
+        .collect::<Vec<_>>()
+        .join(" ; ");
+    let out = text(&r, &dense);
+    for (name, _, value) in &all {
+        assert!(!out.contains(value.as_str()), "{name} leaked in dense text");
+    }
+}
