@@ -303,10 +303,18 @@ async fn sigterm_lets_streams_finish_then_exits_zero() {
         .args(["-TERM", &gw.pid().to_string()])
         .status();
     let text = stream.await.unwrap();
-    assert!(
-        text.contains("\"d\"") && text.contains("[DONE]"),
-        "stream cut short: {text}"
-    );
+    let content: String = text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(content, "abcd", "stream cut short: {text}");
+    assert!(text.contains("[DONE]"), "{text}");
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
         if let Some(status) = gw.child().try_wait().unwrap() {

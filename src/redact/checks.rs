@@ -119,12 +119,8 @@ fn generic_secret(value: &str, specific: &Specific) -> bool {
         "{{",
         "replace",
     ];
-    let lower = value.to_ascii_lowercase();
-    if PLACEHOLDERS.iter().any(|p| lower.contains(p)) {
-        return false;
-    }
-    let entropy = shannon(value.as_bytes());
-    let has = |f: fn(&u8) -> bool| value.as_bytes().iter().any(f);
+    let bytes = value.as_bytes();
+    let has = |f: fn(&u8) -> bool| bytes.iter().any(f);
     let digit = has(u8::is_ascii_digit);
     let symbol = has(|b| !b.is_ascii_alphanumeric() && !matches!(b, b'.' | b'_' | b'-'));
     let classes = [
@@ -136,10 +132,17 @@ fn generic_secret(value: &str, specific: &Specific) -> bool {
     .iter()
     .filter(|&&c| c)
     .count();
+    if classes < 2 {
+        return false;
+    }
     // Identifiers such as `os.environ` or `getTokenFromEnv` are values too; without a digit or
     // symbol only a clearly random string counts.
-    let random_enough = entropy >= 3.0 && classes >= 2 && (digit || symbol || entropy >= 3.8);
-    random_enough && !specific.matches_in(value)
+    let entropy = shannon(bytes);
+    if entropy < 3.0 || !(digit || symbol || entropy >= 3.8) {
+        return false;
+    }
+    let lower = value.to_ascii_lowercase();
+    !PLACEHOLDERS.iter().any(|p| lower.contains(p)) && !specific.matches_in(value)
 }
 
 #[cfg(test)]

@@ -48,6 +48,8 @@ struct Literal {
 struct Assignment {
     /// Lower-case keywords.
     keywords: Vec<Box<[u8]>>,
+    /// Their first bytes, both cases.
+    initials: ByteSet,
     suffix: usize,
     lead: usize,
     det: usize,
@@ -133,8 +135,16 @@ impl Prefilter {
                         for &op in operators.iter() {
                             p.by_operator[usize::from(op)].push(p.assignments.len());
                         }
+                        let mut initials = ByteSet::EMPTY;
+                        for k in keywords {
+                            if let Some(&b) = k.first() {
+                                initials.insert(b.to_ascii_lowercase());
+                                initials.insert(b.to_ascii_uppercase());
+                            }
+                        }
                         p.assignments.push(Assignment {
                             keywords: keywords.clone(),
+                            initials,
                             suffix: *suffix,
                             lead: *lead,
                             det: i,
@@ -331,7 +341,7 @@ impl Prefilter {
             let (id_start, id_end) = identifier_before(bytes, from, at);
             for &a in assignments {
                 let a = &self.assignments[a];
-                if has_keyword(bytes, id_start, id_end, &a.keywords, a.suffix) {
+                if has_keyword(bytes, id_start, id_end, &a.initials, &a.keywords, a.suffix) {
                     let earliest = id_start.saturating_sub(a.lead).max(from);
                     push(a.det, Some(earliest), at, 1);
                 }
@@ -340,24 +350,22 @@ impl Prefilter {
     }
 }
 
-/// Whether one of `keywords` (lower-case) occurs in `bytes[start..end]`, ending at most
-/// `suffix` bytes before `end`.
+/// Whether one of `keywords` (lower-case; `initials` are their first bytes in both cases)
+/// occurs in `bytes[start..end]`, ending at most `suffix` bytes before `end`.
 fn has_keyword(
     bytes: &[u8],
     start: usize,
     end: usize,
+    initials: &ByteSet,
     keywords: &[Box<[u8]>],
     suffix: usize,
 ) -> bool {
     (start..end).any(|i| {
-        let first = bytes[i] | 0x20;
-        keywords.iter().any(|k| {
-            let stop = i + k.len();
-            k[0] == first
-                && stop <= end
-                && end - stop <= suffix
-                && bytes[i..stop].eq_ignore_ascii_case(k)
-        })
+        initials.contains(bytes[i])
+            && keywords.iter().any(|k| {
+                let stop = i + k.len();
+                stop <= end && end - stop <= suffix && bytes[i..stop].eq_ignore_ascii_case(k)
+            })
     })
 }
 
@@ -370,7 +378,12 @@ pub(crate) fn is_assignment(
     suffix: usize,
 ) -> bool {
     let (start, end) = identifier_before(bytes, 0, op);
-    has_keyword(bytes, start, end, keywords, suffix)
+    let mut initials = ByteSet::EMPTY;
+    for k in keywords {
+        initials.insert(k[0].to_ascii_lowercase());
+        initials.insert(k[0].to_ascii_uppercase());
+    }
+    has_keyword(bytes, start, end, &initials, keywords, suffix)
 }
 
 /// Sorts windows by `(det, start)` and merges overlapping ones of the same detector.

@@ -109,3 +109,21 @@ def test_unknown_model_is_a_clean_sdk_error(client):
         client.chat.completions.create(model="llama-unknown", messages=[{"role": "user", "content": "x"}])
     assert e.value.code == "model_not_found"
     assert "llama-unknown" in e.value.message
+
+
+def test_secrets_in_prompts_never_reach_the_upstream(client, upstream):
+    token = "ghp_" + "u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8d"
+    r = client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": f"deploy with {token} please"}])
+    assert r.choices[0].message.content.startswith("Hello from mock")
+    body = upstream.last()["body"].decode()
+    assert token not in body
+    assert "[REDACTED:github_token]" in body
+
+
+def test_streamed_responses_with_usage_requested_by_the_client(client):
+    stream = client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "hi"}], stream=True,
+        stream_options={"include_usage": True})
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello from mock"
