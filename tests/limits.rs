@@ -296,3 +296,32 @@ async fn two_gateways_share_one_budget_through_redis_and_survive_its_outage() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn responses_api_usage_counts_against_token_budgets_too() {
+    // Each Responses answer of the mock uses 12 tokens; the estimate for input "hi" is 1, so
+    // with 50 tokens a minute the 5th request still fits (48 used) and goes into debt (60);
+    // the 6th is refused — streamed or not.
+    for stream in [false, true] {
+        let up = MockUpstream::start().await;
+        let gw =
+            GatewayProcess::start(&keyed_config(&up.url(), "{tokens_per_minute: 50}", "")).await;
+        let mut statuses = Vec::new();
+        for _ in 0..7 {
+            let resp = client()
+                .post(gw.url("/v1/responses"))
+                .bearer_auth("vk-app-123")
+                .json(&json!({"model": "gpt-4o", "input": "hi", "stream": stream}))
+                .send()
+                .await
+                .unwrap();
+            statuses.push(resp.status().as_u16());
+            let _ = resp.text().await;
+        }
+        assert_eq!(
+            statuses,
+            [200, 200, 200, 200, 200, 429, 429],
+            "stream={stream}"
+        );
+    }
+}

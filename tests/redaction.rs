@@ -420,3 +420,20 @@ async fn with_no_redaction_section_secrets_are_still_redacted_both_ways() {
     .await;
     assert!(metrics.contains("veilgate_redactions_total{action=\"redact\",detector=\"github_token\",direction=\"request\",environment=\"test\"} 1"), "{metrics}");
 }
+
+#[tokio::test]
+async fn an_upstream_answer_that_is_not_json_is_not_forwarded() {
+    let up = MockUpstream::with_handler(|_| {
+        Reply::Raw(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 27\r\n\r\n{\"choices\": [AKIAATJPUU5X".to_vec())
+    })
+    .await;
+    let gw = GatewayProcess::start(&config(&up.url())).await;
+    let resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&user("default-policy", "hi", false))
+        .send()
+        .await
+        .unwrap();
+    let err = expect_error(resp, 502).await;
+    assert!(!err.to_string().contains("AKIA"), "{err}");
+}
