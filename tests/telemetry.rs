@@ -108,6 +108,13 @@ async fn metrics_traces_and_logs_per_environment_without_secrets() {
 
     // Metrics, parsed by a Prometheus text parser.
     let text = metrics_when(&gw, |m| m.contains("status=\"404\"")).await;
+    for line in text.lines().filter(|l| {
+        l.starts_with("veilgate_requests_total")
+            || l.starts_with("veilgate_tokens_total")
+            || l.starts_with("veilgate_redactions_total")
+    }) {
+        eprintln!("metrics sample: {line}");
+    }
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
     let requests: Vec<_> = scrape
         .samples
@@ -225,6 +232,20 @@ async fn metrics_traces_and_logs_per_environment_without_secrets() {
         tp.split('-').nth(2).unwrap(),
         "the upstream's parent is the client span"
     );
+    eprintln!(
+        "decoded client span {:?} kind={:?} trace={} parent={}:",
+        client_span.1.name,
+        client_span.1.kind,
+        hex(&client_span.1.trace_id),
+        hex(&client_span.1.parent_span_id)
+    );
+    for kv in &client_span.1.attributes {
+        eprintln!(
+            "  {} = {:?}",
+            kv.key,
+            kv.value.as_ref().and_then(|v| v.value.as_ref())
+        );
+    }
     assert_eq!(
         int_attr(&client_span.1.attributes, "gen_ai.usage.input_tokens"),
         Some(9)
