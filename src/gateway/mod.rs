@@ -139,6 +139,10 @@ impl Gateway {
             match presented.and_then(|k| runtime.keys.authenticate(k)) {
                 Some(entry) => {
                     ctx.record.key = Some(entry.key.name.clone());
+                    if let Some(env) = &entry.key.environment {
+                        // Known before routing, so even refusals are labelled with it.
+                        ctx.record.environment = env.clone();
+                    }
                     ctx.key = Some(entry.clone());
                 }
                 None => return Err(ApiError::invalid_api_key(presented.is_some()).into()),
