@@ -437,3 +437,35 @@ async fn an_upstream_answer_that_is_not_json_is_not_forwarded() {
     let err = expect_error(resp, 502).await;
     assert!(!err.to_string().contains("AKIA"), "{err}");
 }
+
+#[tokio::test]
+async fn transcripts_are_redacted_json_or_text() {
+    let up = MockUpstream::with_handler(|req| {
+        let text = format!("say {}", github_token());
+        if String::from_utf8_lossy(&req.body).contains("name=\"response_format\"") {
+            return Reply::Raw(format!("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{text}", text.len()).into_bytes());
+        }
+        Reply::Json(200, json!({"text": text, "segments": [{"id": 0, "text": text}]}))
+    })
+    .await;
+    let gw = GatewayProcess::start(&config(&up.url())).await;
+    for extra in [
+        "",
+        "--b\r\nContent-Disposition: form-data; name=\"response_format\"\r\n\r\ntext\r\n",
+    ] {
+        let body = format!("--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\ndefault-policy\r\n{extra}--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\nRIFF\r\n--b--\r\n");
+        let resp = client()
+            .post(gw.url("/v1/audio/transcriptions"))
+            .header("content-type", "multipart/form-data; boundary=b")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let text = resp.text().await.unwrap();
+        assert!(
+            !text.contains("u8jzPde0") && text.contains("[REDACTED:github_token]"),
+            "{text}"
+        );
+    }
+}

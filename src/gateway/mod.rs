@@ -650,8 +650,7 @@ impl Gateway {
         let redacting = ctx
             .redactor
             .as_ref()
-            .is_some_and(|r| r.is_active(RedactDirection::Response))
-            && redact_endpoint(endpoint).is_some();
+            .is_some_and(|r| r.is_active(RedactDirection::Response));
         if redacting && (200..300).contains(&status) && !is_sse {
             // Not JSON, not a stream: a body the redactor cannot walk. Text is scanned whole;
             // anything else is refused rather than forwarded unread.
@@ -661,7 +660,7 @@ impl Gateway {
                 .map_err(|e| e.to_api_error(&upstream.name))?;
             let body = self.redact_text_response(
                 ctx,
-                content_type.starts_with("text/plain"),
+                content_type.starts_with("text/"),
                 body,
                 &upstream.name,
             )?;
@@ -807,17 +806,67 @@ impl Gateway {
         body: Bytes,
         upstream: &str,
     ) -> Result<Bytes, Stop> {
-        let (Some(redactor), Some(kind)) = (ctx.redactor.clone(), redact_endpoint(endpoint)) else {
+        let Some(redactor) = ctx.redactor.clone() else {
             return Ok(body);
         };
         if !redactor.is_active(RedactDirection::Response) {
             return Ok(body);
         }
+        let Some(kind) = redact_endpoint(endpoint) else {
+            return self.redact_transcript(ctx, &redactor, body, upstream);
+        };
         match redactor.redact_response(kind, &body, &mut ctx.redaction) {
             Ok(Some(rewritten)) => Ok(Bytes::from(rewritten)),
             Ok(None) => Ok(body),
             Err(e) => Err(self.response_redaction_error(ctx, &e, upstream).into()),
         }
+    }
+
+    /// A transcription or translation in JSON (`text`, and `segments[].text` in
+    /// `verbose_json`): its text fields are redacted like any answer.
+    fn redact_transcript(
+        &self,
+        ctx: &mut RequestCtx,
+        redactor: &Redactor,
+        body: Bytes,
+        upstream: &str,
+    ) -> Result<Bytes, Stop> {
+        let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&body) else {
+            return Err(self
+                .response_redaction_error(ctx, &RedactError::InvalidUtf8, upstream)
+                .into());
+        };
+        let mut changed = false;
+        let mut fields: Vec<&mut serde_json::Value> = Vec::new();
+        if let Some(obj) = value.as_object_mut() {
+            for (key, v) in obj.iter_mut() {
+                match (key.as_str(), v) {
+                    ("text", v) => fields.push(v),
+                    ("segments", serde_json::Value::Array(segments)) => {
+                        fields.extend(segments.iter_mut().filter_map(|s| s.get_mut("text")));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for field in fields {
+            if let Some(text) = field.as_str() {
+                match redactor.redact_text(RedactDirection::Response, text, &mut ctx.redaction) {
+                    Ok(std::borrow::Cow::Owned(t)) => {
+                        *field = serde_json::Value::String(t);
+                        changed = true;
+                    }
+                    Ok(std::borrow::Cow::Borrowed(_)) => {}
+                    Err(e) => return Err(self.response_redaction_error(ctx, &e, upstream).into()),
+                }
+            }
+        }
+        if !changed {
+            return Ok(body);
+        }
+        serde_json::to_vec(&value)
+            .map(Bytes::from)
+            .map_err(|_| ApiError::internal("could not re-encode the transcript").into())
     }
 
     /// A non-JSON answer on a redacting route: plain text is scanned whole, anything else is

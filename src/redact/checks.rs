@@ -50,15 +50,16 @@ pub(crate) fn shannon(bytes: &[u8]) -> f64 {
     // H = log2(n) - Σ c·log2(c) / n, over the count c of each distinct byte. Counting in a
     // small table and summing over the value's own bytes (each distinct byte once) avoids
     // walking all 256 entries.
-    let mut counts = [0u32; 256];
+    let mut counts = [0u16; 256];
     for &b in bytes {
-        counts[usize::from(b)] += 1;
+        let c = &mut counts[usize::from(b)];
+        *c = c.saturating_add(1);
     }
     let mut sum = 0.0;
     for &b in bytes {
         let c = std::mem::take(&mut counts[usize::from(b)]);
         if c > 0 {
-            sum += c_log2_c(c as usize);
+            sum += c_log2_c(usize::from(c));
         }
     }
     (n as f64).log2() - sum / n as f64

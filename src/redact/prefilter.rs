@@ -10,11 +10,13 @@
 //!
 //! Finding anchors is the hot loop of clean text. aho-corasick over all anchor literals
 //! measured ~590 MB/s on English prose: with ~60 literals starting with common letters no SIMD
-//! prefilter applies. Instead every anchor contains at least one *trigger* byte — a digit, an
-//! upper-case letter, one of `:;<=>?@` or `+-_~` — rare in prose, and the scan tests 8 bytes at
-//! a time for trigger bytes with plain integer arithmetic (SWAR). Each trigger byte is then
-//! checked against the few literals that chose it (each literal picks its rarest trigger
-//! byte), which yields every occurrence, overlapping ones included.
+//! prefilter applies. Instead every anchor contains at least one *trigger* byte — a digit, one
+//! of `:;<=>?@`, `+-_~`, or an upper-case letter from `B` to `K` — rare in prose, and the scan
+//! tests 8 bytes at a time for trigger bytes with plain integer arithmetic (SWAR). Each trigger
+//! byte is then checked against the few literals that chose it (each literal picks its rarest
+//! trigger byte), which yields every occurrence, overlapping ones included. Digits only matter
+//! where a run of digits starts (the digit-pair anchor), unless a literal's only trigger is a
+//! digit; so in number- and token-heavy text most digits are skipped by the same arithmetic.
 //!
 //! # Why a truncated window is safe
 //!
@@ -27,9 +29,9 @@ use super::assignment::identifier_before;
 use super::byteset::{ceil_boundary, floor_boundary, ByteSet};
 use super::detector::{Anchor, Detector, StartRule, LOOKAHEAD};
 
-/// Trigger bytes, most rare first (for choosing each literal's trigger); must equal the set
-/// [`trigger_mask`] tests.
-const RARITY: &[u8] = b"~_+-;<=>@:?0123456789ZQXJKVYUGFWBPRLNDEHMCOISAT";
+/// Trigger bytes, most rare first (for choosing each literal's trigger; digits last, as a digit
+/// trigger makes every digit count); must equal the set [`trigger_lanes`] tests.
+const RARITY: &[u8] = b"~_+-;<=>@:?JKGFBHDCEI0123456789";
 
 /// A byte range of the haystack where detector `det` must run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -37,6 +39,15 @@ pub(crate) struct Window {
     pub det: usize,
     pub start: usize,
     pub end: usize,
+}
+
+/// A literal's trigger: its `offset` in the literal, and the byte before it (`None` at offset
+/// 0), compared first: many literals share a trigger (`-`, `_`) but rarely the byte before it.
+#[derive(Clone, Copy)]
+struct Trigger {
+    literal: usize,
+    offset: usize,
+    before: Option<u8>,
 }
 
 struct Literal {
@@ -76,8 +87,8 @@ struct Run {
 /// Anchor tables for one list of detectors.
 pub(crate) struct Prefilter {
     literals: Vec<Literal>,
-    /// For each trigger byte, `(literal, offset of the trigger in it)`.
-    by_trigger: Vec<Vec<(usize, usize)>>,
+    /// For each trigger byte, the literals that chose it.
+    by_trigger: Vec<Vec<Trigger>>,
     assignments: Vec<Assignment>,
     /// For each operator byte, the assignment anchors it ends.
     by_operator: Vec<Vec<usize>>,
@@ -88,6 +99,8 @@ pub(crate) struct Prefilter {
     /// Trigger bytes that can start any work here (a literal's trigger, an operator, a digit
     /// when a detector anchors on digits); the others are skipped at once.
     useful: ByteSet,
+    /// Some literal's trigger is a digit: every digit is a trigger, not only run starts.
+    all_digits: bool,
 }
 
 impl Prefilter {
@@ -102,6 +115,7 @@ impl Prefilter {
             always: Vec::new(),
             shapes: Vec::new(),
             useful: ByteSet::EMPTY,
+            all_digits: false,
         };
         let trigger = trigger_set();
         for (i, det) in detectors.into_iter().enumerate() {
@@ -180,7 +194,12 @@ impl Prefilter {
         else {
             return false;
         };
-        self.by_trigger[usize::from(trigger)].push((self.literals.len(), offset));
+        self.all_digits |= trigger.is_ascii_digit();
+        self.by_trigger[usize::from(trigger)].push(Trigger {
+            literal: self.literals.len(),
+            offset,
+            before: offset.checked_sub(1).map(|i| lit[i]),
+        });
         self.literals.push(Literal {
             bytes: lit.into(),
             detectors: vec![(det, starts)],
@@ -216,10 +235,23 @@ impl Prefilter {
             }
         };
         let mut i = from;
+        // Whether the byte before the current word is a digit (lane 0's predecessor).
+        let mut carry = if from > 0 && bytes[from - 1].is_ascii_digit() {
+            HI & 0xff
+        } else {
+            0
+        };
         while i + 8 <= bytes.len() {
             let mut word = [0u8; 8];
             word.copy_from_slice(&bytes[i..i + 8]);
-            let mut mask = trigger_mask(u64::from_le_bytes(word));
+            let (others, digits) = trigger_lanes(u64::from_le_bytes(word));
+            let mut mask = if self.all_digits {
+                others | digits
+            } else {
+                // A digit whose predecessor lane is a digit does not start a run.
+                others | (digits & !((digits << 8) | carry))
+            };
+            carry = (digits >> 56) & 0x80;
             while mask != 0 {
                 let at = i + (mask.trailing_zeros() / 8) as usize;
                 if self.useful.contains(bytes[at]) {
@@ -317,12 +349,12 @@ impl Prefilter {
                 push(det, None, at, 2);
             }
         }
-        for &(lit, offset) in &self.by_trigger[usize::from(b)] {
-            if at < from + offset {
+        for t in &self.by_trigger[usize::from(b)] {
+            if at < from + t.offset || t.before.is_some_and(|p| bytes[at - 1] != p) {
                 continue;
             }
-            let start = at - offset;
-            let literal = &self.literals[lit];
+            let start = at - t.offset;
+            let literal = &self.literals[t.literal];
             // Literals are short: a plain loop beats a call to memcmp.
             let hit = bytes.len() - start >= literal.bytes.len()
                 && literal
@@ -448,17 +480,26 @@ fn eq_mask(x: u64, b: u8) -> u64 {
     !(((t & !HI) + !HI) | t) & HI
 }
 
-/// High bit of each byte lane set where the lane is a trigger byte: ASCII `0x30..=0x5A`
-/// (digits, `:;<=>?@`, upper-case letters) or one of `+-_~`.
+/// High bit of each byte lane set where the lane is at least `k` (ASCII lanes only).
 #[inline]
-fn trigger_mask(x: u64) -> u64 {
+fn at_least(low7: u64, k: u8) -> u64 {
+    // Adding 0x80 - k to a 7-bit lane sets its high bit exactly when the lane is ≥ k; the sum
+    // stays below 0x100, so no carry crosses into the next lane.
+    (low7 + LO * u64::from(0x80 - k)) & HI
+}
+
+/// Trigger lanes of an 8-byte word: `(non-digit triggers, digits)`. Non-digit triggers are
+/// `:;<=>?@`, `B`–`K` and `+-_~`.
+#[inline]
+fn trigger_lanes(x: u64) -> (u64, u64) {
     let low7 = x & !HI;
-    // Adding 0x80 - k to a 7-bit lane sets its high bit exactly when the lane is ≥ k.
-    let at_least_30 = low7 + LO * (0x80 - 0x30);
-    let at_least_5b = low7 + LO * (0x80 - 0x5B);
     let ascii = !x & HI;
-    let range = at_least_30 & !at_least_5b & ascii;
-    range | eq_mask(x, b'+') | eq_mask(x, b'-') | eq_mask(x, b'_') | eq_mask(x, b'~')
+    let digits = at_least(low7, 0x30) & !at_least(low7, 0x3A) & ascii;
+    let punct = at_least(low7, 0x3A) & !at_least(low7, 0x41) & ascii;
+    let letters = at_least(low7, 0x42) & !at_least(low7, 0x4C) & ascii;
+    let others =
+        punct | letters | eq_mask(x, b'+') | eq_mask(x, b'-') | eq_mask(x, b'_') | eq_mask(x, b'~');
+    (others, digits)
 }
 
 #[cfg(test)]
@@ -466,19 +507,58 @@ mod tests {
     use super::*;
 
     #[test]
-    fn swar_mask_equals_the_trigger_set() {
+    fn swar_lanes_equal_the_trigger_set() {
         let set = trigger_set();
         for b in 0..=255u8 {
             for lane in 0..8 {
                 let spaces = 0x2020_2020_2020_2020u64 & !(0xff << (8 * lane));
                 let word = u64::from(b) << (8 * lane) | spaces;
-                let hit = trigger_mask(word) & (0x80 << (8 * lane)) != 0;
-                assert_eq!(hit, set.contains(b), "byte {b:#x} lane {lane}");
+                let (others, digits) = trigger_lanes(word);
+                let bit = 0x80u64 << (8 * lane);
+                assert_eq!(
+                    others & bit != 0,
+                    set.contains(b) && !b.is_ascii_digit(),
+                    "{b:#x} lane {lane}"
+                );
+                assert_eq!(digits & bit != 0, b.is_ascii_digit(), "{b:#x} lane {lane}");
+                assert_eq!(
+                    (others | digits) & !bit & HI,
+                    0,
+                    "{b:#x} lane {lane}: other lanes"
+                );
             }
         }
-        // Lanes do not disturb each other.
-        let word = u64::from_le_bytes(*b"a0b_c~dZ");
-        assert_eq!(trigger_mask(word), 0x8000_8000_8000_8000);
+    }
+
+    #[test]
+    fn digits_trigger_only_where_runs_start() {
+        let det = |anchors: Vec<Anchor>| Detector {
+            name: std::sync::Arc::from("t"),
+            label: "T".into(),
+            category: super::super::policy::Category::Pii,
+            matcher: super::super::detector::Matcher::Number(super::super::numbers::Number::Ssn),
+            anchors,
+            start: StartRule::Any,
+            alphabet: ByteSet::parse("0-9"),
+            min_len: 1,
+            min_digits: 0,
+            max_len: 4,
+            check: super::super::checks::Check::None,
+        };
+        let p = Prefilter::new([&det(vec![Anchor::DigitPair])]);
+        let text = "ab 12345678 x 9 77        123456789012345678901234 z";
+        let mut windows = Vec::new();
+        p.windows(text, 0, &mut windows);
+        let starts: Vec<usize> = windows.iter().map(|w| w.start).collect();
+        // Runs start at 3, 16 and 26; the 24-digit run straddles several 8-byte words.
+        assert_eq!(starts, [3, 16, 26]);
+        let mut windows = Vec::new();
+        p.windows(text, 5, &mut windows);
+        assert_eq!(
+            windows.iter().map(|w| w.start).collect::<Vec<_>>(),
+            [16, 26],
+            "5 is inside a run"
+        );
     }
 
     #[test]
@@ -486,6 +566,6 @@ mod tests {
         let set = trigger_set();
         let count = (0..=255u8).filter(|&b| set.contains(b)).count();
         assert_eq!(count, RARITY.len());
-        assert_eq!(count, 43 + 4, "0x30..=0x5A plus +-_~");
+        assert_eq!(count, 17 + 10 + 4, "0x30..=0x40, B..=K, +-_~");
     }
 }
