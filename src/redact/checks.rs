@@ -17,8 +17,8 @@ pub(crate) enum Check {
     /// The value's Shannon entropy (bits per byte) is at least this: rejects `AKIAAAAA…` and
     /// other placeholders with a real prefix.
     MinEntropy(f64),
-    /// `password = value` and friends: entropy, character classes, placeholders, and no
-    /// specific secret detector matching inside the value (the specific one reports it).
+    /// `password = value` and friends: entropy, character classes, placeholders, and the value
+    /// not starting with a specific secret (which then reports it under its own name).
     GenericSecret,
     /// Not an image name like `icon@2x.png`.
     Email,
@@ -143,7 +143,7 @@ fn generic_secret(value: &str, specific: &Specific) -> bool {
         return false;
     }
     let lower = value.to_ascii_lowercase();
-    !PLACEHOLDERS.iter().any(|p| lower.contains(p)) && !specific.matches_in(value)
+    !PLACEHOLDERS.iter().any(|p| lower.contains(p)) && !specific.starts(value)
 }
 
 #[cfg(test)]

@@ -1,13 +1,16 @@
 //! A detector: one kind of value, how to find it, and how far a match can reach.
 //!
 //! Besides its matcher, every detector declares what the prefilter and the stream redactor need
-//! to stay exact (see `scanner.rs` for why these make streaming equal to one-shot scanning):
+//! to stay exact (see `scanner.rs` for why these make streaming equal to one-shot scanning);
+//! the catalog tests check every declaration against real matches:
 //!
-//! - `anchors`: literals of which every match contains at least one (or "two consecutive
-//!   digits"). The prefilter runs the matcher only near anchors.
-//! - `max_len`: no match is longer (longer regex matches are cut to it).
+//! - `anchors`: something every match contains — a literal, the first two digits of a digit
+//!   run, or an assignment's keyword and operator. The prefilter runs the matcher only near
+//!   anchors.
+//! - `min_len`, `min_digits`, `max_len`: bounds on every match (longer regex matches are cut to
+//!   `max_len`).
 //! - `alphabet`: every byte a match can contain.
-//! - `start`: literals every match starts with, when there are such.
+//! - `start`: what every match starts with — literals, a byte set, or an assignment grammar.
 
 use std::fmt;
 use std::ops::Range;

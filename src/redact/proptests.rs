@@ -243,6 +243,31 @@ proptest! {
     }
 
     #[test]
+    fn prefilter_finds_what_exhaustive_search_finds(text in text(), noise in text()) {
+        // Every detector over all text, no windows: the prefilter may only skip work.
+        let spec = |s: &mut PolicySpec| {
+            s.request.pii = Action::Redact;
+            s.detectors.push(CustomDetectorSpec {
+                name: "employee_id".into(),
+                pattern: r"EMP-\d{6}".into(),
+                category: Category::Pii,
+                max_len: None,
+            });
+        };
+        let fast = redactor(spec);
+        let mut full_spec = PolicySpec::default();
+        full_spec.request.pii = Action::Redact;
+        full_spec.hash_key = b"test hash key".to_vec();
+        spec(&mut full_spec);
+        let slow = Redactor::exhaustive(&full_spec).unwrap();
+        for t in [text.clone(), format!("{noise}{text}"), format!("{text}{noise}")] {
+            let a = fast.redact_text(Direction::Request, &t, &mut RequestRedaction::default()).unwrap();
+            let b = slow.redact_text(Direction::Request, &t, &mut RequestRedaction::default()).unwrap();
+            prop_assert_eq!(a, b);
+        }
+    }
+
+    #[test]
     fn request_bodies_stay_valid_json(text in text()) {
         let r = policy();
         let body = json!({"model": "m", "n": 1.5, "messages": [

@@ -208,6 +208,21 @@ impl Redactor {
         StreamRedactor::new(Arc::clone(&self.inner), endpoint)
     }
 
+    /// This policy without the prefilter (tests compare the two).
+    #[cfg(test)]
+    pub(crate) fn exhaustive(spec: &PolicySpec) -> Result<Redactor, PolicyError> {
+        let r = Redactor::new(spec)?;
+        let inner = Arc::into_inner(r.inner).ok_or(PolicyError::Internal {
+            reason: "shared".into(),
+        })?;
+        Ok(Redactor {
+            inner: Arc::new(Inner {
+                request: inner.request.exhaustive(),
+                response: inner.response.exhaustive(),
+            }),
+        })
+    }
+
     fn scanner(&self, direction: Direction) -> &Scanner {
         match direction {
             Direction::Request => &self.inner.request,

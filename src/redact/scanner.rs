@@ -11,16 +11,17 @@
 //! # Why streaming gives the same result
 //!
 //! A stream hands the scanner a prefix `T` of the final text `F`. A match starting at `s` is
-//! *decided* once `T` reaches `s + max_len + LOOKAHEAD`, or once `T` holds a byte after `s` that
-//! is outside the detector's alphabet (the match must end before it), or — for detectors whose
-//! matches start with known literals — when `T[s..]` is not (a prefix of) one of them. The
-//! *frontier* is the smallest position where some detector is not decided yet
-//! ([`Detector::viable_start`]). Every match starting before the frontier is the same in `T` and
-//! in `F`, and so is the absence of matches there; so the greedy choices before the frontier are
-//! the final ones. [`Scanner::redact_step`] commits them and everything up to
-//! `max(frontier, end of the last committed match)`, and the next step resumes there with a few
-//! bytes of look-behind context. Text beyond the commit point is held back: at most the longest
-//! `max_len` plus [`LOOKAHEAD`], and in practice only the trailing partial word.
+//! *decided* once `T` reaches `s + max_len + LOOKAHEAD`, or once `T` holds a byte after `s`
+//! outside the detector's alphabet (the match must end before it), or once `T[s..]` cannot be
+//! the start of a match (it is not a prefix of a start literal, does not start with a start
+//! byte, or breaks an assignment's grammar). The *frontier* is the smallest position where some
+//! detector is not decided yet ([`Detector::viable_start`]). Every match starting before the
+//! frontier is the same in `T` and in `F`, and so is the absence of matches there; so the
+//! greedy choices before the frontier are the final ones. [`Scanner::redact_step`] commits them
+//! and everything up to `max(frontier, end of the last committed match)`, and the next step
+//! resumes there with a few bytes of look-behind context. Text beyond the commit point is held
+//! back: at most the longest `max_len` plus [`LOOKAHEAD`], and in practice only the trailing
+//! partial word.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -82,6 +83,9 @@ pub(crate) struct Scanner {
     allow: Arc<HashSet<String>>,
     hash_key: Option<HashKey>,
     max_hold: usize,
+    /// Tests only: run every detector over all text instead of the prefilter's windows (the
+    /// reference the prefilter must agree with).
+    exhaustive: bool,
 }
 
 impl fmt::Debug for Scanner {
@@ -117,7 +121,15 @@ impl Scanner {
             allow,
             hash_key,
             max_hold,
+            exhaustive: false,
         }
+    }
+
+    /// The same scanner without the prefilter: every detector searches all text.
+    #[cfg(test)]
+    pub(crate) fn exhaustive(mut self) -> Scanner {
+        self.exhaustive = true;
+        self
     }
 
     /// Whether any detector runs.
@@ -210,7 +222,15 @@ impl Scanner {
             self.frontier(hay, from)
         };
         let mut windows = Vec::new();
-        self.prefilter.windows(hay, from, &mut windows);
+        if self.exhaustive {
+            windows.extend((0..self.entries.len()).map(|det| Window {
+                det,
+                start: from,
+                end: hay.len(),
+            }));
+        } else {
+            self.prefilter.windows(hay, from, &mut windows);
+        }
         let mut cursors = cursors(&windows);
         let mut pos = from;
         loop {

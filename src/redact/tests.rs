@@ -744,3 +744,14 @@ fn dense_text_leaks_nothing() {
         assert!(!out.contains(value.as_str()), "{name} leaked in dense text");
     }
 }
+
+#[test]
+fn shareable_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Redactor>();
+    send_sync::<PolicySpec>();
+    send::<StreamRedactor>();
+    send::<RequestRedaction>();
+    send_sync::<RedactError>();
+}

@@ -20,7 +20,6 @@ use super::detector::{Anchor, Detector, Matcher, Prefixed, StartRule};
 use super::numbers::Number;
 use super::pem::{Pem, PEM_MAX_LEN};
 use super::policy::{Category, PolicyError};
-use super::prefilter::{Prefilter, Window};
 
 /// How a built-in matches.
 #[derive(Debug, Clone, Copy)]
@@ -43,7 +42,7 @@ pub(crate) struct Spec {
     pub start_bytes: &'static str,
     pub alphabet: &'static str,
     pub non_ascii: bool,
-    pub keyed: Option<(&'static [&'static str], &'static str, usize, usize)>,
+    pub assignment: Option<(&'static [&'static str], &'static str, usize, usize)>,
     pub min_len: usize,
     pub min_digits: usize,
     pub max_len: usize,
@@ -62,7 +61,7 @@ impl Spec {
             start_bytes: "",
             alphabet: "",
             non_ascii: false,
-            keyed: None,
+            assignment: None,
             min_len: 1,
             min_digits: 0,
             max_len: 0,
@@ -163,7 +162,7 @@ impl Spec {
         lead: usize,
     ) -> Spec {
         Spec {
-            keyed: Some((keywords, operators, suffix, lead)),
+            assignment: Some((keywords, operators, suffix, lead)),
             ..self
         }
     }
@@ -197,35 +196,38 @@ pub(crate) struct Builtins {
     pub(crate) placeholder: Arc<Detector>,
 }
 
-/// Detectors a generic match defers to: if one of them matches inside the value, the value is
-/// left to it (it reports a better name).
+/// Detectors a generic match defers to: when a generic value *starts with* an accepted match of
+/// one of these (`token = ghp_…`), the generic match is dropped and the specific detector
+/// reports the value under its own name. Only detectors whose matches start with a literal
+/// qualify, so the check is a few byte comparisons and at most one anchored match. A token in
+/// the middle of a value is redacted as part of the generic value instead: never less.
 #[derive(Default)]
 pub(crate) struct Specific {
     detectors: Vec<Arc<Detector>>,
-    prefilter: Option<Prefilter>,
 }
 
 impl Specific {
     fn new(detectors: Vec<Arc<Detector>>) -> Specific {
-        let prefilter = Prefilter::new(detectors.iter().map(|d| &**d));
-        Specific {
-            detectors,
-            prefilter: Some(prefilter),
-        }
+        let detectors = detectors
+            .into_iter()
+            .filter(|d| matches!(d.start, StartRule::Literals { ci: false, .. }))
+            .collect();
+        Specific { detectors }
     }
 
-    /// Whether any of the detectors matches somewhere in `text` (checks aside).
-    pub(crate) fn matches_in(&self, text: &str) -> bool {
-        let Some(prefilter) = &self.prefilter else {
-            return false;
-        };
-        let mut windows: Vec<Window> = Vec::new();
-        prefilter.windows(text, 0, &mut windows);
-        windows.iter().any(|w| {
-            self.detectors[w.det]
-                .matcher
-                .find_at(&text[..w.end], w.start)
-                .is_some()
+    /// Whether `value` starts with an accepted match of one of the detectors.
+    pub(crate) fn starts(&self, value: &str) -> bool {
+        let none = Specific::default();
+        self.detectors.iter().any(|d| {
+            let StartRule::Literals { lits, .. } = &d.start else {
+                return false;
+            };
+            lits.iter().any(|l| value.as_bytes().starts_with(l))
+                && d.matcher
+                    .find_at(value, 0)
+                    .filter(|m| m.start == 0)
+                    .and_then(|m| d.check.apply(value, m, &none))
+                    .is_some()
         })
     }
 }
@@ -308,7 +310,7 @@ fn compile(spec: &Spec) -> Result<Detector, String> {
     if spec.digit_pair {
         anchors.push(Anchor::DigitPair);
     }
-    if let Some((keywords, operators, suffix, lead)) = spec.keyed {
+    if let Some((keywords, operators, suffix, lead)) = spec.assignment {
         anchors.push(Anchor::Assignment {
             keywords: keywords.iter().map(|k| k.as_bytes().into()).collect(),
             operators: operators.as_bytes().into(),
@@ -493,7 +495,7 @@ mod tests {
             );
             assert!(!spec.alphabet.is_empty(), "{}", spec.name);
             assert!(
-                !spec.anchors.is_empty() || spec.digit_pair || spec.keyed.is_some(),
+                !spec.anchors.is_empty() || spec.digit_pair || spec.assignment.is_some(),
                 "{}: unanchored detectors scan all text",
                 spec.name
             );

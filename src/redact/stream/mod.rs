@@ -121,7 +121,7 @@ impl StreamRedactor {
     }
 
     /// Caps single upstream events at `max` bytes instead of
-    /// [`DEFAULT_MAX_EVENT_BYTES`](crate::openai::sse::DEFAULT_MAX_EVENT_BYTES).
+    /// [`DEFAULT_MAX_EVENT_BYTES`].
     pub fn with_max_event_bytes(mut self, max: usize) -> Self {
         self.parser = Parser::new(max);
         self
