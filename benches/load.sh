@@ -77,7 +77,11 @@ gateway_config() { # gateway_config OUT PORT ADMIN_PORT REDACTION_SNIPPET_FILE
 }
 : >"$WORK/empty.yaml"
 gateway_config "$WORK/gateway.yaml" "$GW_PORT" "$ADMIN_PORT" "$REDACTION_FILE"
-REDACTION_NOTE="on in both directions (\`$(basename "$REDACTION_FILE")\` below)"
+if [ "$REDACTION_FILE" = "$SUP/redaction.yaml" ]; then
+    REDACTION_NOTE="on in both directions: secrets and personal data redacted in requests and responses (see the config below)"
+else
+    REDACTION_NOTE="as set by \`$(basename "$REDACTION_FILE")\` (see the config below)"
+fi
 if ! "$BIN" check --config "$WORK/gateway.yaml" >"$WORK/check.log" 2>&1; then
     echo "!! the config loader rejects the redaction section; running WITHOUT redaction:" >&2
     sed 's/^/   /' "$WORK/check.log" >&2
@@ -109,17 +113,19 @@ AUTH="authorization: Bearer vk-bench"
 # --- sanity: every target answers what we expect ----------------------------------------------
 for t in direct nginx gateway; do
     url=URL_$t
-    code=$(curl -s -o "$WORK/sanity-$t.json" -w '%{http_code}' -H 'content-type: application/json' \
-        -H "$AUTH" --data-binary @"$BODY" "${!url}")
+    code=$(curl -s -m 10 -o "$WORK/sanity-$t.json" -w '%{http_code}' -H 'content-type: application/json' \
+        -H "$AUTH" --data-binary @"$BODY" "${!url}" || true)
     grep -q '"chat.completion"' "$WORK/sanity-$t.json" && [ "$code" = 200 ] ||
         { echo "sanity check failed for $t: HTTP $code $(head -c 300 "$WORK/sanity-$t.json")" >&2; exit 1; }
     port=SSE_PORT_$t
-    curl -sN -H 'content-type: application/json' -H "$AUTH" --data-binary @"$SBODY" \
-        "http://127.0.0.1:${!port}/v1/chat/completions" >"$WORK/sanity-$t.sse"
+    curl -sN -m 10 -H 'content-type: application/json' -H "$AUTH" --data-binary @"$SBODY" \
+        "http://127.0.0.1:${!port}/v1/chat/completions" >"$WORK/sanity-$t.sse" ||
+        { echo "sanity stream failed for $t: curl exit $? (a stream that does not end?)" >&2; exit 1; }
     grep -q '^data: \[DONE\]' "$WORK/sanity-$t.sse" ||
         { echo "sanity stream failed for $t: $(head -c 300 "$WORK/sanity-$t.sse")" >&2; exit 1; }
 done
 IDLE_LOAD_KB=$(rss_kb "$GW_PID")
+LOAD_BEFORE=$(loadavg)
 
 # --- interleaved rounds -----------------------------------------------------------------------
 run_wrk() { # run_wrk OUT ARGS...
@@ -144,6 +150,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     done
 done
 AFTER_LOAD_KB=$(rss_kb "$GW_PID")
+LOAD_AFTER=$(loadavg)
 
 # --- memory: a fresh gateway, idle → N open streams → after --------------------------------------
 echo "==> memory: $STREAMS open streams through a fresh gateway" >&2
@@ -161,11 +168,13 @@ python3 "$SUP/streams.py" hold --port "$GW2_PORT" --pid "$GW_PID" --n "$STREAMS"
 AFTER_WAIT=5
 sleep "$AFTER_WAIT"
 AFTER_KB=$(rss_kb "$GW_PID")
-python3 - "$WORK" "$IDLE_KB" "$AFTER_KB" "$AFTER_LOAD_KB" "$AFTER_WAIT" "$IDLE_LOAD_KB" <<'EOF'
+sleep 15
+AFTER20_KB=$(rss_kb "$GW_PID")
+python3 - "$WORK" "$IDLE_KB" "$AFTER_KB" "$AFTER_LOAD_KB" "$AFTER_WAIT" "$IDLE_LOAD_KB" "$AFTER20_KB" <<'EOF'
 import json, sys
-work, idle, after, after_load, wait, idle_load = sys.argv[1:]
+work, idle, after, after_load, wait, idle_load, after20 = sys.argv[1:]
 json.dump({"idle_kb": int(idle), "after_kb": int(after), "after_load_kb": int(after_load),
-           "idle_load_kb": int(idle_load), "after_wait_s": int(wait),
+           "idle_load_kb": int(idle_load), "after_wait_s": int(wait), "after20_kb": int(after20),
            "hold": json.load(open(f"{work}/hold.json"))}, open(f"{work}/mem.json", "w"))
 EOF
 
@@ -174,7 +183,7 @@ SSE_EVENTS=$(grep -c '^data: ' "$SUP/chat-response.sse")
 python3 - "$WORK/meta.json" <<EOF
 import json, sys
 json.dump({
-    "date": "$(date -u '+%Y-%m-%d %H:%M UTC')", "machine": """$(machine_line)""", "git": "$(git_line)",
+    "date": "$(date -u '+%Y-%m-%d %H:%M UTC')", "machine": """$(machine_line)""", "git": """$(describe_build)""",
     "command": """$COMMAND""", "redaction_note": """$REDACTION_NOTE""",
     "nginx_version": "$("$NGINX" -v 2>&1 | sed 's|.*/||')", "nginx_workers": $GATEWAY_THREADS,
     "wrk_version": "$(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')", "gateway_threads": $GATEWAY_THREADS,
@@ -183,6 +192,7 @@ json.dump({
     "request_bytes": $(wc -c <"$BODY"), "response_bytes": $(wc -c <"$SUP/chat-response.json"),
     "sse_bytes": $(wc -c <"$SUP/chat-response.sse"), "sse_events": $SSE_EVENTS,
     "config": open("$WORK/gateway.yaml").read().replace("$WORK/", ""),
+    "loadavg": "before the rounds $LOAD_BEFORE, after them $LOAD_AFTER",
     "notes": ["Veilgate's access log (one JSON line per request on stdout) goes to a file, as does nginx's (buffered).",
               "Veilgate RSS of the load process: $((IDLE_LOAD_KB / 1024)) MB before the rounds, $((AFTER_LOAD_KB / 1024)) MB after them."],
 }, open(sys.argv[1], "w"))

@@ -11,7 +11,7 @@
 # model (404), bad JSON (400), an upstream answering 500, an unknown key (401), GET /v1/models.
 # The upstream is benches/support/mock_upstream.py.
 #
-# Environment: RATE [200] requests/s in total (0 = as fast as possible), CONCURRENCY [16],
+# Environment: RATE [200] requests/s in total (0 = as fast as possible), CONCURRENCY [48],
 # INTERVAL [10] seconds between samples, GATEWAY_THREADS [nproc], REDACTION_FILE
 # [support/redaction.yaml], VEILGATE_BIN (else cargo build --release, honouring
 # CARGO_TARGET_DIR), OUT [benches/SOAK.md], KEEP=1 keeps the temp dir.
@@ -34,7 +34,7 @@ while (($#)); do
         *) echo "unknown argument $1 (try --duration SECONDS)" >&2; exit 1 ;;
     esac
 done
-RATE=${RATE:-200} CONCURRENCY=${CONCURRENCY:-16} INTERVAL=${INTERVAL:-10}
+RATE=${RATE:-200} CONCURRENCY=${CONCURRENCY:-48} INTERVAL=${INTERVAL:-10}
 GATEWAY_THREADS=${GATEWAY_THREADS:-$(nproc)}
 REDACTION_FILE=${REDACTION_FILE:-$SUP/redaction.yaml}
 OUT=${OUT:-$HERE/SOAK.md}
@@ -82,7 +82,11 @@ EOF
 }
 write_config "$REDACTION_FILE"
 REDACTION_ON=True
-REDACTION_NOTE="on in both directions (\`$(basename "$REDACTION_FILE")\`, see the config below)"
+if [ "$REDACTION_FILE" = "$SUP/redaction.yaml" ]; then
+    REDACTION_NOTE="on in both directions: secrets and personal data redacted in requests and responses (see the config below)"
+else
+    REDACTION_NOTE="as set by \`$(basename "$REDACTION_FILE")\` (see the config below)"
+fi
 if ! "$BIN" check --config "$WORK/gateway.yaml" >"$WORK/check.log" 2>&1; then
     echo "!! the config loader rejects the redaction section; soaking WITHOUT redaction:" >&2
     sed 's/^/   /' "$WORK/check.log" >&2
@@ -101,6 +105,7 @@ wait_port "$GW_PORT" "$GW_PID"
 wait_port "$ADMIN_PORT" "$GW_PID"
 sleep 1
 
+LOAD_BEFORE=$(loadavg)
 echo "==> soaking for $DURATION s (RATE=$RATE, CONCURRENCY=$CONCURRENCY), sampling every $INTERVAL s" >&2
 python3 "$SUP/soak.py" --port "$GW_PORT" --pid "$GW_PID" --duration "$DURATION" --interval "$INTERVAL" \
     --concurrency "$CONCURRENCY" --rate "$RATE" --out "$WORK/soak.json"
@@ -108,9 +113,9 @@ python3 "$SUP/soak.py" --port "$GW_PORT" --pid "$GW_PID" --duration "$DURATION" 
 python3 - "$WORK/meta.json" <<EOF
 import json, sys
 json.dump({
-    "date": "$(date -u '+%Y-%m-%d %H:%M UTC')", "machine": """$(machine_line)""", "git": "$(git_line)",
+    "date": "$(date -u '+%Y-%m-%d %H:%M UTC')", "machine": """$(machine_line)""", "git": """$(describe_build)""",
     "command": """$COMMAND""", "redaction_note": """$REDACTION_NOTE""", "redaction_on": $REDACTION_ON,
-    "gateway_threads": $GATEWAY_THREADS,
+    "gateway_threads": $GATEWAY_THREADS, "loadavg": "before $LOAD_BEFORE, at the end $(loadavg)",
     "config": open("$WORK/gateway.yaml").read(),
 }, open(sys.argv[1], "w"))
 EOF

@@ -104,6 +104,18 @@ machine_line() {
     echo "$(nproc) CPUs ($cpu), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, Linux $(uname -r)"
 }
 
+# What was measured: the working tree's git revision, or the prebuilt VEILGATE_BIN (describe it
+# with VEILGATE_REV).
+describe_build() {
+    if [ -n "${VEILGATE_BIN:-}" ]; then
+        echo "${VEILGATE_REV:-prebuilt binary $(basename "$VEILGATE_BIN"); working tree at $(git_line)}"
+    else
+        git_line
+    fi
+}
+
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
 git_line() {
     local rev dirty=""
     rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)

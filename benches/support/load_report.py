@@ -129,6 +129,9 @@ def main():
         near = None if None in (idle, after) else after <= max(idle * 1.25, idle + 8)
         R((f"Veilgate RSS {mem.get('after_wait_s', 5)} s after they finished (MB)", "—", "—", f2(after),
            "n/a" if None in (idle, after) else f"{after - idle:+.1f} MB vs idle", "near idle (≤ idle +25% or +8 MB)", ok(near)))
+        if mem.get("after20_kb"):
+            R(("Veilgate RSS 20 s after they finished (MB)", "—", "—", f2(mb(mem["after20_kb"])),
+               f"{mb(mem['after20_kb']) - idle:+.1f} MB vs idle", "", ""))
         if mem.get("after_load_kb"):
             R(("Veilgate RSS after the wrk rounds, load process (MB)", "—", "—", f2(mb(mem["after_load_kb"])), "", "", ""))
 
@@ -167,6 +170,7 @@ def main():
     out.append(f"- Gateway: {meta['git']}, release build, {meta['gateway_threads']} worker threads; "
                f"nginx {meta['nginx_version']} ({meta['nginx_workers']} workers) as the reference proxy; {meta['wrk_version']}")
     out.append(f"- Command: `{meta['command']}`")
+    out.append(f"- Machine load (1/5/15-min load average; the machine is shared): {meta.get('loadavg', 'n/a')}")
     out.append(f"- Redaction: {meta['redaction_note']}")
     out.append("- Everything on loopback on the same machine: the load generator, the static upstream "
                "(nginx answering canned JSON / SSE), the proxy under test. Rounds interleave the three "

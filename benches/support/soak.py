@@ -169,7 +169,7 @@ async def main():
     p.add_argument("--pid", type=int, required=True)
     p.add_argument("--duration", type=float, default=600)
     p.add_argument("--interval", type=float, default=10)
-    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--concurrency", type=int, default=48)
     p.add_argument("--rate", type=float, default=200, help="requests per second in total (0: as fast as possible)")
     p.add_argument("--key", default="vk-soak")
     p.add_argument("--settle", type=float, default=10, help="idle seconds after the traffic before the last sample")

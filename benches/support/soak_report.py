@@ -34,6 +34,7 @@ def main():
            f"- Machine: {meta['machine']}",
            f"- Gateway: {meta['git']}, release build, {meta['gateway_threads']} worker threads",
            f"- Command: `{meta['command']}`",
+           f"- Machine load (1/5/15-min load average; the machine is shared): {meta.get('loadavg', 'n/a')}",
            f"- Traffic: {soak['concurrency']} concurrent clients (keep-alive, Python asyncio), "
            f"{rate_text}, "
            f"for {soak['duration']:.0f} s, against a Python mock upstream (streams: events 10 ms apart).",

@@ -77,7 +77,15 @@ async def ttfe(a):
     conn = Conn("127.0.0.1", a.port)
     heads, firsts, bad = [], [], 0
     for i in range(a.warmup + a.n):
-        status, t_head, t_first, _ = await one_stream(conn, a.path, body, headers)
+        try:
+            status, t_head, t_first, _ = await asyncio.wait_for(one_stream(conn, a.path, body, headers), 10)
+        except (asyncio.TimeoutError, OSError, ValueError) as e:
+            print(f"stream {i}: {type(e).__name__} {e}", file=sys.stderr)
+            bad += 1
+            await conn.abort()
+            if bad >= 3:
+                break
+            continue
         if status != 200 or t_first is None:
             bad += 1
             continue

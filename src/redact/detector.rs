@@ -22,6 +22,7 @@ use super::assignment::Grammar;
 use super::builtin::Specific;
 use super::byteset::{floor_boundary, next_boundary, ByteSet};
 use super::checks::Check;
+use super::jwt;
 use super::numbers::Number;
 use super::pem::Pem;
 use super::policy::Category;
@@ -51,6 +52,8 @@ pub(crate) enum Matcher {
     Assignment(&'static Grammar),
     /// A regex whose matches start with known literals, tried only there.
     Prefixed(Prefixed),
+    /// JSON Web Tokens (hand-written: see `jwt.rs`).
+    Jwt,
 }
 
 /// A regex whose every match starts with one of `prefixes`, run anchored at each occurrence.
@@ -138,6 +141,7 @@ impl Matcher {
             Matcher::Number(n) => n.find_at(hay, start),
             Matcher::Assignment(grammar) => grammar.find_at(hay, start),
             Matcher::Prefixed(p) => p.find_at(hay, start),
+            Matcher::Jwt => jwt::find_at(hay, start),
         }
     }
 }

@@ -76,6 +76,7 @@ mod custom;
 mod detector;
 mod error;
 mod json;
+mod jwt;
 mod numbers;
 mod pem;
 mod policy;

@@ -74,52 +74,42 @@ fn digits(bytes: &[u8], i: usize, n: usize) -> bool {
     (i..i + n).all(|j| digit(bytes, j))
 }
 
-/// The run from `s` of bytes accepted by `unit`, where a separator accepted by `sep` may stand
-/// between two units, at most `max` bytes. Returns the run's end and the cut points: ends of
-/// unit groups followed by a separator, and the run's end if a boundary follows it.
-fn grouped_run(
-    bytes: &[u8],
-    s: usize,
-    max: usize,
-    unit: impl Fn(u8) -> bool,
-    sep: impl Fn(u8) -> bool,
-) -> Vec<usize> {
-    let limit = bytes.len().min(s + max);
-    let mut cuts = Vec::new();
-    let mut i = s;
-    while i < limit && unit(bytes[i]) {
-        i += 1;
-        if i < limit && sep(bytes[i]) && bytes.get(i + 1).is_some_and(|&b| unit(b)) && i + 1 < limit
-        {
-            cuts.push(i);
-            i += 1;
-        }
-    }
-    if boundary_after(bytes, i) {
-        cuts.push(i);
-    }
-    cuts
-}
-
 fn card_at(bytes: &[u8], s: usize) -> Option<usize> {
     if !boundary_before(bytes, s) || !matches!(bytes[s], b'2'..=b'6') || !digits(bytes, s, 4) {
         return None;
     }
-    let cuts = grouped_run(
-        bytes,
-        s,
-        CARD_MAX,
-        |b| b.is_ascii_digit(),
-        |b| b == b' ' || b == b'-',
-    );
-    cuts.into_iter().rev().find(|&cut| {
-        let d: Vec<u8> = bytes[s..cut]
-            .iter()
-            .copied()
-            .filter(u8::is_ascii_digit)
-            .collect();
-        (13..=19).contains(&d.len()) && luhn(&d)
-    })
+    // Walk digit groups separated by single spaces or dashes; every group end followed by a
+    // separator (or the run's end at a boundary) is a possible end of the number.
+    let limit = bytes.len().min(s + CARD_MAX);
+    let mut seen = [0u8; CARD_MAX];
+    let mut n = 0;
+    let mut cuts = [(0usize, 0usize); CARD_MAX];
+    let mut cut_count = 0;
+    let mut i = s;
+    loop {
+        while i < limit && bytes[i].is_ascii_digit() {
+            seen[n] = bytes[i];
+            n += 1;
+            i += 1;
+        }
+        let separated =
+            i + 1 < limit && matches!(bytes[i], b' ' | b'-') && bytes[i + 1].is_ascii_digit();
+        if !separated {
+            break;
+        }
+        cuts[cut_count] = (i, n);
+        cut_count += 1;
+        i += 1;
+    }
+    if boundary_after(bytes, i) {
+        cuts[cut_count] = (i, n);
+        cut_count += 1;
+    }
+    cuts[..cut_count]
+        .iter()
+        .rev()
+        .find(|&&(_, count)| (13..=19).contains(&count) && luhn(&seen[..count]))
+        .map(|&(end, _)| end)
 }
 
 fn ssn_at(bytes: &[u8], s: usize) -> Option<usize> {
@@ -233,16 +223,45 @@ fn iban_at(bytes: &[u8], s: usize) -> Option<usize> {
     if !boundary_before(bytes, s) || !upper(s) || !upper(s + 1) || !digits(bytes, s + 2, 2) {
         return None;
     }
+    // ISO 7064 mod 97 over BBAN + country + check digits, kept incrementally over the BBAN so
+    // each possible end (before a space, or the run's end at a boundary) costs O(1).
+    let head = [bytes[s], bytes[s + 1], bytes[s + 2], bytes[s + 3]];
+    let limit = bytes.len().min(s + IBAN_MAX);
     let alnum = |b: u8| b.is_ascii_uppercase() || b.is_ascii_digit();
-    let cuts = grouped_run(bytes, s, IBAN_MAX, alnum, |b| b == b' ');
-    cuts.into_iter().rev().find(|&cut| {
-        let compact: Vec<u8> = bytes[s..cut]
-            .iter()
-            .copied()
-            .filter(|&b| b != b' ')
-            .collect();
-        (15..=34).contains(&compact.len()) && iban_mod97(&compact)
-    })
+    let valid = |rem: u32, count: usize| {
+        (15..=34).contains(&count) && head.iter().fold(rem, |r, &c| mod97_push(r, c)) == 1
+    };
+    let mut rem = 0;
+    let mut count = 4;
+    let mut best = None;
+    let mut i = s + 4;
+    loop {
+        while i < limit && alnum(bytes[i]) {
+            rem = mod97_push(rem, bytes[i]);
+            count += 1;
+            i += 1;
+        }
+        let spaced = i + 1 < limit && bytes[i] == b' ' && alnum(bytes[i + 1]);
+        if !spaced {
+            break;
+        }
+        if valid(rem, count) {
+            best = Some(i);
+        }
+        i += 1;
+    }
+    if boundary_after(bytes, i) && valid(rem, count) {
+        best = Some(i);
+    }
+    best
+}
+
+/// Appends one IBAN character (digit, or letter as two digits) to a mod 97 remainder.
+fn mod97_push(rem: u32, c: u8) -> u32 {
+    match c {
+        b'0'..=b'9' => (rem * 10 + u32::from(c - b'0')) % 97,
+        _ => (rem * 100 + u32::from(c - b'A') + 10) % 97,
+    }
 }
 
 /// Luhn checksum over ASCII digits.
@@ -262,20 +281,17 @@ pub(crate) fn luhn(digits: &[u8]) -> bool {
 }
 
 /// ISO 7064 mod 97 over an IBAN without spaces (`CCkk` + BBAN, upper-case alphanumerics).
+#[cfg(test)]
 pub(crate) fn iban_mod97(iban: &[u8]) -> bool {
-    if iban.len() < 5 {
-        return false;
-    }
-    let rearranged = iban[4..].iter().chain(&iban[..4]);
-    let mut rem: u32 = 0;
-    for &c in rearranged {
-        match c {
-            b'0'..=b'9' => rem = (rem * 10 + u32::from(c - b'0')) % 97,
-            b'A'..=b'Z' => rem = (rem * 100 + u32::from(c - b'A') + 10) % 97,
-            _ => return false,
-        }
-    }
-    rem == 1
+    iban.len() >= 5
+        && iban
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        && iban[4..]
+            .iter()
+            .chain(&iban[..4])
+            .fold(0, |r, &c| mod97_push(r, c))
+            == 1
 }
 
 #[cfg(test)]

@@ -76,12 +76,15 @@ struct Shape {
     bounded: bool,
 }
 
-/// The last alphabet run walked for a detector, when both its ends are bytes outside the
-/// alphabet (or the scan start / text end): every anchor inside it yields the same window.
+/// A span walked for a detector: every byte in it belongs to the detector's alphabet. When
+/// both ends are natural (a byte outside the alphabet, the scan start or the text end follows),
+/// every anchor inside yields the same window. Reusing it keeps walks linear when anchors are
+/// dense in one long run (`a@a@a@…`).
 #[derive(Clone, Copy)]
 struct Run {
     start: usize,
     end: usize,
+    natural: bool,
 }
 
 /// Anchor tables for one list of detectors.
@@ -216,7 +219,7 @@ impl Prefilter {
         let mut open: Vec<Option<Window>> = vec![None; self.shapes.len()];
         let mut runs: Vec<Option<Run>> = vec![None; self.shapes.len()];
         let mut push = |det: usize, earliest: Option<usize>, at: usize, len: usize| {
-            if runs[det].is_some_and(|r| r.start <= at && at + len <= r.end) {
+            if runs[det].is_some_and(|r| r.natural && r.start <= at && at + len <= r.end) {
                 return;
             }
             let Some(w) = self.window(hay, from, det, earliest, at, len, &mut runs[det]) else {
@@ -300,27 +303,39 @@ impl Prefilter {
         let hi = bytes.len().min(at + shape.max_len);
         let (mut start, mut end) = (lo, hi);
         if shape.bounded {
-            let mut digits = bytes[at..at + len]
-                .iter()
-                .filter(|b| b.is_ascii_digit())
-                .count();
-            start = at;
-            while start > lo && shape.alphabet.contains(bytes[start - 1]) {
-                start -= 1;
-                digits += usize::from(bytes[start].is_ascii_digit());
+            let alphabet = &shape.alphabet;
+            // Where the walks start: the anchor, or the ends of a known all-alphabet span
+            // around it (whose digits were counted before, so the digit check is skipped).
+            let known = run.filter(|r| r.start <= at && at + len <= r.end);
+            let (mut left, mut right) =
+                known.map_or((at, at + len), |r| (r.start.max(lo), r.end.min(hi)));
+            while left > lo && alphabet.contains(bytes[left - 1]) {
+                left -= 1;
             }
-            end = at + len;
-            while end < hi && shape.alphabet.contains(bytes[end]) {
-                digits += usize::from(bytes[end].is_ascii_digit());
-                end += 1;
+            while right < hi && alphabet.contains(bytes[right]) {
+                right += 1;
             }
-            let natural_start = start == from || !shape.alphabet.contains(bytes[start - 1]);
-            let natural_end = end == bytes.len() || !shape.alphabet.contains(bytes[end]);
-            if natural_start && natural_end {
-                *run = Some(Run { start, end });
-            }
-            if digits < shape.min_digits {
-                return None;
+            (start, end) = (left, right);
+            let (span_start, span_end) = match known {
+                Some(r) => (r.start.min(start), r.end.max(end)),
+                None => (start, end),
+            };
+            let merged = Run {
+                start: span_start,
+                end: span_end,
+                natural: (span_start == from || !alphabet.contains(bytes[span_start - 1]))
+                    && (span_end == bytes.len() || !alphabet.contains(bytes[span_end])),
+            };
+            *run = Some(merged);
+            // A fresh walk: its digits can still rule the window out (a reused span cannot).
+            if known.is_none() && shape.min_digits > 0 {
+                let digits = bytes[start..end]
+                    .iter()
+                    .filter(|b| b.is_ascii_digit())
+                    .count();
+                if digits < shape.min_digits {
+                    return None;
+                }
             }
         }
         if end.saturating_sub(start) < shape.min_len {

@@ -755,3 +755,31 @@ fn shareable_across_threads() {
     send::<RequestRedaction>();
     send_sync::<RedactError>();
 }
+
+#[test]
+fn adversarial_inputs_stay_linear() {
+    // Dense anchors in long alphabet runs once made walks and rescans quadratic (0.4 MB/s for
+    // `eyJeyJ…`). A generous time bound still catches a regression by orders of magnitude.
+    let r = redactor(|_| {});
+    for unit in [
+        "eyJ",
+        "a@",
+        "://",
+        "AB12 ",
+        "4111 ",
+        "ghp_",
+        "password=",
+        "+1 ",
+        ";pwd=",
+    ] {
+        let input = unit.repeat((64 << 10) / unit.len());
+        let started = std::time::Instant::now();
+        let out = text(&r, &input);
+        assert!(!out.is_empty());
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "{unit:?} took {:?}",
+            started.elapsed()
+        );
+    }
+}

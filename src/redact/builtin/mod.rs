@@ -28,6 +28,7 @@ pub(crate) enum Kind {
     Pem,
     Number(Number),
     Assignment(&'static Grammar),
+    Jwt,
 }
 
 /// A built-in detector as data. See `detector.rs` for what each declaration promises.
@@ -83,6 +84,10 @@ impl Spec {
 
     pub(crate) const fn assignment_secret(name: &'static str, grammar: &'static Grammar) -> Spec {
         Spec::new(name, Category::Secret, Kind::Assignment(grammar))
+    }
+
+    pub(crate) const fn jwt(name: &'static str) -> Spec {
+        Spec::new(name, Category::Secret, Kind::Jwt)
     }
 
     pub(crate) const fn number(name: &'static str, number: Number) -> Spec {
@@ -301,6 +306,7 @@ fn compile(spec: &Spec) -> Result<Detector, String> {
         }
         Kind::Number(n) => (Matcher::Number(n), spec.max_len),
         Kind::Assignment(g) => (Matcher::Assignment(g), spec.max_len),
+        Kind::Jwt => (Matcher::Jwt, spec.max_len),
     };
     let mut anchors: Vec<Anchor> = spec
         .anchors

@@ -6,6 +6,7 @@ use crate::redact::assignment::{
     AWS_SECRET, AWS_SECRET_MAX, CONNECTION_STRING, CONNECTION_STRING_MAX, GENERIC, GENERIC_MAX,
 };
 use crate::redact::checks::Check;
+use crate::redact::jwt::JWT_MAX;
 
 /// Entropy floor for random token bodies: rejects `…xxxxxxxx` placeholders behind real prefixes.
 const RANDOM: Check = Check::MinEntropy(3.0);
@@ -97,14 +98,12 @@ pub(crate) const SPECS: &[Spec] = &[
     .alphabet(r#"a-z0-9_"\\: \t"#)
     .min_len(57)
     .max_len(72),
-    Spec::secret(
-        "jwt",
-        r"\beyJ[A-Za-z0-9_-]{8,}\.ey[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
-    )
-    .prefixes(&["eyJ"])
-    .alphabet(r"A-Za-z0-9_.\-")
-    .min_len(31)
-    .max_len(8192),
+    // Hand-written (see `jwt.rs`).
+    Spec::jwt("jwt")
+        .prefixes(&["eyJ"])
+        .alphabet(r"A-Za-z0-9_.\-")
+        .min_len(31)
+        .max_len(JWT_MAX),
     Spec::secret("sendgrid_key", r"\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}")
         .prefixes(&["SG."])
         .alphabet(r"A-Za-z0-9_.\-")
