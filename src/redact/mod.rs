@@ -39,32 +39,47 @@
 //!
 //! A streamed text gives the client exactly what redacting the whole text at once gives, for
 //! any split into deltas and any TCP chunking (property-tested). The stream redactor holds back
-//! only text that could still become part of a match (see `scanner.rs`): for every detector a
-//! match is decided once `max_len + 4` bytes follow its start or a byte outside the detector's
-//! alphabet does. Bounds (bytes of one text):
+//! only text that could still become part of a match (see `scanner.rs`): a match is decided
+//! once `max_len + 4` bytes follow its start, once a byte outside the detector's alphabet
+//! follows, or once the text cannot start a match (not a start literal, start byte, or
+//! assignment grammar prefix). Bounds, per streamed text:
 //!
-//! | what may be in progress                      | held back at most                |
-//! |----------------------------------------------|----------------------------------|
-//! | anything (default policy, typical prose)     | the trailing word, ≤ 428 bytes   |
-//! | a custom detector without a literal prefix   | its `max_len` + 4 (default 68)   |
-//! | a JWT after `eyJ`                            | 8 KiB + 4                        |
-//! | a PEM block after `-----BEGIN`               | 16 KiB + 4 (the PEM cap)         |
+//! | what may be in progress                       | held back at most                |
+//! |-----------------------------------------------|----------------------------------|
+//! | anything (any built-in detector)              | the trailing word, ≤ 428 bytes   |
+//! | a custom detector without a literal prefix    | its `max_len` + 4 (default 68)   |
+//! | a JWT after `eyJ`                             | 8 KiB + 4 (the JWT cap)          |
+//! | a PEM block after `-----BEGIN`                | 16 KiB + 4 (the PEM cap)         |
 //!
-//! PEM blocks longer than 16 KiB are redacted up to the cap, JWTs up to 8 KiB; no real key or
-//! token is that long.
+//! PEM blocks longer than 16 KiB are redacted up to the cap, JWTs up to 8 KiB (a token whose
+//! dots lie further out is not recognized); no real key or token is that long.
+//! [`Redactor::max_hold`] reports the bound of a compiled policy.
 //!
-//! Measured (release build, one core of the development machine; `cargo test --release --
-//! --ignored holdback_report --nocapture` re-measures): English prose streamed in 4-byte deltas
-//! through the default policy holds back on average HOLD_AVG bytes (about HOLD_TOKENS tokens)
-//! and at most HOLD_MAX bytes, i.e. each word reaches the client when the space after it does —
-//! about one token later than without redaction. The CPU cost is EVENT_US µs per chat delta
-//! event (parse, scan, rewrite, re-frame).
+//! Measured (`cargo test --release -- --ignored holdback_report --nocapture`): English prose
+//! streamed in 4-byte deltas holds back 2.9 bytes on average, 9 at the 99th percentile and 20
+//! at most (prose with keys, e-mail addresses, phone and card numbers mixed in: 2.8 / 9 / 20),
+//! with the default policy and with every built-in detector on. A word reaches the client when
+//! the byte after it does — under one token of added latency. Processing costs 2–3 µs of CPU
+//! per chat delta event (parse, scan, rewrite, re-frame; `stream/chat_events` bench).
 //!
 //! # Speed
 //!
-//! Measured with `cargo bench --bench redact` (criterion): clean English prose scans at
-//! PROSE_GBS GB/s, text dense with secrets and PII at DENSE_MBS MB/s, and a 4 KB chat request
-//! goes through the whole request side (parse, scan, rewrite) in REQ_US µs.
+//! `cargo bench --bench redact`, every built-in detector on, one core of a 2-vCPU AMD EPYC VM
+//! (best of 40 runs; the VM was shared with other builds):
+//!
+//! | input                                                     | throughput     |
+//! |-----------------------------------------------------------|----------------|
+//! | clean English prose                                       | ~2.9 GB/s      |
+//! | prose with a secret or personal value every ~500 bytes    | ~770 MB/s      |
+//! | log/config/chat lines, a value in every ~90-byte line     | ~80 MB/s       |
+//! | nothing but values and filler, a value every ~40 bytes    | ~80 MB/s       |
+//! | 4 KB chat request, request side end to end, clean         | 3.6 µs         |
+//! | 4 KB chat request with a key and an address to replace    | 7.8 µs         |
+//!
+//! For comparison, one regex alternating the same patterns (without checks, captures or
+//! replacement) ran ~580 MB/s on prose and 170–250 MB/s on the dense inputs. Worst cases stay
+//! linear: inputs built to stress the prefilter (`eyJeyJ…`, `a@a@…`, `AB12 AB12 …`) run at
+//! 14–120 MB/s.
 
 mod action;
 mod assignment;
