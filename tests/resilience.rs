@@ -156,6 +156,24 @@ async fn repeated_failures_open_the_circuit_and_readyz_reports_it() {
         body.contains("only-flaky") && body.contains("circuit_open"),
         "{body}"
     );
+    let detailed: serde_json::Value = client()
+        .get(gw.admin_url("/health/detailed"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let upstreams = detailed["upstreams"]
+        .as_array()
+        .expect("per-upstream state");
+    let flaky_state = upstreams.iter().find(|u| u["name"] == "flaky").unwrap();
+    assert_eq!(flaky_state["state"], "unhealthy", "{detailed}");
+    assert!(
+        detailed["uptime_seconds"].is_u64() && detailed["config_version"].is_u64(),
+        "{detailed}"
+    );
+    assert!(detailed["version"].is_string(), "{detailed}");
 }
 
 #[tokio::test]
