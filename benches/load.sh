@@ -3,7 +3,7 @@
 # directly, on one machine, over loopback. Prints one markdown table and writes it (with the
 # date, machine, command and gateway config) to benches/RESULTS.md.
 #
-#   benches/load.sh                 full run (about 6 minutes plus the build)
+#   benches/load.sh                 full run (about 4 minutes plus the build)
 #   QUICK=1 benches/load.sh         short smoke run (about 1 minute); writes RESULTS-quick.md in
 #                                   the temp dir unless OUT is set
 #

@@ -325,3 +325,34 @@ async fn responses_api_usage_counts_against_token_budgets_too() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_stream_sent_with_content_length_ends_after_the_usage_chunk_is_hidden() {
+    // The upstream frames its stream with Content-Length and keeps the connection open; the
+    // gateway removes the usage chunk it asked for, so it must re-frame (chunked) the stream.
+    let up = MockUpstream::with_handler(|_| {
+        let mut body = String::new();
+        body.push_str("data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":null}]}\n\n");
+        body.push_str("data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":3,\"total_tokens\":12}}\n\n");
+        body.push_str("data: [DONE]\n\n");
+        Reply::RawKeepOpen(
+            format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\n\r\n{body}", body.len())
+                .into_bytes(),
+        )
+    })
+    .await;
+    let extra =
+        "redaction:\n  request: {secrets: off, pii: off}\n  response: {secrets: off, pii: off}\n";
+    let gw =
+        GatewayProcess::start(&keyed_config(&up.url(), "{tokens_per_minute: 1000}", extra)).await;
+    let body = json!({"model": "gpt-4o", "stream": true, "messages": []});
+    let resp = send(&gw, Some("vk-app-123"), &body).await;
+    let text = tokio::time::timeout(Duration::from_secs(5), resp.text())
+        .await
+        .expect("the stream ends")
+        .unwrap();
+    assert!(
+        !text.contains("\"usage\"") && text.trim_end().ends_with("data: [DONE]"),
+        "{text}"
+    );
+}

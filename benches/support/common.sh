@@ -1,5 +1,6 @@
 # Shared by benches/load.sh and benches/soak.sh: tools, the gateway binary, processes, ports.
 # Sourced, not run. Expects ROOT (the repository) to be set.
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ under benches/support
 
 # Installs what is missing with apt (like scripts/test): ensure_tools nginx wrk ...
 ensure_tools() {

@@ -611,8 +611,14 @@ impl Gateway {
         let content_type = header_str_resp(upstream_header, http::header::CONTENT_TYPE).to_owned();
         let is_sse = content_type.starts_with("text/event-stream");
         let is_json = content_type.starts_with("application/json");
-        let mut header = upstream::response_header(upstream_header, &ctx.request_id, is_json)
-            .map_err(|_| ApiError::internal("could not relay the upstream answer"))?;
+        // JSON answers get a new length after inspection; streams are re-framed event by event
+        // (redaction, the hidden usage chunk), so they always go out chunked.
+        let mut header =
+            upstream::response_header(upstream_header, &ctx.request_id, is_json || is_sse)
+                .map_err(|_| ApiError::internal("could not relay the upstream answer"))?;
+        if is_sse {
+            let _ = header.insert_header(http::header::TRANSFER_ENCODING, "chunked");
+        }
         for (name, value) in &ctx.rate_headers {
             let _ = header.insert_header(*name, value.as_str());
         }

@@ -52,6 +52,8 @@ pub enum Reply {
     Close,
     /// Raw bytes.
     Raw(Vec<u8>),
+    /// Raw bytes, then the connection stays open (a keep-alive upstream).
+    RawKeepOpen(Vec<u8>),
 }
 
 type Handler = Arc<dyn Fn(&Recorded) -> Reply + Send + Sync>;
@@ -201,6 +203,10 @@ async fn serve(
                 tokio::time::sleep(Duration::from_secs(3600)).await;
             }
             Reply::Close => return Ok(()),
+            Reply::RawKeepOpen(bytes) => {
+                stream.write_all(&bytes).await?;
+                stream.flush().await?;
+            }
             Reply::Raw(bytes) => {
                 stream.write_all(&bytes).await?;
                 stream.flush().await?;
