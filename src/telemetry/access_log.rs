@@ -1,8 +1,11 @@
 //! The access log: one JSON line per request, written by a thread of its own.
 //!
 //! The request path formats the line and `try_send`s it into a bounded channel; a writer
-//! thread (`veilgate-access-log`) writes and flushes. When the writer falls behind (a slow
-//! pipe, a full disk) lines are dropped and counted in
+//! thread (`veilgate-access-log`) wakes every [`FLUSH_EVERY`], writes what is queued in one
+//! buffered batch and flushes. Queuing a line never wakes the writer (a wake-up per request
+//! cost a context switch per request under load), so a line reaches the sink at most
+//! `FLUSH_EVERY` after its request ended. When the writer falls behind (a slow pipe, a full
+//! disk) or the queue is full, lines are dropped and counted in
 //! `veilgate_access_log_dropped_lines_total` instead of slowing requests.
 //!
 //! ```json
@@ -19,7 +22,7 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -49,14 +52,17 @@ impl std::fmt::Debug for AccessLogSink {
     }
 }
 
-/// How often the writer wakes up to notice a shutdown while idle.
-const POLL: Duration = Duration::from_millis(200);
+/// How often the writer wakes up to write what is queued. With the default queue of 8,192
+/// lines this sustains ~300,000 lines/s before lines are dropped.
+const FLUSH_EVERY: Duration = Duration::from_millis(25);
 
 /// The sending half of the access log, held by [`Telemetry`](super::Telemetry).
 #[derive(Debug)]
 pub(crate) struct AccessLog {
     tx: Option<SyncSender<String>>,
     stop: Arc<AtomicBool>,
+    /// The writer thread, to wake it at shutdown.
+    writer: Option<std::thread::Thread>,
     done: Mutex<Option<Receiver<()>>>,
     metrics: Metrics,
 }
@@ -79,6 +85,7 @@ impl AccessLog {
                 return Ok(AccessLog {
                     tx: None,
                     stop,
+                    writer: None,
                     done: Mutex::new(None),
                     metrics,
                 })
@@ -90,7 +97,7 @@ impl AccessLog {
         let (done_tx, done_rx) = mpsc::channel();
         let thread_stop = stop.clone();
         let thread_metrics = metrics.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("veilgate-access-log".into())
             .spawn(move || {
                 write_lines(rx, writer, &thread_stop, &thread_metrics);
@@ -100,6 +107,7 @@ impl AccessLog {
         Ok(AccessLog {
             tx: Some(tx),
             stop,
+            writer: Some(thread.thread().clone()),
             done: Mutex::new(Some(done_rx)),
             metrics,
         })
@@ -134,6 +142,9 @@ impl AccessLog {
     /// Asks the writer to write what is queued, flush and stop. Returns at once.
     pub(crate) fn begin_shutdown(&self) {
         self.stop.store(true, Ordering::Release);
+        if let Some(writer) = &self.writer {
+            writer.unpark();
+        }
     }
 
     /// Waits for the writer to finish, or `deadline`. True when it finished.
@@ -161,7 +172,8 @@ impl Drop for AccessLog {
     }
 }
 
-/// The writer thread's loop: write, flush when idle, stop when asked (after draining).
+/// The writer thread's loop: every [`FLUSH_EVERY`] write what is queued and flush; stop
+/// when asked (after writing what is queued) or when every sender is gone.
 fn write_lines(
     rx: Receiver<String>,
     writer: Box<dyn Write + Send>,
@@ -170,34 +182,33 @@ fn write_lines(
 ) {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, writer);
     let mut failing = false;
-    let mut write = |out: &mut std::io::BufWriter<Box<dyn Write + Send>>, line: &str| {
-        if let Err(e) = out.write_all(line.as_bytes()) {
-            metrics.access_log_dropped();
-            if !failing {
-                log::error!("access log write failed: {e}; lines are being dropped");
-                failing = true;
-            }
-        } else {
-            failing = false;
-        }
-    };
     loop {
-        match rx.recv_timeout(POLL) {
-            Ok(line) => {
-                write(&mut out, &line);
-                // Write whatever else is waiting, then flush once.
-                while let Ok(line) = rx.try_recv() {
-                    write(&mut out, &line);
+        // Unparked early only at shutdown; a spurious wake-up just writes sooner.
+        std::thread::park_timeout(FLUSH_EVERY);
+        let stopping = stop.load(Ordering::Acquire);
+        let mut wrote = false;
+        let disconnected = loop {
+            match rx.try_recv() {
+                Ok(line) => {
+                    wrote = true;
+                    if let Err(e) = out.write_all(line.as_bytes()) {
+                        metrics.access_log_dropped();
+                        if !failing {
+                            log::error!("access log write failed: {e}; lines are being dropped");
+                            failing = true;
+                        }
+                    } else {
+                        failing = false;
+                    }
                 }
-                let _ = out.flush();
+                Err(TryRecvError::Empty) => break false,
+                Err(TryRecvError::Disconnected) => break true,
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        if wrote {
+            let _ = out.flush();
         }
-        if stop.load(Ordering::Acquire) {
-            while let Ok(line) = rx.try_recv() {
-                write(&mut out, &line);
-            }
+        if stopping || disconnected {
             break;
         }
     }
