@@ -1,6 +1,7 @@
 //! Watching an upstream answer go by: usage, finish reasons and the answering model, for
 //! budgets and telemetry — without holding any byte back from the client.
 
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::openai::usage::{self, StreamUsage, Usage};
@@ -95,28 +96,60 @@ fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
     }
 }
 
-/// What a complete JSON answer says about usage, model and finish reasons.
+/// The top-level fields of an answer that matter here; everything else (the generated text
+/// above all) is skipped without being copied or allocated.
+#[derive(serde::Deserialize)]
+struct AnswerProbe<'a> {
+    #[serde(borrow)]
+    model: Option<&'a RawValue>,
+    #[serde(borrow)]
+    usage: Option<&'a RawValue>,
+    #[serde(borrow)]
+    choices: Option<&'a RawValue>,
+    #[serde(borrow)]
+    status: Option<&'a RawValue>,
+}
+
+/// A choice's finish reason; the rest of the choice is skipped.
+#[derive(serde::Deserialize)]
+struct ChoiceProbe<'a> {
+    #[serde(borrow)]
+    finish_reason: Option<&'a RawValue>,
+}
+
+/// A JSON string's value; `None` for any other JSON type.
+fn string_of(raw: Option<&RawValue>) -> Option<String> {
+    raw.and_then(|r| serde_json::from_str::<String>(r.get()).ok())
+}
+
+/// What a complete JSON answer says about usage, model and finish reasons. Lenient: a field
+/// of an unexpected type is ignored, not the whole answer.
 pub fn observe_json(body: &[u8]) -> StreamUsage {
     let mut seen = StreamUsage::default();
-    if let Ok(value) = serde_json::from_slice::<Value>(body) {
-        if let Some(u) = usage::from_response(&value) {
-            seen.reported = Some(u);
-        }
-        if let Some(m) = value.get("model").and_then(Value::as_str) {
-            seen.response_model = Some(m.to_owned());
-        }
-        if let Some(choices) = value.get("choices").and_then(Value::as_array) {
-            for c in choices {
-                if let Some(r) = c.get("finish_reason").and_then(Value::as_str) {
-                    if !seen.finish_reasons.iter().any(|x| x == r) {
-                        seen.finish_reasons.push(r.to_owned());
-                    }
+    let Ok(probe) = serde_json::from_slice::<AnswerProbe<'_>>(body) else {
+        return seen;
+    };
+    seen.reported = probe
+        .usage
+        .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
+        .and_then(|u| usage::parse_usage(&u));
+    seen.response_model = string_of(probe.model);
+    if let Some(choices) = probe.choices {
+        // Each element separately, so that one odd choice does not hide the others.
+        let elements: Vec<&RawValue> = serde_json::from_str(choices.get()).unwrap_or_default();
+        for c in elements {
+            let reason = serde_json::from_str::<ChoiceProbe<'_>>(c.get())
+                .ok()
+                .and_then(|c| string_of(c.finish_reason));
+            if let Some(r) = reason {
+                if !seen.finish_reasons.contains(&r) {
+                    seen.finish_reasons.push(r);
                 }
             }
         }
-        if let Some(status) = value.get("status").and_then(Value::as_str) {
-            seen.finish_reasons.push(status.to_owned());
-        }
+    }
+    if let Some(status) = string_of(probe.status) {
+        seen.finish_reasons.push(status);
     }
     seen
 }
