@@ -15,7 +15,11 @@ use super::health::UpstreamHealth;
 use super::runtime::SharedRuntime;
 use crate::config::{Upstream, UpstreamAuth};
 
-/// Checks each upstream that has a `health_check`, on its interval.
+/// How often idle upstream connections past their idle limit are closed.
+const IDLE_SWEEP: Duration = Duration::from_secs(5);
+
+/// Checks each upstream that has a `health_check`, on its interval; closes stale idle
+/// upstream connections.
 pub struct HealthChecker {
     runtime: SharedRuntime,
     forwarder: Arc<Forwarder>,
@@ -81,10 +85,15 @@ impl BackgroundService for HealthChecker {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let mut due: HashMap<String, Instant> = HashMap::new();
         let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut next_sweep = Instant::now() + IDLE_SWEEP;
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = tick.tick() => {}
+            }
+            if Instant::now() >= next_sweep {
+                self.forwarder.sweep_idle();
+                next_sweep = Instant::now() + IDLE_SWEEP;
             }
             let runtime = self.runtime.load_full();
             let now = Instant::now();

@@ -2,17 +2,23 @@
 //!
 //! Pingora 0.9.1 cannot forward a replaced request body through its proxy path (the only
 //! replay path is the 64 KiB retry buffer, silently skipped when truncated), so requests routed
-//! by their body are sent with Pingora's own upstream [`Connector`]: an exact
-//! `Content-Length`, pooled connections, and the gateway's own timeouts.
+//! by their body are sent over Pingora's upstream connections ([`TransportConnector`] and its
+//! HTTP/1.1 client session): an exact `Content-Length`, connections pooled per worker thread
+//! ([`IdlePools`]), and the gateway's own timeouts.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use pingora_core::connectors::http::Connector;
+use pingora_core::connectors::TransportConnector;
 use pingora_core::protocols::http::client::HttpSession;
-use pingora_core::upstreams::peer::HttpPeer;
+use pingora_core::protocols::http::v1::client::HttpSession as Http1Session;
+use pingora_core::upstreams::peer::{HttpPeer, Peer};
 use pingora_http::{RequestHeader, ResponseHeader};
+// Pingora's timer wheel (10 ms ticks, timers shared, armed only when the future is pending):
+// a tokio timer armed per read woke the runtime's driver through its eventfd each time.
+use pingora_timeout::fast_timeout::fast_timeout;
 
+use super::pool::IdlePools;
 use super::resolve::{ResolveError, Resolver};
 use crate::config::Upstream;
 use crate::openai::ApiError;
@@ -88,7 +94,8 @@ fn describe(e: &pingora_core::Error) -> String {
 
 /// Sends requests to upstreams over pooled connections.
 pub struct Forwarder {
-    connector: Connector,
+    connector: TransportConnector,
+    idle: IdlePools,
     resolver: Resolver,
 }
 
@@ -109,7 +116,8 @@ impl Forwarder {
     /// A forwarder with its own connection pool.
     pub fn new() -> Self {
         Forwarder {
-            connector: Connector::new(None),
+            connector: TransportConnector::new(None),
+            idle: IdlePools::new(POOL_IDLE),
             resolver: Resolver::default(),
         }
     }
@@ -153,17 +161,21 @@ impl Forwarder {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (mut session, reused) = match self.connector.get_http_session(&peer).await {
-                Ok(s) => s,
-                Err(e) => {
-                    return Err(match e.etype() {
-                        pingora_core::ErrorType::ConnectTimedout => {
-                            ForwardError::ConnectTimeout(upstream.connect_timeout)
-                        }
-                        _ => ForwardError::Connect(describe(&e)),
-                    })
-                }
+            let (stream, reused) = match self.idle.take(peer.reuse_hash()) {
+                Some(stream) => (stream, true),
+                None => match self.connector.new_stream(&peer).await {
+                    Ok(stream) => (stream, false),
+                    Err(e) => {
+                        return Err(match e.etype() {
+                            pingora_core::ErrorType::ConnectTimedout => {
+                                ForwardError::ConnectTimeout(upstream.connect_timeout)
+                            }
+                            _ => ForwardError::Connect(describe(&e)),
+                        })
+                    }
+                },
             };
+            let mut session = HttpSession::H1(Http1Session::new_with_options(stream, &peer));
             session.set_write_timeout(Some(upstream.timeout));
             let sent = async {
                 session
@@ -182,7 +194,7 @@ impl Forwarder {
                 }
                 return Err(ForwardError::Send(describe(&e)));
             }
-            match tokio::time::timeout(upstream.timeout, session.read_response_header()).await {
+            match fast_timeout(upstream.timeout, session.read_response_header()).await {
                 Err(_) => {
                     session.shutdown().await;
                     return Err(ForwardError::FirstByteTimeout(upstream.timeout));
@@ -204,16 +216,30 @@ impl Forwarder {
         }
     }
 
-    /// Returns the connection to the pool when the response was read to its end, closes it
-    /// otherwise.
-    pub async fn finish(&self, mut exchange: Exchange) {
-        if exchange.session.response_done() {
-            self.connector
-                .release_http_session(exchange.session, &exchange.peer, Some(POOL_IDLE))
-                .await;
-        } else {
-            exchange.session.shutdown().await;
+    /// Returns the connection to this thread's pool when the response was read to its end
+    /// and the upstream keeps it alive; closes it otherwise.
+    pub async fn finish(&self, exchange: Exchange) {
+        let Exchange {
+            mut session, peer, ..
+        } = exchange;
+        if !session.response_done() {
+            session.shutdown().await;
+            return;
         }
+        match session {
+            HttpSession::H1(mut h1) => {
+                h1.respect_keepalive();
+                if let Some(stream) = h1.reuse().await {
+                    self.idle.put(peer.reuse_hash(), stream);
+                }
+            }
+            mut other => other.shutdown().await,
+        }
+    }
+
+    /// Closes the idle upstream connections kept longer than the pool's idle limit (60 s).
+    pub fn sweep_idle(&self) {
+        self.idle.sweep();
     }
 }
 
@@ -232,7 +258,7 @@ impl Exchange {
         if self.session.response_done() {
             return Ok(None);
         }
-        match tokio::time::timeout(self.idle_timeout, self.session.read_response_body()).await {
+        match fast_timeout(self.idle_timeout, self.session.read_response_body()).await {
             Err(_) => Err(ForwardError::IdleTimeout(self.idle_timeout)),
             Ok(Err(e)) => Err(ForwardError::Protocol(describe(&e))),
             Ok(Ok(chunk)) => Ok(chunk),

@@ -19,6 +19,7 @@ pub mod forward;
 pub mod headers;
 pub mod health;
 pub mod observe;
+pub mod pool;
 pub mod resolve;
 pub mod respond;
 pub mod runtime;
