@@ -147,10 +147,10 @@ impl IdlePools {
         if pool.count >= MAX_IDLE_PER_THREAD {
             pool.evict_oldest();
         }
-        pool.by_peer.entry(key).or_default().push_back(Idle {
-            stream,
-            since: now,
-        });
+        pool.by_peer
+            .entry(key)
+            .or_default()
+            .push_back(Idle { stream, since: now });
         pool.count += 1;
     }
 
@@ -168,7 +168,11 @@ impl IdlePools {
     pub fn idle_count(&self) -> usize {
         self.pools
             .iter()
-            .map(|p| p.lock().unwrap_or_else(std::sync::PoisonError::into_inner).count)
+            .map(|p| {
+                p.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .count
+            })
             .sum()
     }
 }
@@ -280,7 +284,10 @@ mod tests {
             let seen = std::thread::spawn(move || other.take(1).is_some())
                 .join()
                 .unwrap();
-            assert!(!seen, "another thread does not take this thread's connection");
+            assert!(
+                !seen,
+                "another thread does not take this thread's connection"
+            );
             assert_eq!(pools.idle_count(), 1);
             assert!(pools.take(1).is_some());
         });
