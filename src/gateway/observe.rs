@@ -135,16 +135,27 @@ pub fn observe_json(body: &[u8]) -> StreamUsage {
         .and_then(|u| usage::parse_usage(&u));
     seen.response_model = string_of(probe.model);
     if let Some(choices) = probe.choices {
-        // Each element separately, so that one odd choice does not hide the others.
-        let elements: Vec<&RawValue> = serde_json::from_str(choices.get()).unwrap_or_default();
-        for c in elements {
-            let reason = serde_json::from_str::<ChoiceProbe<'_>>(c.get())
-                .ok()
-                .and_then(|c| string_of(c.finish_reason));
-            if let Some(r) = reason {
-                if !seen.finish_reasons.contains(&r) {
-                    seen.finish_reasons.push(r);
-                }
+        let reasons: Vec<Option<String>> =
+            match serde_json::from_str::<Vec<ChoiceProbe<'_>>>(choices.get()) {
+                Ok(all) => all
+                    .into_iter()
+                    .map(|c| string_of(c.finish_reason))
+                    .collect(),
+                // An element that is not an object: each one separately, so that one odd
+                // choice does not hide the others.
+                Err(_) => serde_json::from_str::<Vec<&RawValue>>(choices.get())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|c| {
+                        serde_json::from_str::<ChoiceProbe<'_>>(c.get())
+                            .ok()
+                            .and_then(|c| string_of(c.finish_reason))
+                    })
+                    .collect(),
+            };
+        for r in reasons.into_iter().flatten() {
+            if !seen.finish_reasons.contains(&r) {
+                seen.finish_reasons.push(r);
             }
         }
     }
@@ -219,5 +230,39 @@ mod tests {
             })
         );
         assert_eq!(seen.finish_reasons, ["length"]);
+    }
+
+    #[test]
+    fn json_answers_with_odd_fields_keep_what_is_readable() {
+        // A choice that is not an object, a finish reason that is not a string, a number
+        // for a model: each is ignored, the rest still read.
+        let seen = observe_json(
+            br#"{"id":"x","model":7,"choices":[3,{"finish_reason":null},{"finish_reason":"stop","message":{"content":"a \"quoted\" [text]"}},{"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":"many"}}"#,
+        );
+        assert_eq!(seen.response_model, None);
+        assert_eq!(seen.finish_reasons, ["stop"]);
+        assert_eq!(
+            seen.reported,
+            Some(Usage {
+                prompt: 5,
+                completion: 0
+            })
+        );
+        // Responses API: `status` is the finish reason, input/output token names.
+        let seen = observe_json(
+            br#"{"object":"response","model":"gpt-4o","status":"completed","output":[],"usage":{"input_tokens":3,"output_tokens":4}}"#,
+        );
+        assert_eq!(seen.response_model.as_deref(), Some("gpt-4o"));
+        assert_eq!(seen.finish_reasons, ["completed"]);
+        assert_eq!(
+            seen.reported,
+            Some(Usage {
+                prompt: 3,
+                completion: 4
+            })
+        );
+        // Not JSON: nothing learned, no panic.
+        let seen = observe_json(b"<html>");
+        assert!(seen.reported.is_none() && seen.finish_reasons.is_empty());
     }
 }

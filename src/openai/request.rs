@@ -213,21 +213,28 @@ pub const MAX_DEPTH: usize = 100;
 /// Whether arrays/objects nest deeper than `max` (brackets inside strings do not count).
 fn exceeds_depth(json: &[u8], max: usize) -> bool {
     let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in json {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
+    let mut i = 0;
+    while i < json.len() {
+        match json[i] {
+            b'"' => {
+                // Jump over the string: to the next quote not escaped by a backslash.
+                i += 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &json[i..]) {
+                        None => return false,
+                        Some(at) if json[i + at] == b'\\' => {
+                            i += at + 2;
+                            if i >= json.len() {
+                                return false;
+                            }
+                        }
+                        Some(at) => {
+                            i += at;
+                            break;
+                        }
+                    }
+                }
             }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max {
@@ -237,6 +244,7 @@ fn exceeds_depth(json: &[u8], max: usize) -> bool {
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     false
 }
@@ -393,6 +401,25 @@ mod tests {
         body.push('}');
         let e = inspect_json(Endpoint::Embeddings, body.as_bytes()).unwrap_err();
         assert_eq!(e.status, 400);
+    }
+
+    #[test]
+    fn depth_counts_brackets_after_escaped_quotes_and_backslashes() {
+        // `\\` ends in a backslash that escapes nothing: the string closes at the next quote.
+        let body = format!(
+            "{{\"a\": \"x\\\\\", \"b\": {}{}}}",
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        assert!(exceeds_depth(body.as_bytes(), 100));
+        let body = format!("{{\"a\": \"\\\"{}\"}}", "[".repeat(200));
+        assert!(
+            !exceeds_depth(body.as_bytes(), 100),
+            "brackets after \\\" are in the string"
+        );
+        for cut in [b"\"abc\\".as_slice(), b"\"abc", b"\"\\", b"[\""] {
+            assert!(!exceeds_depth(cut, 100), "truncated input {cut:?}");
+        }
     }
 
     #[test]
