@@ -294,7 +294,7 @@ impl Gateway {
                 alias,
             )),
             (Some(alias), None) => match multipart_model_span(&content_type, &body) {
-                Some(span) => splice(&body, span, alias.as_bytes()),
+                Some(span) => Bytes::from(openai::request::splice(&body, span, alias.as_bytes())),
                 None => body,
             },
             (None, _) => body,
@@ -640,18 +640,7 @@ impl Gateway {
             } else {
                 body
             };
-            header
-                .insert_header(http::header::CONTENT_LENGTH, body.len().to_string())
-                .map_err(|_| ApiError::internal("could not relay the upstream answer"))?;
-            if session
-                .write_response_header(Box::new(header), false)
-                .await
-                .is_err()
-                || session.write_response_body(Some(body), true).await.is_err()
-            {
-                return Err(Stop::ClientGone);
-            }
-            return Ok(());
+            return write_whole(session, header, body).await;
         }
 
         let redacting = ctx
@@ -671,16 +660,7 @@ impl Gateway {
                 body,
                 &upstream.name,
             )?;
-            let _ = header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string());
-            if session
-                .write_response_header(Box::new(header), false)
-                .await
-                .is_err()
-                || session.write_response_body(Some(body), true).await.is_err()
-            {
-                return Err(Stop::ClientGone);
-            }
-            return Ok(());
+            return write_whole(session, header, body).await;
         }
         if is_sse && redacting {
             let _ = header.remove_header(&http::header::CONTENT_LENGTH);
@@ -1070,12 +1050,24 @@ fn header_str_resp(header: &ResponseHeader, name: http::header::HeaderName) -> &
         .unwrap_or("")
 }
 
-fn splice(body: &[u8], span: std::ops::Range<usize>, with: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(body.len() + with.len());
-    out.extend_from_slice(&body[..span.start]);
-    out.extend_from_slice(with);
-    out.extend_from_slice(&body[span.end..]);
-    Bytes::from(out)
+/// Answers with a whole body of known length.
+async fn write_whole(
+    session: &mut Session,
+    mut header: ResponseHeader,
+    body: Bytes,
+) -> Result<(), Stop> {
+    header
+        .insert_header(http::header::CONTENT_LENGTH, body.len().to_string())
+        .map_err(|_| ApiError::internal("could not relay the upstream answer"))?;
+    if session
+        .write_response_header(Box::new(header), false)
+        .await
+        .is_err()
+        || session.write_response_body(Some(body), true).await.is_err()
+    {
+        return Err(Stop::ClientGone);
+    }
+    Ok(())
 }
 
 #[async_trait]

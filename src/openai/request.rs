@@ -267,9 +267,14 @@ fn span_of(whole: &str, part: &str) -> Option<Range<usize>> {
 /// Returns `body` with the `model` value at `span` replaced by `model`, as a JSON string.
 pub fn replace_model(body: &[u8], span: Range<usize>, model: &str) -> Vec<u8> {
     let quoted = serde_json::Value::String(model.to_owned()).to_string();
-    let mut out = Vec::with_capacity(body.len() + quoted.len());
+    splice(body, span, quoted.as_bytes())
+}
+
+/// Returns `body` with the bytes at `span` replaced by `with`.
+pub fn splice(body: &[u8], span: Range<usize>, with: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() - span.len() + with.len());
     out.extend_from_slice(&body[..span.start]);
-    out.extend_from_slice(quoted.as_bytes());
+    out.extend_from_slice(with);
     out.extend_from_slice(&body[span.end..]);
     out
 }
