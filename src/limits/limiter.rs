@@ -63,6 +63,18 @@ impl AdmissionPlan {
         self.estimated_tokens
     }
 
+    /// Whether a token budget applies (and the token estimate matters).
+    pub fn counts_tokens(&self) -> bool {
+        self.budgets
+            .iter()
+            .any(|b| matches!(b.kind(), BudgetKind::Tokens(_)))
+    }
+
+    /// Sets the token estimate, e.g. once [`AdmissionPlan::counts_tokens`] says it matters.
+    pub fn set_estimated_tokens(&mut self, estimated_tokens: u64) {
+        self.estimated_tokens = estimated_tokens;
+    }
+
     /// Whether no budget applies (admission is then free and always succeeds).
     pub fn is_empty(&self) -> bool {
         self.budgets.is_empty()

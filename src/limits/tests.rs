@@ -451,3 +451,22 @@ async fn types_cross_threads_and_admission_futures_are_send() {
     let ticket = allowed(Limiter::memory().admit(&plan).await);
     send(&ticket.reconcile(1));
 }
+
+#[test]
+fn a_plan_counts_tokens_only_with_a_token_budget() {
+    let requests = budgets("key", "a", rpm(10));
+    let tokens = budgets(
+        "route",
+        "b",
+        LimitSpec {
+            tokens_per_minute: Some(1_000),
+            ..Default::default()
+        },
+    );
+    let plan = AdmissionPlan::new(0).with(&requests);
+    assert!(!plan.counts_tokens());
+    let mut plan = plan.with(&tokens);
+    assert!(plan.counts_tokens());
+    plan.set_estimated_tokens(321);
+    assert_eq!(plan.estimated_tokens(), 321);
+}
