@@ -9,8 +9,6 @@
 //! Every buffer is bounded: an event (all of its lines, including the unterminated one) larger
 //! than the configured cap is an error, not an allocation.
 
-use serde::Serialize;
-
 /// Default cap on one event: 8 MiB. A Responses API `response.completed` event carries the whole
 /// output, so this is sized for long answers rather than for single deltas.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 8 << 20;
@@ -262,42 +260,6 @@ pub fn write_data(out: &mut Vec<u8>, event: Option<&str>, data: &str) {
     out.push(b'\n');
 }
 
-/// An SSE event carrying an error in OpenAI's shape:
-/// `data: {"error":{"message":…,"type":…,"param":…,"code":…}}`.
-///
-/// For failures after a stream has started (a blocked value in a streamed response, an upstream
-/// event that cannot be inspected): the gateway sends this and closes the stream.
-pub fn error_event(message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> Vec<u8> {
-    #[derive(Serialize)]
-    struct Envelope<'a> {
-        error: Body<'a>,
-    }
-    #[derive(Serialize)]
-    struct Body<'a> {
-        message: &'a str,
-        #[serde(rename = "type")]
-        kind: &'a str,
-        param: Option<&'a str>,
-        code: Option<&'a str>,
-    }
-    let body = Envelope {
-        error: Body {
-            message,
-            kind,
-            param,
-            code,
-        },
-    };
-    // Serializing plain strings cannot fail; fall back to a fixed body rather than panic.
-    let json = serde_json::to_string(&body).unwrap_or_else(|_| {
-        r#"{"error":{"message":"stream error","type":"server_error","param":null,"code":null}}"#
-            .to_owned()
-    });
-    let mut out = Vec::with_capacity(json.len() + 8);
-    write_data(&mut out, None, &json);
-    out
-}
-
 fn write_field(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b": ");
@@ -483,23 +445,5 @@ mod tests {
         assert_eq!(back.len(), 1);
         assert_eq!(back[0].event.as_deref(), Some("a"));
         assert_eq!(back[0].data, "x\ny\nz");
-    }
-
-    #[test]
-    fn error_event_has_openai_shape() {
-        let bytes = error_event(
-            "blocked",
-            "invalid_request_error",
-            None,
-            Some("content_blocked"),
-        );
-        let text = std::str::from_utf8(&bytes).unwrap();
-        let json = text.strip_prefix("data: ").unwrap().trim_end();
-        let v: serde_json::Value = serde_json::from_str(json).unwrap();
-        assert_eq!(v["error"]["message"], "blocked");
-        assert_eq!(v["error"]["type"], "invalid_request_error");
-        assert!(v["error"]["param"].is_null());
-        assert_eq!(v["error"]["code"], "content_blocked");
-        assert!(text.ends_with("\n\n"));
     }
 }
