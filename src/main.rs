@@ -14,6 +14,7 @@ use pingora_core::services::listening::Service;
 use veilgate::admin::Admin;
 use veilgate::config;
 use veilgate::config::RateLimitBackend;
+use veilgate::gateway::body::ClientDeadlines;
 use veilgate::gateway::checks::HealthChecker;
 use veilgate::gateway::forward::Forwarder;
 use veilgate::gateway::health::UpstreamHealth;
@@ -174,10 +175,11 @@ fn run(cli: &Cli) -> ExitCode {
         limiter,
     };
 
-    let mut proxy = pingora_proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Gateway::new(&shared),
-        "veilgate",
+    // Pingora's proxy, with client_timeout bounding each request's header and body reads.
+    let gateway = pingora_proxy::http_proxy(&server.configuration, Gateway::new(&shared));
+    let mut proxy = Service::new(
+        "veilgate".to_owned(),
+        ClientDeadlines::new(gateway, shared.runtime.clone()),
     );
     proxy.add_tcp(&listen);
     server.add_service(proxy);

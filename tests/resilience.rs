@@ -368,3 +368,348 @@ async fn hostile_http_is_refused_and_the_gateway_lives_on() {
     assert_eq!(post(&gw, &chat("m")).await.status(), 200, "still serving");
     assert_eq!(up.count(), 1);
 }
+
+/// A chat request body the mock routes by `model`.
+fn chat_bytes(model: &str) -> Vec<u8> {
+    serde_json::to_vec(&chat(model)).unwrap()
+}
+
+/// Upgrade as the README says: start the new binary with `--upgrade` and the same config and
+/// `--upgrade-sock`, then send the old one SIGQUIT. The old one hands over every listening
+/// socket (gateway and admin), keeps serving what it has, and exits 0 once drained.
+#[tokio::test]
+async fn sigquit_hands_the_listeners_to_an_upgraded_process_without_losing_a_request() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let words = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    let up = MockUpstream::with_handler(move |req| {
+        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        if body["model"] == "slow" {
+            // ~8 s: longer than Pingora's 5 s between handing the sockets over and closing them.
+            Reply::Sse(chat_stream("slow", &words, Duration::from_secs(1)))
+        } else {
+            common::mock::openai_like(req)
+        }
+    })
+    .await;
+    let mut old = GatewayProcess::start(&base_config(&up.url(), "m, slow")).await;
+
+    // A stream in flight on the old process (nothing else is listening yet).
+    let url = old.url("/v1/chat/completions");
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let stream = tokio::spawn(async move {
+        let mut resp = client()
+            .post(url)
+            .json(&json!({"model": "slow", "stream": true, "messages": []}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let mut text = String::new();
+        let mut started = Some(started_tx);
+        while let Some(chunk) = resp.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if let Some(tx) = started.take() {
+                let _ = tx.send(());
+            }
+        }
+        text
+    });
+    started_rx.await.expect("the stream started");
+
+    // New connections all along, alternating the gateway and the admin port: none may fail.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (port, admin_port) = (old.port, old.admin_port);
+    let hammer = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let c = reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap();
+            let (mut ok, mut failures) = (0usize, Vec::new());
+            let mut i = 0usize;
+            while !stop.load(Ordering::SeqCst) {
+                i += 1;
+                let request = if i % 2 == 0 {
+                    c.get(format!("http://127.0.0.1:{port}/v1/models"))
+                        .header("x-request-id", format!("hammer-{i}"))
+                } else {
+                    c.get(format!("http://127.0.0.1:{admin_port}/healthz"))
+                };
+                match request.header("connection", "close").send().await {
+                    Ok(resp) if resp.status() == 200 => ok += 1,
+                    Ok(resp) => failures.push(format!("#{i}: status {}", resp.status())),
+                    Err(e) => failures.push(format!("#{i}: {e:?}")),
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (ok, failures)
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The new process binds the upgrade socket and waits for the listeners...
+    let mut new = old.start_upgrade();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !new.upgrade_sock.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the new process never waited on {}:\n{}",
+            new.upgrade_sock.display(),
+            new.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // ...which the old one sends on SIGQUIT.
+    let quit_at = Instant::now();
+    old.signal("QUIT");
+    assert!(
+        new.wait_for_log("listening on", Duration::from_secs(15))
+            .await,
+        "the new process did not get the sockets:\n{}\n--- old:\n{}",
+        new.logs(),
+        old.logs()
+    );
+    assert!(
+        old.logs().contains("listener sockets sent"),
+        "{}",
+        old.logs()
+    );
+
+    // The old process finishes its stream, then exits 0.
+    let status = old
+        .wait_exit(Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|| panic!("the old process did not exit:\n{}", old.logs()));
+    assert!(status.success(), "{status}:\n{}", old.logs());
+    let text = stream.await.unwrap();
+    let content: String = text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(content, words.concat(), "stream cut short: {text}");
+    assert!(text.contains("[DONE]"), "{text}");
+    assert!(
+        quit_at.elapsed() >= Duration::from_secs(5),
+        "the old process left before its stream ended"
+    );
+
+    // Only the new process is left: it answers on the same ports, upstream calls included.
+    assert_eq!(new.child().try_wait().unwrap(), None, "{}", new.logs());
+    let resp = client()
+        .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+        .json(&chat("m"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let ready = client()
+        .get(format!("http://127.0.0.1:{admin_port}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    let (ok, failures) = hammer.await.unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed during the hand-over: {failures:#?}",
+        failures.len(),
+        ok + failures.len()
+    );
+    assert!(ok >= 100, "only {ok} requests during the hand-over");
+    assert!(
+        new.wait_for_log("\"request_id\":\"hammer-", Duration::from_secs(5))
+            .await,
+        "the new process served none of them:\n{}",
+        new.logs()
+    );
+}
+
+/// Reads until the gateway closes the connection (or `within` passes): what it sent, and
+/// whether it closed.
+async fn read_until_closed(s: &mut tokio::net::TcpStream, within: Duration) -> (Vec<u8>, bool) {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + within;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => return (got, false),
+            Ok(Ok(0)) | Ok(Err(_)) => return (got, true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Status and body of one raw HTTP/1.1 answer.
+fn parse_answer(raw: &[u8]) -> (u16, String, String) {
+    let text = String::from_utf8_lossy(raw).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status: {head}"));
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+const CLIENT_TIMEOUT_CONFIG: &str = "client_timeout: 1s\n";
+
+#[tokio::test]
+async fn a_client_stalling_in_its_request_header_is_disconnected() {
+    use tokio::io::AsyncWriteExt;
+    let up = MockUpstream::start().await;
+    let gw = GatewayProcess::start(&format!(
+        "{CLIENT_TIMEOUT_CONFIG}{}",
+        base_config(&up.url(), "m")
+    ))
+    .await;
+    let connect = || tokio::net::TcpStream::connect(("127.0.0.1", gw.port));
+
+    // Half a header, then nothing: closed after client_timeout, without an answer.
+    let mut s = connect().await.unwrap();
+    s.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Ty")
+        .await
+        .unwrap();
+    let stalled = Instant::now();
+    let (got, closed) = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    let waited = stalled.elapsed();
+    assert!(closed, "still open after {waited:?}");
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(6),
+        "closed after {waited:?}, client_timeout is 1s"
+    );
+
+    // A header dripped a byte every 200 ms: every read is quick, the whole header is not.
+    // (Pingora alone allows 60 s per read here, so this would stay open for minutes.)
+    let mut s = connect().await.unwrap();
+    let header = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60\r\n\r\n";
+    let started = Instant::now();
+    let mut closed_after = None;
+    for byte in header.iter().take(60) {
+        if s.write_all(&[*byte]).await.is_err() {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+        let (got, closed) = read_until_closed(&mut s, Duration::from_millis(200)).await;
+        assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+        if closed {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+    }
+    let closed_after = closed_after.expect("a dripping header was never cut off");
+    assert!(
+        closed_after >= Duration::from_millis(900) && closed_after < Duration::from_secs(6),
+        "dripping header closed after {closed_after:?}"
+    );
+    assert_eq!(up.count(), 0, "nothing was forwarded");
+
+    // A header in a few quick pieces is fine, and so is the next request.
+    let mut s = connect().await.unwrap();
+    let body = chat_bytes("m");
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    for piece in request.as_bytes().chunks(request.len() / 3 + 1) {
+        s.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    s.write_all(&body).await.unwrap();
+    let (got, closed) = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    assert!(closed);
+    let (status, _, answer) = parse_answer(&got);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(post(&gw, &chat("m")).await.status(), 200);
+    assert_eq!(up.count(), 2);
+}
+
+#[tokio::test]
+async fn a_client_stalling_in_its_body_gets_408_and_nothing_goes_upstream() {
+    use tokio::io::AsyncWriteExt;
+    let up = MockUpstream::start().await;
+    let gw = GatewayProcess::start(&format!(
+        "{CLIENT_TIMEOUT_CONFIG}{}",
+        base_config(&up.url(), "m")
+    ))
+    .await;
+    let body = chat_bytes("m");
+    let half = &body[..body.len() / 2];
+
+    let with_length = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    let mut chunked = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    chunked.extend_from_slice(format!("{:x}\r\n", half.len()).as_bytes());
+    for (name, head) in [("content-length", with_length), ("chunked", chunked)] {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
+            .await
+            .unwrap();
+        s.write_all(&head).await.unwrap();
+        s.write_all(half).await.unwrap();
+        let stalled = Instant::now();
+        let (got, closed) = read_until_closed(&mut s, Duration::from_secs(15)).await;
+        let waited = stalled.elapsed();
+        assert!(closed, "{name}: still open after {waited:?}");
+        assert!(
+            waited >= Duration::from_millis(900) && waited < Duration::from_secs(8),
+            "{name}: answered and closed after {waited:?}, client_timeout is 1s"
+        );
+        let (status, head, answer) = parse_answer(&got);
+        assert_eq!(status, 408, "{name}: {answer}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        assert!(head.contains("connection: close"), "{name}: {head}");
+        let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(
+            v,
+            json!({"error": {
+                "message": "The request body did not arrive in time (no data for 1s).",
+                "type": "invalid_request_error", "param": null, "code": "request_timeout"}}),
+            "{name}"
+        );
+    }
+    assert_eq!(up.count(), 0, "nothing was forwarded");
+
+    // A body that keeps coming, each piece well within client_timeout, is never cut off,
+    // though the whole takes longer than client_timeout.
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    for piece in body.chunks(body.len() / 5 + 1) {
+        s.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    assert!(started.elapsed() > Duration::from_secs(1));
+    let (got, _) = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    let (status, _, answer) = parse_answer(&got);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(up.count(), 1);
+    assert_eq!(up.last().body, body, "the upstream got the whole body");
+
+    // And the gateway goes on serving.
+    assert_eq!(post(&gw, &chat("m")).await.status(), 200);
+    assert_eq!(up.count(), 2);
+}

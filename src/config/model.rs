@@ -25,6 +25,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How long SIGTERM waits for requests in flight before the process exits.
     pub shutdown_grace: Duration,
+    /// How long a client may take to send its request header, and to send the next piece of
+    /// its body; past it the connection is closed (after a 408 when the body stalls).
+    pub client_timeout: Duration,
     /// Upstreams by name.
     pub upstreams: BTreeMap<String, Arc<Upstream>>,
     /// Routes in file order; the first match wins.
@@ -126,6 +129,8 @@ impl Config {
     pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
     /// `shutdown_grace` when the file does not set it.
     pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+    /// `client_timeout` when the file does not set it.
+    pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 
     /// The first route (in file order) whose `models:` list matches `model`, with the pattern
     /// that matched.
@@ -661,6 +666,7 @@ mod tests {
             admin: None,
             max_body_bytes: 1024,
             shutdown_grace: Config::DEFAULT_SHUTDOWN_GRACE,
+            client_timeout: Config::DEFAULT_CLIENT_TIMEOUT,
             keys: Vec::new(),
             rate_limit: RateLimitConfig::default(),
             traces: TraceSpec::default(),

@@ -23,6 +23,7 @@ pub(crate) struct RawConfig {
     pub admin: Option<String>,
     pub max_body_bytes: Option<u64>,
     pub shutdown_grace: Option<String>,
+    pub client_timeout: Option<String>,
     pub upstreams: Option<BTreeMap<String, RawUpstream>>,
     pub routes: Option<Vec<RawRoute>>,
     pub keys: Option<Vec<RawKey>>,

@@ -313,7 +313,7 @@ fn unknown_keys_at_every_level() {
             "t.yaml:6:5: upstreams.openai.timout: unknown key \"timout\" (did you mean \"timeout\"?); \
              expected one of: url, api_key, connect_timeout, timeout, idle_timeout, auth_header, query, health_check",
             "t.yaml:7:1: listen_addr: unknown key \"listen_addr\"; \
-             expected one of: environment, listen, admin, max_body_bytes, shutdown_grace, upstreams, routes, keys, rate_limit, telemetry, redaction",
+             expected one of: environment, listen, admin, max_body_bytes, shutdown_grace, client_timeout, upstreams, routes, keys, rate_limit, telemetry, redaction",
             "t.yaml:11:5: routes[0].nmae: unknown key \"nmae\" (did you mean \"name\"?); \
              expected one of: models, paths, upstream, upstreams, fallbacks, retry_on, model, name, environment, limits, redaction",
         ]
@@ -483,20 +483,69 @@ fn addresses_urls_and_durations() {
 }
 
 #[test]
+fn client_timeout_is_a_duration_with_a_default() {
+    let routes = "routes: [{models: [x], upstream: openai}]\n";
+    assert_eq!(
+        load(&format!("{HEAD}{routes}")).client_timeout,
+        Duration::from_secs(60)
+    );
+    assert_eq!(Config::DEFAULT_CLIENT_TIMEOUT, Duration::from_secs(60));
+    assert_eq!(
+        load(&format!("{HEAD}client_timeout: 1500ms\n{routes}")).client_timeout,
+        Duration::from_millis(1500)
+    );
+    assert_eq!(
+        load(&format!("{HEAD}client_timeout: 2m\n{routes}")).client_timeout,
+        Duration::from_secs(120)
+    );
+    for (value, message) in [
+        (
+            "30",
+            "t.yaml:6:17: client_timeout: expected a duration like 30s, 250ms, 5m or 1h, found the bare number \"30\"; \
+             add a unit (ms, s, m or h)",
+        ),
+        ("0s", "t.yaml:6:17: client_timeout: must be greater than 0"),
+        (
+            "1.5s",
+            "t.yaml:6:17: client_timeout: invalid duration \"1.5s\": fractions are not supported; \
+             use a smaller unit (1500ms, not 1.5s); write it like 30s, 250ms, 5m or 1h",
+        ),
+        (
+            "soon",
+            "t.yaml:6:17: client_timeout: invalid duration \"soon\": expected a number followed by a unit; \
+             write it like 30s, 250ms, 5m or 1h",
+        ),
+    ] {
+        assert_eq!(
+            problems(&format!("{HEAD}client_timeout: {value}\n{routes}")),
+            [message],
+            "client_timeout: {value}"
+        );
+    }
+    let misspelled = problems(&format!("{HEAD}client_timout: 5s\n{routes}"));
+    assert!(
+        misspelled[0].starts_with(
+            "t.yaml:6:1: client_timout: unknown key \"client_timout\" (did you mean \"client_timeout\"?)"
+        ),
+        "{misspelled:?}"
+    );
+}
+
+#[test]
 fn yaml_level_problems_come_with_the_rest() {
     let text = format!("{HEAD}routes:\n  - &r {{models: [x], upstream: openai}}\n  - *r\nfoo: 1\n");
     assert_eq!(
         problems(&text),
         [
             "t.yaml:8:5: YAML aliases (*name) are not supported; repeat the value instead",
-            "t.yaml:9:1: foo: unknown key \"foo\"; expected one of: environment, listen, admin, max_body_bytes, shutdown_grace, upstreams, routes, keys, rate_limit, telemetry, redaction",
+            "t.yaml:9:1: foo: unknown key \"foo\"; expected one of: environment, listen, admin, max_body_bytes, shutdown_grace, client_timeout, upstreams, routes, keys, rate_limit, telemetry, redaction",
         ]
     );
     assert_eq!(
         problems("listen: [0.0.0.0:8080\nroutes: x\n"),
         ["t.yaml:2:7: YAML syntax error: illegal placement of ':' indicator"]
     );
-    assert_eq!(problems("- a\n- b\n"), ["t.yaml:1:1: expected a mapping with keys environment, listen, admin, max_body_bytes, shutdown_grace, upstreams, routes, keys, rate_limit, telemetry, redaction, found a list"]);
+    assert_eq!(problems("- a\n- b\n"), ["t.yaml:1:1: expected a mapping with keys environment, listen, admin, max_body_bytes, shutdown_grace, client_timeout, upstreams, routes, keys, rate_limit, telemetry, redaction, found a list"]);
 }
 
 #[test]

@@ -157,6 +157,11 @@ impl Checker<'_> {
             "shutdown_grace",
             Config::DEFAULT_SHUTDOWN_GRACE,
         );
+        let client_timeout = self.duration(
+            raw.client_timeout,
+            "client_timeout",
+            Config::DEFAULT_CLIENT_TIMEOUT,
+        );
         let upstream_names = UpstreamNames {
             all: raw
                 .upstreams
@@ -207,6 +212,7 @@ impl Checker<'_> {
             admin: admin.ok()?,
             max_body_bytes: max_body_bytes?,
             shutdown_grace: shutdown_grace?,
+            client_timeout: client_timeout?,
             keys: keys?,
             rate_limit: rate_limit?,
             traces: traces?,

@@ -1,18 +1,164 @@
-//! Reading a request body, bounded in size and time.
+//! Reading a client's request, bounded in size and time: the whole header within
+//! `client_timeout` ([`ClientDeadlines`]), each piece of the body within it too, the body
+//! within `max_body_bytes` ([`read`]).
 
+use std::any::Any;
+use std::cell::Cell;
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use pingora_proxy::Session;
+use pingora_core::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream};
+use pingora_core::modules::http::{HttpModule, HttpModuleBuilder, Module};
+use pingora_core::protocols::http::v2::server::H2Options;
+use pingora_core::protocols::http::ServerSession;
+use pingora_core::protocols::Stream;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::ErrorType;
+use pingora_http::RequestHeader;
+use pingora_proxy::{HttpProxy, ProxyHttp, Session};
+use pingora_timeout::fast_timeout::fast_sleep;
 
+use crate::gateway::runtime::SharedRuntime;
 use crate::openai::ApiError;
+
+/// Pingora's HTTP proxy with the configured `client_timeout` around every request it reads:
+///
+/// - **The header**: the whole request header must arrive within `client_timeout`, counted
+///   from when the gateway starts waiting for it (a new connection, or a kept-alive one after
+///   its previous answer); otherwise the connection is closed without an answer (Pingora has
+///   no request yet to answer). Pingora 0.9.1 alone bounds only each single read of a header,
+///   by the 60 s keep-alive timeout it gives every new connection
+///   (`pingora-core/src/apps/mod.rs`, `protocols/http/v1/server.rs` `read_request_buf`), so a
+///   client sending a byte a minute could hold a connection for ever.
+/// - **The body**: each read waits at most `client_timeout` (Pingora's downstream read
+///   timeout, default 60 s), for the bodies [`read`] reads as for those Pingora streams on
+///   `paths:` routes.
+///
+/// The header is known to be complete when [`HeaderReceived`], a downstream module, sees it:
+/// Pingora runs module header filters after reading the header and before
+/// `request_filter`, inside the task this wrapper drives.
+pub struct ClientDeadlines<SV> {
+    proxy: Arc<HttpProxy<SV>>,
+    runtime: SharedRuntime,
+}
+
+impl<SV: ProxyHttp> ClientDeadlines<SV> {
+    /// Wraps `proxy` (from `pingora_proxy::http_proxy`, its modules initialised); the timeout
+    /// is read from `runtime` for every request, so a reload changes it.
+    pub fn new(mut proxy: HttpProxy<SV>, runtime: SharedRuntime) -> Self {
+        proxy
+            .downstream_modules
+            .add_module(Box::new(HeaderReceivedBuilder));
+        ClientDeadlines {
+            proxy: Arc::new(proxy),
+            runtime,
+        }
+    }
+}
+
+tokio::task_local! {
+    /// Set once the request header of the request this task serves has been read.
+    static HEADER_RECEIVED: Cell<bool>;
+}
+
+#[async_trait]
+impl<SV> HttpServerApp for ClientDeadlines<SV>
+where
+    SV: ProxyHttp + Send + Sync + 'static,
+    SV::CTX: Send + Sync,
+{
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        let timeout = self.runtime.load().config.client_timeout;
+        session.set_read_timeout(Some(timeout));
+        let serve = self.proxy.process_new_http(session, shutdown);
+        HEADER_RECEIVED
+            .scope(Cell::new(false), async move {
+                tokio::pin!(serve);
+                tokio::select! {
+                    biased;
+                    done = &mut serve => return done,
+                    () = fast_sleep(timeout) => {}
+                }
+                if HEADER_RECEIVED.with(Cell::get) {
+                    // Past the header: the request runs to its end under its own bounds.
+                    return serve.await;
+                }
+                log::debug!(
+                    "no complete request header within {timeout:?}: closing the connection"
+                );
+                None
+            })
+            .await
+    }
+
+    fn h2_options(&self) -> Option<H2Options> {
+        self.proxy.h2_options()
+    }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        self.proxy.server_options()
+    }
+
+    async fn http_cleanup(&self) {
+        self.proxy.http_cleanup().await;
+    }
+
+    async fn process_custom_session(
+        self: Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        self.proxy
+            .clone()
+            .process_custom_session(stream, shutdown)
+            .await
+    }
+}
+
+/// The downstream module telling [`ClientDeadlines`] that a request header has arrived.
+struct HeaderReceived;
+
+#[async_trait]
+impl HttpModule for HeaderReceived {
+    async fn request_header_filter(
+        &mut self,
+        _req: &mut RequestHeader,
+    ) -> pingora_core::Result<()> {
+        // Outside a ClientDeadlines task (none today) there is no deadline to lift.
+        let _ = HEADER_RECEIVED.try_with(|received| received.set(true));
+        Ok(())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+struct HeaderReceivedBuilder;
+
+impl HttpModuleBuilder for HeaderReceivedBuilder {
+    fn init(&self) -> Module {
+        Box::new(HeaderReceived)
+    }
+}
 
 /// Reads the whole request body: at most `limit` bytes, each read within `timeout`.
 ///
 /// A declared `Content-Length` over the limit is refused before a byte is read.
 ///
 /// # Errors
-/// 413 past `limit`, 408 when the client stalls, 400 when the body cannot be read.
+/// 413 past `limit`, 408 when the client stalls for `timeout`, 400 when the body cannot be
+/// read.
 pub async fn read(
     session: &mut Session,
     limit: usize,
@@ -41,12 +187,14 @@ pub async fn read(
 
     let capacity = declared.map_or(8 * 1024, |n| n as usize);
     let mut body = BytesMut::with_capacity(capacity);
+    // Pingora times each read of the body out (`ReadTimedout`); no timer of our own per read.
+    session.set_read_timeout(Some(timeout));
     loop {
-        let chunk = match tokio::time::timeout(timeout, session.read_request_body()).await {
-            Err(_) => return Err(timed_out(timeout)),
-            Ok(Err(_)) => return Err(read_failed()),
-            Ok(Ok(None)) => break,
-            Ok(Ok(Some(chunk))) => chunk,
+        let chunk = match session.read_request_body().await {
+            Err(e) if e.etype == ErrorType::ReadTimedout => return Err(timed_out(timeout)),
+            Err(_) => return Err(read_failed()),
+            Ok(None) => break,
+            Ok(Some(chunk)) => chunk,
         };
         if body.len() + chunk.len() > limit {
             return Err(ApiError::body_too_large(limit));
@@ -66,11 +214,20 @@ fn timed_out(timeout: Duration) -> ApiError {
         408,
         "invalid_request_error",
         format!(
-            "The request body did not arrive in time (no data for {}s).",
-            timeout.as_secs()
+            "The request body did not arrive in time (no data for {}).",
+            human(timeout)
         ),
     )
     .code("request_timeout")
+}
+
+/// `1s`, `1500ms`: a timeout as the config file writes it.
+fn human(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
 }
 
 /// Bytes read and thrown away after refusing a body, so the client can finish sending and

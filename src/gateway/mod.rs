@@ -26,7 +26,7 @@ pub mod runtime;
 pub mod upstream;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -57,8 +57,6 @@ use health::UpstreamHealth;
 use observe::StreamObserver;
 use runtime::SharedRuntime;
 
-/// Longest wait for the next piece of a request body from the client.
-const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest non-streamed JSON answer the gateway reads whole (to inspect it).
 const MAX_JSON_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -249,7 +247,7 @@ impl Gateway {
         let config = &runtime.config;
 
         // read body (bounded)
-        let body = body::read(session, config.max_body_bytes, BODY_READ_TIMEOUT).await?;
+        let body = body::read(session, config.max_body_bytes, config.client_timeout).await?;
         let content_type = header_str(session.req_header(), http::header::CONTENT_TYPE).to_owned();
 
         // inspect: which model, streamed or not

@@ -8,7 +8,7 @@ pub mod otlp;
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// A free loopback port (bound, then released).
@@ -28,6 +28,8 @@ pub struct GatewayProcess {
     child: Child,
     _dir: tempfile::TempDir,
     pub log_path: PathBuf,
+    /// The `--upgrade-sock` this process was started with (a unique path per test).
+    pub upgrade_sock: PathBuf,
 }
 
 impl GatewayProcess {
@@ -46,13 +48,14 @@ impl GatewayProcess {
         std::fs::write(&config_path, full).unwrap();
         let log_path = dir.path().join("gateway.log");
         let log = std::fs::File::create(&log_path).unwrap();
+        let upgrade_sock = dir.path().join("upgrade.sock");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_veilgate"));
         cmd.arg("--config")
             .arg(&config_path)
             .arg("--threads")
             .arg("2")
             .arg("--upgrade-sock")
-            .arg(dir.path().join("upgrade.sock"))
+            .arg(&upgrade_sock)
             .env("RUST_LOG", "info")
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log));
@@ -67,9 +70,78 @@ impl GatewayProcess {
             child,
             _dir: dir,
             log_path,
+            upgrade_sock,
         };
         gw.wait_ready().await;
         gw
+    }
+
+    /// Starts a second gateway on this one's config file with `--upgrade` and this one's
+    /// `--upgrade-sock`: it waits (Pingora: ~6 s) for the listening sockets this one hands
+    /// over on SIGQUIT. Returns at once; [`GatewayProcess::wait_for_log`] tells when it serves.
+    /// Keep `self` alive while the new process runs (the config file lives in its directory).
+    pub fn start_upgrade(&self) -> GatewayProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let log_path = dir.path().join("gateway.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_veilgate"))
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("--threads")
+            .arg("2")
+            .arg("--upgrade")
+            .arg("--upgrade-sock")
+            .arg(&self.upgrade_sock)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn veilgate --upgrade");
+        GatewayProcess {
+            port: self.port,
+            admin_port: self.admin_port,
+            config_path: self.config_path.clone(),
+            child,
+            _dir: dir,
+            log_path,
+            upgrade_sock: self.upgrade_sock.clone(),
+        }
+    }
+
+    /// Sends a signal (`"TERM"`, `"QUIT"`, `"HUP"`, …) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill(1)");
+        assert!(status.success(), "kill -{name} {}", self.pid());
+    }
+
+    /// Waits until the process has exited, at most `within`; `None` if it still runs.
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until the log holds `needle`, at most `within`.
+    pub async fn wait_for_log(&self, needle: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while !self.logs().contains(needle) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
     }
 
     async fn wait_ready(&mut self) {
