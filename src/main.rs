@@ -179,7 +179,7 @@ fn run(cli: &Cli) -> ExitCode {
     let gateway = pingora_proxy::http_proxy(&server.configuration, Gateway::new(&shared));
     let mut proxy = Service::new(
         "veilgate".to_owned(),
-        ClientDeadlines::new(gateway, shared.runtime.clone()),
+        ClientDeadlines::new(gateway, shared.runtime.clone(), shared.inflight.clone()),
     );
     proxy.add_tcp(&listen);
     server.add_service(proxy);

@@ -4,6 +4,11 @@
 //!
 //! Pingora alone sleeps for the whole grace period even when nothing is in flight; exiting
 //! as soon as the gateway is idle makes deploys fast without cutting a stream short.
+//!
+//! "As soon as" is never sooner than [`LATE_REQUEST_GRACE`] after the listeners close: a
+//! connection accepted just before may not have sent its request yet (nothing counts it in
+//! flight on the admin listener), and exiting under it resets it — during an upgrade, a
+//! request lost although the new process was ready.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -13,7 +18,13 @@ use async_trait::async_trait;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 
-/// Counts requests in flight; each [`InflightGuard`] is one.
+/// How long, once the listeners have closed, connections accepted just before may still
+/// deliver their request: the drain waits at least this long, and the gateway keeps such
+/// connections this long before Pingora drops those still waiting.
+pub const LATE_REQUEST_GRACE: Duration = Duration::from_secs(1);
+
+/// Counts requests in flight, and client connections being served or awaiting their next
+/// request (`gateway::body::ClientDeadlines`); each [`InflightGuard`] is one.
 #[derive(Debug, Default, Clone)]
 pub struct Inflight(Arc<AtomicUsize>);
 
@@ -72,13 +83,17 @@ impl BackgroundService for Drain {
                 return;
             }
         }
-        let deadline = tokio::time::Instant::now() + self.grace;
+        let now = tokio::time::Instant::now();
+        let deadline = now + self.grace;
+        let settled = now + LATE_REQUEST_GRACE.min(self.grace);
         log::info!(
-            "shutting down: no new connections; waiting up to {}s for {} request(s) in flight",
+            "shutting down: no new connections; waiting up to {}s for {} connection(s) and request(s) in flight",
             self.grace.as_secs(),
             self.inflight.count()
         );
-        while self.inflight.count() > 0 && tokio::time::Instant::now() < deadline {
+        while (self.inflight.count() > 0 || tokio::time::Instant::now() < settled)
+            && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let left = self.inflight.count();
