@@ -774,3 +774,33 @@ async fn a_client_stalling_in_its_body_gets_408_and_nothing_goes_upstream() {
     assert_eq!(post(&gw, &chat("m")).await.status(), 200);
     assert_eq!(up.count(), 2);
 }
+
+#[tokio::test]
+async fn a_client_stalling_in_a_body_pingora_streams_gets_408_too() {
+    use tokio::io::AsyncWriteExt;
+    let up = MockUpstream::start().await;
+    let gw = GatewayProcess::start(&format!(
+        "{CLIENT_TIMEOUT_CONFIG}environment: test\nupstreams:\n  u: {{url: {}}}\nroutes:\n  - paths: [/v1/files]\n    upstream: u\n",
+        up.url()
+    ))
+    .await;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
+        .await
+        .unwrap();
+    s.write_all(b"POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\nhalf a body")
+        .await
+        .unwrap();
+    let stalled = Instant::now();
+    let (got, closed) = read_until_closed(&mut s, Duration::from_secs(15)).await;
+    let waited = stalled.elapsed();
+    assert!(closed, "still open after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(8),
+        "answered after {waited:?}, client_timeout is 1s"
+    );
+    let (status, _, answer) = parse_answer(&got);
+    assert_eq!(status, 408, "{answer}");
+    let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(v["error"]["code"], "request_timeout", "{answer}");
+    assert_eq!(up.count(), 0, "no complete request reached the upstream");
+}

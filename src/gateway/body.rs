@@ -225,7 +225,7 @@ fn read_failed() -> ApiError {
         .code("body_read_failed")
 }
 
-fn timed_out(timeout: Duration) -> ApiError {
+pub(crate) fn timed_out(timeout: Duration) -> ApiError {
     ApiError::new(
         408,
         "invalid_request_error",

@@ -1300,6 +1300,10 @@ impl ProxyHttp for Gateway {
                 ApiError::body_too_large(ctx.runtime.config.max_body_bytes)
             }
             ErrorType::HTTPStatus(code) => ApiError::new(*code, "api_error", reason.clone()),
+            // A client stalling in a body Pingora streams (`paths:` routes): as in body::read.
+            ErrorType::ReadTimedout if e.esource() == &ErrorSource::Downstream => {
+                body::timed_out(ctx.runtime.config.client_timeout)
+            }
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
                 if e.esource() == &ErrorSource::Upstream =>
             {
