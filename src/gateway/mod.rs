@@ -11,6 +11,7 @@
 //! [`forward`]. Requests on `paths:` routes need no body inspection and take Pingora's own
 //! streaming proxy path through `upstream_peer`.
 
+mod admission;
 pub mod attempts;
 pub mod body;
 pub mod checks;
@@ -20,6 +21,7 @@ pub mod headers;
 pub mod health;
 pub mod observe;
 pub mod pool;
+mod redaction;
 pub mod resolve;
 pub mod respond;
 pub mod runtime;
@@ -36,25 +38,24 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::config::{Config, Route, RouteMatch, Upstream};
-use crate::limits::{Admission, AdmissionPlan, Limiter, RefusalCause};
+use crate::limits::Limiter;
 use crate::openai::request::multipart_model_span;
 use crate::openai::usage::{self, Usage};
 use crate::openai::{self, ApiError, Endpoint};
-use crate::redact::{
-    Direction as RedactDirection, Endpoint as RedactEndpoint, RedactError, Redactor,
-};
+use crate::redact::Direction as RedactDirection;
 use crate::shutdown::Inflight;
 use crate::telemetry::record::{
-    Direction as TelemetryDirection, RateLimitOutcome, RedactionFailure, TokenUsage,
-    UpstreamAttempt, UpstreamErrorReason,
+    Direction as TelemetryDirection, UpstreamAttempt, UpstreamErrorReason,
 };
 use crate::telemetry::Telemetry;
 
+use admission::Estimate;
 use attempts::Failure;
 use context::{PassThrough, RequestCtx};
 use forward::{Exchange, ForwardError, Forwarder};
 use health::UpstreamHealth;
 use observe::StreamObserver;
+use redaction::redact_endpoint;
 use runtime::SharedRuntime;
 
 /// Largest non-streamed JSON answer the gateway reads whole (to inspect it).
@@ -353,142 +354,6 @@ impl Gateway {
         }
         self.forwarder.finish(exchange).await;
         result
-    }
-
-    /// Redacts a JSON request body under the route's policy.
-    fn redact_request(
-        &self,
-        ctx: &mut RequestCtx,
-        redactor: &Redactor,
-        endpoint: Endpoint,
-        content_type: &str,
-        body: Bytes,
-        session: &Session,
-    ) -> Result<Bytes, ApiError> {
-        let Some(kind) = redact_endpoint(endpoint) else {
-            return Ok(body);
-        };
-        if !redactor.is_active(RedactDirection::Request) {
-            return Ok(body);
-        }
-        let encoding = header_str(session.req_header(), http::header::CONTENT_ENCODING);
-        let json_type = content_type.is_empty()
-            || content_type
-                .split(';')
-                .next()
-                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
-        if !json_type || !(encoding.is_empty() || encoding.eq_ignore_ascii_case("identity")) {
-            ctx.record.redaction_failure = Some(RedactionFailure {
-                direction: TelemetryDirection::Request,
-                reason: "content_type",
-            });
-            return Err(ApiError::new(
-                415,
-                "invalid_request_error",
-                "This route redacts requests, so it accepts only uncompressed `Content-Type: application/json` bodies.",
-            )
-            .code("unsupported_media_type"));
-        }
-        match redactor.redact_request(kind, &body, &mut ctx.redaction) {
-            Ok(Some(rewritten)) => Ok(Bytes::from(rewritten)),
-            Ok(None) => Ok(body),
-            Err(e) => {
-                ctx.record.redaction_failure = Some(RedactionFailure {
-                    direction: TelemetryDirection::Request,
-                    reason: e.code(),
-                });
-                Err(match &e {
-                    RedactError::Blocked { detector, .. } => ApiError::new(
-                        400,
-                        "invalid_request_error",
-                        format!(
-                            "The request was blocked by this gateway's data policy: it contains data matched by the `{detector}` detector. Remove it and try again."
-                        ),
-                    )
-                    .code("content_blocked"),
-                    other => ApiError::invalid_request(format!(
-                        "The request body could not be inspected for redaction ({other}), so it was not forwarded."
-                    ))
-                    .code(other.code()),
-                })
-            }
-        }
-    }
-
-    /// Checks the key's and the route's budgets at once; refuses with 429 (or 503 when the
-    /// backend cannot decide and `on_backend_error: deny`).
-    async fn admit(
-        &self,
-        session: &Session,
-        ctx: &mut RequestCtx,
-        route: &Route,
-        estimate: &mut Estimate,
-    ) -> Result<(), ApiError> {
-        let runtime = ctx.runtime.clone();
-        let mut plan = AdmissionPlan::new(0);
-        if let Some(entry) = &ctx.key {
-            plan.extend(&entry.budgets);
-        }
-        if let Some(budgets) = runtime.route_budgets.get(&route.name) {
-            plan.extend(budgets);
-        }
-        let ip_budgets;
-        if !runtime.requires_keys() && !route.limits.is_empty() {
-            let ip = session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
-            ip_budgets = route
-                .limits
-                .budgets("route-ip", &format!("{}@{ip}", route.name))
-                .unwrap_or_default();
-            plan.extend(&ip_budgets);
-        }
-        if plan.is_empty() {
-            return Ok(());
-        }
-        if plan.counts_tokens() {
-            plan.set_estimated_tokens(estimate.get().total());
-        }
-        match self.limiter.admit(&plan).await {
-            Admission::Allowed(ticket) => {
-                ctx.rate_headers = ticket.headers().to_pairs();
-                ctx.record.rate_limit = if ticket.admitted_on_backend_error() {
-                    RateLimitOutcome::BackendError { admitted: true }
-                } else {
-                    RateLimitOutcome::Allowed
-                };
-                ctx.ticket = Some(ticket);
-                Ok(())
-            }
-            Admission::Refused(refusal) => {
-                ctx.rate_headers = refusal.headers().to_pairs();
-                let retry = refusal.retry_after_secs().max(1);
-                ctx.rate_headers.push(("retry-after", retry.to_string()));
-                match refusal.cause() {
-                    RefusalCause::Exhausted(budget) => {
-                        ctx.record.rate_limit = RateLimitOutcome::Refused {
-                            budget: budget.kind().name().to_string(),
-                        };
-                        Err(ApiError::rate_limited(
-                            &budget.to_string(),
-                            budget.limit(),
-                            budget.kind(),
-                            retry,
-                        ))
-                    }
-                    RefusalCause::BackendUnavailable => {
-                        ctx.record.rate_limit = RateLimitOutcome::BackendError { admitted: false };
-                        Err(ApiError::new(
-                            503,
-                            "api_error",
-                            "Rate limits cannot be checked right now (the rate-limit backend is unavailable) and this gateway is configured to refuse meanwhile.",
-                        )
-                        .code("rate_limit_backend_unavailable"))
-                    }
-                }
-            }
-        }
     }
 
     /// Tries the route's candidates in order until one answers with something other than a
@@ -796,231 +661,6 @@ impl Gateway {
             }
         }
     }
-
-    /// Redacts a complete JSON answer under the request's policy (and restores pseudonyms).
-    fn redact_response(
-        &self,
-        ctx: &mut RequestCtx,
-        endpoint: Endpoint,
-        body: Bytes,
-        upstream: &str,
-    ) -> Result<Bytes, Stop> {
-        let Some(redactor) = ctx.redactor.clone() else {
-            return Ok(body);
-        };
-        if !redactor.is_active(RedactDirection::Response) {
-            return Ok(body);
-        }
-        let Some(kind) = redact_endpoint(endpoint) else {
-            return self.redact_transcript(ctx, &redactor, body, upstream);
-        };
-        match redactor.redact_response(kind, &body, &mut ctx.redaction) {
-            Ok(Some(rewritten)) => Ok(Bytes::from(rewritten)),
-            Ok(None) => Ok(body),
-            Err(e) => Err(self.response_redaction_error(ctx, &e, upstream).into()),
-        }
-    }
-
-    /// A transcription or translation in JSON (`text`, and `segments[].text` in
-    /// `verbose_json`): its text fields are redacted like any answer.
-    fn redact_transcript(
-        &self,
-        ctx: &mut RequestCtx,
-        redactor: &Redactor,
-        body: Bytes,
-        upstream: &str,
-    ) -> Result<Bytes, Stop> {
-        let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&body) else {
-            return Err(self
-                .response_redaction_error(ctx, &RedactError::InvalidUtf8, upstream)
-                .into());
-        };
-        let mut changed = false;
-        let mut fields: Vec<&mut serde_json::Value> = Vec::new();
-        if let Some(obj) = value.as_object_mut() {
-            for (key, v) in obj.iter_mut() {
-                match (key.as_str(), v) {
-                    ("text", v) => fields.push(v),
-                    ("segments", serde_json::Value::Array(segments)) => {
-                        fields.extend(segments.iter_mut().filter_map(|s| s.get_mut("text")));
-                    }
-                    _ => {}
-                }
-            }
-        }
-        for field in fields {
-            if let Some(text) = field.as_str() {
-                match redactor.redact_text(RedactDirection::Response, text, &mut ctx.redaction) {
-                    Ok(std::borrow::Cow::Owned(t)) => {
-                        *field = serde_json::Value::String(t);
-                        changed = true;
-                    }
-                    Ok(std::borrow::Cow::Borrowed(_)) => {}
-                    Err(e) => return Err(self.response_redaction_error(ctx, &e, upstream).into()),
-                }
-            }
-        }
-        if !changed {
-            return Ok(body);
-        }
-        serde_json::to_vec(&value)
-            .map(Bytes::from)
-            .map_err(|_| ApiError::internal("could not re-encode the transcript").into())
-    }
-
-    /// A non-JSON answer on a redacting route: plain text is scanned whole, anything else is
-    /// refused.
-    fn redact_text_response(
-        &self,
-        ctx: &mut RequestCtx,
-        is_text: bool,
-        body: Bytes,
-        upstream: &str,
-    ) -> Result<Bytes, Stop> {
-        let Some(redactor) = ctx.redactor.clone() else {
-            return Ok(body);
-        };
-        let text = match std::str::from_utf8(&body) {
-            Ok(t) if is_text => t,
-            _ => {
-                return Err(self
-                    .response_redaction_error(ctx, &RedactError::InvalidUtf8, upstream)
-                    .into())
-            }
-        };
-        match redactor.redact_text(RedactDirection::Response, text, &mut ctx.redaction) {
-            Ok(std::borrow::Cow::Borrowed(_)) => Ok(body),
-            Ok(std::borrow::Cow::Owned(t)) => Ok(Bytes::from(t)),
-            Err(e) => Err(self.response_redaction_error(ctx, &e, upstream).into()),
-        }
-    }
-
-    fn response_redaction_error(
-        &self,
-        ctx: &mut RequestCtx,
-        e: &RedactError,
-        upstream: &str,
-    ) -> ApiError {
-        ctx.record.redaction_failure = Some(RedactionFailure {
-            direction: TelemetryDirection::Response,
-            reason: e.code(),
-        });
-        ctx.record.status = if e.is_blocked() { 403 } else { 502 };
-        match e {
-            RedactError::Blocked { detector, .. } => ApiError::new(
-                403,
-                "permission_error",
-                format!("The answer was withheld by this gateway's data policy: it contained data matched by the `{detector}` detector."),
-            )
-            .code("content_blocked"),
-            other => ApiError::new(
-                502,
-                "api_error",
-                format!("The answer from upstream `{upstream}` could not be inspected for redaction ({other}), so it was not forwarded."),
-            )
-            .code(other.code()),
-        }
-    }
-
-    /// Ends a stream whose next event could not be redacted (or was blocked) with an error
-    /// event: nothing unredacted goes out.
-    async fn end_stream_on_redaction_error(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        e: &RedactError,
-    ) {
-        let upstream = ctx
-            .record
-            .attempts
-            .last()
-            .map(|a| a.upstream.clone())
-            .unwrap_or_default();
-        let err = self.response_redaction_error(ctx, e, &upstream);
-        ctx.record.status = 200;
-        ctx.record.error = err.code;
-        log::warn!(
-            "request {}: stream ended by the redaction policy: {e}",
-            ctx.request_id
-        );
-        session.set_keepalive(None);
-        let _ = session
-            .write_response_body(Some(Bytes::from(err.to_sse_event())), true)
-            .await;
-    }
-
-    /// Records what the answer used.
-    fn account(&self, ctx: &mut RequestCtx, seen: &usage::StreamUsage, estimate: &mut Estimate) {
-        let charged = match seen.reported {
-            Some(reported) => reported,
-            None => seen.charge(estimate.get().prompt),
-        };
-        ctx.record.tokens = Some(TokenUsage {
-            prompt: charged.prompt,
-            completion: charged.completion,
-        });
-        ctx.record.response.model = seen.response_model.clone();
-        ctx.record.response.finish_reasons = seen.finish_reasons.clone();
-    }
-}
-
-/// A request's token estimate, computed only when something needs it: a token budget at
-/// admission, or an answer that does not report its usage. Estimating needs the whole JSON
-/// body parsed into a tree, which cost ~10% of a request's CPU when done for every request.
-struct Estimate {
-    endpoint: Endpoint,
-    body: Option<Bytes>,
-    known: Option<Usage>,
-}
-
-impl Estimate {
-    /// Known already.
-    fn known(usage: Usage) -> Self {
-        Estimate {
-            endpoint: Endpoint::ChatCompletions,
-            body: None,
-            known: Some(usage),
-        }
-    }
-
-    /// From a request already parsed.
-    fn of(endpoint: Endpoint, request: &serde_json::Value) -> Self {
-        Estimate::known(usage::estimate(endpoint, request))
-    }
-
-    /// From the JSON `body` (as the client sent it), if ever asked for.
-    fn later(endpoint: Endpoint, body: Bytes) -> Self {
-        Estimate {
-            endpoint,
-            body: Some(body),
-            known: None,
-        }
-    }
-
-    fn get(&mut self) -> Usage {
-        if let Some(known) = self.known {
-            return known;
-        }
-        let usage = self
-            .body
-            .take()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .map(|v| usage::estimate(self.endpoint, &v))
-            .unwrap_or_default();
-        self.known = Some(usage);
-        usage
-    }
-}
-
-/// The redactor's view of an endpoint; `None` for bodies it does not walk (audio uploads).
-fn redact_endpoint(endpoint: Endpoint) -> Option<RedactEndpoint> {
-    Some(match endpoint {
-        Endpoint::ChatCompletions => RedactEndpoint::ChatCompletions,
-        Endpoint::Completions => RedactEndpoint::Completions,
-        Endpoint::Embeddings => RedactEndpoint::Embeddings,
-        Endpoint::Responses => RedactEndpoint::Responses,
-        Endpoint::AudioTranscriptions | Endpoint::AudioTranslations => return None,
-    })
 }
 
 /// Resolves when the client has closed its connection (never, while it stays open).
