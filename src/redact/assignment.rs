@@ -250,6 +250,27 @@ impl Grammar {
         self.operator_first[usize::from(b)]
     }
 
+    /// A bound on the end of every match whose operator starts at `op`: the operator (at most
+    /// two bytes, any operator byte), at most 3 blanks, an optional backslash and quote, and at
+    /// most `value_max` value bytes. The prefilter ends such an anchor's window here instead of
+    /// `max_len` bytes on: in configuration text the next lines are full of operators, and
+    /// every one of them would otherwise be tried again after the match.
+    ///
+    /// Skipping each part greedily never ends early: where the real operator is shorter, the
+    /// byte skipped in excess is either a value byte (the value run then ends at the same
+    /// place) or not (the real value is then empty, and no match exists).
+    pub(crate) fn reach(&self, bytes: &[u8], op: usize) -> usize {
+        let operator = |b: u8| self.operators.iter().any(|o| o.as_bytes().contains(&b));
+        let op_max = self.operators.iter().map(|o| o.len()).max().unwrap_or(0);
+        let mut i = skip(bytes, op, op_max, operator);
+        i = skip(bytes, i, 3, is_blank);
+        if self.quotes {
+            i = skip(bytes, i, 1, |b| b == b'\\');
+            i = skip(bytes, i, 1, is_quote);
+        }
+        skip(bytes, i, self.value_max, self.value)
+    }
+
     /// Whether `tail` — the text from a candidate start to the end of what has arrived — can
     /// still become (or grow into) a match when more text arrives.
     pub(crate) fn could_start(&self, tail: &[u8]) -> bool {

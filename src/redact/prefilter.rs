@@ -5,6 +5,8 @@
 //! Around each anchor occurrence the detector gets a window: at most `max_len` bytes on either
 //! side, and — for detectors whose alphabet excludes ordinary prose — no further than the run of
 //! alphabet bytes around the anchor, since a match cannot cross a byte outside its alphabet.
+//! An assignment's window ends where a value after its operator must end
+//! ([`Grammar::reach`]), whatever the alphabet.
 //! Windows shorter than the detector's `min_len` are dropped. The matcher runs only inside
 //! windows.
 //!
@@ -22,12 +24,12 @@
 //!
 //! The matcher searches `hay[..window.end]`. A match it finds there contains an anchor inside
 //! the window; that anchor's own window — which reaches past everything that can decide a match
-//! starting before the anchor (`max_len` + look-ahead, or the first byte outside the alphabet
-//! plus look-ahead) — was merged into this one. So the truncation never changes a match.
+//! starting before the anchor (`max_len` + look-ahead, the first byte outside the alphabet
+//! plus look-ahead, or an assignment's reach plus look-ahead) — was merged into this one. So the truncation never changes a match.
 
-use super::assignment::identifier_before;
+use super::assignment::{identifier_before, Grammar};
 use super::byteset::{ceil_boundary, floor_boundary, ByteSet};
-use super::detector::{Anchor, Detector, StartRule, LOOKAHEAD};
+use super::detector::{Anchor, Detector, Matcher, StartRule, LOOKAHEAD};
 
 /// Trigger bytes, most rare first (for choosing each literal's trigger; digits last, as a digit
 /// trigger makes every digit count); must equal the set [`trigger_lanes`] tests.
@@ -64,6 +66,9 @@ struct Assignment {
     suffix: usize,
     lead: usize,
     det: usize,
+    /// The detector's grammar, when its matcher is one: it bounds how far a match reaches
+    /// past the operator ([`Grammar::reach`]).
+    grammar: Option<&'static Grammar>,
 }
 
 /// What the prefilter needs to know about a detector's matches.
@@ -74,6 +79,15 @@ struct Shape {
     alphabet: ByteSet,
     /// Whether alphabet runs bound windows (not for prose-like alphabets: their runs are long).
     bounded: bool,
+}
+
+/// What an anchor tells about the matches containing it, besides the detector's `max_len`.
+#[derive(Clone, Copy, Default)]
+struct Bounds {
+    /// Where such a match starts at the earliest.
+    earliest: Option<usize>,
+    /// Where such a match ends at the latest.
+    latest: Option<usize>,
 }
 
 /// A span walked for a detector: every byte in it belongs to the detector's alphabet. When
@@ -92,6 +106,10 @@ pub(crate) struct Prefilter {
     literals: Vec<Literal>,
     /// For each trigger byte, the literals that chose it.
     by_trigger: Vec<Vec<Trigger>>,
+    /// For each trigger byte, the bytes its triggers expect before it — all bytes when one
+    /// of them is its literal's first byte. In dense text most `-`, `_` and upper-case
+    /// triggers follow a byte no literal expects, and their lists are skipped at once.
+    before: Vec<ByteSet>,
     assignments: Vec<Assignment>,
     /// For each operator byte, the assignment anchors it ends.
     by_operator: Vec<Vec<usize>>,
@@ -112,6 +130,7 @@ impl Prefilter {
         let mut p = Prefilter {
             literals: Vec::new(),
             by_trigger: vec![Vec::new(); 256],
+            before: vec![ByteSet::EMPTY; 256],
             assignments: Vec::new(),
             by_operator: vec![Vec::new(); 256],
             digit_pair: Vec::new(),
@@ -165,6 +184,10 @@ impl Prefilter {
                             suffix: *suffix,
                             lead: *lead,
                             det: i,
+                            grammar: match det.matcher {
+                                Matcher::Assignment(g) => Some(g),
+                                _ => None,
+                            },
                         });
                     }
                 }
@@ -198,6 +221,11 @@ impl Prefilter {
             return false;
         };
         self.all_digits |= trigger.is_ascii_digit();
+        let before = &mut self.before[usize::from(trigger)];
+        match offset.checked_sub(1) {
+            Some(i) => before.insert(lit[i]),
+            None => *before = ByteSet::ALL,
+        }
         self.by_trigger[usize::from(trigger)].push(Trigger {
             literal: self.literals.len(),
             offset,
@@ -218,11 +246,11 @@ impl Prefilter {
         let bytes = hay.as_bytes();
         let mut open: Vec<Option<Window>> = vec![None; self.shapes.len()];
         let mut runs: Vec<Option<Run>> = vec![None; self.shapes.len()];
-        let mut push = |det: usize, earliest: Option<usize>, at: usize, len: usize| {
+        let mut push = |det: usize, bounds: Bounds, at: usize, len: usize| {
             if runs[det].is_some_and(|r| r.natural && r.start <= at && at + len <= r.end) {
                 return;
             }
-            let Some(w) = self.window(hay, from, det, earliest, at, len, &mut runs[det]) else {
+            let Some(w) = self.window(hay, from, det, bounds, at, len, &mut runs[det]) else {
                 return;
             };
             match &mut open[det] {
@@ -281,16 +309,15 @@ impl Prefilter {
     }
 
     /// The window of detector `det` for an anchor at `at..at + len`, if a match fits in it;
-    /// `earliest` is where a match containing the anchor can start at the earliest, when that
-    /// is known to be later than `max_len` before the anchor's end. Records the alphabet run in
-    /// `run` when it was walked to both natural ends.
+    /// `bounds` are what is known about matches containing the anchor beyond `max_len`.
+    /// Records the alphabet run in `run` when it was walked to both natural ends.
     #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
     fn window(
         &self,
         hay: &str,
         from: usize,
         det: usize,
-        earliest: Option<usize>,
+        bounds: Bounds,
         at: usize,
         len: usize,
         run: &mut Option<Run>,
@@ -299,8 +326,11 @@ impl Prefilter {
         let shape = &self.shapes[det];
         let lo = from
             .max((at + len).saturating_sub(shape.max_len))
-            .max(earliest.unwrap_or(0));
-        let hi = bytes.len().min(at + shape.max_len);
+            .max(bounds.earliest.unwrap_or(0));
+        let hi = bytes
+            .len()
+            .min(at + shape.max_len)
+            .min(bounds.latest.unwrap_or(usize::MAX));
         let (mut start, mut end) = (lo, hi);
         if shape.bounded {
             let alphabet = &shape.alphabet;
@@ -327,6 +357,10 @@ impl Prefilter {
                     && (span_end == bytes.len() || !alphabet.contains(bytes[span_end])),
             };
             *run = Some(merged);
+            // Most runs of number-like text are too short: say so before counting digits.
+            if end - start < shape.min_len {
+                return None;
+            }
             // A fresh walk: its digits can still rule the window out (a reused span cannot).
             if known.is_none() && shape.min_digits > 0 {
                 let digits = bytes[start..end]
@@ -353,7 +387,7 @@ impl Prefilter {
         bytes: &[u8],
         from: usize,
         at: usize,
-        push: &mut impl FnMut(usize, Option<usize>, usize, usize),
+        push: &mut impl FnMut(usize, Bounds, usize, usize),
     ) {
         let b = bytes[at];
         if b.is_ascii_digit()
@@ -361,10 +395,15 @@ impl Prefilter {
             && !(at > 0 && bytes[at - 1].is_ascii_digit())
         {
             for &det in &self.digit_pair {
-                push(det, None, at, 2);
+                push(det, Bounds::default(), at, 2);
             }
         }
-        for t in &self.by_trigger[usize::from(b)] {
+        let triggers = if at > 0 && !self.before[usize::from(b)].contains(bytes[at - 1]) {
+            &[][..]
+        } else {
+            &self.by_trigger[usize::from(b)][..]
+        };
+        for t in triggers {
             if at < from + t.offset || t.before.is_some_and(|p| bytes[at - 1] != p) {
                 continue;
             }
@@ -379,7 +418,11 @@ impl Prefilter {
                     .all(|(a, b)| a == b);
             if hit {
                 for &(det, starts) in &literal.detectors {
-                    push(det, starts.then_some(start), start, literal.bytes.len());
+                    let bounds = Bounds {
+                        earliest: starts.then_some(start),
+                        latest: None,
+                    };
+                    push(det, bounds, start, literal.bytes.len());
                 }
             }
         }
@@ -389,8 +432,11 @@ impl Prefilter {
             for &a in assignments {
                 let a = &self.assignments[a];
                 if has_keyword(bytes, id_start, id_end, &a.initials, &a.keywords, a.suffix) {
-                    let earliest = id_start.saturating_sub(a.lead).max(from);
-                    push(a.det, Some(earliest), at, 1);
+                    let bounds = Bounds {
+                        earliest: Some(id_start.saturating_sub(a.lead).max(from)),
+                        latest: a.grammar.map(|g| g.reach(bytes, at)),
+                    };
+                    push(a.det, bounds, at, 1);
                 }
             }
         }
