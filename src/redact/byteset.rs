@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-/// A set of byte values.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// A set of byte values (empty by default).
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct ByteSet([u64; 4]);
 
 impl ByteSet {

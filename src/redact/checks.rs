@@ -6,6 +6,8 @@
 
 use std::sync::OnceLock;
 
+use aho_corasick::AhoCorasick;
+
 use super::builtin::Specific;
 use super::detector::RawMatch;
 
@@ -103,36 +105,37 @@ fn password(value: &str) -> bool {
     !(template || variable || filler)
 }
 
+/// Words that mark a value as a placeholder, lower-case.
+const PLACEHOLDERS: [&str; 14] = [
+    "xxxx",
+    "****",
+    "....",
+    "your",
+    "example",
+    "changeme",
+    "change_me",
+    "placeholder",
+    "redacted",
+    "dummy",
+    "sample",
+    "${",
+    "{{",
+    "replace",
+];
+
 fn generic_secret(value: &str, specific: &Specific) -> bool {
-    const PLACEHOLDERS: [&str; 14] = [
-        "xxxx",
-        "****",
-        "....",
-        "your",
-        "example",
-        "changeme",
-        "change_me",
-        "placeholder",
-        "redacted",
-        "dummy",
-        "sample",
-        "${",
-        "{{",
-        "replace",
-    ];
     let bytes = value.as_bytes();
-    let has = |f: fn(&u8) -> bool| bytes.iter().any(f);
-    let digit = has(u8::is_ascii_digit);
-    let symbol = has(|b| !b.is_ascii_alphanumeric() && !matches!(b, b'.' | b'_' | b'-'));
-    let classes = [
-        has(u8::is_ascii_lowercase),
-        has(u8::is_ascii_uppercase),
-        digit,
-        symbol,
-    ]
-    .iter()
-    .filter(|&&c| c)
-    .count();
+    let (mut lower, mut upper, mut digit, mut symbol) = (false, false, false, false);
+    for &b in bytes {
+        match b {
+            b'a'..=b'z' => lower = true,
+            b'A'..=b'Z' => upper = true,
+            b'0'..=b'9' => digit = true,
+            b'.' | b'_' | b'-' => {}
+            _ => symbol = true,
+        }
+    }
+    let classes = [lower, upper, digit, symbol].iter().filter(|&&c| c).count();
     if classes < 2 {
         return false;
     }
@@ -142,8 +145,27 @@ fn generic_secret(value: &str, specific: &Specific) -> bool {
     if entropy < 3.0 || !(digit || symbol || entropy >= 3.8) {
         return false;
     }
-    let lower = value.to_ascii_lowercase();
-    !PLACEHOLDERS.iter().any(|p| lower.contains(p)) && !specific.starts(value)
+    !has_placeholder(value) && !specific.starts(value)
+}
+
+/// Whether `value` contains a placeholder word, ASCII case-insensitively. Candidates are
+/// frequent in configuration text: one automaton pass, no lower-cased copy.
+fn has_placeholder(value: &str) -> bool {
+    static FINDER: OnceLock<Option<AhoCorasick>> = OnceLock::new();
+    let finder = FINDER.get_or_init(|| {
+        AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(PLACEHOLDERS)
+            .ok()
+    });
+    match finder {
+        Some(f) => f.is_match(value),
+        // Fourteen short words always build; this only keeps the check total.
+        None => {
+            let lower = value.to_ascii_lowercase();
+            PLACEHOLDERS.iter().any(|p| lower.contains(p))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -165,6 +187,15 @@ mod tests {
         assert!(!generic_secret("os.environ", &none));
         assert!(!generic_secret("12345678", &none));
         assert!(!generic_secret("aaaaaaaaaaaa", &none));
+    }
+
+    #[test]
+    fn placeholders_are_found_in_any_case() {
+        assert!(has_placeholder("MY-EXAMPLE-KEY"));
+        assert!(has_placeholder("a${X}"));
+        assert!(has_placeholder("ChangeMe123"));
+        assert!(!has_placeholder("exampl"));
+        assert!(!has_placeholder(""));
     }
 
     #[test]

@@ -54,11 +54,11 @@ impl RequestRedaction {
 
     pub(crate) fn record(&mut self, detector: &Arc<str>, direction: Direction, action: Action) {
         // A request sees a handful of distinct detectors: a linear scan beats hashing here.
-        if let Some(c) = self
-            .counts
-            .iter_mut()
-            .find(|c| c.direction == direction && c.action == action && *c.detector == **detector)
-        {
+        if let Some(c) = self.counts.iter_mut().find(|c| {
+            c.direction == direction
+                && c.action == action
+                && (Arc::ptr_eq(&c.detector, detector) || *c.detector == **detector)
+        }) {
             c.n += 1;
             return;
         }

@@ -52,9 +52,17 @@ pub(crate) enum Matcher {
     Assignment(&'static Grammar),
     /// A regex whose matches start with known literals, tried only there.
     Prefixed(Prefixed),
+    /// A regex whose replaced part follows from the matched text alone (`span`, relative to
+    /// the match): found with the regex's DFAs, without a capture search. A capture search
+    /// here cost more than the rest of the match (the bounded backtracker clears a visited
+    /// set for every search).
+    Derived { re: Regex, span: SpanFn },
     /// JSON Web Tokens (hand-written: see `jwt.rs`).
     Jwt,
 }
+
+/// The part of a match (given as text) that an action replaces, relative to the match.
+pub(crate) type SpanFn = fn(&str) -> Option<Range<usize>>;
 
 /// A regex whose every match starts with one of `prefixes`, run anchored at each occurrence.
 ///
@@ -135,6 +143,15 @@ impl Matcher {
                     start: whole.start(),
                     end: whole.end(),
                     span,
+                })
+            }
+            Matcher::Derived { re, span } => {
+                let m = re.find_at(hay, start)?;
+                let part = span(m.as_str())?;
+                Some(RawMatch {
+                    start: m.start(),
+                    end: m.end(),
+                    span: m.start() + part.start..m.start() + part.end,
                 })
             }
             Matcher::Pem(pem) => pem.find_at(hay, start),

@@ -16,7 +16,7 @@ use regex::Regex;
 use super::assignment::Grammar;
 use super::byteset::ByteSet;
 use super::checks::Check;
-use super::detector::{Anchor, Detector, Matcher, Prefixed, StartRule};
+use super::detector::{Anchor, Detector, Matcher, Prefixed, SpanFn, StartRule};
 use super::numbers::Number;
 use super::pem::{Pem, PEM_MAX_LEN};
 use super::policy::{Category, PolicyError};
@@ -48,6 +48,8 @@ pub(crate) struct Spec {
     pub min_digits: usize,
     pub max_len: usize,
     pub check: Check,
+    /// The replaced part, computed from the match instead of captured by `group`.
+    pub span: Option<SpanFn>,
 }
 
 impl Spec {
@@ -67,6 +69,7 @@ impl Spec {
             min_digits: 0,
             max_len: 0,
             check: Check::None,
+            span: None,
         }
     }
 
@@ -101,6 +104,15 @@ impl Spec {
             other => other,
         };
         Spec { kind, ..self }
+    }
+
+    /// The replaced part follows from the match: `span` gives what capture group `group`
+    /// would (a test checks that on the samples), without a capture search.
+    pub(crate) const fn span(self, span: SpanFn) -> Spec {
+        Spec {
+            span: Some(span),
+            ..self
+        }
     }
 
     /// Every match starts with one of these: they are both anchors and start literals.
@@ -209,19 +221,38 @@ pub(crate) struct Builtins {
 #[derive(Default)]
 pub(crate) struct Specific {
     detectors: Vec<Arc<Detector>>,
+    /// The first bytes of their start literals: most values start with none of them.
+    first: ByteSet,
 }
 
 impl Specific {
     fn new(detectors: Vec<Arc<Detector>>) -> Specific {
-        let detectors = detectors
+        let detectors: Vec<Arc<Detector>> = detectors
             .into_iter()
             .filter(|d| matches!(d.start, StartRule::Literals { ci: false, .. }))
             .collect();
-        Specific { detectors }
+        let mut first = ByteSet::EMPTY;
+        for d in &detectors {
+            if let StartRule::Literals { lits, .. } = &d.start {
+                for l in lits {
+                    if let Some(&b) = l.first() {
+                        first.insert(b);
+                    }
+                }
+            }
+        }
+        Specific { detectors, first }
     }
 
     /// Whether `value` starts with an accepted match of one of the detectors.
     pub(crate) fn starts(&self, value: &str) -> bool {
+        if !value
+            .as_bytes()
+            .first()
+            .is_some_and(|&b| self.first.contains(b))
+        {
+            return false;
+        }
         let none = Specific::default();
         self.detectors.iter().any(|d| {
             let StartRule::Literals { lits, .. } = &d.start else {
@@ -290,7 +321,10 @@ fn compile(spec: &Spec) -> Result<Detector, String> {
         Kind::Regex { pattern, group } => {
             // ASCII word boundaries: see the module docs.
             let pattern = pattern.replace(r"\b", r"(?-u:\b)");
-            let matcher = if group == 0 && !spec.start.is_empty() {
+            let matcher = if let Some(span) = spec.span {
+                let re = Regex::new(&pattern).map_err(|e| format!("{}: {e}", spec.name))?;
+                Matcher::Derived { re, span }
+            } else if group == 0 && !spec.start.is_empty() {
                 let p = Prefixed::new(&pattern, spec.start)
                     .map_err(|e| format!("{}: {e}", spec.name))?;
                 Matcher::Prefixed(p)
@@ -554,6 +588,45 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn derived_spans_equal_capture_groups() {
+        let mut texts: Vec<String> = crate::redact::tests::samples()
+            .into_iter()
+            .map(|(_, t, _)| t)
+            .collect();
+        texts.extend(
+            crate::redact::tests::SURVIVORS
+                .iter()
+                .map(|s| s.to_string()),
+        );
+        texts.extend(
+            [
+                "see postgres://admin:S3cr3tP4ss@db.example.com/app now",
+                "a+b.c-d://u:p:q@h and x://:pw@h, http://user:p%40ss:word@host",
+                "ftp://a:b@c@d mysql://root:x@y redis://:only-password@cache:6379",
+            ]
+            .map(String::from),
+        );
+        let mut checked = 0;
+        for spec in all_specs() {
+            let (Some(span), Kind::Regex { pattern, group }) = (spec.span, spec.kind) else {
+                continue;
+            };
+            let re = Regex::new(&pattern.replace(r"\b", r"(?-u:\b)")).unwrap();
+            for text in &texts {
+                for caps in re.captures_iter(text) {
+                    let whole = caps.get(0).unwrap();
+                    let want = caps.get(group).map_or(whole.range(), |g| g.range());
+                    let part = span(whole.as_str()).unwrap();
+                    let got = whole.start() + part.start..whole.start() + part.end;
+                    assert_eq!(got, want, "{} on {text:?}", spec.name);
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 5, "only {checked} matches checked");
     }
 
     #[test]

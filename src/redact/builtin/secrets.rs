@@ -11,6 +11,14 @@ use crate::redact::jwt::JWT_MAX;
 /// Entropy floor for random token bodies: rejects `…xxxxxxxx` placeholders behind real prefixes.
 const RANDOM: Check = Check::MinEntropy(3.0);
 
+/// The password of a `url_password` match `scheme://user:password@`: neither the scheme nor
+/// the user contains a `:`, so it runs from the first `:` after `://` to the final `@`.
+fn url_password(m: &str) -> Option<std::ops::Range<usize>> {
+    let user = m.find("://")? + 3;
+    let colon = user + m[user..].find(':')?;
+    Some(colon + 1..m.len().checked_sub(1)?)
+}
+
 pub(crate) const SPECS: &[Spec] = &[
     Spec::pem("private_key").prefixes(&["-----BEGIN"]).alphabet(r"\t\n\r -~")
         .min_len(27),
@@ -167,6 +175,7 @@ pub(crate) const SPECS: &[Spec] = &[
         r#"\b[A-Za-z][A-Za-z0-9+.-]{1,30}://[^ \t\r\n:@/?#"'\\<>]{0,128}:([^ \t\r\n@/?#"'\\<>]{1,256})@"#,
     )
     .group(1)
+    .span(url_password)
     .anchors(&["://"])
     .starts_with_bytes("A-Za-z")
     .alphabet(r#"^ \t\r\n"'\\<>?#"#)
