@@ -10,10 +10,16 @@
 //! - `stream/chat_events`: a streamed reply in 4-byte deltas through the stream redactor.
 //!
 //! Run: `cargo bench --bench redact`.
+//!
+//! Instruction counts (steadier than wall-clock time on a shared machine): with
+//! `REDACT_ONCE=<bench id>` (e.g. `scan/dense_values`) the binary runs that input
+//! `REDACT_ITERS` times (default 10) through [`measured`] and exits, so that
+//! `valgrind --tool=callgrind --toggle-collect='redact::measured'` counts only the work
+//! itself: divide the `Ir` total by the iterations.
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use veilgate::redact::{
     Action, CategoryActions, Direction, Endpoint, PolicySpec, Redactor, RequestRedaction,
 };
@@ -256,5 +262,60 @@ fn stream(c: &mut Criterion) {
     group.finish();
 }
 
+/// Runs `f` `iters` times; not inlined, so that callgrind can count only this.
+#[inline(never)]
+fn measured(iters: usize, mut f: impl FnMut() -> usize) -> usize {
+    (0..iters).map(|_| black_box(f())).sum()
+}
+
+/// `REDACT_ONCE` mode (see the module docs): false if the variable is not set.
+fn once() -> bool {
+    let Ok(id) = std::env::var("REDACT_ONCE") else {
+        return false;
+    };
+    let iters: usize = std::env::var("REDACT_ITERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10);
+    let r = everything_on();
+    let text = match id.as_str() {
+        "scan/prose" => Some(prose(1 << 20)),
+        "scan/prose_values" => Some(prose_values(1 << 20)),
+        "scan/dense_lines" => Some(dense_lines(1 << 20)),
+        "scan/dense_values" => Some(dense_values(1 << 20)),
+        _ => None,
+    };
+    let body = match id.as_str() {
+        "request/chat_4k_clean" => Some(chat_request(4096, false)),
+        "request/chat_4k_values" => Some(chat_request(4096, true)),
+        _ => None,
+    };
+    let n = match (text, body) {
+        (Some(text), _) => measured(iters, || {
+            let mut cx = RequestRedaction::default();
+            let out = r.redact_text(Direction::Request, black_box(&text), &mut cx);
+            out.map(|o| o.len()).unwrap_or(0)
+        }),
+        (_, Some(body)) => measured(iters, || {
+            let mut cx = RequestRedaction::default();
+            let out = r.redact_request(Endpoint::ChatCompletions, black_box(&body), &mut cx);
+            out.map(|o| o.map_or(0, |v| v.len())).unwrap_or(0)
+        }),
+        _ => {
+            eprintln!("REDACT_ONCE: unknown bench {id:?}");
+            std::process::exit(2);
+        }
+    };
+    println!("{id}: {iters} iterations, {n} output bytes");
+    true
+}
+
 criterion_group!(benches, scan, request, stream);
-criterion_main!(benches);
+
+fn main() {
+    if once() {
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
