@@ -277,6 +277,12 @@ impl TracePipeline {
     }
 
     /// Queues the spans of a sampled request for export; never waits.
+    /// Content bytes held by spans not yet exported (or dropped).
+    #[cfg(test)]
+    pub(crate) fn queued_content_bytes(&self) -> usize {
+        self.queued_content.load(Ordering::Acquire)
+    }
+
     pub(crate) fn submit(&self, record: &RequestRecord) {
         if !record.trace.is_sampled() {
             return;

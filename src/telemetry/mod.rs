@@ -304,6 +304,11 @@ impl Telemetry {
         &self.version
     }
 
+    #[cfg(test)]
+    pub(crate) fn queued_content_bytes(&self) -> usize {
+        self.pipeline().queued_content_bytes()
+    }
+
     fn pipeline(&self) -> Arc<TracePipeline> {
         self.traces
             .read()

@@ -798,9 +798,11 @@ async fn queued_content_is_bounded_and_spans_survive_without_it() {
     let second = record(&t, "staging", None);
     t.finish(&first);
     t.finish(&second);
-    // Once exported, the budget is free again.
+    // Once exported, the budget is free again. The collector stores the spans before it
+    // answers, and the lease is given back only after the answer, so wait for both.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while collector.spans().len() < 6 && Instant::now() < deadline {
+    while (collector.spans().len() < 6 || t.queued_content_bytes() > 0) && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let third = record(&t, "staging", None);
