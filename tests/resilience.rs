@@ -111,6 +111,92 @@ async fn unreachable_and_stalled_upstreams_fall_back_or_time_out() {
     assert_eq!(expect_error(resp, 504).await["code"], "upstream_timeout");
 }
 
+/// Reads one HTTP/1.1 request (header and Content-Length body) from `s`; `None` at EOF.
+async fn read_request(s: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= end + 4 + len {
+                return Some(buf);
+            }
+        }
+        let n = s.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test]
+async fn a_pooled_connection_the_upstream_drops_is_retried_on_a_fresh_one() {
+    use tokio::io::AsyncWriteExt;
+    // An upstream that answers the first request of each connection, keeping it alive, and
+    // closes the connection without a word when a second request arrives on it: the race of
+    // an upstream's keep-alive timeout firing just as the gateway reuses the connection.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let dropped = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (c, d) = (connections.clone(), dropped.clone());
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            c.fetch_add(1, Ordering::SeqCst);
+            let d = d.clone();
+            tokio::spawn(async move {
+                if read_request(&mut s).await.is_none() {
+                    return;
+                }
+                let body =
+                    json!({"id": "x", "object": "chat.completion", "created": 1, "model": "m",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "fresh"},
+                    "finish_reason": "stop"}]})
+                    .to_string();
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                s.write_all(answer.as_bytes()).await.unwrap();
+                if read_request(&mut s).await.is_some() {
+                    d.fetch_add(1, Ordering::SeqCst);
+                }
+                // Dropped: closed with the second request unanswered.
+            });
+        }
+    });
+    let config = format!(
+        "environment: test\nupstreams:\n  flaky: {{url: 'http://127.0.0.1:{port}/v1'}}\nroutes:\n  - models: [m]\n    upstream: flaky\n    retry_on: []\n"
+    );
+    let gw = GatewayProcess::start(&config).await;
+    // One client connection: its requests run on one gateway thread, which reuses its pooled
+    // upstream connection for each next request. `retry_on: []`: no route-level retry hides
+    // a failure here.
+    let http = client();
+    for i in 0..4 {
+        let resp = http
+            .post(gw.url("/v1/chat/completions"))
+            .json(&chat("m"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "request {i}");
+        let v: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(v["choices"][0]["message"]["content"], "fresh");
+    }
+    // Requests 2 to 4 each went first to the pooled connection, which the upstream dropped,
+    // then to a fresh one.
+    assert_eq!(dropped.load(Ordering::SeqCst), 3);
+    assert_eq!(connections.load(Ordering::SeqCst), 4);
+}
+
 #[tokio::test]
 async fn a_stream_that_stalls_ends_with_an_error_event() {
     let up = MockUpstream::with_handler(|_| Reply::StallAfterHeader).await;
