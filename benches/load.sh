@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Load benchmark: Veilgate against a plain nginx reverse proxy and against calling the upstream
-# directly, on one machine, over loopback. Prints one markdown table and writes it (with the
+# Load benchmark: Veilgate against a plain nginx reverse proxy, against Pingora's own proxy with
+# no policy at all (examples/plain_pingora.rs: the floor of anything built on Pingora) and against
+# calling the upstream directly, on one machine, over loopback. Prints one markdown table and writes it (with the
 # date, machine, command and gateway config) to benches/RESULTS.md.
 #
 #   benches/load.sh                 full run (about 4 minutes plus the build)
@@ -10,14 +11,14 @@
 # Environment (defaults in brackets):
 #   DURATION [10]       seconds of each throughput run (wrk -d)
 #   CONNECTIONS [64]    wrk connections for throughput (-c); THREADS [2] wrk threads (-t)
-#   ROUNDS [3]          interleaved rounds over {direct, nginx, gateway}
+#   ROUNDS [3]          interleaved rounds over {direct, nginx, pingora, gateway}
 #   SEQ_DURATION [5]    seconds of each sequential run (wrk -t1 -c1)
 #   TTFE_N [300]        sequential streamed requests per target and round
 #   STREAMS [1000]      concurrent open streams for the memory test; HOLD [20] seconds each
 #   GATEWAY_THREADS     worker threads of the gateway (default: nproc); nginx gets as many workers
 #   REDACTION_FILE      YAML snippet with the redaction section [benches/support/redaction.yaml]
 #   VEILGATE_BIN        use this binary instead of building (cargo build --release honours
-#                       CARGO_TARGET_DIR)
+#                       CARGO_TARGET_DIR); PLAIN_PINGORA_BIN the same for the example
 #   OUT                 where to write the markdown [benches/RESULTS.md]
 #   KEEP=1              keep the temp dir (raw wrk outputs, logs)
 set -euo pipefail
@@ -40,6 +41,13 @@ REDACTION_FILE=${REDACTION_FILE:-$SUP/redaction.yaml}
 
 ensure_tools nginx wrk python3 curl
 build_gateway
+if [ -n "${PLAIN_PINGORA_BIN:-}" ]; then
+    PLAIN=$PLAIN_PINGORA_BIN
+else
+    echo "==> cargo build --release --example plain_pingora" >&2
+    (cd "$ROOT" && cargo build --release --quiet --example plain_pingora) >&2
+    PLAIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/plain_pingora
+fi
 raise_nofile
 
 WORK=$(mktemp -d /tmp/veilgate-load.XXXXXX)
@@ -53,7 +61,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 read -r JSON_PORT SSE_PORT PROXY_PORT PROXY_SSE_PORT MOCK_PORT GW_PORT ADMIN_PORT GW2_PORT ADMIN2_PORT \
-    < <(free_ports 9)
+    PLAIN_PORT PLAIN_SSE_PORT < <(free_ports 11)
 
 # --- the static upstream and the reference proxy -------------------------------------------
 python3 "$SUP/nginx_sse.py" "$SUP/chat-response.sse" "$WORK/sse-sets.conf" "$WORK/sse-vars.txt"
@@ -63,12 +71,20 @@ render "$SUP/nginx-upstream.conf.tmpl" "$WORK/upstream.conf" DIR="$WORK" JSON_PO
 render "$SUP/nginx-proxy.conf.tmpl" "$WORK/proxy.conf" DIR="$WORK" JSON_PORT="$JSON_PORT" \
     SSE_PORT="$SSE_PORT" PROXY_PORT="$PROXY_PORT" PROXY_SSE_PORT="$PROXY_SSE_PORT" WORKERS="$GATEWAY_THREADS"
 "$NGINX" -p "$WORK/" -c "$WORK/upstream.conf" -g 'daemon off;' 2>>"$WORK/nginx-stderr.log" &
+UPSTREAM_NGINX_PID=$!
 PIDS+=($!)
 "$NGINX" -p "$WORK/" -c "$WORK/proxy.conf" -g 'daemon off;' 2>>"$WORK/nginx-stderr.log" &
+PROXY_NGINX_PID=$!
 PIDS+=($!)
 python3 "$SUP/mock_upstream.py" --port "$MOCK_PORT" --hold "$HOLD" >"$WORK/mock.log" 2>&1 &
 PIDS+=($!)
-for p in "$JSON_PORT" "$SSE_PORT" "$PROXY_PORT" "$PROXY_SSE_PORT" "$MOCK_PORT"; do wait_port "$p"; done
+"$PLAIN" "$GATEWAY_THREADS" "127.0.0.1:$PLAIN_PORT=127.0.0.1:$JSON_PORT" \
+    "127.0.0.1:$PLAIN_SSE_PORT=127.0.0.1:$SSE_PORT" >"$WORK/plain.log" 2>&1 &
+PLAIN_PID=$!
+PIDS+=("$PLAIN_PID")
+for p in "$JSON_PORT" "$SSE_PORT" "$PROXY_PORT" "$PROXY_SSE_PORT" "$MOCK_PORT" "$PLAIN_PORT" "$PLAIN_SSE_PORT"; do
+    wait_port "$p"
+done
 
 # --- the gateway -----------------------------------------------------------------------------
 gateway_config() { # gateway_config OUT PORT ADMIN_PORT REDACTION_SNIPPET_FILE
@@ -104,14 +120,20 @@ wait_port "$ADMIN_PORT" "$GW_PID"
 
 URL_direct=http://127.0.0.1:$JSON_PORT/v1/chat/completions
 URL_nginx=http://127.0.0.1:$PROXY_PORT/v1/chat/completions
+URL_pingora=http://127.0.0.1:$PLAIN_PORT/v1/chat/completions
 URL_gateway=http://127.0.0.1:$GW_PORT/v1/chat/completions
-SSE_PORT_direct=$SSE_PORT SSE_PORT_nginx=$PROXY_SSE_PORT SSE_PORT_gateway=$GW_PORT
+SSE_PORT_direct=$SSE_PORT SSE_PORT_nginx=$PROXY_SSE_PORT SSE_PORT_pingora=$PLAIN_SSE_PORT SSE_PORT_gateway=$GW_PORT
+# The processes whose CPU time is the proxy's: nginx's workers (the master only waits), the
+# Pingora example, the gateway; for "direct", the upstream's workers.
+children() { pgrep -P "$1" | tr '\n' ' '; }
+CPU_PIDS_direct=$(children "$UPSTREAM_NGINX_PID") CPU_PIDS_nginx=$(children "$PROXY_NGINX_PID")
+CPU_PIDS_pingora=$PLAIN_PID CPU_PIDS_gateway=$GW_PID
 BODY=$SUP/chat-request.json
 SBODY=$SUP/chat-request-stream.json
 AUTH="authorization: Bearer vk-bench"
 
 # --- sanity: every target answers what we expect ----------------------------------------------
-for t in direct nginx gateway; do
+for t in direct nginx pingora gateway; do
     url=URL_$t
     code=$(curl -s -m 10 -o "$WORK/sanity-$t.json" -w '%{http_code}' -H 'content-type: application/json' \
         -H "$AUTH" --data-binary @"$BODY" "${!url}" || true)
@@ -142,16 +164,32 @@ run_wrk() { # run_wrk OUT ARGS...
     BODY_FILE=$BODY wrk "$@" --latency -s "$SUP/post.lua" >"$out" 2>&1 || { cat "$out" >&2; exit 1; }
 }
 echo "==> warm-up" >&2
-for t in direct nginx gateway; do url=URL_$t; run_wrk "$WORK/warmup-$t.txt" -t"$THREADS" -c"$CONNECTIONS" -d2s "${!url}"; done
+for t in direct nginx pingora gateway; do url=URL_$t; run_wrk "$WORK/warmup-$t.txt" -t"$THREADS" -c"$CONNECTIONS" -d2s "${!url}"; done
 
-TARGETS=(direct nginx gateway)
+# CPU time (user + system, clock ticks) of the given processes, summed.
+cpu_ticks() { # cpu_ticks PID...
+    local p total=0
+    for p in "$@"; do
+        [ -r "/proc/$p/stat" ] || continue
+        # Fields 14 and 15 (utime, stime), counted after the ")" that ends the command name.
+        total=$((total + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+    done
+    echo "$total"
+}
+TICK_HZ=$(getconf CLK_TCK)
+TARGETS=(direct nginx pingora gateway)
 for ((r = 1; r <= ROUNDS; r++)); do
-    for ((i = 0; i < 3; i++)); do
-        t=${TARGETS[$(((i + r - 1) % 3))]}
+    for ((i = 0; i < ${#TARGETS[@]}; i++)); do
+        t=${TARGETS[$(((i + r - 1) % ${#TARGETS[@]}))]}
         url=URL_$t
         port=SSE_PORT_$t
+        cpu=CPU_PIDS_$t
         echo "==> round $r/$ROUNDS: $t" >&2
+        # shellcheck disable=SC2086 # the pid lists split on purpose
+        before=$(cpu_ticks ${!cpu})
         run_wrk "$WORK/wrk-thr-$t-$r.txt" -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "${!url}"
+        # shellcheck disable=SC2086
+        echo "$(( $(cpu_ticks ${!cpu}) - before )) $TICK_HZ" >"$WORK/cpu-$t-$r.txt"
         run_wrk "$WORK/wrk-seq-$t-$r.txt" -t1 -c1 -d"${SEQ_DURATION}s" "${!url}"
         python3 "$SUP/streams.py" ttfe --port "${!port}" --body "$SBODY" --header "$AUTH" \
             --n "$TTFE_N" >"$WORK/ttfe-$t-$r.json"

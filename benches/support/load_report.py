@@ -8,7 +8,8 @@ import re
 import statistics
 import sys
 
-TARGETS = ("direct", "nginx", "gateway")
+TARGETS = ("direct", "nginx", "pingora", "gateway")
+PROXIES = TARGETS[1:]
 UNIT = {"us": 1.0, "ms": 1000.0, "s": 1_000_000.0}
 
 
@@ -40,6 +41,12 @@ def rounds(work, kind):
                 p = os.path.join(work, f"ttfe-{t}-{r}.json")
                 if os.path.exists(p):
                     res[t].append(json.load(open(p)))
+                    found = True
+            elif kind == "cpu":
+                p = os.path.join(work, f"cpu-{t}-{r}.txt")
+                if os.path.exists(p):
+                    ticks, hz = map(int, open(p).read().split())
+                    res[t].append({"cpu_s": ticks / hz})
                     found = True
             else:
                 p = os.path.join(work, f"wrk-{kind}-{t}-{r}.txt")
@@ -82,7 +89,11 @@ def ok(cond):
 def main():
     work = sys.argv[1]
     meta = json.load(open(os.path.join(work, "meta.json")))
-    thr, seq, tt = rounds(work, "thr"), rounds(work, "seq"), rounds(work, "ttfe")
+    thr, seq, tt, cpu = rounds(work, "thr"), rounds(work, "seq"), rounds(work, "ttfe"), rounds(work, "cpu")
+    # CPU µs per request of each throughput run: the process's CPU time over wrk's request count.
+    for t in TARGETS:
+        for c, w in zip(cpu[t], thr[t]):
+            c["us_per_req"] = c["cpu_s"] * 1e6 / w["requests"] if w.get("requests") else None
     mem = json.load(open(os.path.join(work, "mem.json"))) if os.path.exists(os.path.join(work, "mem.json")) else {}
 
     def m(res, t, key):
@@ -90,52 +101,59 @@ def main():
 
     rps = {t: m(thr, t, "rps") for t in TARGETS}
     ratio = rps["gateway"] / rps["nginx"] if rps["gateway"] and rps["nginx"] else None
-    add_seq_p50 = {t: added(seq, t, "p50_us") for t in ("nginx", "gateway")}
-    add_seq_p99 = {t: added(seq, t, "p99_us") for t in ("nginx", "gateway")}
+    floor_ratio = rps["gateway"] / rps["pingora"] if rps["gateway"] and rps["pingora"] else None
+    cpu_us = {t: m(cpu, t, "us_per_req") for t in TARGETS}
+    add_seq_p50 = {t: added(seq, t, "p50_us") for t in PROXIES}
+    add_seq_p99 = {t: added(seq, t, "p99_us") for t in PROXIES}
     seq_gap = (add_seq_p50["gateway"] - add_seq_p50["nginx"]
                if None not in (add_seq_p50["gateway"], add_seq_p50["nginx"]) else None)
-    add_tt_p50 = {t: added(tt, t, "first_p50_us") for t in ("nginx", "gateway")}
-    add_tt_p99 = {t: added(tt, t, "first_p99_us") for t in ("nginx", "gateway")}
+    add_tt_p50 = {t: added(tt, t, "first_p50_us") for t in PROXIES}
+    add_tt_p99 = {t: added(tt, t, "first_p99_us") for t in PROXIES}
 
     rows = []
     R = rows.append
     n = meta["rounds"]
     R(("Throughput, wrk -t%s -c%s -d%ss (req/s, median of %d rounds)" % (meta["threads"], meta["connections"], meta["duration"], n),
-       f0(rps["direct"]), f0(rps["nginx"]), f0(rps["gateway"]),
-       "n/a" if ratio is None else f"{ratio:.2f}× nginx", "≥ 0.80× nginx", ok(None if ratio is None else ratio >= 0.8)))
+       *(f0(rps[t]) for t in TARGETS),
+       "n/a" if ratio is None else f"{ratio:.2f}× nginx"
+       + ("" if floor_ratio is None else f" ({floor_ratio:.2f}× plain Pingora)"),
+       "≥ 0.80× nginx", ok(None if ratio is None else ratio >= 0.8)))
+    cpu_ratio = cpu_us["gateway"] / cpu_us["nginx"] if cpu_us["gateway"] and cpu_us["nginx"] else None
+    R(("CPU per request under that load (µs, user + system; direct: the upstream's)", *(f0(cpu_us[t]) for t in TARGETS),
+       "n/a" if cpu_ratio is None else f"{cpu_ratio:.1f}× nginx's", "", ""))
     for p in ("50", "99"):
         R((f"Latency p{p} under that load (ms)", *(f2(None if m(thr, t, f"p{p}_us") is None else m(thr, t, f"p{p}_us") / 1000) for t in TARGETS), "", "", ""))
     for p in ("50", "99"):
         R((f"Sequential latency p{p}, wrk -t1 -c1 (µs)", *(f0(m(seq, t, f"p{p}_us")) for t in TARGETS), "", "", ""))
-    R(("Sequential: added over direct, p50 (µs)", "—", signed(add_seq_p50["nginx"]), signed(add_seq_p50["gateway"]),
+    R(("Sequential: added over direct, p50 (µs)", "—", *(signed(add_seq_p50[t]) for t in PROXIES),
        "n/a" if seq_gap is None else f"{seq_gap:+,.0f} µs vs nginx", "≤ +100 µs vs nginx", ok(None if seq_gap is None else seq_gap <= 100)))
-    R(("Sequential: added over direct, p99 (µs)", "—", signed(add_seq_p99["nginx"]), signed(add_seq_p99["gateway"]), "", "", ""))
+    R(("Sequential: added over direct, p99 (µs)", "—", *(signed(add_seq_p99[t]) for t in PROXIES), "", "", ""))
     for p in ("50", "99"):
         R((f"Stream: time to first event p{p} (µs)", *(f0(m(tt, t, f"first_p{p}_us")) for t in TARGETS), "", "", ""))
     g50 = add_tt_p50["gateway"]
-    R(("Stream: added time to first event, p50 (µs)", "—", signed(add_tt_p50["nginx"]), signed(g50),
+    R(("Stream: added time to first event, p50 (µs)", "—", *(signed(add_tt_p50[t]) for t in PROXIES),
        "n/a" if g50 is None else f"{g50 / 1000:.3f} ms", "< 1 ms", ok(None if g50 is None else g50 < 1000)))
     g99 = add_tt_p99["gateway"]
-    R(("Stream: added time to first event, p99 (µs)", "—", signed(add_tt_p99["nginx"]), signed(g99),
+    R(("Stream: added time to first event, p99 (µs)", "—", *(signed(add_tt_p99[t]) for t in PROXIES),
        "n/a" if g99 is None else f"{g99 / 1000:.3f} ms", "< 1 ms", ok(None if g99 is None else g99 < 1000)))
     if mem:
         mb = lambda kb: None if kb is None else kb / 1024  # noqa: E731
         idle, hold, after = mb(mem.get("idle_kb")), mem.get("hold", {}), mb(mem.get("after_kb"))
         peak = mb(hold.get("rss_open_peak_kb"))
         opened = hold.get("opened", 0)
-        R(("Veilgate RSS idle, fresh process (MB)", "—", "—", f2(idle), "", "", ""))
-        R((f"Veilgate RSS at {opened:,} open streams (MB, peak; wanted {hold.get('n', 0):,})", "—", "—", f2(peak),
+        R(("Veilgate RSS idle, fresh process (MB)", "—", "—", "—", f2(idle), "", "", ""))
+        R((f"Veilgate RSS at {opened:,} open streams (MB, peak; wanted {hold.get('n', 0):,})", "—", "—", "—", f2(peak),
            "n/a" if peak is None else f"{peak:.1f} MB", "< 64 MB", ok(None if peak is None else peak < 64 and opened == hold.get("n"))))
         near = None if None in (idle, after) else after <= max(idle * 1.25, idle + 8)
-        R((f"Veilgate RSS {mem.get('after_wait_s', 5)} s after they finished (MB)", "—", "—", f2(after),
+        R((f"Veilgate RSS {mem.get('after_wait_s', 5)} s after they finished (MB)", "—", "—", "—", f2(after),
            "n/a" if None in (idle, after) else f"{after - idle:+.1f} MB vs idle", "near idle (≤ idle +25% or +8 MB)", ok(near)))
         if mem.get("after20_kb"):
-            R(("Veilgate RSS 20 s after they finished (MB)", "—", "—", f2(mb(mem["after20_kb"])),
+            R(("Veilgate RSS 20 s after they finished (MB)", "—", "—", "—", f2(mb(mem["after20_kb"])),
                f"{mb(mem['after20_kb']) - idle:+.1f} MB vs idle", "", ""))
         if mem.get("after_load_kb"):
-            R(("Veilgate RSS after the wrk rounds, load process (MB)", "—", "—", f2(mb(mem["after_load_kb"])), "", "", ""))
+            R(("Veilgate RSS after the wrk rounds, load process (MB)", "—", "—", "—", f2(mb(mem["after_load_kb"])), "", "", ""))
 
-    head = ("Measure", "direct upstream", "nginx proxy", "Veilgate", "Veilgate result", "Target", "")
+    head = ("Measure", "direct upstream", "nginx proxy", "plain Pingora", "Veilgate", "Veilgate result", "Target", "")
     table = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     table += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
 
@@ -155,7 +173,7 @@ def main():
     per_round = ["| Round | " + " | ".join(f"{t} req/s" for t in TARGETS) + " | " +
                  " | ".join(f"{t} seq p50 µs" for t in TARGETS) + " | " +
                  " | ".join(f"{t} first event p50 µs" for t in TARGETS) + " |",
-                 "|" + "---|" * 10]
+                 "|" + "---|" * (1 + 3 * len(TARGETS))]
     for i in range(n):
         def g(res, t, key, i=i):
             return res[t][i].get(key) if i < len(res[t]) else None
@@ -173,8 +191,12 @@ def main():
     out.append(f"- Machine load (1/5/15-min load average; the machine is shared): {meta.get('loadavg', 'n/a')}")
     out.append(f"- Redaction: {meta['redaction_note']}")
     out.append("- Everything on loopback on the same machine: the load generator, the static upstream "
-               "(nginx answering canned JSON / SSE), the proxy under test. Rounds interleave the three "
+               "(nginx answering canned JSON / SSE), the proxy under test. Rounds interleave the four "
                "targets (order rotated each round) so drift hits all alike; each figure is the median over rounds.")
+    out.append("- Plain Pingora: `examples/plain_pingora.rs`, Pingora's own proxy with no policy at all (no body "
+               "read, no redaction, limits, telemetry or log), one runtime per thread as the gateway runs: the "
+               "floor of anything built on Pingora 0.9.1. CPU per request: the process's user + system time "
+               "during the throughput run over the requests wrk completed (nginx: its workers).")
     out.append(f"- Request: a {meta['request_bytes']}-byte chat completion (system + user message, plausible "
                f"text, no secrets or PII in it), `Authorization: Bearer vk-bench`; answer {meta['response_bytes']} bytes "
                f"JSON, or a {meta['sse_bytes']}-byte SSE stream ({meta['sse_events']} events).")
