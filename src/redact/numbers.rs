@@ -37,21 +37,56 @@ pub(crate) enum Number {
 impl Number {
     /// The leftmost match starting at or after `start`.
     pub(crate) fn find_at(self, hay: &str, start: usize) -> Option<RawMatch> {
-        let bytes = hay.as_bytes();
-        (start..bytes.len()).find_map(|s| {
-            let end = match self {
-                Number::Card => card_at(bytes, s),
-                Number::Ssn => ssn_at(bytes, s),
-                Number::Phone => phone_at(bytes, s),
-                Number::Iban => iban_at(bytes, s),
-            }?;
-            Some(RawMatch {
-                start: s,
-                end,
-                span: s..end,
-            })
-        })
+        match self {
+            Number::Card => find(
+                hay,
+                start,
+                |b, word| !word && matches!(b, b'2'..=b'6'),
+                card_at,
+            ),
+            Number::Ssn => find(hay, start, |b, word| !word && b.is_ascii_digit(), ssn_at),
+            Number::Iban => find(
+                hay,
+                start,
+                |b, word| !word && b.is_ascii_uppercase(),
+                iban_at,
+            ),
+            // North American numbers start at `+1`, `(` or a digit at a boundary,
+            // international ones at `+`.
+            Number::Phone => find(
+                hay,
+                start,
+                |b, word| b == b'+' || b == b'(' || (!word && b.is_ascii_digit()),
+                phone_at,
+            ),
+        }
     }
+}
+
+/// The leftmost match of `at` starting at or after `start`, trying only starts that `may`
+/// accepts (given the byte and whether the byte before it is a word byte): a necessary
+/// condition of `at`, checked in one pass — most bytes of a window cannot start a number.
+fn find(
+    hay: &str,
+    start: usize,
+    may: impl Fn(u8, bool) -> bool,
+    at: fn(&[u8], usize) -> Option<usize>,
+) -> Option<RawMatch> {
+    let bytes = hay.as_bytes();
+    let mut word = start > 0 && bytes.get(start - 1).is_some_and(|&b| is_word(b));
+    for (s, &b) in bytes.iter().enumerate().skip(start) {
+        if may(b, word) {
+            if let Some(end) = at(bytes, s) {
+                return Some(RawMatch {
+                    start: s,
+                    end,
+                    span: s..end,
+                });
+            }
+        }
+        word = is_word(b);
+    }
+    None
 }
 
 fn is_word(b: u8) -> bool {

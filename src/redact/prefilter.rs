@@ -90,15 +90,106 @@ struct Bounds {
     latest: Option<usize>,
 }
 
-/// A span walked for a detector: every byte in it belongs to the detector's alphabet. When
-/// both ends are natural (a byte outside the alphabet, the scan start or the text end follows),
-/// every anchor inside yields the same window. Reusing it keeps walks linear when anchors are
-/// dense in one long run (`a@a@a@…`).
+/// A maximal run of a detector's alphabet bytes around an anchor (within `from..`), and the
+/// ASCII digits in it. Every match containing the anchor lies inside the run, so any later
+/// anchor inside it reuses the run instead of walking again: each byte is walked at most once
+/// per detector, however dense the anchors (`a@a@a@…`, the digit groups of a card number).
 #[derive(Clone, Copy)]
 struct Run {
     start: usize,
     end: usize,
-    natural: bool,
+    digits: usize,
+}
+
+/// The windows of one [`Prefilter::windows`] call while anchors are found.
+struct Collector<'a> {
+    hay: &'a str,
+    from: usize,
+    /// Per detector: the window that later anchors may still extend.
+    open: Vec<Option<Window>>,
+    /// Per detector: the last alphabet run walked.
+    runs: Vec<Option<Run>>,
+    out: &'a mut Vec<Window>,
+}
+
+impl Collector<'_> {
+    /// Adds detector `det`'s window for an anchor at `at..at + len`, if a match fits in it:
+    /// at most `max_len` bytes on either side, inside the alphabet run around the anchor, and
+    /// within `bounds`.
+    fn push(&mut self, p: &Prefilter, det: usize, bounds: Bounds, at: usize, len: usize) {
+        let (Some(shape), Some(run), Some(open)) = (
+            p.shapes.get(det),
+            self.runs.get_mut(det),
+            self.open.get_mut(det),
+        ) else {
+            return;
+        };
+        let bytes = self.hay.as_bytes();
+        let mut start = self
+            .from
+            .max((at + len).saturating_sub(shape.max_len))
+            .max(bounds.earliest.unwrap_or(0));
+        let mut end = bytes
+            .len()
+            .min(at + shape.max_len)
+            .min(bounds.latest.unwrap_or(usize::MAX));
+        if shape.bounded {
+            let r = match *run {
+                Some(r) if r.start <= at && at + len <= r.end => r,
+                _ => {
+                    let r = walk(bytes, self.from, at, at + len, &shape.alphabet);
+                    *run = Some(r);
+                    r
+                }
+            };
+            if r.digits < shape.min_digits {
+                return;
+            }
+            start = start.max(r.start);
+            end = end.min(r.end);
+        }
+        if end.saturating_sub(start) < shape.min_len {
+            return;
+        }
+        let w = Window {
+            det,
+            start: floor_boundary(self.hay, start),
+            end: ceil_boundary(self.hay, end + LOOKAHEAD),
+        };
+        match open {
+            Some(o) if w.start <= o.end && w.end >= o.start => {
+                o.start = o.start.min(w.start);
+                o.end = o.end.max(w.end);
+            }
+            slot => {
+                if let Some(done) = slot.replace(w) {
+                    self.out.push(done);
+                }
+            }
+        }
+    }
+}
+
+/// The run of `alphabet` bytes around `at..end`, not reaching before `from`.
+fn walk(bytes: &[u8], from: usize, at: usize, end: usize, alphabet: &ByteSet) -> Run {
+    let left = bytes[from..at]
+        .iter()
+        .rev()
+        .take_while(|&&b| alphabet.contains(b))
+        .count();
+    let right = bytes[end..]
+        .iter()
+        .take_while(|&&b| alphabet.contains(b))
+        .count();
+    let (start, end) = (at - left, end + right);
+    Run {
+        start,
+        end,
+        digits: bytes[start..end]
+            .iter()
+            .filter(|b| b.is_ascii_digit())
+            .count(),
+    }
 }
 
 /// Anchor tables for one list of detectors.
@@ -110,6 +201,10 @@ pub(crate) struct Prefilter {
     /// of them is its literal's first byte. In dense text most `-`, `_` and upper-case
     /// triggers follow a byte no literal expects, and their lists are skipped at once.
     before: Vec<ByteSet>,
+    /// The same for the byte after it — all bytes when one of them is its literal's last
+    /// byte. Catches what `before` cannot: literals that start with their trigger (`://`,
+    /// `:AA` against the `:` of every `key: value`).
+    after: Vec<ByteSet>,
     assignments: Vec<Assignment>,
     /// For each operator byte, the assignment anchors it ends.
     by_operator: Vec<Vec<usize>>,
@@ -131,6 +226,7 @@ impl Prefilter {
             literals: Vec::new(),
             by_trigger: vec![Vec::new(); 256],
             before: vec![ByteSet::EMPTY; 256],
+            after: vec![ByteSet::EMPTY; 256],
             assignments: Vec::new(),
             by_operator: vec![Vec::new(); 256],
             digit_pair: Vec::new(),
@@ -212,11 +308,16 @@ impl Prefilter {
             l.detectors.push((det, starts));
             return true;
         }
+        // The rarest trigger byte; where it occurs more than once (`-----BEGIN`), an
+        // occurrence with a neighbour on both sides, so that `before` and `after` can filter.
         let Some((offset, &trigger)) = lit
             .iter()
             .enumerate()
             .filter(|(_, b)| RARITY.contains(b))
-            .min_by_key(|(_, b)| RARITY.iter().position(|r| r == *b))
+            .min_by_key(|&(i, b)| {
+                let rarity = RARITY.iter().position(|r| r == b);
+                (rarity, i == 0 || i + 1 == lit.len())
+            })
         else {
             return false;
         };
@@ -225,6 +326,11 @@ impl Prefilter {
         match offset.checked_sub(1) {
             Some(i) => before.insert(lit[i]),
             None => *before = ByteSet::ALL,
+        }
+        let after = &mut self.after[usize::from(trigger)];
+        match lit.get(offset + 1) {
+            Some(&b) => after.insert(b),
+            None => *after = ByteSet::ALL,
         }
         self.by_trigger[usize::from(trigger)].push(Trigger {
             literal: self.literals.len(),
@@ -244,26 +350,12 @@ impl Prefilter {
     /// that starts at or after `from` contains one there).
     pub(crate) fn windows(&self, hay: &str, from: usize, out: &mut Vec<Window>) {
         let bytes = hay.as_bytes();
-        let mut open: Vec<Option<Window>> = vec![None; self.shapes.len()];
-        let mut runs: Vec<Option<Run>> = vec![None; self.shapes.len()];
-        let mut push = |det: usize, bounds: Bounds, at: usize, len: usize| {
-            if runs[det].is_some_and(|r| r.natural && r.start <= at && at + len <= r.end) {
-                return;
-            }
-            let Some(w) = self.window(hay, from, det, bounds, at, len, &mut runs[det]) else {
-                return;
-            };
-            match &mut open[det] {
-                Some(o) if w.start <= o.end && w.end >= o.start => {
-                    o.start = o.start.min(w.start);
-                    o.end = o.end.max(w.end);
-                }
-                slot => {
-                    if let Some(done) = slot.replace(w) {
-                        out.push(done);
-                    }
-                }
-            }
+        let mut c = Collector {
+            hay,
+            from,
+            open: vec![None; self.shapes.len()],
+            runs: vec![None; self.shapes.len()],
+            out,
         };
         let mut i = from;
         // Whether the byte before the current word is a digit (lane 0's predecessor).
@@ -272,21 +364,32 @@ impl Prefilter {
         } else {
             0
         };
-        while i + 8 <= bytes.len() {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(&bytes[i..i + 8]);
+        let mut words = bytes[from..].chunks_exact(8);
+        for chunk in words.by_ref() {
+            // Always 8 bytes (`chunks_exact`); the conversion cannot fail.
+            let Ok(word) = <[u8; 8]>::try_from(chunk) else {
+                break;
+            };
             let (others, digits) = trigger_lanes(u64::from_le_bytes(word));
+            if others | digits == 0 {
+                // Most words of prose: nothing to look at.
+                carry = 0;
+                i += 8;
+                continue;
+            }
             let mut mask = if self.all_digits {
                 others | digits
             } else {
-                // A digit whose predecessor lane is a digit does not start a run.
-                others | (digits & !((digits << 8) | carry))
+                // Digits matter only where a digit pair starts a run: a digit after a digit
+                // lane does not, nor one before a non-digit lane. Lane 7's successor is in the
+                // next word: it stays in (`on_trigger` looks at the next byte itself).
+                others | (digits & !((digits << 8) | carry) & ((digits >> 8) | (HI << 56)))
             };
             carry = (digits >> 56) & 0x80;
             while mask != 0 {
-                let at = i + (mask.trailing_zeros() / 8) as usize;
-                if self.useful.contains(bytes[at]) {
-                    self.on_trigger(bytes, from, at, &mut push);
+                let lane = (mask.trailing_zeros() / 8) as usize;
+                if self.useful.contains(word[lane]) {
+                    self.on_trigger(bytes, i + lane, &mut c);
                 }
                 mask &= mask - 1;
             }
@@ -294,9 +397,10 @@ impl Prefilter {
         }
         for at in i..bytes.len() {
             if self.useful.contains(bytes[at]) {
-                self.on_trigger(bytes, from, at, &mut push);
+                self.on_trigger(bytes, at, &mut c);
             }
         }
+        let Collector { open, out, .. } = c;
         out.extend(open.into_iter().flatten());
         for &det in &self.always {
             out.push(Window {
@@ -308,100 +412,25 @@ impl Prefilter {
         merge(out);
     }
 
-    /// The window of detector `det` for an anchor at `at..at + len`, if a match fits in it;
-    /// `bounds` are what is known about matches containing the anchor beyond `max_len`.
-    /// Records the alphabet run in `run` when it was walked to both natural ends.
-    #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
-    fn window(
-        &self,
-        hay: &str,
-        from: usize,
-        det: usize,
-        bounds: Bounds,
-        at: usize,
-        len: usize,
-        run: &mut Option<Run>,
-    ) -> Option<Window> {
-        let bytes = hay.as_bytes();
-        let shape = &self.shapes[det];
-        let lo = from
-            .max((at + len).saturating_sub(shape.max_len))
-            .max(bounds.earliest.unwrap_or(0));
-        let hi = bytes
-            .len()
-            .min(at + shape.max_len)
-            .min(bounds.latest.unwrap_or(usize::MAX));
-        let (mut start, mut end) = (lo, hi);
-        if shape.bounded {
-            let alphabet = &shape.alphabet;
-            // Where the walks start: the anchor, or the ends of a known all-alphabet span
-            // around it (whose digits were counted before, so the digit check is skipped).
-            let known = run.filter(|r| r.start <= at && at + len <= r.end);
-            let (mut left, mut right) =
-                known.map_or((at, at + len), |r| (r.start.max(lo), r.end.min(hi)));
-            while left > lo && alphabet.contains(bytes[left - 1]) {
-                left -= 1;
-            }
-            while right < hi && alphabet.contains(bytes[right]) {
-                right += 1;
-            }
-            (start, end) = (left, right);
-            let (span_start, span_end) = match known {
-                Some(r) => (r.start.min(start), r.end.max(end)),
-                None => (start, end),
-            };
-            let merged = Run {
-                start: span_start,
-                end: span_end,
-                natural: (span_start == from || !alphabet.contains(bytes[span_start - 1]))
-                    && (span_end == bytes.len() || !alphabet.contains(bytes[span_end])),
-            };
-            *run = Some(merged);
-            // Most runs of number-like text are too short: say so before counting digits.
-            if end - start < shape.min_len {
-                return None;
-            }
-            // A fresh walk: its digits can still rule the window out (a reused span cannot).
-            if known.is_none() && shape.min_digits > 0 {
-                let digits = bytes[start..end]
-                    .iter()
-                    .filter(|b| b.is_ascii_digit())
-                    .count();
-                if digits < shape.min_digits {
-                    return None;
-                }
-            }
-        }
-        if end.saturating_sub(start) < shape.min_len {
-            return None;
-        }
-        Some(Window {
-            det,
-            start: floor_boundary(hay, start),
-            end: ceil_boundary(hay, end + LOOKAHEAD),
-        })
-    }
-
-    fn on_trigger(
-        &self,
-        bytes: &[u8],
-        from: usize,
-        at: usize,
-        push: &mut impl FnMut(usize, Bounds, usize, usize),
-    ) {
+    fn on_trigger(&self, bytes: &[u8], at: usize, c: &mut Collector<'_>) {
+        let from = c.from;
         let b = bytes[at];
         if b.is_ascii_digit()
             && bytes.get(at + 1).is_some_and(u8::is_ascii_digit)
             && !(at > 0 && bytes[at - 1].is_ascii_digit())
         {
             for &det in &self.digit_pair {
-                push(det, Bounds::default(), at, 2);
+                c.push(self, det, Bounds::default(), at, 2);
             }
         }
-        let triggers = if at > 0 && !self.before[usize::from(b)].contains(bytes[at - 1]) {
-            &[][..]
-        } else {
+        let expected = (at == 0 || self.before[usize::from(b)].contains(bytes[at - 1]))
+            && bytes
+                .get(at + 1)
+                .is_none_or(|&n| self.after[usize::from(b)].contains(n));
+        let triggers = if expected {
             &self.by_trigger[usize::from(b)][..]
+        } else {
+            &[][..]
         };
         for t in triggers {
             if at < from + t.offset || t.before.is_some_and(|p| bytes[at - 1] != p) {
@@ -422,7 +451,7 @@ impl Prefilter {
                         earliest: starts.then_some(start),
                         latest: None,
                     };
-                    push(det, bounds, start, literal.bytes.len());
+                    c.push(self, det, bounds, start, literal.bytes.len());
                 }
             }
         }
@@ -436,7 +465,7 @@ impl Prefilter {
                         earliest: Some(id_start.saturating_sub(a.lead).max(from)),
                         latest: a.grammar.map(|g| g.reach(bytes, at)),
                     };
-                    push(a.det, bounds, at, 1);
+                    c.push(self, a.det, bounds, at, 1);
                 }
             }
         }

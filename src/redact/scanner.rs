@@ -276,10 +276,13 @@ impl Scanner {
         let det = &self.entries[c.det].det;
         while c.next < c.end {
             let w = windows[c.next];
-            if w.end > pos {
+            let start = w.start.max(pos);
+            // A match inside the window is at least `min_len` long: after a match, the rest of
+            // its window (the look-ahead, usually) is too short to search again.
+            if w.end >= start + det.min_len.max(1) {
                 // Inside a window every match the truncated haystack yields is a real one: its
                 // anchor's window — all the text that can decide it — ends at or before `w.end`.
-                if let Some(m) = det.find_at(&hay[..w.end], w.start.max(pos), self.specific) {
+                if let Some(m) = det.find_at(&hay[..w.end], start, self.specific) {
                     return Some(m);
                 }
             }
