@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
@@ -27,6 +28,7 @@ use veilgate::telemetry::Telemetry;
 /// mimalloc instead of glibc's allocator: a request allocates and frees many small buffers on
 /// whichever worker runs it, where glibc spent ~12% of the gateway's CPU under load (perf), and
 /// glibc kept the memory of 1,000 finished streams instead of returning it.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -59,8 +61,17 @@ enum Command {
     Check,
 }
 
+/// The client connection's read buffer. Pingora's default is 64 KiB, zero-filled, per connection:
+/// 64 MB of the gateway's RSS at 1,000 open streams (heaptrack, benches/load.sh). Pingora reads
+/// request heads into its own 4 KiB buffer and bodies into its body buffer, so the socket buffer
+/// only saved copies for pipelined requests; without it each read goes straight to the socket.
+const L4_READ_BUFFER: usize = 0;
+/// The client connection's write buffer: Pingora's default (one TCP segment).
+const L4_WRITE_BUFFER: usize = 1460;
+
 /// `mi_option_purge_delay` in mimalloc 3's `mi_option_t` (include/mimalloc.h); the Rust
 /// binding has no constant for it.
+#[cfg(feature = "mimalloc")]
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 fn main() -> ExitCode {
@@ -68,7 +79,10 @@ fn main() -> ExitCode {
     // of the same thread, which an idle worker never makes, so the memory of 1,000 finished
     // streams stayed resident (benches/load.sh: 116 MB after they ended vs 27 MB with this).
     // SAFETY: setting an option is a plain store; called before any worker thread exists.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    #[cfg(feature = "mimalloc")]
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0)
+    };
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Check) => check(&cli),
@@ -190,7 +204,10 @@ fn run(cli: &Cli) -> ExitCode {
         "veilgate".to_owned(),
         ClientDeadlines::new(gateway, shared.runtime.clone(), shared.inflight.clone()),
     );
-    proxy.add_tcp(&listen);
+    proxy.add_listener(
+        ListenerConfig::tcp(&listen)
+            .l4_buffer(L4BufferSettings::new(L4_READ_BUFFER, L4_WRITE_BUFFER)),
+    );
     server.add_service(proxy);
 
     if let Some(admin) = admin {
