@@ -61,7 +61,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 read -r JSON_PORT SSE_PORT PROXY_PORT PROXY_SSE_PORT MOCK_PORT GW_PORT ADMIN_PORT GW2_PORT ADMIN2_PORT \
-    PLAIN_PORT PLAIN_SSE_PORT < <(free_ports 11)
+    PLAIN_PORT PLAIN_SSE_PORT PLAIN_HOLD_PORT < <(free_ports 12)
 
 # --- the static upstream and the reference proxy -------------------------------------------
 python3 "$SUP/nginx_sse.py" "$SUP/chat-response.sse" "$WORK/sse-sets.conf" "$WORK/sse-vars.txt"
@@ -217,12 +217,32 @@ sleep "$AFTER_WAIT"
 AFTER_KB=$(rss_kb "$GW_PID")
 sleep 15
 AFTER20_KB=$(rss_kb "$GW_PID")
-python3 - "$WORK" "$IDLE_KB" "$AFTER_KB" "$AFTER_LOAD_KB" "$AFTER_WAIT" "$IDLE_LOAD_KB" "$AFTER20_KB" <<'EOF'
+
+# The same through a fresh plain Pingora (the floor: what Pingora itself holds per stream).
+echo "==> memory: $STREAMS open streams through a fresh plain Pingora" >&2
+"$PLAIN" "$GATEWAY_THREADS" "127.0.0.1:$PLAIN_HOLD_PORT=127.0.0.1:$MOCK_PORT" >"$WORK/plain2.log" 2>&1 &
+PLAIN2_PID=$!
+PIDS+=("$PLAIN2_PID")
+wait_port "$PLAIN_HOLD_PORT" "$PLAIN2_PID"
+sleep 2
+PLAIN_IDLE_KB=$(rss_kb "$PLAIN2_PID")
+python3 "$SUP/streams.py" hold --port "$PLAIN_HOLD_PORT" --pid "$PLAIN2_PID" --n "$STREAMS" \
+    --body "$SUP/chat-request-hold.json" --header "$AUTH" --open-timeout $((HOLD - 6 > 10 ? HOLD - 6 : 10)) \
+    >"$WORK/plain-hold.json"
+sleep "$AFTER_WAIT"
+PLAIN_AFTER_KB=$(rss_kb "$PLAIN2_PID")
+sleep 15
+PLAIN_AFTER20_KB=$(rss_kb "$PLAIN2_PID")
+python3 - "$WORK" "$IDLE_KB" "$AFTER_KB" "$AFTER_LOAD_KB" "$AFTER_WAIT" "$IDLE_LOAD_KB" "$AFTER20_KB" \
+    "$PLAIN_IDLE_KB" "$PLAIN_AFTER_KB" "$PLAIN_AFTER20_KB" <<'EOF'
 import json, sys
-work, idle, after, after_load, wait, idle_load, after20 = sys.argv[1:]
+work, idle, after, after_load, wait, idle_load, after20, p_idle, p_after, p_after20 = sys.argv[1:]
 json.dump({"idle_kb": int(idle), "after_kb": int(after), "after_load_kb": int(after_load),
            "idle_load_kb": int(idle_load), "after_wait_s": int(wait), "after20_kb": int(after20),
-           "hold": json.load(open(f"{work}/hold.json"))}, open(f"{work}/mem.json", "w"))
+           "hold": json.load(open(f"{work}/hold.json")),
+           "plain": {"idle_kb": int(p_idle), "after_kb": int(p_after), "after20_kb": int(p_after20),
+                     "hold": json.load(open(f"{work}/plain-hold.json"))}},
+          open(f"{work}/mem.json", "w"))
 EOF
 
 # --- the report ----------------------------------------------------------------------------------

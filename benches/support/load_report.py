@@ -141,14 +141,24 @@ def main():
         idle, hold, after = mb(mem.get("idle_kb")), mem.get("hold", {}), mb(mem.get("after_kb"))
         peak = mb(hold.get("rss_open_peak_kb"))
         opened = hold.get("opened", 0)
-        R(("Veilgate RSS idle, fresh process (MB)", "—", "—", "—", f2(idle), "", "", ""))
-        R((f"Veilgate RSS at {opened:,} open streams (MB, peak; wanted {hold.get('n', 0):,})", "—", "—", "—", f2(peak),
+        plain = mem.get("plain", {})
+        p_idle, p_hold, p_after = mb(plain.get("idle_kb")), plain.get("hold", {}), mb(plain.get("after_kb"))
+        p_peak = mb(p_hold.get("rss_open_peak_kb"))
+        p_opened = p_hold.get("opened", 0)
+
+        def per_stream(peak, idle, opened):
+            return "—" if None in (peak, idle) or not opened else f"{(peak - idle) * 1024 / opened:.0f}"
+
+        R(("RSS idle, fresh process (MB)", "—", "—", f2(p_idle), f2(idle), "", "", ""))
+        R((f"RSS at {opened:,} open streams (MB, peak; wanted {hold.get('n', 0):,})", "—", "—", f2(p_peak), f2(peak),
            "n/a" if peak is None else f"{peak:.1f} MB", "< 64 MB", ok(None if peak is None else peak < 64 and opened == hold.get("n"))))
+        R(("RSS per open stream, over idle (KB)", "—", "—", per_stream(p_peak, p_idle, p_opened),
+           per_stream(peak, idle, opened), "", "", ""))
         near = None if None in (idle, after) else after <= max(idle * 1.25, idle + 8)
-        R((f"Veilgate RSS {mem.get('after_wait_s', 5)} s after they finished (MB)", "—", "—", "—", f2(after),
+        R((f"RSS {mem.get('after_wait_s', 5)} s after they finished (MB)", "—", "—", f2(p_after), f2(after),
            "n/a" if None in (idle, after) else f"{after - idle:+.1f} MB vs idle", "near idle (≤ idle +25% or +8 MB)", ok(near)))
         if mem.get("after20_kb"):
-            R(("Veilgate RSS 20 s after they finished (MB)", "—", "—", "—", f2(mb(mem["after20_kb"])),
+            R(("RSS 20 s after they finished (MB)", "—", "—", f2(mb(plain.get("after20_kb"))), f2(mb(mem["after20_kb"])),
                f"{mb(mem['after20_kb']) - idle:+.1f} MB vs idle", "", ""))
         if mem.get("after_load_kb"):
             R(("Veilgate RSS after the wrk rounds, load process (MB)", "—", "—", "—", f2(mb(mem["after_load_kb"])), "", "", ""))
@@ -194,7 +204,8 @@ def main():
                "(nginx answering canned JSON / SSE), the proxy under test. Rounds interleave the four "
                "targets (order rotated each round) so drift hits all alike; each figure is the median over rounds.")
     out.append("- Plain Pingora: `examples/plain_pingora.rs`, Pingora's own proxy with no policy at all (no body "
-               "read, no redaction, limits, telemetry or log), one runtime per thread as the gateway runs: the "
+               "read, no redaction, limits, telemetry or log), one runtime per thread, mimalloc and no socket read "
+               "buffer as the gateway runs: the "
                "floor of anything built on Pingora 0.9.1. CPU per request: the process's user + system time "
                "during the throughput run over the requests wrk completed (nginx: its workers).")
     out.append(f"- Request: a {meta['request_bytes']}-byte chat completion (system + user message, plausible "
@@ -205,7 +216,8 @@ def main():
                f"{meta['ttfe_n']} requests per round) to the first `data:` byte.")
     out.append(f"- Memory: a fresh gateway (same config); {meta['streams']:,} streams opened at once through it to "
                f"an upstream that sends one event per second for {meta['hold']} s; RSS (VmRSS) sampled every 0.25 s "
-               "while all are open.")
+               "while all are open; then the same through a fresh plain Pingora (same allocator and socket "
+               "buffers as the gateway).")
     out.append("")
     out += table
     out.append("")
