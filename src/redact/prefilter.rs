@@ -77,6 +77,8 @@ struct Shape {
     min_digits: usize,
     max_len: usize,
     alphabet: ByteSet,
+    /// The index of `alphabet` among the distinct alphabets (runs are shared by alphabet).
+    alphabet_id: usize,
     /// Whether alphabet runs bound windows (not for prose-like alphabets: their runs are long).
     bounded: bool,
 }
@@ -90,15 +92,17 @@ struct Bounds {
     latest: Option<usize>,
 }
 
-/// A maximal run of a detector's alphabet bytes around an anchor (within `from..`), and the
-/// ASCII digits in it. Every match containing the anchor lies inside the run, so any later
-/// anchor inside it reuses the run instead of walking again: each byte is walked at most once
-/// per detector, however dense the anchors (`a@a@a@…`, the digit groups of a card number).
+/// A maximal run of an alphabet's bytes around an anchor (within `from..`), and the ASCII
+/// digits in it (counted the first time a detector asks). Every match containing the anchor
+/// lies inside the run, so any later anchor inside it reuses the run instead of walking again:
+/// each byte is walked at most once per distinct alphabet — detectors with the same alphabet
+/// (most token formats share `A-Za-z0-9_-`) share their runs — however dense the anchors
+/// (`a@a@a@…`, the digit groups of a card number).
 #[derive(Clone, Copy)]
 struct Run {
     start: usize,
     end: usize,
-    digits: usize,
+    digits: Option<usize>,
 }
 
 /// The windows of one [`Prefilter::windows`] call while anchors are found.
@@ -107,7 +111,7 @@ struct Collector<'a> {
     from: usize,
     /// Per detector: the window that later anchors may still extend.
     open: Vec<Option<Window>>,
-    /// Per detector: the last alphabet run walked.
+    /// Per distinct alphabet ([`Shape::alphabet_id`]): the last run walked.
     runs: Vec<Option<Run>>,
     out: &'a mut Vec<Window>,
 }
@@ -117,11 +121,12 @@ impl Collector<'_> {
     /// at most `max_len` bytes on either side, inside the alphabet run around the anchor, and
     /// within `bounds`.
     fn push(&mut self, p: &Prefilter, det: usize, bounds: Bounds, at: usize, len: usize) {
-        let (Some(shape), Some(run), Some(open)) = (
-            p.shapes.get(det),
-            self.runs.get_mut(det),
-            self.open.get_mut(det),
-        ) else {
+        let Some(shape) = p.shapes.get(det) else {
+            return;
+        };
+        let (Some(run), Some(open)) =
+            (self.runs.get_mut(shape.alphabet_id), self.open.get_mut(det))
+        else {
             return;
         };
         let bytes = self.hay.as_bytes();
@@ -134,16 +139,20 @@ impl Collector<'_> {
             .min(at + shape.max_len)
             .min(bounds.latest.unwrap_or(usize::MAX));
         if shape.bounded {
-            let r = match *run {
+            let r = match run {
                 Some(r) if r.start <= at && at + len <= r.end => r,
-                _ => {
-                    let r = walk(bytes, self.from, at, at + len, &shape.alphabet);
-                    *run = Some(r);
-                    r
-                }
+                _ => run.insert(walk(bytes, self.from, at, at + len, &shape.alphabet)),
             };
-            if r.digits < shape.min_digits {
-                return;
+            if shape.min_digits > 0 {
+                let digits = *r.digits.get_or_insert_with(|| {
+                    bytes[r.start..r.end]
+                        .iter()
+                        .filter(|b| b.is_ascii_digit())
+                        .count()
+                });
+                if digits < shape.min_digits {
+                    return;
+                }
             }
             start = start.max(r.start);
             end = end.min(r.end);
@@ -181,14 +190,10 @@ fn walk(bytes: &[u8], from: usize, at: usize, end: usize, alphabet: &ByteSet) ->
         .iter()
         .take_while(|&&b| alphabet.contains(b))
         .count();
-    let (start, end) = (at - left, end + right);
     Run {
-        start,
-        end,
-        digits: bytes[start..end]
-            .iter()
-            .filter(|b| b.is_ascii_digit())
-            .count(),
+        start: at - left,
+        end: end + right,
+        digits: None,
     }
 }
 
@@ -212,6 +217,8 @@ pub(crate) struct Prefilter {
     /// Detectors without a usable anchor: their matcher runs over all text.
     always: Vec<usize>,
     shapes: Vec<Shape>,
+    /// The number of distinct alphabets among the shapes.
+    alphabets: usize,
     /// Trigger bytes that can start any work here (a literal's trigger, an operator, a digit
     /// when a detector anchors on digits); the others are skipped at once.
     useful: ByteSet,
@@ -232,16 +239,25 @@ impl Prefilter {
             digit_pair: Vec::new(),
             always: Vec::new(),
             shapes: Vec::new(),
+            alphabets: 0,
             useful: ByteSet::EMPTY,
             all_digits: false,
         };
         let trigger = trigger_set();
         for (i, det) in detectors.into_iter().enumerate() {
+            let alphabet_id = match p.shapes.iter().find(|s| s.alphabet == det.alphabet) {
+                Some(s) => s.alphabet_id,
+                None => {
+                    p.alphabets += 1;
+                    p.alphabets - 1
+                }
+            };
             p.shapes.push(Shape {
                 min_len: det.min_len,
                 min_digits: det.min_digits,
                 max_len: det.max_len,
                 alphabet: det.alphabet,
+                alphabet_id,
                 bounded: !(det.alphabet.contains(b' ') && det.alphabet.contains(b'e')),
             });
             let mut usable = !det.anchors.is_empty();
@@ -354,7 +370,7 @@ impl Prefilter {
             hay,
             from,
             open: vec![None; self.shapes.len()],
-            runs: vec![None; self.shapes.len()],
+            runs: vec![None; self.alphabets],
             out,
         };
         let mut i = from;
