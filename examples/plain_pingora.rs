@@ -10,17 +10,16 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use async_trait::async_trait;
-
-/// As the gateway runs: mimalloc (see src/main.rs).
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{Error, ErrorType, Result};
 use pingora_proxy::{ProxyHttp, Session};
+
+/// As the gateway runs: mimalloc (see src/main.rs).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 struct Plain {
     /// Listener port → upstream.
@@ -56,12 +55,8 @@ fn parse(args: &[String]) -> Option<(usize, Vec<(SocketAddr, SocketAddr)>)> {
 }
 
 fn main() -> ExitCode {
-    // As the gateway runs: freed memory goes back at once (`mi_option_purge_delay` = 0).
-    // SAFETY: setting an option is a plain store; called before any worker thread exists.
-    #[cfg(feature = "mimalloc")]
-    unsafe {
-        libmimalloc_sys::mi_option_set(15, 0)
-    };
+    // As the gateway runs: the same allocator settings and client socket buffers.
+    veilgate::process::tune_allocator();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((threads, pairs)) = parse(&args) else {
         eprintln!("usage: plain_pingora THREADS LISTEN=UPSTREAM [LISTEN=UPSTREAM…] (IP:port each)");
@@ -78,10 +73,7 @@ fn main() -> ExitCode {
     let upstreams = pairs.iter().map(|(l, u)| (l.port(), *u)).collect();
     let mut proxy = pingora_proxy::http_proxy_service(&server.configuration, Plain { upstreams });
     for (listen, _) in &pairs {
-        // As the gateway runs: no read buffer on client connections (see src/main.rs).
-        proxy.add_listener(
-            ListenerConfig::tcp(listen.to_string()).l4_buffer(L4BufferSettings::new(0, 1460)),
-        );
+        proxy.add_listener(veilgate::process::client_listener(&listen.to_string()));
     }
     server.add_service(proxy);
     server.run_forever()

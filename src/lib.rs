@@ -9,6 +9,7 @@ pub mod config;
 pub mod gateway;
 pub mod limits;
 pub mod openai;
+pub mod process;
 pub mod redact;
 pub mod reload;
 pub mod shutdown;

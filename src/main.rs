@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
@@ -21,6 +20,7 @@ use veilgate::gateway::forward::Forwarder;
 use veilgate::gateway::health::UpstreamHealth;
 use veilgate::gateway::{runtime, Gateway, Shared};
 use veilgate::limits::{Limiter, MemoryOptions, MonotonicClock, RedisOptions};
+use veilgate::process;
 use veilgate::reload::Reloader;
 use veilgate::shutdown::{Drain, Inflight};
 use veilgate::telemetry::Telemetry;
@@ -61,28 +61,8 @@ enum Command {
     Check,
 }
 
-/// The client connection's read buffer. Pingora's default is 64 KiB, zero-filled, per connection:
-/// 64 MB of the gateway's RSS at 1,000 open streams (heaptrack, benches/load.sh). Pingora reads
-/// request heads into its own 4 KiB buffer and bodies into its body buffer, so the socket buffer
-/// only saved copies for pipelined requests; without it each read goes straight to the socket.
-const L4_READ_BUFFER: usize = 0;
-/// The client connection's write buffer: Pingora's default (one TCP segment).
-const L4_WRITE_BUFFER: usize = 1460;
-
-/// `mi_option_purge_delay` in mimalloc 3's `mi_option_t` (include/mimalloc.h); the Rust
-/// binding has no constant for it.
-#[cfg(feature = "mimalloc")]
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
 fn main() -> ExitCode {
-    // Give memory back as soon as it is free: by default mimalloc purges on a later allocation
-    // of the same thread, which an idle worker never makes, so the memory of 1,000 finished
-    // streams stayed resident (benches/load.sh: 116 MB after they ended vs 27 MB with this).
-    // SAFETY: setting an option is a plain store; called before any worker thread exists.
-    #[cfg(feature = "mimalloc")]
-    unsafe {
-        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0)
-    };
+    process::tune_allocator();
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Check) => check(&cli),
@@ -204,10 +184,7 @@ fn run(cli: &Cli) -> ExitCode {
         "veilgate".to_owned(),
         ClientDeadlines::new(gateway, shared.runtime.clone(), shared.inflight.clone()),
     );
-    proxy.add_listener(
-        ListenerConfig::tcp(&listen)
-            .l4_buffer(L4BufferSettings::new(L4_READ_BUFFER, L4_WRITE_BUFFER)),
-    );
+    proxy.add_listener(process::client_listener(&listen));
     server.add_service(proxy);
 
     if let Some(admin) = admin {

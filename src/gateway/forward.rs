@@ -176,8 +176,8 @@ impl Forwarder {
             let (mut stream, reused) = match pooled {
                 Some(stream) => (stream, true),
                 // Boxed: Pingora's connect future is ~8 KiB, and inline it would stay part of
-                // every request's future for the whole of a stream (print-type-size: 14.5 KiB
-                // per open stream, 6 KiB boxed). A pooled connection skips the allocation.
+                // every request's future for the whole of a stream (see `serve_model_request`).
+                // A pooled connection skips the allocation.
                 None => match Box::pin(self.connector.new_stream(&peer)).await {
                     Ok(stream) => (stream, false),
                     Err(e) => {
