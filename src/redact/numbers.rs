@@ -61,6 +61,26 @@ impl Number {
             ),
         }
     }
+
+    /// Whether a match of this kind may begin at the run of digits that starts at `at` (two
+    /// digits, no digit before them) — the prefilter's test before it opens a window there.
+    ///
+    /// Every match has such a run at a fixed place near its start, and the test is exact there:
+    /// a card or an SSN starts with its run; an IBAN's run is its check digits, two bytes in;
+    /// a North American phone number's first run is its area code (or `1` and the area code),
+    /// at most 3 bytes in (`1-(415)`). Phone numbers starting with `+` are left to the `+`
+    /// anchor: their first digit pair can be anywhere (`+7 9 12…`). Most digit runs of dense
+    /// text — dates, times, versions, addresses — fail this test in a few comparisons.
+    pub(crate) fn may_start_near(self, bytes: &[u8], at: usize) -> bool {
+        match self {
+            Number::Card => card_at(bytes, at).is_some(),
+            Number::Ssn => ssn_at(bytes, at).is_some(),
+            Number::Iban => at >= 2 && iban_at(bytes, at - 2).is_some(),
+            Number::Phone => {
+                (at.saturating_sub(3)..=at).any(|s| north_american(bytes, s).is_some())
+            }
+        }
+    }
 }
 
 /// The leftmost match of `at` starting at or after `start`, trying only starts that `may`

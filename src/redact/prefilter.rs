@@ -30,6 +30,7 @@
 use super::assignment::{identifier_before, Grammar};
 use super::byteset::{ceil_boundary, floor_boundary, ByteSet};
 use super::detector::{Anchor, Detector, Matcher, StartRule, LOOKAHEAD};
+use super::numbers::Number;
 
 /// Trigger bytes, most rare first (for choosing each literal's trigger; digits last, as a digit
 /// trigger makes every digit count); must equal the set [`trigger_lanes`] tests.
@@ -213,7 +214,9 @@ pub(crate) struct Prefilter {
     assignments: Vec<Assignment>,
     /// For each operator byte, the assignment anchors it ends.
     by_operator: Vec<Vec<usize>>,
-    digit_pair: Vec<usize>,
+    /// Detectors anchored on digit pairs, with the number test that must pass first, if any
+    /// ([`Number::may_start_near`]).
+    digit_pair: Vec<(usize, Option<Number>)>,
     /// Detectors without a usable anchor: their matcher runs over all text.
     always: Vec<usize>,
     shapes: Vec<Shape>,
@@ -263,7 +266,13 @@ impl Prefilter {
             let mut usable = !det.anchors.is_empty();
             for anchor in &det.anchors {
                 match anchor {
-                    Anchor::DigitPair => p.digit_pair.push(i),
+                    Anchor::DigitPair => p.digit_pair.push((
+                        i,
+                        match det.matcher {
+                            Matcher::Number(n) => Some(n),
+                            _ => None,
+                        },
+                    )),
                     Anchor::Literal(lit) => {
                         let starts = match &det.start {
                             StartRule::Literals { lits, ci: false } => {
@@ -435,8 +444,10 @@ impl Prefilter {
             && bytes.get(at + 1).is_some_and(u8::is_ascii_digit)
             && !(at > 0 && bytes[at - 1].is_ascii_digit())
         {
-            for &det in &self.digit_pair {
-                c.push(self, det, Bounds::default(), at, 2);
+            for &(det, number) in &self.digit_pair {
+                if number.is_none_or(|n| n.may_start_near(bytes, at)) {
+                    c.push(self, det, Bounds::default(), at, 2);
+                }
             }
         }
         let expected = (at == 0 || self.before[usize::from(b)].contains(bytes[at - 1]))
@@ -642,7 +653,7 @@ mod tests {
             name: std::sync::Arc::from("t"),
             label: "T".into(),
             category: super::super::policy::Category::Pii,
-            matcher: super::super::detector::Matcher::Number(super::super::numbers::Number::Ssn),
+            matcher: Matcher::Jwt,
             anchors,
             start: StartRule::Any,
             alphabet: ByteSet::parse("0-9"),
@@ -665,6 +676,58 @@ mod tests {
             [16, 26],
             "5 is inside a run"
         );
+    }
+
+    #[test]
+    fn number_windows_open_only_where_a_number_can_start() {
+        let builtins = super::super::builtin::builtins().unwrap();
+        let numbers: Vec<&Detector> = builtins
+            .detectors
+            .iter()
+            .filter(|d| matches!(d.matcher, Matcher::Number(_)))
+            .map(|d| &**d)
+            .collect();
+        assert_eq!(numbers.len(), 4);
+        let p = Prefilter::new(numbers.iter().copied());
+        // Digit runs long enough for every number's alphabet and digit count, and none of them
+        // a number: a card that fails Luhn, IP addresses, an SKU, an id, a date and a time.
+        let noise = "order 2024 0501 1022 3312 at 2024-05-01T10:22:33.123Z from 10.42.71.193 \
+            (SKU12345678901234, id 1234567890123, v1.4.2, 12/27, $1,234.56, #88231) ";
+        let values = [
+            "4111 1111 1111 1111",
+            "123-45-6789",
+            "DE89 3704 0044 0532 0130 00",
+            "(415) 555-2671",
+            "1-800-555-1234",
+        ];
+        let text = format!("{noise}{}", values.join(" or "));
+        let mut windows = Vec::new();
+        p.windows(&text, 0, &mut windows);
+        for w in &windows {
+            assert!(
+                w.start >= noise.len() - 1,
+                "{} window in the noise: {:?}",
+                numbers[w.det].name,
+                &text[w.start..w.end]
+            );
+        }
+        let expected = [
+            (0, values[0]),
+            (2, values[1]),
+            (1, values[2]),
+            (3, values[3]),
+            (3, values[4]),
+        ];
+        for (det, value) in expected {
+            let at = text.find(value).unwrap();
+            assert!(
+                windows
+                    .iter()
+                    .any(|w| w.det == det && w.start <= at && at + value.len() <= w.end),
+                "no {} window over {value}",
+                numbers[det].name
+            );
+        }
     }
 
     #[test]
