@@ -72,13 +72,33 @@ impl Number {
     /// anchor: their first digit pair can be anywhere (`+7 9 12…`). Most digit runs of dense
     /// text — dates, times, versions, addresses — fail this test in a few comparisons.
     pub(crate) fn may_start_near(self, bytes: &[u8], at: usize) -> bool {
+        // Each test first looks at the few bytes that reject most runs, inline; the matchers
+        // themselves are too large to inline.
+        let upper = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_uppercase);
         match self {
-            Number::Card => card_at(bytes, at).is_some(),
-            Number::Ssn => ssn_at(bytes, at).is_some(),
-            Number::Iban => at >= 2 && iban_at(bytes, at - 2).is_some(),
-            Number::Phone => {
-                (at.saturating_sub(3)..=at).any(|s| north_american(bytes, s).is_some())
+            Number::Card => {
+                matches!(bytes[at], b'2'..=b'6')
+                    && digits(bytes, at + 2, 2)
+                    && boundary_before(bytes, at)
+                    && card_at(bytes, at).is_some()
             }
+            Number::Ssn => {
+                matches!(bytes.get(at + 3), Some(b' ' | b'-'))
+                    && boundary_before(bytes, at)
+                    && ssn_at(bytes, at).is_some()
+            }
+            Number::Iban => {
+                at >= 2 && upper(at - 1) && upper(at - 2) && iban_at(bytes, at - 2).is_some()
+            }
+            // The area code starts with 2–9; before it only `1`, `(`, `+1` and separators.
+            Number::Phone => (at.saturating_sub(3)..=at).any(|s| {
+                let lead = if s == at {
+                    matches!(bytes[at], b'1'..=b'9')
+                } else {
+                    matches!(bytes[s], b'1' | b'(' | b'+') && matches!(bytes[at], b'2'..=b'9')
+                };
+                lead && north_american(bytes, s).is_some()
+            }),
         }
     }
 }
@@ -134,37 +154,56 @@ fn card_at(bytes: &[u8], s: usize) -> Option<usize> {
         return None;
     }
     // Walk digit groups separated by single spaces or dashes; every group end followed by a
-    // separator (or the run's end at a boundary) is a possible end of the number.
+    // separator (or the run's end at a boundary) is a possible end of the number, and the
+    // last one with 13–19 digits passing Luhn is the match.
     let limit = bytes.len().min(s + CARD_MAX);
-    let mut seen = [0u8; CARD_MAX];
-    let mut n = 0;
-    let mut cuts = [(0usize, 0usize); CARD_MAX];
-    let mut cut_count = 0;
+    let mut luhn = Luhn::default();
+    let mut best = None;
     let mut i = s;
     loop {
         while i < limit && bytes[i].is_ascii_digit() {
-            seen[n] = bytes[i];
-            n += 1;
+            luhn.push(bytes[i]);
             i += 1;
         }
         let separated =
             i + 1 < limit && matches!(bytes[i], b' ' | b'-') && bytes[i + 1].is_ascii_digit();
-        if !separated {
-            break;
+        if separated || boundary_after(bytes, i) {
+            if (13..=19).contains(&luhn.count) && luhn.valid() {
+                best = Some(i);
+            }
         }
-        cuts[cut_count] = (i, n);
-        cut_count += 1;
+        if !separated {
+            return best;
+        }
         i += 1;
     }
-    if boundary_after(bytes, i) {
-        cuts[cut_count] = (i, n);
-        cut_count += 1;
+}
+
+/// The Luhn checksum of a growing digit string, valid for every prefix: the digit doubled are
+/// the ones at an odd distance from the last, so two sums are kept, one per parity of the
+/// position, and the prefix's length picks which one is its checksum.
+#[derive(Default)]
+struct Luhn {
+    count: usize,
+    /// `sums[0]` doubles the digits at odd positions, `sums[1]` those at even positions.
+    sums: [u32; 2],
+}
+
+impl Luhn {
+    fn push(&mut self, d: u8) {
+        let v = u32::from(d - b'0');
+        let doubled = if v > 4 { 2 * v - 9 } else { 2 * v };
+        let odd = self.count % 2;
+        self.sums[odd] += v;
+        self.sums[1 - odd] += doubled;
+        self.count += 1;
     }
-    cuts[..cut_count]
-        .iter()
-        .rev()
-        .find(|&&(_, count)| (13..=19).contains(&count) && luhn(&seen[..count]))
-        .map(|&(end, _)| end)
+
+    /// Whether the digits pushed so far pass: the last digit is not doubled, so the sum that
+    /// doubles the other parity.
+    fn valid(&self) -> bool {
+        self.count > 0 && self.sums[(self.count - 1) % 2] % 10 == 0
+    }
 }
 
 fn ssn_at(bytes: &[u8], s: usize) -> Option<usize> {
@@ -319,7 +358,8 @@ fn mod97_push(rem: u32, c: u8) -> u32 {
     }
 }
 
-/// Luhn checksum over ASCII digits.
+/// Luhn checksum over ASCII digits (the reference for [`Luhn`]).
+#[cfg(test)]
 pub(crate) fn luhn(digits: &[u8]) -> bool {
     let mut sum = 0u32;
     for (i, d) in digits.iter().rev().enumerate() {
@@ -367,6 +407,23 @@ mod tests {
     fn checksums() {
         assert!(luhn(b"4111111111111111") && luhn(b"378282246310005"));
         assert!(!luhn(b"4111111111111112"));
+        // The running checksum agrees with the reference on every prefix.
+        for number in [
+            "4111111111111111",
+            "378282246310005",
+            "2024050110223312",
+            "79927398713",
+        ] {
+            let mut running = Luhn::default();
+            for (i, d) in number.bytes().enumerate() {
+                running.push(d);
+                assert_eq!(
+                    running.valid(),
+                    luhn(&number.as_bytes()[..=i]),
+                    "{number}[..={i}]"
+                );
+            }
+        }
         assert!(iban_mod97(b"DE89370400440532013000") && iban_mod97(b"GB29NWBK60161331926819"));
         assert!(!iban_mod97(b"DE89370400440532013001"));
     }
