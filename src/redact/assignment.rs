@@ -31,7 +31,8 @@ pub(crate) struct Grammar {
     pub quotes: bool,
     /// Operators, longest first.
     pub operators: &'static [&'static str],
-    pub value: fn(u8) -> bool,
+    /// The bytes a value may contain (a table: values are walked byte by byte).
+    pub value: [bool; 256],
     pub value_min: usize,
     pub value_max: usize,
     /// Trailing `.` is not part of the value (the end of a sentence).
@@ -41,6 +42,20 @@ pub(crate) struct Grammar {
     pub first: [bool; 256],
     /// The first bytes of the operators.
     pub operator_first: [bool; 256],
+}
+
+/// A `[bool; 256]` table of the bytes for which the expression holds, built at compile time.
+macro_rules! byte_table {
+    (|$b:ident| $accept:expr) => {{
+        let mut table = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            let $b = i as u8;
+            table[i] = $accept;
+            i += 1;
+        }
+        table
+    }};
 }
 
 /// The `operator_first` table for a grammar.
@@ -127,7 +142,7 @@ pub(crate) static GENERIC: Grammar = Grammar {
     ident_max: 20,
     quotes: true,
     operators: ASSIGNMENT_OPERATORS,
-    value: generic_value,
+    value: byte_table!(|b| generic_value(b)),
     value_min: 8,
     value_max: 128,
     trim_dots: true,
@@ -145,7 +160,7 @@ pub(crate) static AWS_SECRET: Grammar = Grammar {
     ident_max: 0,
     quotes: true,
     operators: ASSIGNMENT_OPERATORS,
-    value: |b| b.is_ascii_alphanumeric() || b == b'/' || b == b'+',
+    value: byte_table!(|b| b.is_ascii_alphanumeric() || b == b'/' || b == b'+'),
     value_min: 40,
     value_max: 40,
     trim_dots: false,
@@ -163,12 +178,10 @@ pub(crate) static CONNECTION_STRING: Grammar = Grammar {
     ident_max: 0,
     quotes: false,
     operators: &["="],
-    value: |b| {
-        !matches!(
-            b,
-            b';' | b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\'' | b'\\'
-        )
-    },
+    value: byte_table!(|b| !matches!(
+        b,
+        b';' | b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\'' | b'\\'
+    )),
     value_min: 1,
     value_max: 128,
     trim_dots: false,
@@ -179,7 +192,7 @@ pub(crate) static CONNECTION_STRING: Grammar = Grammar {
 /// The longest connection-string match: `;` + 3 + `password` + 3 + `=` + 3 + value 128.
 pub(crate) const CONNECTION_STRING_MAX: usize = 147;
 
-fn generic_value(b: u8) -> bool {
+const fn generic_value(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
@@ -236,7 +249,9 @@ impl Grammar {
         while let Some(op) = (from..bytes.len()).find(|&i| self.operator_byte(bytes[i])) {
             let (id_start, _) = identifier_before(bytes, start, op);
             let lo = id_start.saturating_sub(lead).max(start);
-            for s in lo..op {
+            // Most identifier bytes cannot start a match (`walk` would fail at once): test
+            // them here rather than in a call.
+            for s in (lo..op).filter(|&s| self.first[usize::from(bytes[s])]) {
                 if let Walk::Match { m, .. } = self.walk(bytes, s) {
                     return Some(m);
                 }
@@ -268,7 +283,7 @@ impl Grammar {
             i = skip(bytes, i, 1, |b| b == b'\\');
             i = skip(bytes, i, 1, is_quote);
         }
-        skip(bytes, i, self.value_max, self.value)
+        skip(bytes, i, self.value_max, |b| self.value[usize::from(b)])
     }
 
     /// Whether `tail` — the text from a candidate start to the end of what has arrived — can
@@ -348,7 +363,7 @@ impl Grammar {
             return Walk::Open;
         }
         let value_start = i;
-        let run_end = skip(bytes, i, self.value_max, self.value);
+        let run_end = skip(bytes, i, self.value_max, |b| self.value[usize::from(b)]);
         let growable = run_end == n && run_end - value_start < self.value_max;
         let mut end = run_end;
         if self.trim_dots {
@@ -380,7 +395,10 @@ impl Grammar {
                 continue;
             }
             if text.len() >= k.len() {
-                if text[..k.len()].eq_ignore_ascii_case(k) {
+                // The second byte first: most keywords sharing the first byte differ there.
+                if (k.len() < 2 || text[1].eq_ignore_ascii_case(&k[1]))
+                    && text[..k.len()].eq_ignore_ascii_case(k)
+                {
                     best = best.max(Some(k.len()));
                 }
             } else if k[..text.len()].eq_ignore_ascii_case(text) {
