@@ -318,20 +318,25 @@ fn iban_at(bytes: &[u8], s: usize) -> Option<usize> {
         return None;
     }
     // ISO 7064 mod 97 over BBAN + country + check digits, kept incrementally over the BBAN so
-    // each possible end (before a space, or the run's end at a boundary) costs O(1).
-    let head = [bytes[s], bytes[s + 1], bytes[s + 2], bytes[s + 3]];
+    // each possible end (before a space, or the run's end at a boundary) costs O(1). The
+    // country and check digits are six decimal digits (`DE89` → 131489) appended to the BBAN.
+    let mut head = Mod97::default();
+    for &c in &bytes[s..s + 4] {
+        head.push(c);
+    }
+    let head = head.acc;
     let limit = bytes.len().min(s + IBAN_MAX);
     let alnum = |b: u8| b.is_ascii_uppercase() || b.is_ascii_digit();
-    let valid = |rem: u32, count: usize| {
-        (15..=34).contains(&count) && head.iter().fold(rem, |r, &c| mod97_push(r, c)) == 1
+    let valid = |bban: &Mod97, count: usize| {
+        (15..=34).contains(&count) && (bban.acc % 97 * 1_000_000 + head) % 97 == 1
     };
-    let mut rem = 0;
+    let mut rem = Mod97::default();
     let mut count = 4;
     let mut best = None;
     let mut i = s + 4;
     loop {
         while i < limit && alnum(bytes[i]) {
-            rem = mod97_push(rem, bytes[i]);
+            rem.push(bytes[i]);
             count += 1;
             i += 1;
         }
@@ -339,22 +344,33 @@ fn iban_at(bytes: &[u8], s: usize) -> Option<usize> {
         if !spaced {
             break;
         }
-        if valid(rem, count) {
+        if valid(&rem, count) {
             best = Some(i);
         }
         i += 1;
     }
-    if boundary_after(bytes, i) && valid(rem, count) {
+    if boundary_after(bytes, i) && valid(&rem, count) {
         best = Some(i);
     }
     best
 }
 
-/// Appends one IBAN character (digit, or letter as two digits) to a mod 97 remainder.
-fn mod97_push(rem: u32, c: u8) -> u32 {
-    match c {
-        b'0'..=b'9' => (rem * 10 + u32::from(c - b'0')) % 97,
-        _ => (rem * 100 + u32::from(c - b'A') + 10) % 97,
+/// A string of IBAN characters (digits, and letters as two digits each) as a number, reduced
+/// mod 97 only when it nears the top of a `u64`: `acc % 97` is the string's remainder.
+#[derive(Default)]
+struct Mod97 {
+    acc: u64,
+}
+
+impl Mod97 {
+    fn push(&mut self, c: u8) {
+        if self.acc >= 1 << 56 {
+            self.acc %= 97;
+        }
+        self.acc = match c {
+            b'0'..=b'9' => self.acc * 10 + u64::from(c - b'0'),
+            _ => self.acc * 100 + u64::from(c - b'A') + 10,
+        };
     }
 }
 
@@ -382,11 +398,17 @@ pub(crate) fn iban_mod97(iban: &[u8]) -> bool {
         && iban
             .iter()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-        && iban[4..]
-            .iter()
-            .chain(&iban[..4])
-            .fold(0, |r, &c| mod97_push(r, c))
-            == 1
+        && {
+            // The textbook way, one character at a time.
+            iban[4..]
+                .iter()
+                .chain(&iban[..4])
+                .fold(0u32, |r, &c| match c {
+                    b'0'..=b'9' => (r * 10 + u32::from(c - b'0')) % 97,
+                    _ => (r * 100 + u32::from(c - b'A') + 10) % 97,
+                })
+                == 1
+        }
 }
 
 #[cfg(test)]
@@ -426,6 +448,23 @@ mod tests {
         }
         assert!(iban_mod97(b"DE89370400440532013000") && iban_mod97(b"GB29NWBK60161331926819"));
         assert!(!iban_mod97(b"DE89370400440532013001"));
+    }
+
+    #[test]
+    fn long_ibans_pass_the_running_checksum() {
+        // 34 characters, letters among them: the running value is reduced several times.
+        for bban in [
+            "000100010012001200023015000000",
+            "ABCD1234EFGH5678IJKL9012MNOP34",
+        ] {
+            let check = (0..100)
+                .find(|k| iban_mod97(format!("XK{k:02}{bban}").as_bytes()))
+                .unwrap();
+            let iban = format!("XK{check:02}{bban}");
+            assert_eq!(all(Number::Iban, &iban), [iban.as_str()]);
+            let wrong = format!("XK{:02}{bban}", (check + 1) % 100);
+            assert_eq!(all(Number::Iban, &wrong), Vec::<&str>::new());
+        }
     }
 
     #[test]
