@@ -450,6 +450,10 @@ impl Prefilter {
                 }
             }
         }
+        if b.is_ascii_digit() && !self.all_digits && self.by_operator[usize::from(b)].is_empty() {
+            // No literal's trigger and no operator is this digit.
+            return;
+        }
         let expected = (at == 0 || self.before[usize::from(b)].contains(bytes[at - 1]))
             && bytes
                 .get(at + 1)
