@@ -213,8 +213,12 @@ const fn generic_value(b: u8) -> bool {
         )
 }
 
+/// Identifier bytes, `[A-Za-z0-9_.-]`: a table, as identifiers are walked byte by byte.
+static IDENT: [bool; 256] =
+    byte_table!(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+
 fn is_ident(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
+    IDENT[usize::from(b)]
 }
 
 fn is_blank(b: u8) -> bool {

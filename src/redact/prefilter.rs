@@ -214,6 +214,8 @@ pub(crate) struct Prefilter {
     assignments: Vec<Assignment>,
     /// For each operator byte, the assignment anchors it ends.
     by_operator: Vec<Vec<usize>>,
+    /// The first two bytes of every assignment keyword, in any case.
+    openings: Openings,
     /// Detectors anchored on digit pairs, with the number test that must pass first, if any
     /// ([`Number::may_start_near`]).
     digit_pair: Vec<(usize, Option<Number>)>,
@@ -239,6 +241,7 @@ impl Prefilter {
             after: vec![ByteSet::EMPTY; 256],
             assignments: Vec::new(),
             by_operator: vec![Vec::new(); 256],
+            openings: Openings::default(),
             digit_pair: Vec::new(),
             always: Vec::new(),
             shapes: Vec::new(),
@@ -294,6 +297,7 @@ impl Prefilter {
                         }
                         let mut initials = ByteSet::EMPTY;
                         for k in keywords {
+                            p.openings.insert(k);
                             if let Some(&b) = k.first() {
                                 initials.insert(b.to_ascii_lowercase());
                                 initials.insert(b.to_ascii_uppercase());
@@ -489,9 +493,16 @@ impl Prefilter {
         let assignments = &self.by_operator[usize::from(b)];
         if !assignments.is_empty() {
             let (id_start, id_end) = identifier_before(bytes, from, at);
+            // No keyword starts before the first of its two-byte openings; most identifiers
+            // (`ts`, `model`, `10` of `10:22`) have none, and are done in one pass.
+            let Some(first) = (id_start..id_end.saturating_sub(1))
+                .find(|&i| self.openings.contains(bytes[i], bytes[i + 1]))
+            else {
+                return;
+            };
             for &a in assignments {
                 let a = &self.assignments[a];
-                if has_keyword(bytes, id_start, id_end, &a.initials, &a.keywords, a.suffix) {
+                if has_keyword(bytes, first, id_end, &a.initials, &a.keywords, a.suffix) {
                     let bounds = Bounds {
                         earliest: Some(id_start.saturating_sub(a.lead).max(from)),
                         latest: a.grammar.map(|g| g.reach(bytes, at)),
@@ -500,6 +511,37 @@ impl Prefilter {
                 }
             }
         }
+    }
+}
+
+/// A set of byte pairs, ASCII case-insensitive: 64 Ki bits.
+struct Openings(Box<[u64]>);
+
+impl Default for Openings {
+    fn default() -> Openings {
+        Openings(vec![0; 1024].into_boxed_slice())
+    }
+}
+
+impl Openings {
+    fn index(a: u8, b: u8) -> usize {
+        usize::from(a.to_ascii_lowercase()) << 8 | usize::from(b.to_ascii_lowercase())
+    }
+
+    /// Adds the first two bytes of `keyword`; a shorter keyword makes every pair an opening.
+    fn insert(&mut self, keyword: &[u8]) {
+        match keyword {
+            [a, b, ..] => {
+                let i = Openings::index(*a, *b);
+                self.0[i / 64] |= 1 << (i % 64);
+            }
+            _ => self.0.fill(u64::MAX),
+        }
+    }
+
+    fn contains(&self, a: u8, b: u8) -> bool {
+        let i = Openings::index(a, b);
+        self.0[i / 64] & (1 << (i % 64)) != 0
     }
 }
 
@@ -731,6 +773,37 @@ mod tests {
                 "no {} window over {value}",
                 numbers[det].name
             );
+        }
+    }
+
+    #[test]
+    fn assignment_windows_need_a_keyword_in_the_identifier() {
+        let builtins = super::super::builtin::builtins().unwrap();
+        let generic: Vec<&Detector> = builtins
+            .detectors
+            .iter()
+            .filter(|d| matches!(d.matcher, Matcher::Assignment(_)))
+            .map(|d| &**d)
+            .collect();
+        let p = Prefilter::new(generic.iter().copied());
+        let windows = |text: &str| {
+            let mut out = Vec::new();
+            p.windows(text, 0, &mut out);
+            out.len()
+        };
+        for keyed in [
+            "APP_PROD_DB_PASSWORD = Xk9#mP2$vL8q",
+            "\"Secret\": \"Xk9#mP2$vL8q\"",
+            "x;Pwd=Xk9#mP2$vL8q",
+        ] {
+            assert!(windows(keyed) > 0, "{keyed}");
+        }
+        for plain in [
+            "model: gpt-4o",
+            "at 10:22:33 user=jane ip=10.1.2.3",
+            "a=b c:d",
+        ] {
+            assert_eq!(windows(plain), 0, "{plain}");
         }
     }
 
