@@ -145,7 +145,9 @@ fn generic_secret(value: &str, specific: &Specific) -> bool {
     if entropy < 3.0 || !(digit || symbol || entropy >= 3.8) {
         return false;
     }
-    !has_placeholder(value) && !specific.starts(value)
+    // Specific tokens first: in configuration text they are most candidates
+    // (`GITHUB_TOKEN=ghp_…`), and for other values the test ends at their first byte.
+    !specific.starts(value) && !has_placeholder(value)
 }
 
 /// Whether `value` contains a placeholder word, ASCII case-insensitively. Candidates are
