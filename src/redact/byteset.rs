@@ -86,6 +86,28 @@ impl fmt::Debug for ByteSet {
     }
 }
 
+// Byte-lane arithmetic on 8-byte words (SWAR): the functions set the high bit of each lane
+// that qualifies.
+
+pub(crate) const LO: u64 = 0x0101_0101_0101_0101;
+pub(crate) const HI: u64 = 0x8080_8080_8080_8080;
+
+/// High bit of each byte lane set where the lane equals `b`. Exact: the per-lane additions
+/// cannot carry into the next lane.
+#[inline]
+pub(crate) fn eq_mask(x: u64, b: u8) -> u64 {
+    let t = x ^ (LO * u64::from(b));
+    !(((t & !HI) + !HI) | t) & HI
+}
+
+/// High bit of each byte lane set where the lane is at least `k` (ASCII lanes only).
+#[inline]
+pub(crate) fn at_least(low7: u64, k: u8) -> u64 {
+    // Adding 0x80 - k to a 7-bit lane sets its high bit exactly when the lane is ≥ k; the sum
+    // stays below 0x100, so no carry crosses into the next lane.
+    (low7 + LO * u64::from(0x80 - k)) & HI
+}
+
 /// The largest char boundary ≤ `i` (clamped to the length).
 pub(crate) fn floor_boundary(s: &str, i: usize) -> usize {
     let mut i = i.min(s.len());

@@ -167,10 +167,11 @@ fn card_at(bytes: &[u8], s: usize) -> Option<usize> {
         }
         let separated =
             i + 1 < limit && matches!(bytes[i], b' ' | b'-') && bytes[i + 1].is_ascii_digit();
-        if separated || boundary_after(bytes, i) {
-            if (13..=19).contains(&luhn.count) && luhn.valid() {
-                best = Some(i);
-            }
+        if (separated || boundary_after(bytes, i))
+            && (13..=19).contains(&luhn.count)
+            && luhn.valid()
+        {
+            best = Some(i);
         }
         if !separated {
             return best;

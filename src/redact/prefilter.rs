@@ -28,7 +28,7 @@
 //! plus look-ahead, or an assignment's reach plus look-ahead) — was merged into this one. So the truncation never changes a match.
 
 use super::assignment::{identifier_before, Grammar};
-use super::byteset::{ceil_boundary, floor_boundary, ByteSet};
+use super::byteset::{at_least, ceil_boundary, eq_mask, floor_boundary, ByteSet, HI};
 use super::detector::{Anchor, Detector, Matcher, StartRule, LOOKAHEAD};
 use super::numbers::Number;
 
@@ -630,25 +630,6 @@ fn trigger_set() -> ByteSet {
         set.insert(b);
     }
     set
-}
-
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// High bit of each byte lane set where the lane equals `b`. Exact: the per-lane additions
-/// cannot carry into the next lane.
-#[inline]
-fn eq_mask(x: u64, b: u8) -> u64 {
-    let t = x ^ (LO * u64::from(b));
-    !(((t & !HI) + !HI) | t) & HI
-}
-
-/// High bit of each byte lane set where the lane is at least `k` (ASCII lanes only).
-#[inline]
-fn at_least(low7: u64, k: u8) -> u64 {
-    // Adding 0x80 - k to a 7-bit lane sets its high bit exactly when the lane is ≥ k; the sum
-    // stays below 0x100, so no carry crosses into the next lane.
-    (low7 + LO * u64::from(0x80 - k)) & HI
 }
 
 /// Trigger lanes of an 8-byte word: `(non-digit triggers, digits)`. Non-digit triggers are
