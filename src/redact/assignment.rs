@@ -40,6 +40,9 @@ pub(crate) struct Grammar {
     /// The bytes a match can start with (the lead, or keyword initials in both cases): a quick
     /// filter before walking.
     pub first: [bool; 256],
+    /// The first two bytes of the keywords, in any case, as a 64 Ki-bit set (`a << 8 | b`):
+    /// a finer filter where no lead byte comes first.
+    pub openings: [u64; 1024],
     /// The first bytes of the operators.
     pub operator_first: [bool; 256],
 }
@@ -81,6 +84,32 @@ const fn first_bytes(lead: Option<u8>, keywords: &[&str]) -> [bool; 256] {
         let b = keywords[i].as_bytes()[0];
         table[b.to_ascii_lowercase() as usize] = true;
         table[b.to_ascii_uppercase() as usize] = true;
+        i += 1;
+    }
+    table
+}
+
+/// The `openings` table for a grammar; every pair when a keyword is shorter than two bytes.
+const fn keyword_openings(keywords: &[&str]) -> [u64; 1024] {
+    let mut table = [0u64; 1024];
+    let mut i = 0;
+    while i < keywords.len() {
+        let k = keywords[i].as_bytes();
+        if k.len() < 2 {
+            return [u64::MAX; 1024];
+        }
+        let firsts = [k[0].to_ascii_lowercase(), k[0].to_ascii_uppercase()];
+        let seconds = [k[1].to_ascii_lowercase(), k[1].to_ascii_uppercase()];
+        let mut f = 0;
+        while f < 2 {
+            let mut g = 0;
+            while g < 2 {
+                let pair = (firsts[f] as usize) << 8 | seconds[g] as usize;
+                table[pair / 64] |= 1 << (pair % 64);
+                g += 1;
+            }
+            f += 1;
+        }
         i += 1;
     }
     table
@@ -147,6 +176,7 @@ pub(crate) static GENERIC: Grammar = Grammar {
     value_max: 128,
     trim_dots: true,
     first: first_bytes(None, GENERIC_KEYWORDS),
+    openings: keyword_openings(GENERIC_KEYWORDS),
     operator_first: operator_bytes(ASSIGNMENT_OPERATORS),
 };
 
@@ -165,6 +195,7 @@ pub(crate) static AWS_SECRET: Grammar = Grammar {
     value_max: 40,
     trim_dots: false,
     first: first_bytes(None, AWS_SECRET_KEYWORDS),
+    openings: keyword_openings(AWS_SECRET_KEYWORDS),
     operator_first: operator_bytes(ASSIGNMENT_OPERATORS),
 };
 
@@ -186,6 +217,7 @@ pub(crate) static CONNECTION_STRING: Grammar = Grammar {
     value_max: 128,
     trim_dots: false,
     first: first_bytes(Some(b';'), &["password", "pwd"]),
+    openings: keyword_openings(&["password", "pwd"]),
     operator_first: operator_bytes(&["="]),
 };
 
@@ -253,9 +285,7 @@ impl Grammar {
         while let Some(op) = (from..bytes.len()).find(|&i| self.operator_byte(bytes[i])) {
             let (id_start, _) = identifier_before(bytes, start, op);
             let lo = id_start.saturating_sub(lead).max(start);
-            // Most identifier bytes cannot start a match (`walk` would fail at once): test
-            // them here rather than in a call.
-            for s in (lo..op).filter(|&s| self.first[usize::from(bytes[s])]) {
+            for s in (lo..op).filter(|&s| self.may_start(bytes, s)) {
                 if let Walk::Match { m, .. } = self.walk(bytes, s) {
                     return Some(m);
                 }
@@ -263,6 +293,19 @@ impl Grammar {
             from = op + 1;
         }
         None
+    }
+
+    /// Whether a complete match could start at `s`: its lead byte, or a keyword's first two
+    /// bytes. Most identifier bytes fail this, and `walk` is not called for them.
+    fn may_start(&self, bytes: &[u8], s: usize) -> bool {
+        match (self.lead, bytes.get(s + 1)) {
+            (Some(_), _) => self.first[usize::from(bytes[s])],
+            (None, Some(&next)) => {
+                let pair = usize::from(bytes[s]) << 8 | usize::from(next);
+                self.openings[pair / 64] & (1 << (pair % 64)) != 0
+            }
+            (None, None) => false,
+        }
     }
 
     fn operator_byte(&self, b: u8) -> bool {
@@ -495,6 +538,7 @@ mod tests {
         assert_eq!(values(g, "apiKeyV2 => 'zz9911aa8877'"), ["zz9911aa8877"]);
         assert_eq!(values(g, "Api-Key:\tq1w2e3r4t5"), ["q1w2e3r4t5"]);
         assert_eq!(values(g, "token:=abcdefgh1"), ["abcdefgh1"]);
+        assert_eq!(values(g, "x.pAsSwd = Xk9#mP2$vL8q"), ["Xk9#mP2$vL8q"]);
         assert!(values(g, "the password is strong").is_empty());
         assert!(values(g, "password: short").is_empty());
         assert!(values(g, "token_with_a_very_long_identifier_name = abcdefgh12").is_empty());
