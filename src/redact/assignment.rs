@@ -16,6 +16,7 @@
 //! is one of `"'` and backtick (only where the grammar allows quoting). The match runs from the
 //! lead or keyword to the end of the value; only the value is replaced.
 
+use super::byteset::Openings;
 use super::detector::RawMatch;
 
 /// One assignment grammar.
@@ -42,7 +43,7 @@ pub(crate) struct Grammar {
     pub first: [bool; 256],
     /// The first two bytes of the keywords, in any case, as a 64 Ki-bit set (`a << 8 | b`):
     /// a finer filter where no lead byte comes first.
-    pub openings: [u64; 1024],
+    pub openings: Openings,
     /// The first bytes of the operators.
     pub operator_first: [bool; 256],
 }
@@ -84,32 +85,6 @@ const fn first_bytes(lead: Option<u8>, keywords: &[&str]) -> [bool; 256] {
         let b = keywords[i].as_bytes()[0];
         table[b.to_ascii_lowercase() as usize] = true;
         table[b.to_ascii_uppercase() as usize] = true;
-        i += 1;
-    }
-    table
-}
-
-/// The `openings` table for a grammar; every pair when a keyword is shorter than two bytes.
-const fn keyword_openings(keywords: &[&str]) -> [u64; 1024] {
-    let mut table = [0u64; 1024];
-    let mut i = 0;
-    while i < keywords.len() {
-        let k = keywords[i].as_bytes();
-        if k.len() < 2 {
-            return [u64::MAX; 1024];
-        }
-        let firsts = [k[0].to_ascii_lowercase(), k[0].to_ascii_uppercase()];
-        let seconds = [k[1].to_ascii_lowercase(), k[1].to_ascii_uppercase()];
-        let mut f = 0;
-        while f < 2 {
-            let mut g = 0;
-            while g < 2 {
-                let pair = (firsts[f] as usize) << 8 | seconds[g] as usize;
-                table[pair / 64] |= 1 << (pair % 64);
-                g += 1;
-            }
-            f += 1;
-        }
         i += 1;
     }
     table
@@ -176,7 +151,7 @@ pub(crate) static GENERIC: Grammar = Grammar {
     value_max: 128,
     trim_dots: true,
     first: first_bytes(None, GENERIC_KEYWORDS),
-    openings: keyword_openings(GENERIC_KEYWORDS),
+    openings: Openings::of(GENERIC_KEYWORDS),
     operator_first: operator_bytes(ASSIGNMENT_OPERATORS),
 };
 
@@ -195,7 +170,7 @@ pub(crate) static AWS_SECRET: Grammar = Grammar {
     value_max: 40,
     trim_dots: false,
     first: first_bytes(None, AWS_SECRET_KEYWORDS),
-    openings: keyword_openings(AWS_SECRET_KEYWORDS),
+    openings: Openings::of(AWS_SECRET_KEYWORDS),
     operator_first: operator_bytes(ASSIGNMENT_OPERATORS),
 };
 
@@ -217,7 +192,7 @@ pub(crate) static CONNECTION_STRING: Grammar = Grammar {
     value_max: 128,
     trim_dots: false,
     first: first_bytes(Some(b';'), &["password", "pwd"]),
-    openings: keyword_openings(&["password", "pwd"]),
+    openings: Openings::of(&["password", "pwd"]),
     operator_first: operator_bytes(&["="]),
 };
 
@@ -300,10 +275,7 @@ impl Grammar {
     fn may_start(&self, bytes: &[u8], s: usize) -> bool {
         match (self.lead, bytes.get(s + 1)) {
             (Some(_), _) => self.first[usize::from(bytes[s])],
-            (None, Some(&next)) => {
-                let pair = usize::from(bytes[s]) << 8 | usize::from(next);
-                self.openings[pair / 64] & (1 << (pair % 64)) != 0
-            }
+            (None, Some(&next)) => self.openings.contains(bytes[s], next),
             (None, None) => false,
         }
     }

@@ -86,6 +86,54 @@ impl fmt::Debug for ByteSet {
     }
 }
 
+/// The first two bytes of a set of keywords, ASCII case-insensitive: a 64 Ki-bit set of byte
+/// pairs, tested before any keyword is compared. Every pair is in it once a keyword is shorter
+/// than two bytes.
+#[derive(Clone)]
+pub(crate) struct Openings([u64; 1024]);
+
+impl Openings {
+    pub(crate) const EMPTY: Openings = Openings([0; 1024]);
+
+    /// The openings of `keywords`, at compile time.
+    pub(crate) const fn of(keywords: &[&str]) -> Openings {
+        let mut set = Openings::EMPTY;
+        let mut i = 0;
+        while i < keywords.len() {
+            set.insert(keywords[i].as_bytes());
+            i += 1;
+        }
+        set
+    }
+
+    /// Adds the opening of `keyword`, in all four cases.
+    pub(crate) const fn insert(&mut self, keyword: &[u8]) {
+        let [a, b, ..] = *keyword else {
+            self.0 = [u64::MAX; 1024];
+            return;
+        };
+        let firsts = [a.to_ascii_lowercase(), a.to_ascii_uppercase()];
+        let seconds = [b.to_ascii_lowercase(), b.to_ascii_uppercase()];
+        let mut f = 0;
+        while f < 2 {
+            let mut g = 0;
+            while g < 2 {
+                let pair = (firsts[f] as usize) << 8 | seconds[g] as usize;
+                self.0[pair / 64] |= 1 << (pair % 64);
+                g += 1;
+            }
+            f += 1;
+        }
+    }
+
+    /// Whether a keyword may start with `a`, `b`.
+    #[inline]
+    pub(crate) fn contains(&self, a: u8, b: u8) -> bool {
+        let pair = usize::from(a) << 8 | usize::from(b);
+        self.0[pair / 64] & (1 << (pair % 64)) != 0
+    }
+}
+
 // Byte-lane arithmetic on 8-byte words (SWAR): the functions set the high bit of each lane
 // that qualifies.
 

@@ -28,7 +28,7 @@
 //! plus look-ahead, or an assignment's reach plus look-ahead) — was merged into this one. So the truncation never changes a match.
 
 use super::assignment::{identifier_before, Grammar};
-use super::byteset::{at_least, ceil_boundary, eq_mask, floor_boundary, ByteSet, HI};
+use super::byteset::{at_least, ceil_boundary, eq_mask, floor_boundary, ByteSet, Openings, HI};
 use super::detector::{Anchor, Detector, Matcher, StartRule, LOOKAHEAD};
 use super::numbers::Number;
 
@@ -241,7 +241,7 @@ impl Prefilter {
             after: vec![ByteSet::EMPTY; 256],
             assignments: Vec::new(),
             by_operator: vec![Vec::new(); 256],
-            openings: Openings::default(),
+            openings: Openings::EMPTY,
             digit_pair: Vec::new(),
             always: Vec::new(),
             shapes: Vec::new(),
@@ -511,37 +511,6 @@ impl Prefilter {
                 }
             }
         }
-    }
-}
-
-/// A set of byte pairs, ASCII case-insensitive: 64 Ki bits.
-struct Openings(Box<[u64]>);
-
-impl Default for Openings {
-    fn default() -> Openings {
-        Openings(vec![0; 1024].into_boxed_slice())
-    }
-}
-
-impl Openings {
-    fn index(a: u8, b: u8) -> usize {
-        usize::from(a.to_ascii_lowercase()) << 8 | usize::from(b.to_ascii_lowercase())
-    }
-
-    /// Adds the first two bytes of `keyword`; a shorter keyword makes every pair an opening.
-    fn insert(&mut self, keyword: &[u8]) {
-        match keyword {
-            [a, b, ..] => {
-                let i = Openings::index(*a, *b);
-                self.0[i / 64] |= 1 << (i % 64);
-            }
-            _ => self.0.fill(u64::MAX),
-        }
-    }
-
-    fn contains(&self, a: u8, b: u8) -> bool {
-        let i = Openings::index(a, b);
-        self.0[i / 64] & (1 << (i % 64)) != 0
     }
 }
 
