@@ -674,15 +674,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn number_windows_open_only_where_a_number_can_start() {
+    /// The built-in detectors whose matcher `keep` accepts, in priority order.
+    fn builtins_where(keep: impl Fn(&Matcher) -> bool) -> Vec<&'static Detector> {
         let builtins = super::super::builtin::builtins().unwrap();
-        let numbers: Vec<&Detector> = builtins
+        builtins
             .detectors
             .iter()
-            .filter(|d| matches!(d.matcher, Matcher::Number(_)))
+            .filter(|d| keep(&d.matcher))
             .map(|d| &**d)
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn number_windows_open_only_where_a_number_can_start() {
+        let numbers = builtins_where(|m| matches!(m, Matcher::Number(_)));
         assert_eq!(numbers.len(), 4);
         let p = Prefilter::new(numbers.iter().copied());
         // Digit runs long enough for every number's alphabet and digit count, and none of them
@@ -728,13 +733,7 @@ mod tests {
 
     #[test]
     fn assignment_windows_need_a_keyword_in_the_identifier() {
-        let builtins = super::super::builtin::builtins().unwrap();
-        let generic: Vec<&Detector> = builtins
-            .detectors
-            .iter()
-            .filter(|d| matches!(d.matcher, Matcher::Assignment(_)))
-            .map(|d| &**d)
-            .collect();
+        let generic = builtins_where(|m| matches!(m, Matcher::Assignment(_)));
         let p = Prefilter::new(generic.iter().copied());
         let windows = |text: &str| {
             let mut out = Vec::new();
