@@ -26,6 +26,7 @@ use super::jwt;
 use super::numbers::Number;
 use super::pem::Pem;
 use super::policy::Category;
+use super::token::Token;
 
 /// Bytes after a match that can still decide it: one character of look-ahead (`\b`, `$`).
 pub(crate) const LOOKAHEAD: usize = 4;
@@ -59,6 +60,8 @@ pub(crate) enum Matcher {
     Derived { re: Regex, span: SpanFn },
     /// JSON Web Tokens (hand-written: see `jwt.rs`).
     Jwt,
+    /// A prefix and a run of one byte class (hand-written: see `token.rs`).
+    Token(Token),
 }
 
 /// The part of a match (given as text) that an action replaces, relative to the match.
@@ -159,6 +162,7 @@ impl Matcher {
             Matcher::Assignment(grammar) => grammar.find_at(hay, start),
             Matcher::Prefixed(p) => p.find_at(hay, start),
             Matcher::Jwt => jwt::find_at(hay, start),
+            Matcher::Token(t) => t.find_at(hay, start),
         }
     }
 }

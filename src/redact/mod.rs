@@ -105,6 +105,7 @@ mod redactor;
 mod scanner;
 mod stream;
 mod text_stream;
+mod token;
 mod walk;
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use super::detector::{Anchor, Detector, Matcher, Prefixed, SpanFn, StartRule};
 use super::numbers::Number;
 use super::pem::{Pem, PEM_MAX_LEN};
 use super::policy::{Category, PolicyError};
+use super::token::{Form, Token};
 
 /// How a built-in matches.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +51,8 @@ pub(crate) struct Spec {
     pub check: Check,
     /// The replaced part, computed from the match instead of captured by `group`.
     pub span: Option<SpanFn>,
+    /// The same format as the pattern's, matched by hand (the pattern stays the reference).
+    pub token: Option<&'static [Form]>,
 }
 
 impl Spec {
@@ -70,6 +73,7 @@ impl Spec {
             max_len: 0,
             check: Check::None,
             span: None,
+            token: None,
         }
     }
 
@@ -111,6 +115,15 @@ impl Spec {
     pub(crate) const fn span(self, span: SpanFn) -> Spec {
         Spec {
             span: Some(span),
+            ..self
+        }
+    }
+
+    /// The pattern's format as token forms, for the hand-written matcher: a property test
+    /// holds it to the pattern.
+    pub(crate) const fn token(self, forms: &'static [Form]) -> Spec {
+        Spec {
+            token: Some(forms),
             ..self
         }
     }
@@ -280,7 +293,7 @@ pub(crate) fn names() -> impl Iterator<Item = &'static str> + Clone {
     all_specs().map(|s| s.name)
 }
 
-fn all_specs() -> impl Iterator<Item = &'static Spec> + Clone {
+pub(crate) fn all_specs() -> impl Iterator<Item = &'static Spec> + Clone {
     secrets::SPECS.iter().chain(pii::SPECS.iter())
 }
 
@@ -321,7 +334,9 @@ fn compile(spec: &Spec) -> Result<Detector, String> {
         Kind::Regex { pattern, group } => {
             // ASCII word boundaries: see the module docs.
             let pattern = pattern.replace(r"\b", r"(?-u:\b)");
-            let matcher = if let Some(span) = spec.span {
+            let matcher = if let Some(forms) = spec.token {
+                Matcher::Token(Token::new(pattern.starts_with(r"(?-u:\b)"), forms))
+            } else if let Some(span) = spec.span {
                 let re = Regex::new(&pattern).map_err(|e| format!("{}: {e}", spec.name))?;
                 Matcher::Derived { re, span }
             } else if group == 0 && !spec.start.is_empty() {
@@ -576,6 +591,9 @@ mod tests {
             let pattern = pattern.replace(r"\b", r"(?-u:\b)");
             let plain = Regex::new(&pattern).unwrap();
             let prefixed = Matcher::Prefixed(Prefixed::new(&pattern, spec.start).unwrap());
+            let token = spec
+                .token
+                .map(|forms| Matcher::Token(Token::new(pattern.starts_with(r"(?-u:\b)"), forms)));
             for text in texts.iter().chain(&variants) {
                 for start in [0, 1, 3] {
                     if !text.is_char_boundary(start.min(text.len())) {
@@ -583,8 +601,10 @@ mod tests {
                     }
                     let start = start.min(text.len());
                     let want = plain.find_at(text, start).map(|m| m.range());
-                    let got = prefixed.find_at(text, start).map(|m| m.start..m.end);
-                    assert_eq!(got, want, "{} on {text:?} from {start}", spec.name);
+                    for matcher in [Some(&prefixed), token.as_ref()].into_iter().flatten() {
+                        let got = matcher.find_at(text, start).map(|m| m.start..m.end);
+                        assert_eq!(got, want, "{} on {text:?} from {start}", spec.name);
+                    }
                 }
             }
         }

@@ -7,6 +7,7 @@ use crate::redact::assignment::{
 };
 use crate::redact::checks::Check;
 use crate::redact::jwt::JWT_MAX;
+use crate::redact::token::Form;
 
 /// Entropy floor for random token bodies: rejects `…xxxxxxxx` placeholders behind real prefixes.
 const RANDOM: Check = Check::MinEntropy(3.0);
@@ -19,10 +20,20 @@ fn url_password(m: &str) -> Option<std::ops::Range<usize>> {
     Some(colon + 1..m.len().checked_sub(1)?)
 }
 
+const GITLAB: &[&str] = &[
+    "glpat-", "gldt-", "glrt-", "glptt-", "glft-", "glimt-", "glsoat-",
+];
+const SLACK: &[&str] = &[
+    "xoxa-", "xoxb-", "xoxp-", "xoxo-", "xoxs-", "xoxr-", "xoxe-", "xapp-",
+];
+const STRIPE: &[&str] = &["sk_live_", "sk_test_", "rk_live_", "rk_test_"];
+const SHOPIFY: &[&str] = &["shpat_", "shpca_", "shppa_", "shpss_"];
+
 pub(crate) const SPECS: &[Spec] = &[
     Spec::pem("private_key").prefixes(&["-----BEGIN"]).alphabet(r"\t\n\r -~")
         .min_len(27),
     Spec::secret("aws_access_key", r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b")
+        .token(&[Form::new(&["AKIA", "ASIA", "ABIA", "ACCA"], "A-Z2-7", 16, 16).word_end()])
         .prefixes(&["AKIA", "ASIA", "ABIA", "ACCA"])
         .alphabet("A-Z2-7")
         .min_len(20)
@@ -38,6 +49,10 @@ pub(crate) const SPECS: &[Spec] = &[
         "github_token",
         r"\b(?:(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,244})\b",
     )
+    .token(&[
+        Form::new(&["ghp_", "gho_", "ghu_", "ghs_", "ghr_"], "A-Za-z0-9", 36, 251).word_end(),
+        Form::new(&["github_pat_"], "A-Za-z0-9_", 22, 244).word_end(),
+    ])
     .prefixes(&["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"])
     .alphabet("A-Za-z0-9_")
     .min_len(33)
@@ -47,13 +62,15 @@ pub(crate) const SPECS: &[Spec] = &[
         "gitlab_token",
         r"\b(?:glpat|gldt|glrt|glptt|glft|glimt|glsoat)-[A-Za-z0-9_.-]{19,254}[A-Za-z0-9_-]",
     )
-    .prefixes(&["glpat-", "gldt-", "glrt-", "glptt-", "glft-", "glimt-", "glsoat-"])
+    .token(&[Form::new(GITLAB, r"A-Za-z0-9_.\-", 20, 255).last(r"A-Za-z0-9_\-")])
+    .prefixes(GITLAB)
     .alphabet(r"A-Za-z0-9_.\-")
     .min_len(25)
     .max_len(262)
     .check(RANDOM),
     Spec::secret("slack_token", r"\b(?:xox[abposre]|xapp)-[A-Za-z0-9-]{9,249}[A-Za-z0-9]")
-        .prefixes(&["xoxa-", "xoxb-", "xoxp-", "xoxo-", "xoxs-", "xoxr-", "xoxe-", "xapp-"])
+        .token(&[Form::new(SLACK, r"A-Za-z0-9\-", 10, 250).last("A-Za-z0-9")])
+        .prefixes(SLACK)
         .alphabet(r"A-Za-z0-9\-")
         .min_len(15)
         .max_len(256)
@@ -67,7 +84,8 @@ pub(crate) const SPECS: &[Spec] = &[
     .min_len(50)
     .max_len(240),
     Spec::secret("stripe_key", r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,247}\b")
-        .prefixes(&["sk_live_", "sk_test_", "rk_live_", "rk_test_"])
+        .token(&[Form::new(STRIPE, "A-Za-z0-9", 10, 247).word_end()])
+        .prefixes(STRIPE)
         .alphabet("A-Za-z0-9_")
         .min_len(18)
         .max_len(255)
@@ -92,6 +110,7 @@ pub(crate) const SPECS: &[Spec] = &[
     .max_len(262)
     .check(RANDOM),
     Spec::secret("google_api_key", r"\bAIza[0-9A-Za-z_-]{35}")
+        .token(&[Form::new(&["AIza"], r"0-9A-Za-z_\-", 35, 35)])
         .prefixes(&["AIza"])
         .alphabet(r"0-9A-Za-z_\-")
         .min_len(39)
@@ -119,35 +138,41 @@ pub(crate) const SPECS: &[Spec] = &[
         .max_len(69)
         .check(RANDOM),
     Spec::secret("npm_token", r"\bnpm_[A-Za-z0-9]{36}\b")
+        .token(&[Form::new(&["npm_"], "A-Za-z0-9", 36, 36).word_end()])
         .prefixes(&["npm_"])
         .alphabet("A-Za-z0-9_")
         .min_len(40)
         .max_len(40)
         .check(RANDOM),
     Spec::secret("pypi_token", r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,1000}")
+        .token(&[Form::new(&["pypi-AgEIcHlwaS5vcmc"], r"A-Za-z0-9_\-", 50, 1000)])
         .prefixes(&["pypi-AgEIcHlwaS5vcmc"])
         .alphabet(r"A-Za-z0-9_\-")
         .min_len(70)
         .max_len(1020),
     Spec::secret("huggingface_token", r"\b(?:hf|api_org)_[A-Za-z]{34}\b")
+        .token(&[Form::new(&["hf_", "api_org_"], "A-Za-z", 34, 34).word_end()])
         .prefixes(&["hf_", "api_org_"])
         .alphabet("A-Za-z_")
         .min_len(37)
         .max_len(42)
         .check(RANDOM),
     Spec::secret("shopify_token", r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b")
-        .prefixes(&["shpat_", "shpca_", "shppa_", "shpss_"])
+        .token(&[Form::new(SHOPIFY, "a-fA-F0-9", 32, 32).word_end()])
+        .prefixes(SHOPIFY)
         .alphabet("a-zA-Z0-9_")
         .min_len(38)
         .max_len(38)
         .check(RANDOM),
     Spec::secret("twilio_api_key", r"\bSK[0-9a-fA-F]{32}\b")
+        .token(&[Form::new(&["SK"], "0-9a-fA-F", 32, 32).word_end()])
         .prefixes(&["SK"])
         .alphabet("0-9a-fA-FSK")
         .min_len(34)
         .max_len(34)
         .check(RANDOM),
     Spec::secret("mailgun_key", r"\bkey-[0-9a-zA-Z]{32}\b")
+        .token(&[Form::new(&["key-"], "0-9a-zA-Z", 32, 32).word_end()])
         .prefixes(&["key-"])
         .alphabet(r"0-9a-zA-Z\-")
         .min_len(36)
