@@ -90,15 +90,24 @@ impl Number {
             Number::Iban => {
                 at >= 2 && upper(at - 1) && upper(at - 2) && iban_at(bytes, at - 2).is_some()
             }
-            // The area code starts with 2–9; before it only `1`, `(`, `+1` and separators.
-            Number::Phone => (at.saturating_sub(3)..=at).any(|s| {
-                let lead = if s == at {
-                    matches!(bytes[at], b'1'..=b'9')
-                } else {
-                    matches!(bytes[s], b'1' | b'(' | b'+') && matches!(bytes[at], b'2'..=b'9')
+            // The run is the area code (2–9 and two digits), or `1` directly followed by it;
+            // before it only `1`, `(`, `+1` and separators.
+            Number::Phone => {
+                let area = |i: usize| {
+                    bytes.get(i).is_some_and(|b| matches!(b, b'2'..=b'9'))
+                        && digits(bytes, i + 1, 2)
                 };
-                lead && north_american(bytes, s).is_some()
-            }),
+                (area(at) || (bytes[at] == b'1' && area(at + 1)))
+                    && (at.saturating_sub(3)..=at).any(|s| {
+                        let lead = if s == at {
+                            matches!(bytes[at], b'1'..=b'9')
+                        } else {
+                            matches!(bytes[s], b'1' | b'(' | b'+')
+                                && matches!(bytes[at], b'2'..=b'9')
+                        };
+                        lead && north_american(bytes, s).is_some()
+                    })
+            }
         }
     }
 }
@@ -506,6 +515,41 @@ mod tests {
         assert_eq!(all(Number::Phone, "a1-800-555-1234"), ["800-555-1234"]);
         assert_eq!(all(Number::Phone, "415-555-26710"), Vec::<&str>::new());
         assert_eq!(all(Number::Phone, "+12345"), Vec::<&str>::new());
+    }
+
+    /// The probe accepts the first digit run of every North American form (the prefilter
+    /// opens no window elsewhere, so a miss here is a number left in the text).
+    #[test]
+    fn the_phone_probe_accepts_every_form() {
+        for phone in [
+            "(415) 555-2671",
+            "415-555-2671",
+            "415.555.2671",
+            "4155552671",
+            "14155552671",
+            "1-415-555-2671",
+            "1 (415) 555-2671",
+            "1(415)555-2671",
+            "+1 415 555 2671",
+            "+1-(415)-555-2671",
+            "+14155552671",
+        ] {
+            let text = format!("call {phone} now");
+            let bytes = text.as_bytes();
+            let m = Number::Phone.find_at(&text, 0).expect(phone);
+            assert_eq!(&text[m.start..m.end], phone);
+            let run = (m.start..m.end)
+                .find(|&i| bytes[i].is_ascii_digit() && bytes[i + 1].is_ascii_digit())
+                .unwrap();
+            // `+` numbers also have their own `+` anchor; the rest rely on the probe.
+            if !phone.starts_with('+') || phone.starts_with("+1") {
+                assert!(Number::Phone.may_start_near(bytes, run), "{phone}");
+            }
+        }
+        for other in ["2024-05-01", "10:22:33.123Z", "v1.4.2", "1999", "10.42.7.19"] {
+            let bytes = other.as_bytes();
+            assert!(!Number::Phone.may_start_near(bytes, 0), "{other}");
+        }
     }
 
     #[test]
