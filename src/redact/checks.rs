@@ -49,41 +49,30 @@ pub(crate) fn shannon(bytes: &[u8]) -> f64 {
     if n == 0 {
         return 0.0;
     }
-    // H = log2(n) - Σ c·log2(c) / n, over the count c of each distinct byte. Counting in a
-    // small table and summing over the value's own bytes (each distinct byte once) avoids
-    // walking all 256 entries.
-    let mut counts = [0u16; 256];
-    for &b in bytes {
-        let c = &mut counts[usize::from(b)];
-        *c = c.saturating_add(1);
-    }
+    // H = log2(n) - Σ c·log2(c) / n, over the count c of each distinct byte. The sum grows
+    // with the counts, by (c+1)·log2(c+1) - c·log2(c) from a table: one pass, no logarithm
+    // per byte.
+    let steps = steps();
+    let mut counts = [0u32; 256];
     let mut sum = 0.0;
     for &b in bytes {
-        let c = std::mem::take(&mut counts[usize::from(b)]);
-        if c > 0 {
-            sum += c_log2_c(usize::from(c));
-        }
+        let c = &mut counts[usize::from(b)];
+        sum += steps.get(*c as usize).copied().unwrap_or_else(|| step(*c));
+        *c += 1;
     }
     (n as f64).log2() - sum / n as f64
 }
 
-/// `c · log2(c)`, from a table for small counts (the common case: one log2 per call instead of
-/// one per distinct byte).
-fn c_log2_c(c: usize) -> f64 {
+/// `(c+1)·log2(c+1) - c·log2(c)`.
+fn step(c: u32) -> f64 {
+    let x_log2_x = |x: f64| if x == 0.0 { 0.0 } else { x * x.log2() };
+    x_log2_x(f64::from(c) + 1.0) - x_log2_x(f64::from(c))
+}
+
+/// [`step`] for the counts most values have.
+fn steps() -> &'static [f64; 64] {
     static TABLE: OnceLock<[f64; 64]> = OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        std::array::from_fn(|i| {
-            if i == 0 {
-                0.0
-            } else {
-                i as f64 * (i as f64).log2()
-            }
-        })
-    });
-    table
-        .get(c)
-        .copied()
-        .unwrap_or_else(|| c as f64 * (c as f64).log2())
+    TABLE.get_or_init(|| std::array::from_fn(|c| step(c as u32)))
 }
 
 fn email(value: &str) -> bool {
@@ -178,6 +167,21 @@ mod tests {
     fn entropy_of_placeholders_is_low() {
         assert!(shannon(b"AKIAAAAAAAAAAAAAAAAA") < 1.0);
         assert!(shannon(b"AKIAIOSFODNN7EXAMPLE") > 3.0);
+    }
+
+    #[test]
+    fn entropy_equals_the_textbook_formula() {
+        let long = "ab".repeat(100) + "c";
+        for text in ["a", "ab", "aab", "abcdefgh", "Xk9#mP2$vL8q", &long] {
+            let n = text.len() as f64;
+            let mut counts = std::collections::HashMap::new();
+            for b in text.bytes() {
+                *counts.entry(b).or_insert(0.0) += 1.0;
+            }
+            let want: f64 = counts.values().map(|c| -(c / n) * (c / n).log2()).sum();
+            let got = shannon(text.as_bytes());
+            assert!((got - want).abs() < 1e-9, "{text}: {got} vs {want}");
+        }
     }
 
     #[test]
