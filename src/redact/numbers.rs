@@ -546,7 +546,13 @@ mod tests {
                 assert!(Number::Phone.may_start_near(bytes, run), "{phone}");
             }
         }
-        for other in ["2024-05-01", "10:22:33.123Z", "v1.4.2", "1999", "10.42.7.19"] {
+        for other in [
+            "2024-05-01",
+            "10:22:33.123Z",
+            "v1.4.2",
+            "1999",
+            "10.42.7.19",
+        ] {
             let bytes = other.as_bytes();
             assert!(!Number::Phone.may_start_near(bytes, 0), "{other}");
         }

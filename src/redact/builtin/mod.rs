@@ -234,8 +234,9 @@ pub(crate) struct Builtins {
 #[derive(Default)]
 pub(crate) struct Specific {
     detectors: Vec<Arc<Detector>>,
-    /// The first bytes of their start literals: most values start with none of them.
-    first: ByteSet,
+    /// Every start literal with its detector, by the literal's first byte: most values start
+    /// with none of them, and the others with one or two.
+    by_first: Vec<Vec<(Box<[u8]>, usize)>>,
 }
 
 impl Specific {
@@ -244,34 +245,37 @@ impl Specific {
             .into_iter()
             .filter(|d| matches!(d.start, StartRule::Literals { ci: false, .. }))
             .collect();
-        let mut first = ByteSet::EMPTY;
-        for d in &detectors {
+        let mut by_first = vec![Vec::new(); 256];
+        for (i, d) in detectors.iter().enumerate() {
             if let StartRule::Literals { lits, .. } = &d.start {
                 for l in lits {
                     if let Some(&b) = l.first() {
-                        first.insert(b);
+                        by_first[usize::from(b)].push((l.clone(), i));
                     }
                 }
             }
         }
-        Specific { detectors, first }
+        Specific {
+            detectors,
+            by_first,
+        }
     }
 
     /// Whether `value` starts with an accepted match of one of the detectors.
     pub(crate) fn starts(&self, value: &str) -> bool {
-        if !value
+        let Some(lits) = value
             .as_bytes()
             .first()
-            .is_some_and(|&b| self.first.contains(b))
-        {
+            .and_then(|&b| self.by_first.get(usize::from(b)))
+        else {
             return false;
-        }
+        };
         let none = Specific::default();
-        self.detectors.iter().any(|d| {
-            let StartRule::Literals { lits, .. } = &d.start else {
+        lits.iter().any(|(lit, d)| {
+            let Some(d) = self.detectors.get(*d) else {
                 return false;
             };
-            lits.iter().any(|l| value.as_bytes().starts_with(l))
+            value.as_bytes().starts_with(lit)
                 && d.matcher
                     .find_at(value, 0)
                     .filter(|m| m.start == 0)
