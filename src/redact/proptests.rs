@@ -110,12 +110,19 @@ fn batch(r: &Redactor, text: &str) -> String {
         .into_owned()
 }
 
-proptest! {
-    // PROPTEST_CASES overrides the default for long runs.
-    #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(384),
+/// `cases` cases per property, unless `PROPTEST_CASES` asks for another number (long runs).
+pub(crate) fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(cases),
         ..ProptestConfig::default()
-    })]
+    }
+}
+
+proptest! {
+    #![proptest_config(config(384))]
 
     #[test]
     fn chat_content_deltas(text in text(), cuts in cuts(), chunk in 1usize..48) {

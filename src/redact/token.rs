@@ -220,10 +220,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256),
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::redact::proptests::config(256))]
 
         /// Every hand-matched format finds exactly what its reference regex finds, from every
         /// start position.
