@@ -13,11 +13,16 @@ use std::time::{Duration, Instant};
 
 /// A free loopback port (bound, then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    free_ports::<1>()[0]
+}
+
+/// `N` distinct free loopback ports: all are held until all are picked, so that two calls in
+/// a row cannot get the same port back.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
 }
 
 /// A running `veilgate` process.
@@ -41,8 +46,7 @@ impl GatewayProcess {
 
     pub async fn start_with_env(config: &str, env: &[(&str, &str)]) -> GatewayProcess {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let admin_port = free_port();
+        let [port, admin_port] = free_ports();
         let config_path = dir.path().join("veilgate.yaml");
         let full = format!("listen: 127.0.0.1:{port}\nadmin: 127.0.0.1:{admin_port}\n{config}");
         std::fs::write(&config_path, full).unwrap();
