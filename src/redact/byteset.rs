@@ -156,6 +156,11 @@ pub(crate) fn at_least(low7: u64, k: u8) -> u64 {
     (low7 + LO * u64::from(0x80 - k)) & HI
 }
 
+/// An ASCII word byte (`[A-Za-z0-9_]`), as `(?-u:\b)` sees it.
+pub(crate) fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
 /// The largest char boundary ≤ `i` (clamped to the length).
 pub(crate) fn floor_boundary(s: &str, i: usize) -> usize {
     let mut i = i.min(s.len());

@@ -20,7 +20,7 @@ use regex::Regex;
 
 use super::assignment::Grammar;
 use super::builtin::Specific;
-use super::byteset::{floor_boundary, next_boundary, ByteSet};
+use super::byteset::{floor_boundary, is_word, next_boundary, ByteSet};
 use super::checks::Check;
 use super::jwt;
 use super::numbers::Number;
@@ -123,10 +123,6 @@ impl Prefixed {
             })
         })
     }
-}
-
-fn is_word(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
 }
 
 impl Matcher {

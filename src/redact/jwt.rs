@@ -8,6 +8,7 @@
 //! (whether a match exists must not depend on text beyond what the stream redactor waits for),
 //! and a longer token is cut at `max_len`.
 
+use super::byteset::is_word;
 use super::detector::RawMatch;
 
 /// The longest token matched, in bytes.
@@ -38,7 +39,7 @@ pub(crate) fn find_at(hay: &str, start: usize) -> Option<RawMatch> {
     let mut s = start;
     while let Some(i) = bytes.get(s..)?.windows(3).position(|w| w == b"eyJ") {
         s += i;
-        let boundary = s == 0 || !(bytes[s - 1].is_ascii_alphanumeric() || bytes[s - 1] == b'_');
+        let boundary = s == 0 || !is_word(bytes[s - 1]);
         if boundary {
             let limit = bytes.len().min(s + JWT_MAX);
             let first = run_end(s + 3);

@@ -9,6 +9,7 @@
 //! A *boundary* is a position whose neighbour on that side is not a word byte
 //! (`[A-Za-z0-9_]`), or the end of the text — so `x4111…` or `4111…x` is not a card.
 
+use super::byteset::is_word;
 use super::detector::RawMatch;
 
 /// Longest match of each kind, in bytes (also the detectors' `max_len`).
@@ -136,10 +137,6 @@ fn find(
         word = is_word(b);
     }
     None
-}
-
-fn is_word(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
 }
 
 fn boundary_before(bytes: &[u8], s: usize) -> bool {

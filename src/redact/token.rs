@@ -9,7 +9,7 @@
 //! Each detector built this way keeps its regex in the catalog as the reference: a property
 //! test holds the two to the same matches on random text built from the format's pieces.
 
-use super::byteset::ByteSet;
+use super::byteset::{is_word, ByteSet};
 use super::detector::RawMatch;
 
 /// One alternative of a token format: `(?:prefix|…)[body]{min,max}`, where with `last` the
@@ -150,10 +150,6 @@ impl Compiled {
     }
 }
 
-fn is_word(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
-}
-
 /// An ASCII word boundary at `at`: the bytes on either side differ in being word bytes (the
 /// ends of the text count as non-word).
 fn boundary(bytes: &[u8], at: usize) -> bool {
@@ -243,6 +239,23 @@ mod tests {
     #[test]
     fn every_token_format_is_tested() {
         assert_eq!(token_specs().len(), 12);
+    }
+
+    /// The prefilter anchors on a spec's start literals: they must be exactly the prefixes its
+    /// forms match.
+    #[test]
+    fn token_prefixes_are_the_start_literals() {
+        for spec in crate::redact::builtin::all_specs() {
+            let Some(forms) = spec.token else { continue };
+            let mut prefixes: Vec<&str> = forms
+                .iter()
+                .flat_map(|f| f.prefixes.iter().copied())
+                .collect();
+            let mut start = spec.start.to_vec();
+            prefixes.sort_unstable();
+            start.sort_unstable();
+            assert_eq!(prefixes, start, "{}", spec.name);
+        }
     }
 
     #[test]
