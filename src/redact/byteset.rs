@@ -157,6 +157,7 @@ pub(crate) fn at_least(low7: u64, k: u8) -> u64 {
 }
 
 /// An ASCII word byte (`[A-Za-z0-9_]`), as `(?-u:\b)` sees it.
+#[inline]
 pub(crate) fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
