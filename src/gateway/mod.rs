@@ -491,7 +491,11 @@ impl Gateway {
         let status = upstream_header.status.as_u16();
         let content_type = header_str_resp(upstream_header, http::header::CONTENT_TYPE).to_owned();
         let is_sse = content_type.starts_with("text/event-stream");
-        let is_json = content_type.starts_with("application/json");
+        let is_json = content_type.starts_with("application/json")
+            || content_type
+                .split(';')
+                .next()
+                .is_some_and(|t| t.trim_end().ends_with("+json"));
         // JSON answers get a new length after inspection; streams are re-framed event by event
         // (redaction, the hidden usage chunk), so they always go out chunked.
         let mut header =
@@ -505,7 +509,15 @@ impl Gateway {
         }
         ctx.record.status = status;
 
-        if is_json {
+        let redacting = ctx
+            .redactor
+            .as_ref()
+            .is_some_and(|r| r.is_active(RedactDirection::Response));
+        let success = (200..300).contains(&status);
+        // Read whole: JSON answers (to inspect them), any answer on a redacting route that is
+        // not a stream (text is scanned, anything else refused), and every error answer (an
+        // upstream may echo its key, or the request, in it).
+        if !is_sse && (is_json || redacting || !success) {
             let body = match exchange.read_to_end(MAX_JSON_RESPONSE_BYTES).await {
                 Ok(body) => body,
                 Err(e) => {
@@ -513,35 +525,19 @@ impl Gateway {
                     return Err(e.to_api_error(&upstream.name).into());
                 }
             };
-            let body = if (200..300).contains(&status) {
+            if success && is_json {
                 let seen = observe::observe_json(&body);
                 self.account(ctx, &seen, estimate);
-                self.redact_response(ctx, endpoint, body, &upstream.name)?
-            } else {
-                body
+            }
+            let body = scrub_upstream_key(body, upstream);
+            let body = match (redacting, is_json) {
+                (false, _) => body,
+                (true, true) => self.redact_response(ctx, endpoint, body, &upstream.name)?,
+                (true, false) => self.redact_text_response(ctx, body, &upstream.name)?,
             };
             return write_whole(session, header, body).await;
         }
 
-        let redacting = ctx
-            .redactor
-            .as_ref()
-            .is_some_and(|r| r.is_active(RedactDirection::Response));
-        if redacting && (200..300).contains(&status) && !is_sse {
-            // Not JSON, not a stream: a body the redactor cannot walk. Text is scanned whole;
-            // anything else is refused rather than forwarded unread.
-            let body = exchange
-                .read_to_end(MAX_JSON_RESPONSE_BYTES)
-                .await
-                .map_err(|e| e.to_api_error(&upstream.name))?;
-            let body = self.redact_text_response(
-                ctx,
-                content_type.starts_with("text/"),
-                body,
-                &upstream.name,
-            )?;
-            return write_whole(session, header, body).await;
-        }
         if is_sse && redacting {
             let _ = header.remove_header(&http::header::CONTENT_LENGTH);
         }
@@ -553,10 +549,8 @@ impl Gateway {
             return Err(Stop::ClientGone);
         }
         let mut observer = StreamObserver::new(ctx.strip_usage_chunk);
-        let mut stream_redactor = match (&ctx.redactor, redact_endpoint(endpoint)) {
-            (Some(r), Some(kind)) if redacting && is_sse && (200..300).contains(&status) => {
-                Some(r.stream(kind))
-            }
+        let mut stream_redactor = match &ctx.redactor {
+            Some(r) if redacting && is_sse => Some(r.stream(redact_endpoint(endpoint))),
             _ => None,
         };
         loop {
@@ -664,6 +658,29 @@ impl Gateway {
             }
         }
     }
+}
+
+/// Replaces the upstream's own API key wherever an answer repeats it (an error that echoes the
+/// key it was given): the provider's key never reaches a client, whatever the policy.
+fn scrub_upstream_key(body: Bytes, upstream: &Upstream) -> Bytes {
+    let Some(key) = upstream.api_key.as_deref().filter(|k| k.len() >= 8) else {
+        return body;
+    };
+    if memchr::memmem::find(&body, key.as_bytes()).is_none() {
+        return body;
+    }
+    let mut out = Vec::with_capacity(body.len());
+    let mut at = 0;
+    for i in memchr::memmem::find_iter(&body, key.as_bytes()) {
+        if i < at {
+            continue;
+        }
+        out.extend_from_slice(&body[at..i]);
+        out.extend_from_slice(b"[REDACTED:upstream_key]");
+        at = i + key.len();
+    }
+    out.extend_from_slice(&body[at..]);
+    Bytes::from(out)
 }
 
 /// Resolves when the client has closed its connection (never, while it stays open).

@@ -13,7 +13,8 @@ use crate::redact::{
 use crate::telemetry::record::{Direction as TelemetryDirection, RedactionFailure};
 
 impl Gateway {
-    /// Redacts a JSON request body under the route's policy.
+    /// Redacts a request body under the route's policy: every string of a JSON body, every
+    /// text field of a multipart form (the file parts are binary and stay as they are).
     pub(super) fn redact_request(
         &self,
         ctx: &mut RequestCtx,
@@ -23,29 +24,24 @@ impl Gateway {
         body: Bytes,
         session: &Session,
     ) -> Result<Bytes, ApiError> {
-        let Some(kind) = redact_endpoint(endpoint) else {
-            return Ok(body);
-        };
+        let kind = redact_endpoint(endpoint);
         if !redactor.is_active(RedactDirection::Request) {
             return Ok(body);
         }
         let encoding = header_str(session.req_header(), http::header::CONTENT_ENCODING);
+        if !(encoding.is_empty() || encoding.eq_ignore_ascii_case("identity")) {
+            return Err(unsupported_media(ctx));
+        }
+        if !endpoint.is_json() {
+            return self.redact_form(ctx, redactor, content_type, body);
+        }
         let json_type = content_type.is_empty()
             || content_type
                 .split(';')
                 .next()
                 .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
-        if !json_type || !(encoding.is_empty() || encoding.eq_ignore_ascii_case("identity")) {
-            ctx.record.redaction_failure = Some(RedactionFailure {
-                direction: TelemetryDirection::Request,
-                reason: "content_type",
-            });
-            return Err(ApiError::new(
-                415,
-                "invalid_request_error",
-                "This route redacts requests, so it accepts only uncompressed `Content-Type: application/json` bodies.",
-            )
-            .code("unsupported_media_type"));
+        if !json_type {
+            return Err(unsupported_media(ctx));
         }
         match redactor.redact_request(kind, &body, &mut ctx.redaction) {
             Ok(Some(rewritten)) => Ok(Bytes::from(rewritten)),
@@ -55,22 +51,67 @@ impl Gateway {
                     direction: TelemetryDirection::Request,
                     reason: e.code(),
                 });
-                Err(match &e {
-                    RedactError::Blocked { detector, .. } => ApiError::new(
-                        400,
-                        "invalid_request_error",
-                        format!(
-                            "The request was blocked by this gateway's data policy: it contains data matched by the `{detector}` detector. Remove it and try again."
-                        ),
-                    )
-                    .code("content_blocked"),
-                    other => ApiError::invalid_request(format!(
-                        "The request body could not be inspected for redaction ({other}), so it was not forwarded."
-                    ))
-                    .code(other.code()),
-                })
+                Err(request_refusal(&e))
             }
         }
+    }
+
+    /// The parts of a multipart form (`prompt`, `language`, … and any file whose bytes are
+    /// text), scanned as text and spliced back; binary files (the audio) stay byte for byte.
+    fn redact_form(
+        &self,
+        ctx: &mut RequestCtx,
+        redactor: &Redactor,
+        content_type: &str,
+        body: Bytes,
+    ) -> Result<Bytes, ApiError> {
+        let Some(parts) = crate::openai::request::multipart_parts(content_type, &body) else {
+            return Err(ApiError::invalid_request(
+                "The multipart/form-data body could not be read, so it was not forwarded.",
+            )
+            .code("invalid_multipart"));
+        };
+        let mut out: Option<Vec<u8>> = None;
+        let mut copied = 0;
+        for part in &parts {
+            let Ok(text) = std::str::from_utf8(&body[part.value.clone()]) else {
+                // A binary file (the audio) is opaque; a text field must be readable.
+                if part.is_file {
+                    continue;
+                }
+                ctx.record.redaction_failure = Some(RedactionFailure {
+                    direction: TelemetryDirection::Request,
+                    reason: "invalid_utf8",
+                });
+                return Err(ApiError::invalid_request(
+                    "A text field of the multipart form is not UTF-8, so it could not be inspected for redaction and was not forwarded.",
+                )
+                .code("invalid_utf8"));
+            };
+            match redactor.redact_text(RedactDirection::Request, text, &mut ctx.redaction) {
+                Ok(std::borrow::Cow::Borrowed(_)) => {}
+                Ok(std::borrow::Cow::Owned(new)) => {
+                    let o = out.get_or_insert_with(|| Vec::with_capacity(body.len()));
+                    o.extend_from_slice(&body[copied..part.value.start]);
+                    o.extend_from_slice(new.as_bytes());
+                    copied = part.value.end;
+                }
+                Err(e) => {
+                    ctx.record.redaction_failure = Some(RedactionFailure {
+                        direction: TelemetryDirection::Request,
+                        reason: e.code(),
+                    });
+                    return Err(request_refusal(&e));
+                }
+            }
+        }
+        Ok(match out {
+            None => body,
+            Some(mut o) => {
+                o.extend_from_slice(&body[copied..]);
+                Bytes::from(o)
+            }
+        })
     }
 
     /// Redacts a complete JSON answer under the request's policy (and restores pseudonyms).
@@ -87,9 +128,7 @@ impl Gateway {
         if !redactor.is_active(RedactDirection::Response) {
             return Ok(body);
         }
-        let Some(kind) = redact_endpoint(endpoint) else {
-            return self.redact_transcript(ctx, &redactor, body, upstream);
-        };
+        let kind = redact_endpoint(endpoint);
         match redactor.redact_response(kind, &body, &mut ctx.redaction) {
             Ok(Some(rewritten)) => Ok(Bytes::from(rewritten)),
             Ok(None) => Ok(body),
@@ -97,59 +136,11 @@ impl Gateway {
         }
     }
 
-    /// A transcription or translation in JSON (`text`, and `segments[].text` in
-    /// `verbose_json`): its text fields are redacted like any answer.
-    pub(super) fn redact_transcript(
-        &self,
-        ctx: &mut RequestCtx,
-        redactor: &Redactor,
-        body: Bytes,
-        upstream: &str,
-    ) -> Result<Bytes, Stop> {
-        let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&body) else {
-            return Err(self
-                .response_redaction_error(ctx, &RedactError::InvalidUtf8, upstream)
-                .into());
-        };
-        let mut changed = false;
-        let mut fields: Vec<&mut serde_json::Value> = Vec::new();
-        if let Some(obj) = value.as_object_mut() {
-            for (key, v) in obj.iter_mut() {
-                match (key.as_str(), v) {
-                    ("text", v) => fields.push(v),
-                    ("segments", serde_json::Value::Array(segments)) => {
-                        fields.extend(segments.iter_mut().filter_map(|s| s.get_mut("text")));
-                    }
-                    _ => {}
-                }
-            }
-        }
-        for field in fields {
-            if let Some(text) = field.as_str() {
-                match redactor.redact_text(RedactDirection::Response, text, &mut ctx.redaction) {
-                    Ok(std::borrow::Cow::Owned(t)) => {
-                        *field = serde_json::Value::String(t);
-                        changed = true;
-                    }
-                    Ok(std::borrow::Cow::Borrowed(_)) => {}
-                    Err(e) => return Err(self.response_redaction_error(ctx, &e, upstream).into()),
-                }
-            }
-        }
-        if !changed {
-            return Ok(body);
-        }
-        serde_json::to_vec(&value)
-            .map(Bytes::from)
-            .map_err(|_| ApiError::internal("could not re-encode the transcript").into())
-    }
-
-    /// A non-JSON answer on a redacting route: plain text is scanned whole, anything else is
-    /// refused.
+    /// A non-JSON answer on a redacting route (text, an HTML error page, a transcript in SRT):
+    /// any UTF-8 body is scanned whole as text; a binary one is refused.
     pub(super) fn redact_text_response(
         &self,
         ctx: &mut RequestCtx,
-        is_text: bool,
         body: Bytes,
         upstream: &str,
     ) -> Result<Bytes, Stop> {
@@ -157,8 +148,8 @@ impl Gateway {
             return Ok(body);
         };
         let text = match std::str::from_utf8(&body) {
-            Ok(t) if is_text => t,
-            _ => {
+            Ok(t) => t,
+            Err(_) => {
                 return Err(self
                     .response_redaction_error(ctx, &RedactError::InvalidUtf8, upstream)
                     .into())
@@ -226,13 +217,44 @@ impl Gateway {
     }
 }
 
-/// The redactor's view of an endpoint; `None` for bodies it does not walk (audio uploads).
-pub(super) fn redact_endpoint(endpoint: Endpoint) -> Option<RedactEndpoint> {
-    Some(match endpoint {
+/// The redactor's view of an endpoint (how its streams are read; bodies are walked alike).
+pub(super) fn redact_endpoint(endpoint: Endpoint) -> RedactEndpoint {
+    match endpoint {
         Endpoint::ChatCompletions => RedactEndpoint::ChatCompletions,
         Endpoint::Completions => RedactEndpoint::Completions,
         Endpoint::Embeddings => RedactEndpoint::Embeddings,
         Endpoint::Responses => RedactEndpoint::Responses,
-        Endpoint::AudioTranscriptions | Endpoint::AudioTranslations => return None,
-    })
+        Endpoint::AudioTranscriptions | Endpoint::AudioTranslations => RedactEndpoint::Other,
+    }
+}
+
+fn unsupported_media(ctx: &mut RequestCtx) -> ApiError {
+    ctx.record.redaction_failure = Some(RedactionFailure {
+        direction: TelemetryDirection::Request,
+        reason: "content_type",
+    });
+    ApiError::new(
+        415,
+        "invalid_request_error",
+        "This route redacts requests, so it accepts only uncompressed `Content-Type: application/json` bodies (multipart/form-data on the audio endpoints).",
+    )
+    .code("unsupported_media_type")
+}
+
+/// The client's error for a request the redactor refused.
+fn request_refusal(e: &RedactError) -> ApiError {
+    match e {
+        RedactError::Blocked { detector, .. } => ApiError::new(
+            400,
+            "invalid_request_error",
+            format!(
+                "The request was blocked by this gateway's data policy: it contains data matched by the `{detector}` detector. Remove it and try again."
+            ),
+        )
+        .code("content_blocked"),
+        other => ApiError::invalid_request(format!(
+            "The request body could not be inspected for redaction ({other}), so it was not forwarded."
+        ))
+        .code(other.code()),
+    }
 }

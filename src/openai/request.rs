@@ -321,24 +321,61 @@ fn bad_multipart(e: multer::Error) -> ApiError {
 /// Only the value bytes are replaced, so the rest of the upload (the audio file) stays
 /// byte-identical.
 pub fn multipart_model_span(content_type: &str, body: &[u8]) -> Option<Range<usize>> {
+    multipart_parts(content_type, body)?
+        .into_iter()
+        .find(|p| is_model_field(&body[p.headers.clone()]))
+        .map(|p| p.value)
+}
+
+/// One part of a multipart/form-data body, as byte ranges of the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormPart {
+    /// The part's header lines.
+    pub headers: Range<usize>,
+    /// The part's value.
+    pub value: Range<usize>,
+    /// Whether the part is a file (its `Content-Disposition` has a `filename`).
+    pub is_file: bool,
+}
+
+/// The parts of a multipart/form-data body, found at every occurrence of the boundary
+/// delimiter (so a part is never missed: a delimiter inside a file's bytes only splits it
+/// further). `None` when the content type has no boundary or a part has no header end.
+pub fn multipart_parts(content_type: &str, body: &[u8]) -> Option<Vec<FormPart>> {
     let boundary = multer::parse_boundary(content_type).ok()?;
     let delimiter = format!("--{boundary}");
     let mut starts = memchr::memmem::find_iter(body, delimiter.as_bytes());
     let mut part_start = starts.next()? + delimiter.len();
+    let mut parts = Vec::new();
     for next in starts {
         let part = &body[part_start..next];
         // A part is: CRLF headers CRLF CRLF value CRLF
-        if let Some(head_end) = memchr::memmem::find(part, b"\r\n\r\n") {
-            let headers = &part[..head_end];
-            if is_model_field(headers) {
-                let value_start = part_start + head_end + 4;
-                let value_end = next.checked_sub(2)?; // the CRLF before the delimiter
-                return (value_start <= value_end).then_some(value_start..value_end);
-            }
+        let head_end = memchr::memmem::find(part, b"\r\n\r\n")?;
+        let value_start = part_start + head_end + 4;
+        let value_end = next.checked_sub(2)?; // the CRLF before the delimiter
+        if value_start > value_end {
+            return None;
         }
+        let headers = part_start..part_start + head_end;
+        parts.push(FormPart {
+            is_file: is_file_part(&body[headers.clone()]),
+            headers,
+            value: value_start..value_end,
+        });
         part_start = next + delimiter.len();
     }
-    None
+    Some(parts)
+}
+
+fn is_file_part(headers: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(headers).to_ascii_lowercase();
+    text.split("\r\n").any(|line| {
+        line.starts_with("content-disposition:")
+            && line
+                .split(';')
+                .map(str::trim)
+                .any(|p| p.starts_with("filename=") || p.starts_with("filename*="))
+    })
 }
 
 fn is_model_field(headers: &[u8]) -> bool {

@@ -10,21 +10,6 @@ use serde_json::value::RawValue;
 
 use super::byteset::{at_least, eq_mask, HI};
 use super::error::RedactError;
-use super::scanner::{Env, Scanner};
-
-/// Receives the fields a walker finds (see `walk.rs`).
-pub(crate) trait Fields<'a> {
-    /// A text field (any JSON value; only strings are text).
-    ///
-    /// # Errors
-    ///
-    /// Whatever redacting the text fails with.
-    fn text(&mut self, raw: &'a RawValue) -> Result<(), RedactError>;
-
-    /// A non-null `logprobs` value, which repeats the text token by token; `empty` is what
-    /// replaces it when the text changed (`null` or `[]`, as the schema wants).
-    fn logprobs(&mut self, _raw: &'a RawValue, _empty: &'static str) {}
-}
 
 /// Replacements of whole JSON values inside `src`.
 pub(crate) struct Edits<'s> {
@@ -64,6 +49,18 @@ impl<'s> Edits<'s> {
         let range = range_of(self.src, raw)?;
         self.list.push((range, json));
         Ok(())
+    }
+
+    /// Replaces the bytes `range` of the document with the JSON string `text`.
+    pub(crate) fn set_string_range(&mut self, range: Range<usize>, text: &str) {
+        let mut json = String::with_capacity(text.len() + 2);
+        encode_str(text, &mut json);
+        self.list.push((range, json));
+    }
+
+    /// Replaces the bytes `range` of the document with the JSON text `json`.
+    pub(crate) fn set_range(&mut self, range: Range<usize>, json: String) {
+        self.list.push((range, json));
     }
 
     /// The edited document.
@@ -190,67 +187,6 @@ fn escaped_lanes(x: u64) -> u64 {
 /// [`RedactError::NotJson`] or [`RedactError::UnexpectedShape`].
 pub(crate) fn parse<'a, T: serde::Deserialize<'a>>(src: &'a str) -> Result<T, RedactError> {
     serde_json::from_str(src).map_err(|e| RedactError::from_json(&e))
-}
-
-/// A [`Fields`] receiver that redacts each text field in one go (bodies, `.done` events).
-pub(crate) struct Redacting<'s, 'e> {
-    pub(crate) edits: Edits<'s>,
-    scanner: &'e Scanner,
-    env: Env<'e>,
-    changed: bool,
-    always_clear: bool,
-    logprobs: Vec<(&'s RawValue, &'static str)>,
-}
-
-impl<'s, 'e> Redacting<'s, 'e> {
-    pub(crate) fn new(edits: Edits<'s>, scanner: &'e Scanner, env: Env<'e>) -> Self {
-        Redacting {
-            edits,
-            scanner,
-            env,
-            changed: false,
-            always_clear: false,
-            logprobs: Vec::new(),
-        }
-    }
-
-    /// Clears `logprobs` even when no text changed (streams: deltas already had theirs cleared).
-    pub(crate) fn always_clear_logprobs(mut self) -> Self {
-        self.always_clear = true;
-        self
-    }
-
-    /// The edits, with `logprobs` cleared when any text changed.
-    ///
-    /// # Errors
-    ///
-    /// [`RedactError::Internal`] if a value is not part of the document.
-    pub(crate) fn finish(mut self) -> Result<Edits<'s>, RedactError> {
-        if self.changed || self.always_clear {
-            for (raw, empty) in std::mem::take(&mut self.logprobs) {
-                self.edits.set_json(raw, empty.to_owned())?;
-            }
-        }
-        Ok(self.edits)
-    }
-}
-
-impl<'s> Fields<'s> for Redacting<'s, '_> {
-    fn text(&mut self, raw: &'s RawValue) -> Result<(), RedactError> {
-        if !raw.get().starts_with('"') {
-            return Ok(());
-        }
-        let value = decode_str(raw)?;
-        if let Cow::Owned(new) = self.scanner.redact_text(&value, &mut self.env)? {
-            self.changed = true;
-            self.edits.set_string(raw, &new)?;
-        }
-        Ok(())
-    }
-
-    fn logprobs(&mut self, raw: &'s RawValue, empty: &'static str) {
-        self.logprobs.push((raw, empty));
-    }
 }
 
 #[cfg(test)]

@@ -106,8 +106,11 @@ mod scanner;
 mod stream;
 mod text_stream;
 mod token;
+mod view;
 mod walk;
 
+#[cfg(test)]
+mod deny_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

@@ -287,7 +287,8 @@ proptest! {
         let want = r.redact_text(Direction::Request, &text, &mut RequestRedaction::default()).unwrap();
         prop_assert_eq!(v["messages"][0]["content"].as_str(), Some(want.as_ref()));
         prop_assert_eq!(v["messages"][1]["content"][0]["text"].as_str(), Some(want.as_ref()));
-        prop_assert_eq!(v["messages"][1]["content"][1]["image_url"]["url"].as_str(), Some(text.as_str()));
+        // Deny by default: an image URL that is not a base64 data URL is text like any other.
+        prop_assert_eq!(v["messages"][1]["content"][1]["image_url"]["url"].as_str(), Some(want.as_ref()));
         prop_assert_eq!(out.is_none(), want == text);
     }
 }

@@ -13,14 +13,13 @@ use super::context::RequestRedaction;
 use super::custom;
 use super::detector::Detector;
 use super::error::RedactError;
-use super::json::{Edits, Redacting};
 use super::policy::{Action, Direction, PolicyError, PolicySpec};
 use super::scanner::{Entry, Env, Scanner, Treatment};
 use super::stream::StreamRedactor;
-use super::walk;
+use super::walk::{self, Logprobs, Mode};
 
-/// The OpenAI endpoints whose bodies are redacted. The gateway's audio endpoints carry
-/// multipart bodies and are not redacted here.
+/// The API a body or stream belongs to. Bodies are walked the same way for every endpoint
+/// (every string is inspected); the endpoint chooses how a stream's events are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {
     /// `POST /v1/chat/completions`
@@ -31,6 +30,9 @@ pub enum Endpoint {
     Embeddings,
     /// `POST /v1/responses`
     Responses,
+    /// Any other JSON API (audio transcriptions and translations, error bodies, …): streams
+    /// are read like Responses streams (every event with a text `delta` is a channel).
+    Other,
 }
 
 /// A compiled, immutable redaction policy. Build one per configuration; it is `Send + Sync`
@@ -242,16 +244,12 @@ impl Redactor {
             return Ok(None);
         }
         let src = std::str::from_utf8(body).map_err(|_| RedactError::InvalidUtf8)?;
-        let mut fields = Redacting::new(Edits::new(src), scanner, Env { cx, count: true });
-        match direction {
-            Direction::Request => walk::request(endpoint, src, &mut fields)?,
-            Direction::Response => walk::response(endpoint, src, &mut fields)?,
-        }
-        let edits = fields.finish()?;
-        if edits.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(edits.apply().into_bytes()))
+        let mut env = Env { cx, count: true };
+        // Every string of the body, whatever the endpoint: the walker knows no field list, and
+        // the opaque table (binary payloads, the model) is the same for every OpenAI format.
+        let _: Endpoint = endpoint;
+        let out = walk::document(src, scanner, &mut env, Mode::Body, Logprobs::WhenChanged)?;
+        Ok(out.map(String::into_bytes))
     }
 }
 

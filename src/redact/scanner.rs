@@ -37,6 +37,9 @@ use super::error::RedactError;
 use super::policy::{Action, Direction};
 use super::prefilter::{Prefilter, Window};
 
+/// Longest member key given to the detectors as context for its value.
+const MAX_KEY_CONTEXT: usize = 128;
+
 /// What a scanner does with a detector's matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Treatment {
@@ -177,6 +180,79 @@ impl Scanner {
                 Cow::Owned(o)
             }
         })
+    }
+
+    /// A JSON member's string value: like [`redact_text`](Self::redact_text), but the
+    /// detectors also see the member's `key` before the value (`"db_password": "…"` is an
+    /// assignment even when the value alone is not recognizable), and read percent-encoded
+    /// text decoded (`token%3Dghp_…`). Only the value is ever replaced.
+    ///
+    /// # Errors
+    ///
+    /// [`RedactError::Blocked`] when a blocking detector matches.
+    pub(crate) fn redact_member<'t>(
+        &self,
+        key: Option<&str>,
+        value: &'t str,
+        env: &mut Env<'_>,
+    ) -> Result<Cow<'t, str>, RedactError> {
+        if self.entries.is_empty() {
+            return Ok(Cow::Borrowed(value));
+        }
+        let decoded = super::view::percent_decoded(value);
+        // The key as the detectors would see it in JSON text, when one of them opens there.
+        let head = key
+            .filter(|k| k.len() <= MAX_KEY_CONTEXT)
+            .map(|k| format!("\"{k}\": \""))
+            .filter(|h| self.opens_in(h));
+        if decoded.is_none() && head.is_none() {
+            return self.redact_text(value, env);
+        }
+        let (text, map) = match &decoded {
+            Some((view, map)) => (view.as_str(), Some(map)),
+            None => (value, None),
+        };
+        let (hay, plen) = match head {
+            Some(head) => {
+                let plen = head.len();
+                (Cow::Owned(head + text), plen)
+            }
+            None => (Cow::Borrowed(text), 0),
+        };
+        let back = |i: usize| map.map_or(i, |m| m[i] as usize);
+        let mut out: Option<String> = None;
+        let mut copied = 0;
+        self.scan(&hay, 0, true, |entry, m| {
+            // A match inside the key alone is the key's business (keys are scanned too).
+            if m.span.end <= plen {
+                return Ok(());
+            }
+            let (a, b) = (back(m.span.start.max(plen) - plen), back(m.span.end - plen));
+            if a < copied {
+                return Ok(());
+            }
+            if let Some(rep) = self.replacement(entry, &hay, m, env)? {
+                let o = out.get_or_insert_with(|| String::with_capacity(value.len() + 32));
+                o.push_str(&value[copied..a]);
+                o.push_str(&rep);
+                copied = b;
+            }
+            Ok(())
+        })?;
+        Ok(match out {
+            None => Cow::Borrowed(value),
+            Some(mut o) => {
+                o.push_str(&value[copied..]);
+                Cow::Owned(o)
+            }
+        })
+    }
+
+    /// Whether any detector could start a match inside `text` (the prefilter opens a window).
+    fn opens_in(&self, text: &str) -> bool {
+        let mut windows = Vec::new();
+        self.prefilter.windows(text, 0, &mut windows);
+        !windows.is_empty()
     }
 
     /// One streaming step: `hay[..from]` was already emitted (it is look-behind context),

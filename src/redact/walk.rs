@@ -1,343 +1,437 @@
-//! Where the text is: the fields of OpenAI request and response bodies that carry user or model
-//! text, per endpoint. Everything else — model, parameters, images, audio, file data, token-id
-//! arrays — is never looked at.
+//! The JSON walker: every string of a document goes through the detectors, whatever its key,
+//! its depth or the endpoint, unless the opaque table below says it is a binary payload or the
+//! model name. Deny by default: a field, part type or item type nobody has heard of is scanned,
+//! never skipped.
 //!
-//! The shapes are borrowed views: unknown fields are skipped (but still validated as JSON), a
-//! known field with an unexpected type is an error, and duplicate known fields are an error
-//! (an upstream might read the other copy).
+//! What is visited, in a document that `serde_json` has first accepted as valid:
+//!
+//! - **every string value**, scanned with its member's key as context (so `"db_password":
+//!   "…"` is recognized as an assignment even when the value alone says nothing), with
+//!   percent-encoded text decoded first (`token%3Dghp_…`);
+//! - **JSON inside a string** (tool arguments, tool results): a string value that is itself a
+//!   JSON object or array is walked as a document of its own, escapes decoded (`\/` included),
+//!   up to [`MAX_NESTING`] levels deep; deeper ones are scanned as text;
+//! - **every object key** (a value can be smuggled as a key);
+//! - **numbers of 9 digits or more** (a card or account number sent as a JSON number), which
+//!   become a redacted string when a detector matches them.
+//!
+//! Only the strings that change are rewritten: every other byte of the document is kept as it
+//! was (`Edits`). When any text changed, `logprobs` values are cleared as well: they repeat the
+//! text token by token.
+//!
+//! # The opaque table
+//!
+//! The only strings not scanned, reviewed here and nowhere else:
+//!
+//! | where                                                   | what it must look like          |
+//! |---------------------------------------------------------|---------------------------------|
+//! | the top-level `model`                                   | anything (it is routed, and checked against the key's allow-list) |
+//! | any string                                              | a `data:…;base64,` URL whose payload is base64 |
+//! | a member named in [`BASE64_KEYS`] (`data`, `b64_json`, `file_data`, `encrypted_content`, …) | 64 or more base64 characters and nothing else |
+//!
+//! A value at an opaque place that does not have the opaque shape is scanned like any other.
+//!
+//! # Streams
+//!
+//! Stream events are walked in [`Mode::Stream`]: each string is scanned as plain text (no key
+//! context, no percent decoding, no JSON-in-a-string), which is exactly what the stream's text
+//! channels do with deltas, so a `.done` or `completed` event carries the same redacted text as
+//! the deltas that built it.
 
 use std::borrow::Cow;
-
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use std::ops::Range;
 
 use super::error::RedactError;
-use super::json::{parse, Fields};
-use super::Endpoint;
+use super::json::{parse, Edits};
+use super::scanner::{Env, Scanner};
 
-type Raw<'a> = &'a RawValue;
+/// How many levels of JSON-inside-a-string are walked as JSON; deeper ones are scanned as text.
+pub(crate) const MAX_NESTING: u8 = 4;
 
-/// Visits the text fields of a request body.
+/// Member names whose string values are binary payloads when they look like base64.
+pub(crate) const BASE64_KEYS: &[&str] = &[
+    "b64_json",
+    "data",
+    "encrypted_content",
+    "file_data",
+    "partial_image_b64",
+    "result",
+    "signature",
+];
+
+/// Shortest string taken for a base64 payload at a [`BASE64_KEYS`] member.
+const MIN_BASE64: usize = 64;
+
+/// How strings are scanned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// A whole request or answer: key context, percent decoding, JSON inside strings.
+    Body,
+    /// A stream event: each string as plain text, as the stream's channels scan deltas.
+    Stream,
+}
+
+/// What to do with `logprobs` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Logprobs {
+    /// Clear them when any text of the document changed.
+    WhenChanged,
+    /// Always clear them (stream events: their text may have changed in an earlier delta).
+    Always,
+}
+
+/// Walks `src` (one JSON document) and returns it redacted, or `None` when nothing changed.
+/// Strings whose span starts at an offset in `skip` were handled by the caller (a stream's
+/// text channels) and are left alone.
 ///
 /// # Errors
 ///
-/// Syntax and shape errors, and whatever `fields` fails with.
-pub(crate) fn request<'a>(
-    endpoint: Endpoint,
-    src: &'a str,
-    fields: &mut impl Fields<'a>,
-) -> Result<(), RedactError> {
-    match endpoint {
-        Endpoint::ChatCompletions => {
-            let body: ChatRequest = parse(src)?;
-            for m in body.messages.iter().flatten() {
-                message(m, fields)?;
+/// [`RedactError::NotJson`] / [`RedactError::UnexpectedShape`] when `src` is not JSON or holds a
+/// string that cannot be decoded (a lone surrogate), and whatever the scanner fails with
+/// ([`RedactError::Blocked`]).
+pub(crate) fn document(
+    src: &str,
+    scanner: &Scanner,
+    env: &mut Env<'_>,
+    mode: Mode,
+    logprobs: Logprobs,
+) -> Result<Option<String>, RedactError> {
+    let edits = walk_into(src, scanner, env, mode, logprobs, &[], 0, Edits::new(src))?;
+    Ok((!edits.is_empty()).then(|| edits.apply()))
+}
+
+/// Walks `src` into `edits` (which may already hold the caller's edits of `src`), leaving the
+/// strings that start at an offset in `skip` alone: a stream's text channels, which the
+/// caller redacted.
+///
+/// # Errors
+///
+/// As for [`document`].
+pub(crate) fn event<'s>(
+    src: &'s str,
+    scanner: &Scanner,
+    env: &mut Env<'_>,
+    skip: &[usize],
+    edits: Edits<'s>,
+) -> Result<Edits<'s>, RedactError> {
+    walk_into(
+        src,
+        scanner,
+        env,
+        Mode::Stream,
+        Logprobs::Always,
+        skip,
+        0,
+        edits,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn walk_into<'s>(
+    src: &'s str,
+    scanner: &Scanner,
+    env: &mut Env<'_>,
+    mode: Mode,
+    logprobs: Logprobs,
+    skip: &[usize],
+    nesting: u8,
+    edits: Edits<'s>,
+) -> Result<Edits<'s>, RedactError> {
+    // serde_json decides what is valid JSON (and bounds the depth); the walk below relies on it.
+    parse::<serde::de::IgnoredAny>(src)?;
+    let mut w = Walker {
+        src,
+        bytes: src.as_bytes(),
+        scanner,
+        env,
+        mode,
+        skip,
+        nesting,
+        edits,
+        logprobs: Vec::new(),
+    };
+    let start = skip_ws(w.bytes, 0);
+    if start < w.bytes.len() {
+        w.value(start, None, 0)?;
+    }
+    let clear = match logprobs {
+        Logprobs::Always => true,
+        Logprobs::WhenChanged => !w.edits.is_empty(),
+    };
+    let mut edits = w.edits;
+    if clear {
+        for (range, empty) in w.logprobs {
+            edits.set_range(range, empty.to_owned());
+        }
+    }
+    Ok(edits)
+}
+
+struct Walker<'s, 'c, 'e> {
+    src: &'s str,
+    bytes: &'s [u8],
+    scanner: &'c Scanner,
+    env: &'c mut Env<'e>,
+    mode: Mode,
+    skip: &'c [usize],
+    nesting: u8,
+    edits: Edits<'s>,
+    /// Non-null `logprobs` values and what replaces them (`[]` for arrays, else `null`).
+    logprobs: Vec<(Range<usize>, &'static str)>,
+}
+
+impl<'s> Walker<'s, '_, '_> {
+    /// Walks the value at `i` (the member `key` holds it, if any); returns its end.
+    fn value(&mut self, i: usize, key: Option<&str>, depth: u32) -> Result<usize, RedactError> {
+        match self.bytes[i] {
+            b'{' => self.object(i, depth + 1),
+            b'[' => self.array(i, depth + 1),
+            b'"' => {
+                let end = string_end(self.bytes, i);
+                if !self.skip.contains(&i) {
+                    self.string(i..end, key, depth)?;
+                }
+                Ok(end)
+            }
+            _ => {
+                let end = scalar_end(self.bytes, i);
+                self.number(i..end)?;
+                Ok(end)
             }
         }
-        Endpoint::Completions => {
-            let body: CompletionsRequest = parse(src)?;
-            strings(body.prompt, fields)?;
+    }
+
+    fn object(&mut self, open: usize, depth: u32) -> Result<usize, RedactError> {
+        let mut i = open + 1;
+        loop {
+            i = skip_ws(self.bytes, i);
+            match self.bytes[i] {
+                b'}' => return Ok(i + 1),
+                b',' => {
+                    i += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            let key_end = string_end(self.bytes, i);
+            let key = self.key(i..key_end)?;
+            i = skip_ws(self.bytes, key_end) + 1; // the colon
+            let start = skip_ws(self.bytes, i);
+            let end = self.value(start, Some(&key), depth)?;
+            if key == "logprobs" {
+                let empty = match self.bytes[start] {
+                    b'n' => None,
+                    b'[' => Some("[]"),
+                    _ => Some("null"),
+                };
+                if let Some(empty) = empty {
+                    self.logprobs.push((start..end, empty));
+                }
+            }
+            i = end;
         }
-        Endpoint::Embeddings => {
-            let body: EmbeddingsRequest = parse(src)?;
-            strings(body.input, fields)?;
+    }
+
+    fn array(&mut self, open: usize, depth: u32) -> Result<usize, RedactError> {
+        let mut i = open + 1;
+        loop {
+            i = skip_ws(self.bytes, i);
+            match self.bytes[i] {
+                b']' => return Ok(i + 1),
+                b',' => i += 1,
+                _ => i = self.value(i, None, depth)?,
+            }
         }
-        Endpoint::Responses => {
-            let body: ResponsesRequest = parse(src)?;
-            fields_text(body.instructions, fields)?;
-            if let Some(input) = body.input {
-                if input.get().starts_with('[') {
-                    let items: Vec<Item> = parse(input.get())?;
-                    for i in &items {
-                        item(i, fields)?;
+    }
+
+    /// Scans a member key (plain text); returns it decoded.
+    fn key(&mut self, span: Range<usize>) -> Result<Cow<'s, str>, RedactError> {
+        let key = decode(self.src, span.clone())?;
+        if let Cow::Owned(new) = self.scanner.redact_text(&key, self.env)? {
+            self.edits.set_string_range(span, &new);
+        }
+        Ok(key)
+    }
+
+    fn string(
+        &mut self,
+        span: Range<usize>,
+        key: Option<&str>,
+        depth: u32,
+    ) -> Result<(), RedactError> {
+        let text = decode(self.src, span.clone())?;
+        if is_opaque(key, depth, &text) {
+            return Ok(());
+        }
+        let new = match self.mode {
+            Mode::Stream => self.scanner.redact_text(&text, self.env)?,
+            Mode::Body => {
+                if self.nesting < MAX_NESTING && looks_like_json(&text) && is_json(&text) {
+                    let edits = walk_into(
+                        &text,
+                        self.scanner,
+                        self.env,
+                        Mode::Body,
+                        Logprobs::WhenChanged,
+                        &[],
+                        self.nesting + 1,
+                        Edits::new(&text),
+                    )?;
+                    if !edits.is_empty() {
+                        let inner = edits.apply();
+                        self.edits.set_string_range(span, &inner);
                     }
-                } else {
-                    fields.text(input)?;
+                    return Ok(());
                 }
+                self.scanner.redact_member(key, &text, self.env)?
             }
+        };
+        if let Cow::Owned(new) = new {
+            self.edits.set_string_range(span, &new);
         }
+        Ok(())
     }
-    Ok(())
-}
 
-/// Visits the text fields of a (non-streamed) response body.
-///
-/// # Errors
-///
-/// Syntax and shape errors, and whatever `fields` fails with.
-pub(crate) fn response<'a>(
-    endpoint: Endpoint,
-    src: &'a str,
-    fields: &mut impl Fields<'a>,
-) -> Result<(), RedactError> {
-    match endpoint {
-        Endpoint::ChatCompletions => {
-            let body: ChatCompletion = parse(src)?;
-            for c in body.choices.iter().flatten() {
-                if let Some(m) = &c.message {
-                    message(m, fields)?;
-                }
-                if let Some(lp) = c.logprobs {
-                    fields.logprobs(lp, "null");
-                }
-            }
+    /// A number long enough to be a card, account or phone number is scanned as text; a
+    /// match turns it into a (redacted) string.
+    fn number(&mut self, span: Range<usize>) -> Result<(), RedactError> {
+        let raw = &self.src[span.clone()];
+        if raw.bytes().filter(u8::is_ascii_digit).count() < 9 {
+            return Ok(());
         }
-        Endpoint::Completions => {
-            let body: Completion = parse(src)?;
-            for c in body.choices.iter().flatten() {
-                fields_text(c.text, fields)?;
-                if let Some(lp) = c.logprobs {
-                    fields.logprobs(lp, "null");
-                }
-            }
+        if let Cow::Owned(new) = self.scanner.redact_text(raw, self.env)? {
+            self.edits.set_string_range(span, &new);
         }
-        Endpoint::Embeddings => {
-            parse::<serde::de::IgnoredAny>(src)?;
-        }
-        Endpoint::Responses => responses_object(src, fields)?,
-    }
-    Ok(())
-}
-
-/// Visits a Responses API response object (also the `response` of stream events).
-///
-/// # Errors
-///
-/// Syntax and shape errors, and whatever `fields` fails with.
-pub(crate) fn responses_object<'a>(
-    src: &'a str,
-    fields: &mut impl Fields<'a>,
-) -> Result<(), RedactError> {
-    let body: ResponseObject = parse(src)?;
-    for i in body.output.iter().flatten() {
-        item(i, fields)?;
-    }
-    Ok(())
-}
-
-/// Visits one Responses API item given as JSON text (an `output_item` event's `item`).
-///
-/// # Errors
-///
-/// Syntax and shape errors, and whatever `fields` fails with.
-pub(crate) fn responses_item<'a>(
-    src: &'a str,
-    fields: &mut impl Fields<'a>,
-) -> Result<(), RedactError> {
-    let i: Item = parse(src)?;
-    item(&i, fields)
-}
-
-/// Visits one content part given as JSON text (a `content_part` event's `part`).
-///
-/// # Errors
-///
-/// Syntax and shape errors, and whatever `fields` fails with.
-pub(crate) fn content_part<'a>(
-    src: &'a str,
-    fields: &mut impl Fields<'a>,
-) -> Result<(), RedactError> {
-    let p: Part = parse(src)?;
-    part(&p, fields)
-}
-
-#[derive(Deserialize)]
-struct ChatRequest<'a> {
-    #[serde(borrow)]
-    messages: Option<Vec<Message<'a>>>,
-}
-
-#[derive(Deserialize)]
-struct Message<'a> {
-    #[serde(borrow)]
-    content: Option<Raw<'a>>,
-    #[serde(borrow)]
-    refusal: Option<Raw<'a>>,
-    #[serde(borrow)]
-    reasoning_content: Option<Raw<'a>>,
-    #[serde(borrow)]
-    tool_calls: Option<Vec<ToolCall<'a>>>,
-    #[serde(borrow)]
-    function_call: Option<FunctionCall<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ToolCall<'a> {
-    #[serde(borrow)]
-    function: Option<FunctionCall<'a>>,
-}
-
-#[derive(Deserialize)]
-struct FunctionCall<'a> {
-    #[serde(borrow)]
-    arguments: Option<Raw<'a>>,
-}
-
-#[derive(Deserialize)]
-struct CompletionsRequest<'a> {
-    #[serde(borrow)]
-    prompt: Option<Raw<'a>>,
-}
-
-#[derive(Deserialize)]
-struct EmbeddingsRequest<'a> {
-    #[serde(borrow)]
-    input: Option<Raw<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ResponsesRequest<'a> {
-    #[serde(borrow)]
-    input: Option<Raw<'a>>,
-    #[serde(borrow)]
-    instructions: Option<Raw<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ChatCompletion<'a> {
-    #[serde(borrow)]
-    choices: Option<Vec<ChatChoice<'a>>>,
-}
-
-#[derive(Deserialize)]
-struct ChatChoice<'a> {
-    #[serde(borrow)]
-    message: Option<Message<'a>>,
-    #[serde(borrow)]
-    logprobs: Option<Raw<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Completion<'a> {
-    #[serde(borrow)]
-    choices: Option<Vec<TextChoice<'a>>>,
-}
-
-#[derive(Deserialize)]
-struct TextChoice<'a> {
-    #[serde(borrow)]
-    text: Option<Raw<'a>>,
-    #[serde(borrow)]
-    logprobs: Option<Raw<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ResponseObject<'a> {
-    #[serde(borrow)]
-    output: Option<Vec<Item<'a>>>,
-}
-
-/// A Responses API item (input or output).
-#[derive(Deserialize)]
-struct Item<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    content: Option<Raw<'a>>,
-    #[serde(borrow)]
-    summary: Option<Raw<'a>>,
-    #[serde(borrow)]
-    arguments: Option<Raw<'a>>,
-    #[serde(borrow)]
-    output: Option<Raw<'a>>,
-    #[serde(borrow)]
-    input: Option<Raw<'a>>,
-}
-
-/// A content part: chat `text`, Responses `input_text`/`output_text`/`refusal`, reasoning
-/// `summary_text`/`reasoning_text`. Image, audio and file parts are skipped.
-#[derive(Deserialize)]
-struct Part<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    text: Option<Raw<'a>>,
-    #[serde(borrow)]
-    refusal: Option<Raw<'a>>,
-    #[serde(borrow)]
-    logprobs: Option<Raw<'a>>,
-}
-
-fn message<'a>(m: &Message<'a>, fields: &mut impl Fields<'a>) -> Result<(), RedactError> {
-    content(m.content, fields)?;
-    fields_text(m.refusal, fields)?;
-    fields_text(m.reasoning_content, fields)?;
-    for call in m.tool_calls.iter().flatten() {
-        if let Some(f) = &call.function {
-            fields_text(f.arguments, fields)?;
-        }
-    }
-    if let Some(f) = &m.function_call {
-        fields_text(f.arguments, fields)?;
-    }
-    Ok(())
-}
-
-fn item<'a>(i: &Item<'a>, fields: &mut impl Fields<'a>) -> Result<(), RedactError> {
-    match i.kind.as_deref() {
-        None | Some("message") => content(i.content, fields),
-        Some("function_call") => fields_text(i.arguments, fields),
-        Some("custom_tool_call") => fields_text(i.input, fields),
-        Some("function_call_output" | "custom_tool_call_output") => content(i.output, fields),
-        Some("reasoning") => {
-            content(i.summary, fields)?;
-            content(i.content, fields)
-        }
-        Some(_) => Ok(()),
+        Ok(())
     }
 }
 
-/// A string, or an array of content parts.
-fn content<'a>(raw: Option<Raw<'a>>, fields: &mut impl Fields<'a>) -> Result<(), RedactError> {
-    let Some(raw) = raw else { return Ok(()) };
-    match raw.get().as_bytes().first() {
-        Some(b'"') => fields.text(raw),
-        Some(b'[') => {
-            let parts: Vec<Part> = parse(raw.get())?;
-            for p in &parts {
-                part(p, fields)?;
-            }
-            Ok(())
-        }
-        _ => Ok(()),
+/// Whether a string at this place is in the opaque table (see the module docs).
+fn is_opaque(key: Option<&str>, depth: u32, text: &str) -> bool {
+    match key {
+        Some("model") if depth == 1 => true,
+        Some(k) if BASE64_KEYS.contains(&k) && text.len() >= MIN_BASE64 && is_base64(text) => true,
+        _ => is_base64_data_url(text),
     }
 }
 
-fn part<'a>(p: &Part<'a>, fields: &mut impl Fields<'a>) -> Result<(), RedactError> {
-    match p.kind.as_deref() {
-        Some("text" | "input_text" | "output_text" | "summary_text" | "reasoning_text") => {
-            fields_text(p.text, fields)?;
-            if let Some(lp) = p.logprobs {
-                fields.logprobs(lp, "[]");
-            }
-            Ok(())
-        }
-        Some("refusal") => fields_text(p.refusal, fields),
-        _ => Ok(()),
-    }
+/// `data:<media type>[;params];base64,<base64>`.
+pub(crate) fn is_base64_data_url(text: &str) -> bool {
+    let Some(rest) = text.strip_prefix("data:") else {
+        return false;
+    };
+    let Some((meta, payload)) = rest.split_once(',') else {
+        return false;
+    };
+    meta.len() <= 256
+        && meta.ends_with(";base64")
+        && !meta.contains(|c: char| c.is_whitespace() || c == '"')
+        && is_base64(payload)
 }
 
-/// A string, or an array whose string elements are texts (token-id arrays are skipped).
-fn strings<'a>(raw: Option<Raw<'a>>, fields: &mut impl Fields<'a>) -> Result<(), RedactError> {
-    let Some(raw) = raw else { return Ok(()) };
-    match raw.get().as_bytes().first() {
-        Some(b'"') => fields.text(raw),
-        Some(b'[') => {
-            let items: Vec<Raw> = parse(raw.get())?;
-            for i in items {
-                if i.get().starts_with('"') {
-                    fields.text(i)?;
-                }
-            }
-            Ok(())
-        }
-        _ => Ok(()),
-    }
+/// Base64 (standard or URL-safe alphabet, optional padding) and nothing else.
+pub(crate) fn is_base64(text: &str) -> bool {
+    let body = text.trim_end_matches('=');
+    text.len() - body.len() <= 2
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'))
 }
 
-fn fields_text<'a>(raw: Option<Raw<'a>>, fields: &mut impl Fields<'a>) -> Result<(), RedactError> {
-    match raw {
-        Some(raw) => fields.text(raw),
-        None => Ok(()),
+fn looks_like_json(text: &str) -> bool {
+    let t = text.trim();
+    matches!(
+        (t.as_bytes().first(), t.as_bytes().last()),
+        (Some(b'{'), Some(b'}')) | (Some(b'['), Some(b']'))
+    )
+}
+
+fn is_json(text: &str) -> bool {
+    parse::<serde::de::IgnoredAny>(text).is_ok()
+}
+
+/// The decoded content of the JSON string at `span` (quotes included); borrowed when it has
+/// no escapes.
+fn decode(src: &str, span: Range<usize>) -> Result<Cow<'_, str>, RedactError> {
+    let inner = &src[span.start + 1..span.end - 1];
+    if !inner.as_bytes().contains(&b'\\') {
+        return Ok(Cow::Borrowed(inner));
+    }
+    parse::<String>(&src[span]).map(Cow::Owned)
+}
+
+fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
+    while i < bytes.len() && matches!(bytes[i], b' ' | b'\t' | b'\n' | b'\r') {
+        i += 1;
+    }
+    i
+}
+
+/// The end (one past the closing quote) of the string that opens at `open`, in valid JSON.
+fn string_end(bytes: &[u8], open: usize) -> usize {
+    let mut i = open + 1;
+    while let Some(k) = memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+        i += k;
+        if bytes[i] == b'\\' {
+            i += 2;
+        } else {
+            return i + 1;
+        }
+    }
+    bytes.len()
+}
+
+/// The end of a number, `true`, `false` or `null` at `i`, in valid JSON.
+fn scalar_end(bytes: &[u8], mut i: usize) -> usize {
+    while i < bytes.len() && !matches!(bytes[i], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+    {
+        i += 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_shapes() {
+        assert!(is_base64("QUJD"));
+        assert!(is_base64("QUI="));
+        assert!(is_base64("a-b_c+d/e=="));
+        assert!(!is_base64("QU JD"));
+        assert!(!is_base64("QUJD==="));
+        assert!(!is_base64("ghp:x"));
+        assert!(is_base64_data_url("data:image/png;base64,iVBORw0KGgo="));
+        assert!(!is_base64_data_url("data:text/plain,ghp_secret"));
+        assert!(!is_base64_data_url("data:image/png;base64,not base64"));
+        assert!(!is_base64_data_url("https://example.com/a.png"));
+    }
+
+    #[test]
+    fn opaque_table() {
+        let b64 = "A".repeat(64);
+        assert!(is_opaque(Some("model"), 1, "gpt-4o"));
+        assert!(!is_opaque(Some("model"), 2, "gpt-4o"));
+        assert!(is_opaque(Some("data"), 5, &b64));
+        assert!(!is_opaque(Some("data"), 5, "short"));
+        assert!(!is_opaque(Some("text"), 5, &b64));
+        assert!(is_opaque(Some("url"), 4, "data:audio/wav;base64,UklGRg=="));
+        assert!(!is_opaque(Some("url"), 4, "data:audio/wav,UklGRg"));
+    }
+
+    #[test]
+    fn string_and_scalar_ends() {
+        let s = br#""a\"b\\" , 12.5e3}"#;
+        assert_eq!(string_end(s, 0), 8);
+        assert_eq!(scalar_end(s, 11), 17);
+    }
+
+    #[test]
+    fn json_in_strings() {
+        assert!(looks_like_json(" {\"a\":1} "));
+        assert!(looks_like_json("[1]"));
+        assert!(!looks_like_json("{a"));
+        assert!(!looks_like_json("plain"));
     }
 }

@@ -1,6 +1,9 @@
-//! Chat Completions and Completions chunks: `choices[].delta.{content, refusal,
-//! reasoning_content, tool_calls[].function.arguments, function_call.arguments}` and
-//! `choices[].text`, per choice index; a non-null `finish_reason` ends the choice's channels.
+//! Chat Completions and Completions chunks. The texts that stream in pieces are channels, per
+//! choice index: `choices[].delta.{content (a string, or parts with `text`), refusal,
+//! reasoning_content, audio.transcript, tool_calls[].function.arguments,
+//! function_call.arguments}` and `choices[].text`; a non-null `finish_reason` ends the
+//! choice's channels. Every other string of the chunk, whatever its key, is scanned whole
+//! (the walker's stream mode): annotations, tool names, fields nobody has seen yet.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -11,7 +14,8 @@ use crate::openai::sse::{self, Event};
 use crate::redact::context::RequestRedaction;
 use crate::redact::error::RedactError;
 use crate::redact::json::{decode_str, parse, Edits};
-use crate::redact::scanner::Scanner;
+use crate::redact::scanner::{Env, Scanner};
+use crate::redact::walk;
 
 type Raw<'a> = &'a RawValue;
 
@@ -30,8 +34,6 @@ struct Choice<'a> {
     text: Option<Raw<'a>>,
     #[serde(borrow)]
     finish_reason: Option<Raw<'a>>,
-    #[serde(borrow)]
-    logprobs: Option<Raw<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -46,6 +48,21 @@ struct Delta<'a> {
     tool_calls: Option<Vec<ToolDelta<'a>>>,
     #[serde(borrow)]
     function_call: Option<FunctionDelta<'a>>,
+    #[serde(borrow)]
+    audio: Option<AudioDelta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct AudioDelta<'a> {
+    #[serde(borrow)]
+    transcript: Option<Raw<'a>>,
+}
+
+#[derive(Deserialize)]
+struct PartDelta<'a> {
+    index: Option<u64>,
+    #[serde(borrow)]
+    text: Option<Raw<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -73,15 +90,17 @@ impl StreamRedactor {
         let mut edits = Edits::new(&ev.data);
         let mut emptied = false;
         let mut before = Vec::new();
+        let mut skip = Vec::new();
         for choice in chunk.choices.iter().flatten() {
             let index = choice.index.unwrap_or(0);
             let finishing = choice.finish_reason.is_some();
             let mut touched = Vec::new();
-            for (key, raw) in texts(index, choice) {
+            for (key, raw) in texts(index, choice)? {
                 if !raw.get().starts_with('"') {
                     continue;
                 }
                 let text = decode_str(raw)?;
+                skip.push((raw.get().as_ptr() as usize).saturating_sub(ev.data.as_ptr() as usize));
                 let emitted = self.push_text(scanner, key, &text, finishing, cx)?;
                 if emitted != text {
                     emptied |= emitted.is_empty();
@@ -89,15 +108,20 @@ impl StreamRedactor {
                 }
                 touched.push(key);
             }
-            if let Some(lp) = choice.logprobs {
-                // Token logprobs repeat the text; they cannot be redacted token by token.
-                edits.set_json(lp, "null".to_owned())?;
-            }
             if finishing {
                 let which = |k: &Key| k.outer == index && !touched.contains(k);
                 self.flush_where(scanner, which, cx, &mut before)?;
             }
         }
+        // Everything else in the chunk; `logprobs` repeat the text token by token and are
+        // cleared, as they cannot be redacted token by token.
+        let edits = walk::event(
+            &ev.data,
+            scanner,
+            &mut Env { cx, count: true },
+            &skip,
+            edits,
+        )?;
         out.extend_from_slice(&before);
         let has_choices = chunk.choices.as_ref().is_some_and(|c| !c.is_empty());
         let data = if edits.is_empty() {
@@ -122,7 +146,7 @@ impl StreamRedactor {
 }
 
 /// The text fields of one choice with their channel keys.
-fn texts<'a>(index: u64, choice: &Choice<'a>) -> Vec<(Key, Raw<'a>)> {
+fn texts<'a>(index: u64, choice: &Choice<'a>) -> Result<Vec<(Key, Raw<'a>)>, RedactError> {
     let key = |field, inner| Key {
         outer: index,
         inner,
@@ -132,11 +156,29 @@ fn texts<'a>(index: u64, choice: &Choice<'a>) -> Vec<(Key, Raw<'a>)> {
     if let Some(t) = choice.text {
         out.push((key(Field::Text, 0), t));
     }
-    let Some(d) = &choice.delta else { return out };
+    let Some(d) = &choice.delta else {
+        return Ok(out);
+    };
+    match d.content {
+        Some(parts) if parts.get().starts_with('[') => {
+            let parts: Vec<PartDelta> = parse(parts.get())?;
+            for (position, part) in parts.iter().enumerate() {
+                if let Some(text) = part.text {
+                    let inner = part.index.unwrap_or(position as u64);
+                    out.push((key(Field::ContentPart, inner), text));
+                }
+            }
+        }
+        Some(text) => out.push((key(Field::Content, 0), text)),
+        None => {}
+    }
     let simple = [
-        (Field::Content, d.content),
         (Field::Refusal, d.refusal),
         (Field::Reasoning, d.reasoning_content),
+        (
+            Field::AudioTranscript,
+            d.audio.as_ref().and_then(|a| a.transcript),
+        ),
     ];
     out.extend(
         simple
@@ -152,7 +194,7 @@ fn texts<'a>(index: u64, choice: &Choice<'a>) -> Vec<(Key, Raw<'a>)> {
     if let Some(args) = d.function_call.as_ref().and_then(|f| f.arguments) {
         out.push((key(Field::FunctionArgs, 0), args));
     }
-    out
+    Ok(out)
 }
 
 /// Writes a chunk carrying `text` for channel `key`, built on the latest chunk's envelope
@@ -178,6 +220,15 @@ pub(super) fn write_synthesized(
         let delta = match key.field {
             Field::Refusal => object([("refusal", text)]),
             Field::Reasoning => object([("reasoning_content", text)]),
+            Field::AudioTranscript => object([("audio", object([("transcript", text)]))]),
+            Field::ContentPart => object([(
+                "content",
+                Value::Array(vec![object([
+                    ("index", Value::from(key.inner)),
+                    ("type", Value::from("text")),
+                    ("text", text),
+                ])]),
+            )]),
             Field::ToolArgs => object([(
                 "tool_calls",
                 Value::Array(vec![object([

@@ -10,7 +10,7 @@
 //! before it (from the last event of the channel or stream, so it has the upstream's shape).
 
 mod chat;
-mod responses;
+mod events;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,33 +26,32 @@ use crate::openai::sse::{self, Event, Item, Parser, DEFAULT_MAX_EVENT_BYTES};
 /// At most this many texts are tracked at once in one stream (choices × fields × tool calls).
 pub const MAX_CHANNELS: usize = 1024;
 
+/// At most this many event types with a text `delta` in one stream.
+const MAX_STEMS: usize = 256;
+
 /// Which text of an event a channel follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Field {
-    /// Chat `delta.content`.
+    /// Chat `delta.content` (a string).
     Content,
+    /// Chat `delta.content[].text` (content given as parts); the key's `inner` is the part.
+    ContentPart,
     /// Chat `delta.refusal`.
     Refusal,
     /// Chat `delta.reasoning_content` (OpenAI-compatible reasoning servers).
     Reasoning,
+    /// Chat `delta.audio.transcript` (audio output).
+    AudioTranscript,
     /// Chat `delta.tool_calls[].function.arguments`; the key's `inner` is the tool call index.
     ToolArgs,
     /// Chat `delta.function_call.arguments` (legacy).
     FunctionArgs,
     /// Completions `choices[].text`.
     Text,
-    /// Responses `response.output_text.delta`.
-    OutputText,
-    /// Responses `response.refusal.delta`.
-    RefusalText,
-    /// Responses `response.function_call_arguments.delta`.
-    Arguments,
-    /// Responses `response.custom_tool_call_input.delta`.
-    CustomInput,
-    /// Responses `response.reasoning_summary_text.delta`.
-    ReasoningSummary,
-    /// Responses `response.reasoning_text.delta`.
-    ReasoningText,
+    /// Any other event type whose `delta` is text (`response.output_text.delta`,
+    /// `response.mcp_call_arguments.delta`, `transcript.text.delta`, …): the number of the
+    /// event type without its `.delta` suffix, interned per stream.
+    Named(u32),
 }
 
 /// A channel: a choice index or output index (`outer`), a tool call, content or summary index
@@ -91,6 +90,10 @@ pub struct StreamRedactor {
     channels: BTreeMap<Key, Channel>,
     /// Chat/completions: the data of the latest chunk, the envelope of synthesized chunks.
     envelope: Option<String>,
+    /// Event types with a text `delta`, without the suffix (`Field::Named` indexes this).
+    stems: Vec<String>,
+    /// Some delta went through a channel: whole-output events repeat counted text.
+    streamed: bool,
     events: u64,
     state: State,
 }
@@ -115,6 +118,8 @@ impl StreamRedactor {
             parser: Parser::new(DEFAULT_MAX_EVENT_BYTES),
             channels: BTreeMap::new(),
             envelope: None,
+            stems: Vec::new(),
+            streamed: false,
             events: 0,
             state: State::Open,
         }
@@ -227,11 +232,8 @@ impl StreamRedactor {
             Endpoint::ChatCompletions | Endpoint::Completions => {
                 self.chat_event(scanner, ev, cx, out)
             }
-            Endpoint::Responses => self.responses_event(scanner, ev, cx, out),
-            Endpoint::Embeddings => {
-                super::json::parse::<serde::de::IgnoredAny>(&ev.data)?;
-                sse::write_event(out, &ev);
-                Ok(())
+            Endpoint::Responses | Endpoint::Embeddings | Endpoint::Other => {
+                self.typed_event(scanner, ev, cx, out)
             }
         }
     }
@@ -250,6 +252,7 @@ impl StreamRedactor {
                 limit: MAX_CHANNELS,
             });
         }
+        self.streamed = true;
         let channel = self.channels.entry(key).or_default();
         let mut env = Env { cx, count: true };
         let mut emitted = channel.text.push(scanner, text, &mut env)?;
@@ -278,12 +281,14 @@ impl StreamRedactor {
                 continue;
             }
             match self.endpoint {
-                Endpoint::Responses => {
+                Endpoint::ChatCompletions | Endpoint::Completions => {
+                    chat::write_synthesized(self.envelope.as_deref(), key, &held, out)?;
+                }
+                _ => {
                     if let Some(template) = channel.template.take() {
-                        responses::write_synthesized(&template, &held, out)?;
+                        events::write_synthesized(&template, &held, out)?;
                     }
                 }
-                _ => chat::write_synthesized(self.envelope.as_deref(), key, &held, out)?,
             }
         }
         Ok(())
