@@ -292,3 +292,134 @@ proptest! {
         prop_assert_eq!(out.is_none(), want == text);
     }
 }
+
+/// Words and keys that no detector matches, alone or together.
+const SAFE_WORDS: &[&str] = &["alpha", "bravo", "charlie", "delta", "echo", "fox", "golf", "hotel"];
+const SAFE_KEYS: &[&str] = &["a", "items", "note", "x1", "alpha", "echo", "golf", "list"];
+
+/// A random JSON document of safe words: any keys, nesting, arrays, numbers, and JSON
+/// documents serialized inside strings.
+fn safe_document() -> impl Strategy<Value = Value> {
+    let word = proptest::sample::select(SAFE_WORDS).prop_map(|w| Value::from(w));
+    let leaf = prop_oneof![
+        4 => word,
+        1 => (0i64..1000).prop_map(Value::from),
+        1 => any::<bool>().prop_map(Value::from),
+        1 => Just(Value::Null),
+    ];
+    leaf.prop_recursive(4, 40, 5, |inner| {
+        prop_oneof![
+            3 => prop::collection::vec(
+                (proptest::sample::select(SAFE_KEYS), inner.clone()),
+                0..5
+            )
+            .prop_map(|members| {
+                Value::Object(members.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+            }),
+            2 => prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            1 => inner.prop_map(|v| Value::String(v.to_string())),
+        ]
+    })
+}
+
+/// The string leaves of `v` (also inside JSON-in-strings, as paths are not needed: the
+/// planting below only replaces one safe word's occurrence in the serialized text).
+fn count_words(text: &str) -> usize {
+    SAFE_WORDS.iter().map(|w| text.matches(w).count()).sum()
+}
+
+proptest! {
+    #![proptest_config(config(96))]
+
+    /// A secret planted anywhere in a random document — as a value, inside a value, as a key,
+    /// inside JSON inside a string — never leaves; the rest of the document keeps every byte.
+    #[test]
+    fn planted_secrets_never_leave_random_documents(
+        doc in safe_document(),
+        pick in any::<prop::sample::Index>(),
+        form in 0usize..3,
+        endpoint in proptest::sample::select(vec![
+            Endpoint::ChatCompletions, Endpoint::Responses, Endpoint::Other
+        ]),
+    ) {
+        let r = policy();
+        let body = json!({"model": "m", "payload": doc, "tail": "golf"}).to_string();
+        // Nothing to find: the body comes back untouched.
+        prop_assert_eq!(
+            r.redact_request(endpoint, body.as_bytes(), &mut RequestRedaction::default()).unwrap(),
+            None
+        );
+        let secret = super::tests::github_token();
+        let planted = match form {
+            0 => secret.clone(),
+            1 => format!("see {secret} now"),
+            _ => format!("{secret}:{secret}"),
+        };
+        let n = count_words(&body);
+        prop_assume!(n > 0);
+        let target = pick.index(n);
+        // Replace the target-th safe word occurrence, wherever it is (value, key, nested).
+        let mut seen = 0;
+        let mut at = None;
+        for (i, _) in body.char_indices() {
+            if let Some(w) = SAFE_WORDS.iter().find(|w| body[i..].starts_with(**w)) {
+                if seen == target {
+                    at = Some((i, w.len()));
+                    break;
+                }
+                seen += 1;
+            }
+        }
+        let (i, len) = at.unwrap();
+        let with = format!("{}{}{}", &body[..i], planted, &body[i + len..]);
+        let out = r.redact_request(endpoint, with.as_bytes(), &mut RequestRedaction::default())
+            .unwrap()
+            .expect("the secret is found");
+        let out = String::from_utf8(out).unwrap();
+        prop_assert!(!out.contains(&secret));
+        serde_json::from_str::<Value>(&out).unwrap();
+        prop_assert_eq!(out, with.replace(&secret, "[REDACTED:github_token]"));
+    }
+
+    /// A secret split across the deltas of any event type, between deltas of other channels,
+    /// chunked anywhere, never reaches the client whole; the client's text is the redacted one.
+    #[test]
+    fn split_secrets_never_leave_streams_of_any_event_type(
+        stem in "[a-z]{1,8}(\\.[a-z_]{1,10}){0,2}",
+        output_index in 0u64..3,
+        content_index in 0u64..3,
+        cut in 1usize..39,
+        chunk in 1usize..64,
+        noise in any::<bool>(),
+    ) {
+        prop_assume!(!stem.ends_with("audio") && !stem.ends_with("output_audio"));
+        let secret = super::tests::github_token();
+        let (a, b) = secret.split_at(cut.min(secret.len() - 1));
+        let kind = format!("{stem}.delta");
+        let ev = |delta: &str| json!({"type": kind, "output_index": output_index, "content_index": content_index, "delta": delta});
+        let other = json!({"type": "other.channel.delta", "output_index": 9, "delta": "golf "});
+        let mut input = String::new();
+        for e in [ev("key: "), ev(a)] {
+            input.push_str(&format!("data: {e}\n\n"));
+        }
+        if noise {
+            input.push_str(&format!("data: {other}\n\n"));
+        }
+        for e in [ev(b), ev(" end"), json!({"type": format!("{stem}.done"), "output_index": output_index, "content_index": content_index, "text": format!("key: {secret} end")})] {
+            input.push_str(&format!("data: {e}\n\n"));
+        }
+        let r = policy();
+        let mut s = r.stream(Endpoint::Other);
+        let out = run(&mut s, input.as_bytes(), chunk, &mut RequestRedaction::default()).unwrap();
+        let text = String::from_utf8(out.clone()).unwrap();
+        prop_assert!(!text.contains(&secret));
+        let mut streamed = String::new();
+        for e in events(&out) {
+            let v: Value = serde_json::from_str(&e.data).unwrap();
+            if v["type"] == kind.as_str() {
+                streamed.push_str(v["delta"].as_str().unwrap());
+            }
+        }
+        prop_assert_eq!(streamed, "key: [REDACTED:github_token] end");
+    }
+}
