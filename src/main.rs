@@ -80,6 +80,9 @@ fn check(cli: &Cli) -> ExitCode {
                 cfg.routes.len(),
                 cfg.environment
             );
+            for route in cfg.uninspected_routes() {
+                eprintln!("warning: {}", uninspected(&route.name));
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -87,6 +90,13 @@ fn check(cli: &Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What `check` and the start-up log say of a `paths:` route on a redacting policy.
+fn uninspected(route: &str) -> String {
+    format!(
+        "route `{route}` is a `paths:` pass-through: its request and answer bodies are proxied without redaction; route what must be inspected by model instead"
+    )
 }
 
 fn run(cli: &Cli) -> ExitCode {
@@ -102,6 +112,9 @@ fn run(cli: &Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    for route in cfg.uninspected_routes() {
+        log::warn!("{}", uninspected(&route.name));
+    }
     let listen = cfg.listen.to_string();
     let grace = cfg.shutdown_grace;
     let cfg_rate_limit = cfg.rate_limit.clone();

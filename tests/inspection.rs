@@ -35,7 +35,12 @@ routes:
 }
 
 async fn post(gw: &GatewayProcess, path: &str, body: serde_json::Value) -> (u16, String) {
-    let resp = client().post(gw.url(path)).json(&body).send().await.unwrap();
+    let resp = client()
+        .post(gw.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
     (status, resp.text().await.unwrap())
 }
@@ -86,13 +91,13 @@ async fn request_fields_nobody_listed_are_redacted_before_they_leave() {
 
     // Responses input items of newer types, prompt variables, a text format schema.
     let body = json!({"model": "gpt-4o",
-        "prompt": {"id": "p", "variables": {"v": secret}},
-        "text": {"format": {"type": "json_schema", "schema": {"description": secret}}},
-        "input": [
-            {"type": "shell_call_output", "call_id": "c", "output": [{"stdout": secret}]},
-            {"type": "mcp_call", "name": "n", "arguments": secret, "output": secret},
-            {"type": "apply_patch_call_output", "output": secret}
-        ]});
+    "prompt": {"id": "p", "variables": {"v": secret}},
+    "text": {"format": {"type": "json_schema", "schema": {"description": secret}}},
+    "input": [
+        {"type": "shell_call_output", "call_id": "c", "output": [{"stdout": secret}]},
+        {"type": "mcp_call", "name": "n", "arguments": secret, "output": secret},
+        {"type": "apply_patch_call_output", "output": secret}
+    ]});
     let (status, _) = post(&gw, "/v1/responses", body).await;
     assert_eq!(status, 200);
     let seen = String::from_utf8(up.last().body).unwrap();
@@ -109,13 +114,16 @@ async fn answer_fields_and_every_stream_event_are_redacted() {
     up.set_handler({
         let s = secret.clone();
         move |_| {
-            Reply::Json(200, json!({"id": "c", "object": "chat.completion", "model": "gpt-4o",
+            Reply::Json(
+                200,
+                json!({"id": "c", "object": "chat.completion", "model": "gpt-4o",
                 "choices": [{"index": 0, "finish_reason": "stop",
                     "message": {"role": "assistant", "content": "ok", "reasoning": s,
                         "audio": {"id": "a", "transcript": s},
                         "annotations": [{"type": "url_citation", "url_citation": {"url": s}}]},
                     "logprobs": {"content": [{"token": s, "logprob": -0.1}]}}],
-                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}))
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}),
+            )
         }
     });
     let (status, text) = post(
@@ -150,7 +158,10 @@ async fn answer_fields_and_every_stream_event_are_redacted() {
     .await;
     assert_eq!(status, 200);
     assert!(!text.contains(&secret), "{text}");
-    assert!(!text.contains(b), "the second half never follows the first: {text}");
+    assert!(
+        !text.contains(b),
+        "the second half never follows the first: {text}"
+    );
     assert!(text.contains("[REDACTED:github_token]"), "{text}");
 }
 
@@ -158,7 +169,11 @@ async fn answer_fields_and_every_stream_event_are_redacted() {
 fn transcription_form(prompt: &str, audio: &[u8]) -> (String, Vec<u8>) {
     let boundary = "vgboundary7MA4YWxk";
     let mut body = Vec::new();
-    for (name, value) in [("model", "whisper-1"), ("stream", "true"), ("prompt", prompt)] {
+    for (name, value) in [
+        ("model", "whisper-1"),
+        ("stream", "true"),
+        ("prompt", prompt),
+    ] {
         body.extend(
             format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
                 .bytes(),
@@ -273,4 +288,41 @@ async fn error_bodies_are_redacted_and_the_provider_key_never_reaches_the_client
     .await;
     assert!(status >= 500, "{status}");
     assert!(!text.contains(&secret), "{text}");
+}
+
+/// `veilgate check` on `config`: (exit success, stderr).
+fn check(config: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("veilgate.yaml");
+    std::fs::write(&path, config).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_veilgate"))
+        .arg("--config")
+        .arg(&path)
+        .arg("check")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_names_every_pass_through_route_a_redacting_policy_does_not_reach() {
+    let routes =
+        "routes:\n  - paths: [/v1/files]\n    upstream: u\n  - models: [\"*\"]\n    upstream: u\n";
+    let head = "environment: test\nlisten: 127.0.0.1:0\n";
+    let redacting = format!("{head}upstreams:\n  u: {{url: http://127.0.0.1:9/v1}}\n{routes}");
+    let (ok, stderr) = check(&redacting);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("warning: route `/v1/files` is a `paths:` pass-through"),
+        "{stderr}"
+    );
+    let off = format!(
+        "{head}upstreams:\n  u: {{url: http://127.0.0.1:9/v1}}\nredaction:\n  request: {{secrets: off, pii: off}}\n  response: {{secrets: off, pii: off}}\n{routes}"
+    );
+    let (ok, stderr) = check(&off);
+    assert!(ok, "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
 }

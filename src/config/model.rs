@@ -144,6 +144,22 @@ impl Config {
         })
     }
 
+    /// The `paths:` routes whose policy redacts in some direction: their bodies are proxied as
+    /// they are (Pingora streams them), so redaction does not reach them. `veilgate check` and
+    /// the start-up log name each one.
+    pub fn uninspected_routes(&self) -> Vec<&Route> {
+        use crate::redact::Direction;
+        self.routes
+            .iter()
+            .filter(|route| {
+                let policy = route.redaction.as_ref().unwrap_or(&self.redaction);
+                matches!(route.matcher, RouteMatch::Paths(_))
+                    && (policy.is_active(Direction::Request)
+                        || policy.is_active(Direction::Response))
+            })
+            .collect()
+    }
+
     /// The first `paths:` route with a prefix of `path` on a segment boundary: `/v1/files`
     /// matches `/v1/files` and `/v1/files/abc`, not `/v1/filesystem`. A query string or
     /// fragment in `path` is ignored.

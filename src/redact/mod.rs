@@ -22,16 +22,19 @@
 //! - Detectors (`builtin/`) are regexes (plus a hand-written PEM matcher) with checks — Luhn,
 //!   mod 97, SSN ranges, entropy, placeholders. A prefilter runs each one only near its
 //!   anchors; the scanner resolves overlaps greedily, leftmost first.
-//! - The JSON walker (`walk.rs`) visits only text fields of each endpoint and splices
-//!   replacements into the original bytes; an unchanged body comes back as `None`.
+//! - The JSON walker (`walk.rs`) visits every string, key and long number of a body, whatever
+//!   the endpoint (deny by default: only its reviewed opaque table — binary payloads and the
+//!   model — is skipped), and splices replacements into the original bytes; an unchanged body
+//!   comes back as `None`.
 //! - [`StreamRedactor`] parses SSE, keeps one pending text per choice / tool call / output
-//!   item, and emits redacted events at once.
+//!   item / event type with a text `delta`, emits redacted events at once, and scans every
+//!   other string of every event whole.
 //! - [`RequestRedaction`] carries per-request counts and the pseudonym table.
 //!
 //! # Failing closed
 //!
-//! A body or event that cannot be inspected — not UTF-8, not JSON, a text field of the wrong
-//! type, an oversized event — is a [`RedactError`]: the gateway refuses the request or ends the
+//! A body or event that cannot be inspected — not UTF-8, not JSON, a string that cannot be
+//! decoded, an oversized event — is a [`RedactError`]: the gateway refuses the request or ends the
 //! stream with an error event, and never forwards the original. No error, `Debug` output or
 //! log line contains a redacted value.
 //!
@@ -64,27 +67,8 @@
 //!
 //! # Speed
 //!
-//! `cargo bench --bench redact`, every built-in detector on, one core of a 2-vCPU AMD EPYC VM
-//! (best of 40 runs; the VM was shared with other builds):
-//!
-//! | input                                                     | throughput     |
-//! |-----------------------------------------------------------|----------------|
-//! | clean English prose                                       | ~2.9 GB/s      |
-//! | prose with a secret or personal value every ~500 bytes    | ~770 MB/s      |
-//! | log/config/chat lines, a value in every ~90-byte line     | ~77–85 MB/s ¹  |
-//! | nothing but values and filler, a value every ~40 bytes    | ~70–88 MB/s ¹  |
-//! | 4 KB chat request, request side end to end, clean         | 3.6 µs         |
-//! | 4 KB chat request with a key and an address to replace    | 7.8 µs         |
-//!
-//! ¹ Measured with the VM loaded (load average 0.8–3.4 on 2 vCPUs), after bounding assignment
-//! windows by their value and replacing `url_password`'s capture search: 35–70 % faster than
-//! the previous build measured in the same conditions (50–61 MB/s then), but still short of
-//! the 100 MB/s target on this machine.
-//!
-//! For comparison, one regex alternating the same patterns (without checks, captures or
-//! replacement) ran ~580 MB/s on prose and 170–250 MB/s on the dense inputs. Worst cases stay
-//! linear: inputs built to stress the prefilter (`eyJeyJ…`, `a@a@…`, `AB12 AB12 …`) run at
-//! 14–120 MB/s.
+//! Measured by `cargo bench --bench redact` (see `benches/redact.rs`); the figures, with the
+//! machine and its load, are in the README's Redaction section, not here.
 
 mod action;
 mod assignment;

@@ -294,7 +294,9 @@ proptest! {
 }
 
 /// Words and keys that no detector matches, alone or together.
-const SAFE_WORDS: &[&str] = &["alpha", "bravo", "charlie", "delta", "echo", "fox", "golf", "hotel"];
+const SAFE_WORDS: &[&str] = &[
+    "alpha", "bravo", "charlie", "delta", "echo", "fox", "golf", "hotel",
+];
 const SAFE_KEYS: &[&str] = &["a", "items", "note", "x1", "alpha", "echo", "golf", "list"];
 
 /// A random JSON document of safe words: any keys, nesting, arrays, numbers, and JSON
