@@ -302,7 +302,7 @@ const SAFE_KEYS: &[&str] = &["a", "items", "note", "x1", "alpha", "echo", "golf"
 /// A random JSON document of safe words: any keys, nesting, arrays, numbers, and JSON
 /// documents serialized inside strings.
 fn safe_document() -> impl Strategy<Value = Value> {
-    let word = proptest::sample::select(SAFE_WORDS).prop_map(|w| Value::from(w));
+    let word = proptest::sample::select(SAFE_WORDS).prop_map(Value::from);
     let leaf = prop_oneof![
         4 => word,
         1 => (0i64..1000).prop_map(Value::from),
