@@ -285,19 +285,38 @@ async fn two_gateways_share_one_budget_through_redis_and_survive_its_outage() {
         started.elapsed()
     );
 
-    // Back: the shared budget (already spent) is enforced again.
+    // Back: the restarted Redis (empty: it keeps no data) is used again by both gateways: the
+    // deny-mode gateway admits instead of answering 503, and a fresh shared budget of 20 is
+    // enforced across the two again.
     redis.restart();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let status = send(&g2, Some("vk-app-123"), &chat("gpt-4o"))
             .await
             .status();
-        if status == 200 || status == 429 {
+        if status == 200 {
             break;
         }
+        assert_eq!(status, 503, "only the outage answer while Redis comes back");
         assert!(Instant::now() < deadline, "redis not used again");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let mut admitted = 1;
+    let mut refused = false;
+    for i in 0..30 {
+        let gw = if i % 2 == 0 { &g1 } else { &g2 };
+        match send(gw, Some("vk-app-123"), &body).await.status().as_u16() {
+            200 => admitted += 1,
+            429 => {
+                refused = true;
+                break;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(refused, "the shared budget is enforced again");
+    // 20 a minute: one more may have been refilled while Redis came back.
+    assert!((20..=22).contains(&admitted), "{admitted} admitted");
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! The limiter against a real `redis-server`, started by each test on a free loopback port.
 //!
-//! Skipped, loudly, when no `redis-server` binary can be run (set `REDIS_SERVER` to its path
-//! if it is not on `PATH`).
+//! They fail when no `redis-server` binary can be run (`scripts/test` installs it; set
+//! `REDIS_SERVER` to its path if it is not on `PATH`): a missing server is not a pass.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -42,12 +42,12 @@ fn scratch_dir() -> PathBuf {
 }
 
 impl RedisServer {
-    /// Starts a server, or returns `None` (after saying so on stderr) without the binary.
-    fn start(extra: &[&str]) -> Option<RedisServer> {
+    /// Starts a server; panics when the binary cannot be run.
+    fn start(extra: &[&str]) -> RedisServer {
         Self::start_in(scratch_dir(), extra, false)
     }
 
-    fn start_in(dir: PathBuf, extra: &[&str], tls: bool) -> Option<RedisServer> {
+    fn start_in(dir: PathBuf, extra: &[&str], tls: bool) -> RedisServer {
         let port = free_port();
         let mut args: Vec<String> = if tls {
             vec![
@@ -81,14 +81,13 @@ impl RedisServer {
             dir,
             tls,
         };
-        if server.spawn().is_err() {
-            eprintln!(
-                "\n!!!!! SKIPPED: `{}` cannot be run; Redis tests need it (apt install redis-server, or set REDIS_SERVER) !!!!!\n",
+        if let Err(e) = server.spawn() {
+            panic!(
+                "`{}` cannot be run ({e}); the Redis tests need it: run scripts/test (it installs redis-server), apt install redis-server, or set REDIS_SERVER",
                 binary()
             );
-            return None;
         }
-        Some(server)
+        server
     }
 
     fn spawn(&mut self) -> std::io::Result<()> {
@@ -196,9 +195,7 @@ async fn eventually(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_share_one_exact_budget() {
-    let Some(server) = RedisServer::start(&[]) else {
-        return;
-    };
+    let server = RedisServer::start(&[]);
     let a = Limiter::redis(&server.url(), options(OnBackendError::Deny)).unwrap();
     let b = Limiter::redis(&server.url(), options(OnBackendError::Deny)).unwrap();
     assert!(a.probe_backend().await && b.probe_backend().await);
@@ -239,9 +236,7 @@ async fn two_instances_share_one_exact_budget() {
 
 #[tokio::test]
 async fn figures_and_all_or_nothing_in_one_script() {
-    let Some(server) = RedisServer::start(&[]) else {
-        return;
-    };
+    let server = RedisServer::start(&[]);
     let limiter = Limiter::redis(&server.url(), options(OnBackendError::Deny)).unwrap();
     let key = rpm(5).budgets("key", "a").unwrap();
     let route = rpm(3).budgets("route", "gpt-4o").unwrap();
@@ -272,9 +267,7 @@ async fn figures_and_all_or_nothing_in_one_script() {
 
 #[tokio::test]
 async fn tokens_reserve_refund_and_debt_in_redis() {
-    let Some(server) = RedisServer::start(&[]) else {
-        return;
-    };
+    let server = RedisServer::start(&[]);
     let limiter = Limiter::redis(&server.url(), options(OnBackendError::Deny)).unwrap();
     // Per day, so the few milliseconds between calls drain nothing visible.
     let spec = LimitSpec {
@@ -297,9 +290,7 @@ async fn tokens_reserve_refund_and_debt_in_redis() {
 
 #[tokio::test]
 async fn concurrency_is_shared_released_and_leases_expire() {
-    let Some(server) = RedisServer::start(&[]) else {
-        return;
-    };
+    let server = RedisServer::start(&[]);
     let short = RedisOptions {
         lease_ttl: Duration::from_millis(300),
         ..options(OnBackendError::Deny)
@@ -354,9 +345,7 @@ async fn concurrency_is_shared_released_and_leases_expire() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_follows_the_policy_quickly_then_recovers() {
     for policy in [OnBackendError::Allow, OnBackendError::Deny] {
-        let Some(mut server) = RedisServer::start(&[]) else {
-            return;
-        };
+        let mut server = RedisServer::start(&[]);
         let limiter = Limiter::redis(&server.url(), tight(policy)).unwrap();
         let bound = limiter.redis_options().unwrap().timeout;
         assert_eq!(bound, Duration::from_millis(50));
@@ -442,9 +431,7 @@ async fn an_unanswering_server_costs_at_most_the_bound() {
 
 #[tokio::test]
 async fn scripts_are_loaded_again_after_a_flush() {
-    let Some(server) = RedisServer::start(&[]) else {
-        return;
-    };
+    let server = RedisServer::start(&[]);
     let limiter = Limiter::redis(&server.url(), options(OnBackendError::Deny)).unwrap();
     let plan = plan(
         10,
@@ -468,9 +455,7 @@ async fn scripts_are_loaded_again_after_a_flush() {
 
 #[tokio::test]
 async fn password_in_the_url() {
-    let Some(server) = RedisServer::start(&["--requirepass", "s3cret"]) else {
-        return;
-    };
+    let server = RedisServer::start(&["--requirepass", "s3cret"]);
     let good = format!("redis://:s3cret@127.0.0.1:{}/0", server.port);
     let limiter = Limiter::redis(&good, options(OnBackendError::Deny)).unwrap();
     drop(allowed(limiter.admit(&plan(0, rpm(5))).await));
@@ -544,10 +529,10 @@ async fn rediss_with_a_private_ca() {
             "ext.cnf",
         ])
     };
-    if !made {
-        eprintln!("\n!!!!! SKIPPED: rediss test needs the openssl command !!!!!\n");
-        return;
-    }
+    assert!(
+        made,
+        "the rediss test needs the openssl command (scripts/test installs it)"
+    );
     let path = |f: &str| dir.join(f).display().to_string();
     let (cert, key, ca) = (path("server.pem"), path("server.key"), path("ca.pem"));
     let extra = [
@@ -560,9 +545,7 @@ async fn rediss_with_a_private_ca() {
         "--tls-auth-clients",
         "no",
     ];
-    let Some(server) = RedisServer::start_in(dir.clone(), &extra, true) else {
-        return;
-    };
+    let server = RedisServer::start_in(dir.clone(), &extra, true);
     let options = RedisOptions {
         tls_root_certificate: Some(std::fs::read(dir.join("ca.pem")).unwrap()),
         ..options(OnBackendError::Deny)
@@ -594,9 +577,7 @@ fn bad_urls_are_refused_up_front() {
 
 #[tokio::test]
 async fn a_concurrency_refusal_consumes_nothing_and_reconcile_releases_at_once() {
-    let Some(server) = RedisServer::start(&[]) else {
-        return;
-    };
+    let server = RedisServer::start(&[]);
     let limiter = Limiter::redis(&server.url(), options(OnBackendError::Deny)).unwrap();
     let spec = LimitSpec {
         requests_per_day: Some(10),

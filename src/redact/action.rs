@@ -61,7 +61,9 @@ mod tests {
         let k1 = HashKey::new_from_slice(b"key one").unwrap();
         let k2 = HashKey::new_from_slice(b"key two").unwrap();
         let a = hashed(&k1, "email", "a@example.com");
-        assert_eq!(a, hashed(&k1, "email", "a@example.com"));
+        // The first 6 bytes of HMAC-SHA256("key one", "a@example.com"), computed elsewhere
+        // (Python's hmac module).
+        assert_eq!(a, "[HASH:email:28a8d2180324]");
         assert_ne!(a, hashed(&k1, "email", "b@example.com"));
         assert_ne!(a, hashed(&k2, "email", "a@example.com"));
         assert!(a.starts_with("[HASH:email:") && a.len() == "[HASH:email:]".len() + 12);

@@ -11,10 +11,19 @@ from mock_upstream import MockUpstream
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_ports(n):
+    """n distinct free loopback ports: all are held until all are picked, so the OS cannot
+    hand the same port back twice (the collision the Rust harness had)."""
+    held = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            held.append(s)
+        return [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +36,7 @@ def upstream():
 @pytest.fixture(scope="session")
 def gateway(upstream, tmp_path_factory):
     binary = os.environ.get("VEILGATE_BIN", str(ROOT / "target" / "debug" / "veilgate"))
-    port, admin = _free_port(), _free_port()
+    port, admin = _free_ports(2)
     tmp = tmp_path_factory.mktemp("gw")
     config = tmp / "veilgate.yaml"
     config.write_text(f"""
