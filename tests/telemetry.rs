@@ -290,3 +290,72 @@ async fn metrics_traces_and_logs_per_environment_without_secrets() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// An upstream that sends its header at once and its first event 1.2 s later: time to first
+/// token is the event, not the header (the header time keeps its own metric).
+#[tokio::test]
+async fn time_to_first_token_waits_for_the_first_event_not_the_header() {
+    let up = common::mock::MockUpstream::start().await;
+    up.set_handler(|_| {
+        let mut pieces = vec![(Duration::from_millis(1200), Vec::new())];
+        pieces.extend(common::mock::chat_stream(
+            "gpt-4o",
+            &["Hello", " there"],
+            Duration::ZERO,
+        ));
+        common::mock::Reply::Sse(pieces)
+    });
+    let gw = GatewayProcess::start(&format!(
+        "environment: test\nupstreams:\n  u: {{url: {}}}\nroutes:\n  - models: [gpt-4o]\n    upstream: u\n",
+        up.url()
+    ))
+    .await;
+    let resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&serde_json::json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.text().await.unwrap();
+    let text = metrics_when(&gw, |m| {
+        m.contains("veilgate_upstream_first_token_seconds_count{")
+    })
+    .await;
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let sum = |name: &str| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name && s.labels.get("stream") == Some("true"))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Untyped(v)
+                | prometheus_parse::Value::Gauge(v) => v,
+                _ => 0.0,
+            })
+            .sum()
+    };
+    let first_token = sum("veilgate_upstream_first_token_seconds_sum");
+    let header = sum("veilgate_upstream_first_byte_seconds_sum");
+    assert!(
+        first_token >= 1.1,
+        "time to first token {first_token} s\n{text}"
+    );
+    assert!(header < 0.5, "time to header {header} s");
+    // The access log says the same (its writer flushes on a timer).
+    assert!(
+        gw.wait_for_log("\"upstream_first_token_ms\"", Duration::from_secs(5))
+            .await
+    );
+    let log = gw.logs();
+    let line = log
+        .lines()
+        .find(|l| l.contains("\"upstream_first_token_ms\""))
+        .unwrap_or_else(|| panic!("no access log line: {log}"));
+    let v: serde_json::Value = serde_json::from_str(&line[line.find('{').unwrap()..]).unwrap();
+    assert!(
+        v["upstream_first_token_ms"].as_f64().unwrap() >= 1100.0,
+        "{line}"
+    );
+}

@@ -525,6 +525,7 @@ impl Gateway {
                     return Err(e.to_api_error(&upstream.name).into());
                 }
             };
+            mark_first_token(ctx);
             if success && is_json {
                 let seen = observe::observe_json(&body);
                 self.account(ctx, &seen, estimate);
@@ -563,6 +564,9 @@ impl Gateway {
             };
             match next {
                 Ok(Some(chunk)) => {
+                    if !is_sse || memchr::memmem::find(&chunk, b"data:").is_some() {
+                        mark_first_token(ctx);
+                    }
                     let chunk = match stream_redactor.as_mut() {
                         Some(sr) => match sr.push(&chunk, &mut ctx.redaction) {
                             Ok(out) => Bytes::from(out),
@@ -657,6 +661,14 @@ impl Gateway {
                 }
             }
         }
+    }
+}
+
+/// Notes when the first content of the answer arrived (once per attempt): the time to first
+/// token of a stream, not of its header.
+fn mark_first_token(ctx: &mut RequestCtx) {
+    if let Some(attempt) = ctx.record.attempts.last_mut() {
+        attempt.first_token.get_or_insert_with(Instant::now);
     }
 }
 

@@ -12,7 +12,7 @@
 //! {"time":"2026-05-04T09:12:03.118Z","request_id":"4bf9…","trace_id":"0af7…",
 //!  "environment":"staging","route":"chat","key":"team-a","model":"gpt-4o*",
 //!  "upstream":"openai","attempts":1,"status":200,"stream":true,"duration_ms":812.4,
-//!  "upstream_first_byte_ms":301.9,"tokens":{"prompt":31,"completion":112},
+//!  "upstream_first_byte_ms":3.2,"upstream_first_token_ms":301.9,"tokens":{"prompt":31,"completion":112},
 //!  "redactions":[{"direction":"request","detector":"email","action":"mask","count":2}],
 //!  "ratelimit":"allowed"}
 //! ```
@@ -230,6 +230,7 @@ struct Line<'a> {
     stream: bool,
     duration_ms: f64,
     upstream_first_byte_ms: Option<f64>,
+    upstream_first_token_ms: Option<f64>,
     tokens: Option<TokenUsage>,
     redactions: Vec<Redaction<'a>>,
     ratelimit: &'static str,
@@ -271,6 +272,15 @@ impl<'a> Line<'a> {
             stream: r.stream,
             duration_ms: millis(r.duration(end)),
             upstream_first_byte_ms: first_byte.map(millis),
+            upstream_first_token_ms: r
+                .attempts
+                .iter()
+                .rev()
+                .find_map(|a| {
+                    a.first_token
+                        .map(|t| t.saturating_duration_since(a.started))
+                })
+                .map(millis),
             tokens: r.tokens,
             redactions: r
                 .redactions

@@ -30,6 +30,8 @@ pub mod names {
     /// Upstream time to first byte (time to first token for streams) by `environment`,
     /// `upstream`, `stream`.
     pub const UPSTREAM_FIRST_BYTE: &str = "veilgate_upstream_first_byte_seconds";
+    /// Upstream time to the first content of the answer (time to first token for streams).
+    pub const UPSTREAM_FIRST_TOKEN: &str = "veilgate_upstream_first_token_seconds";
     /// Time spent in the gateway itself by `environment`.
     pub const GATEWAY_OVERHEAD: &str = "veilgate_gateway_overhead_seconds";
     /// Tokens by `environment`, `route`, `model`, `kind`.
@@ -64,6 +66,7 @@ pub mod names {
         REQUESTS,
         REQUEST_DURATION,
         UPSTREAM_FIRST_BYTE,
+        UPSTREAM_FIRST_TOKEN,
         GATEWAY_OVERHEAD,
         TOKENS,
         REDACTIONS,
@@ -101,6 +104,7 @@ pub struct Metrics {
     requests: IntCounterVec,
     request_duration: HistogramVec,
     upstream_first_byte: HistogramVec,
+    upstream_first_token: HistogramVec,
     gateway_overhead: HistogramVec,
     tokens: IntCounterVec,
     redactions: IntCounterVec,
@@ -158,7 +162,14 @@ impl Metrics {
             upstream_first_byte: histogram(
                 &registry,
                 names::UPSTREAM_FIRST_BYTE,
-                "Upstream time to first byte of the response; time to first token when stream=\"true\".",
+                "Upstream time to its response header (an upstream may send it long before any content).",
+                &["environment", "upstream", "stream"],
+                FIRST_BYTE_BUCKETS,
+            )?,
+            upstream_first_token: histogram(
+                &registry,
+                names::UPSTREAM_FIRST_TOKEN,
+                "Upstream time to the first content of the answer: the first stream event when stream=\"true\" (time to first token), the whole body otherwise.",
                 &["environment", "upstream", "stream"],
                 FIRST_BYTE_BUCKETS,
             )?,
@@ -291,6 +302,13 @@ impl Metrics {
             if let Some(first) = attempt.first_byte {
                 observe(
                     &self.upstream_first_byte,
+                    &[env, &attempt.upstream, stream],
+                    first.saturating_duration_since(attempt.started),
+                );
+            }
+            if let Some(first) = attempt.first_token {
+                observe(
+                    &self.upstream_first_token,
                     &[env, &attempt.upstream, stream],
                     first.saturating_duration_since(attempt.started),
                 );

@@ -137,9 +137,11 @@ pub struct UpstreamAttempt {
     pub server_port: Option<u16>,
     /// When the request to the upstream began.
     pub started: Instant,
-    /// When the first byte of the upstream's response arrived: for a stream, the time to
-    /// first token.
+    /// When the upstream's response header arrived.
     pub first_byte: Option<Instant>,
+    /// When the first content of the answer arrived: the first stream event with data (time
+    /// to first token), or the whole body of an answer read at once.
+    pub first_token: Option<Instant>,
     /// When the attempt ended (last byte read, or failure); `None` means "when the request
     /// ended".
     pub ended: Option<Instant>,
@@ -167,6 +169,7 @@ impl UpstreamAttempt {
             server_port: None,
             started: Instant::now(),
             first_byte: None,
+            first_token: None,
             ended: None,
             status: None,
             error: None,

@@ -281,7 +281,7 @@ fn client_span(
         }
     }
     let mut events = SpanEvents::default();
-    if let Some(first) = attempt.first_byte {
+    if let Some(first) = attempt.first_token {
         events.events.push(Event::new(
             "gen_ai.first_chunk",
             record.wall_time(first),

@@ -86,7 +86,8 @@ fn record(t: &Telemetry, environment: &str, traceparent: Option<&str>) -> Reques
     ok.server_address = Some("api.openai.com".into());
     ok.server_port = Some(443);
     ok.started = base + ms(6);
-    ok.first_byte = Some(base + ms(30));
+    ok.first_byte = Some(base + ms(20));
+    ok.first_token = Some(base + ms(30));
     ok.ended = Some(base + ms(90));
     ok.status = Some(200);
     r.attempts = vec![failed, ok];
@@ -955,7 +956,8 @@ async fn access_log_lines_carry_the_request_and_no_secret() {
     assert_eq!(line["status"], 200);
     assert_eq!(line["stream"], true);
     assert_eq!(line["duration_ms"], 100.0);
-    assert_eq!(line["upstream_first_byte_ms"], 24.0);
+    assert_eq!(line["upstream_first_byte_ms"], 14.0);
+    assert_eq!(line["upstream_first_token_ms"], 24.0);
     assert_eq!(
         line["tokens"],
         serde_json::json!({"prompt": 31, "completion": 112})
@@ -1130,6 +1132,8 @@ fn dashboard_has_an_environment_variable_and_known_metrics() {
     assert_eq!(unknown_metrics(&all), Vec::<String>::new());
     for family in names::ALL {
         if [
+            // Header time is for diagnosing an upstream; the panels show time to first token.
+            names::UPSTREAM_FIRST_BYTE,
             names::BUILD_INFO,
             names::CONFIG_RELOADS,
             names::ACCESS_LOG_DROPPED,
