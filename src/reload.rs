@@ -52,25 +52,59 @@ impl Reloader {
     }
 
     /// Loads and validates the file; swaps it in when valid. Returns whether it was swapped.
+    ///
+    /// Everything a request reads from the configuration changes at once; the trace exporters
+    /// are rebuilt. What only a restart can change — the listening addresses, the rate-limit
+    /// backend, the shutdown grace period — stays as it was: the reload is then logged and
+    /// counted as `partial`, naming those settings, never as a success.
     pub fn reload(&self, why: &str) -> bool {
         match config::load_file(&self.path) {
             Ok(cfg) => {
-                let old = self.runtime.load();
-                if cfg.listen != old.config.listen || cfg.admin != old.config.admin {
-                    log::warn!(
-                        "config reload ({why}): listen/admin addresses changed; they take effect only after a restart"
-                    );
+                let old = self.runtime.load_full();
+                let mut kept = Vec::new();
+                if cfg.listen != old.config.listen {
+                    kept.push("listen");
+                }
+                if cfg.admin != old.config.admin {
+                    kept.push("admin");
+                }
+                if cfg.rate_limit != old.config.rate_limit {
+                    kept.push("rate_limit");
+                }
+                if cfg.shutdown_grace != old.config.shutdown_grace {
+                    kept.push("shutdown_grace");
+                }
+                if cfg.traces != old.config.traces {
+                    if let Err(e) = self.telemetry.reconfigure_traces(&cfg.traces) {
+                        log::error!(
+                            "config reload ({why}): the new trace exporters could not start ({e}); the old ones stay"
+                        );
+                        kept.push("telemetry.traces");
+                    }
                 }
                 let next = Runtime::new(cfg);
                 let version = next.version;
                 self.runtime.store(Arc::new(next));
-                self.telemetry
-                    .metrics()
-                    .config_reloaded(ReloadResult::Success);
-                log::info!(
-                    "config reloaded ({why}) from {}: now version {version}",
-                    self.path.display()
-                );
+                if kept.is_empty() {
+                    self.telemetry
+                        .metrics()
+                        .config_reloaded(ReloadResult::Success);
+                    log::info!(
+                        "config reloaded ({why}) from {}: now version {version}",
+                        self.path.display()
+                    );
+                } else {
+                    self.telemetry
+                        .metrics()
+                        .config_reloaded(ReloadResult::Partial);
+                    log::warn!(
+                        "config reloaded in part ({why}) from {}: now version {version}, but {} changed and {} only after a restart; the old {} stay in force until then",
+                        self.path.display(),
+                        kept.join(", "),
+                        if kept.len() == 1 { "takes effect" } else { "take effect" },
+                        if kept.len() == 1 { "value" } else { "values" },
+                    );
+                }
                 true
             }
             Err(e) => {

@@ -893,3 +893,129 @@ async fn a_client_stalling_in_a_body_pingora_streams_gets_408_too() {
     assert_eq!(v["error"]["code"], "request_timeout", "{answer}");
     assert_eq!(up.count(), 0, "no complete request reached the upstream");
 }
+
+async fn metrics(gw: &GatewayProcess) -> String {
+    client()
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// A reload that adds a trace endpoint starts exporting to it at once; one that changes what
+/// only a restart applies (the rate-limit backend, the grace period) is applied in part and
+/// says so — in the log, naming the settings, and in the metric — never as a success.
+#[tokio::test]
+async fn a_reload_applies_traces_and_says_partial_for_what_needs_a_restart() {
+    let up = MockUpstream::start().await;
+    let otlp = common::otlp::OtlpReceiver::start().await;
+    let gw = GatewayProcess::start(&base_config(&up.url(), "m")).await;
+    assert_eq!(post(&gw, &chat("m")).await.status(), 200);
+
+    let traced = format!(
+        "{}telemetry:\n  traces:\n    endpoint: {}\n    sample_ratio: 1.0\n    batch_delay_ms: 100\n",
+        base_config(&up.url(), "m"),
+        otlp.url("/v1/traces")
+    );
+    gw.write_config(&traced);
+    assert!(
+        gw.wait_for_log("config reloaded (file changed)", Duration::from_secs(10))
+            .await
+    );
+    assert_eq!(post(&gw, &chat("m")).await.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while otlp.exports().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no span reached the trace endpoint added by the reload"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(metrics(&gw)
+        .await
+        .contains("veilgate_config_reloads_total{result=\"success\"} 1"));
+
+    // A Redis backend with `deny` and a new grace period: only a restart applies them.
+    gw.write_config(&format!(
+        "{traced}shutdown_grace: 7s\nrate_limit:\n  backend: redis\n  url: redis://127.0.0.1:9/0\n  on_backend_error: deny\n"
+    ));
+    assert!(
+        gw.wait_for_log("config reloaded in part", Duration::from_secs(10))
+            .await,
+        "{}",
+        gw.logs()
+    );
+    let logs = gw.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("config reloaded in part"))
+        .unwrap();
+    assert!(
+        line.contains("rate_limit") && line.contains("shutdown_grace") && line.contains("restart"),
+        "{line}"
+    );
+    let text = metrics(&gw).await;
+    assert!(
+        text.contains("veilgate_config_reloads_total{result=\"partial\"} 1")
+            && text.contains("veilgate_config_reloads_total{result=\"success\"} 1"),
+        "{text}"
+    );
+    // The old (memory) backend is still the one in force: requests are admitted.
+    assert_eq!(post(&gw, &chat("m")).await.status(), 200);
+}
+
+/// An upstream whose active health check fails leaves rotation (`/readyz` 503); removing the
+/// check in a reload puts it back at once instead of leaving it failing until a restart.
+#[tokio::test]
+async fn active_health_checks_take_an_upstream_out_and_removing_them_puts_it_back() {
+    let up = MockUpstream::with_handler(|req| {
+        if req.path.ends_with("/health") {
+            Reply::Json(500, serde_json::json!({"error": "down"}))
+        } else {
+            common::mock::openai_like(req)
+        }
+    })
+    .await;
+    let checked = format!(
+        "environment: test\nupstreams:\n  u: {{url: {}, health_check: {{path: /health, interval: 1s, timeout: 1s}}}}\nroutes:\n  - models: [m]\n    upstream: u\n",
+        up.url()
+    );
+    let gw = GatewayProcess::start(&checked).await;
+    let ready = || async {
+        client()
+            .get(gw.admin_url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ready().await != 503 {
+        assert!(Instant::now() < deadline, "the failing check never counted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let detailed = client()
+        .get(gw.admin_url("/health/detailed"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(detailed.contains("health_check_failing"), "{detailed}");
+
+    gw.write_config(&base_config(&up.url(), "m"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ready().await != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "still out of rotation after its check was removed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(post(&gw, &chat("m")).await.status(), 200);
+}

@@ -78,7 +78,7 @@ impl VirtualKey {
 }
 
 /// `rate_limit:`.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RateLimitConfig {
     /// Memory (one process) or Redis (shared).
     pub backend: RateLimitBackend,

@@ -99,6 +99,15 @@ impl BackgroundService for HealthChecker {
             let now = Instant::now();
             for upstream in runtime.config.upstreams.values() {
                 let Some(check) = &upstream.health_check else {
+                    // No check (any more, after a reload): an earlier failing verdict no
+                    // longer keeps the upstream out of rotation.
+                    due.remove(&upstream.name);
+                    if self.health.clear_check(&upstream.name) {
+                        log::info!(
+                            "upstream {}: no health check any more; back in rotation",
+                            upstream.name
+                        );
+                    }
                     continue;
                 };
                 if due.get(&upstream.name).is_some_and(|t| *t > now) {

@@ -137,6 +137,12 @@ impl UpstreamHealth {
         self.with(name, |s| s.cooldown_until = Some(until));
     }
 
+    /// The upstream has no active health check (any more, after a reload): a failing verdict
+    /// of an earlier check no longer holds. Returns whether one did.
+    pub fn clear_check(&self, name: &str) -> bool {
+        self.with(name, |s| std::mem::take(&mut s.check_failing))
+    }
+
     /// The outcome of an active health check.
     pub fn set_check(&self, name: &str, healthy: bool) {
         self.with(name, |s| {

@@ -133,6 +133,9 @@ pub enum ReloadResult {
     Success,
     /// The new configuration was rejected; the old one stays.
     Failure,
+    /// The new configuration is in force except for settings that only a restart applies
+    /// (named in the log line).
+    Partial,
 }
 
 impl Metrics {
@@ -261,7 +264,7 @@ impl Metrics {
             &["version"],
         )?;
         set(&build_info, &[version], 1);
-        for result in ["success", "failure"] {
+        for result in ["success", "partial", "failure"] {
             add(&metrics.config_reloads, &[result], 0);
         }
         add(&metrics.access_log_dropped, &[], 0);
@@ -382,6 +385,7 @@ impl Metrics {
         let label = match result {
             ReloadResult::Success => "success",
             ReloadResult::Failure => "failure",
+            ReloadResult::Partial => "partial",
         };
         add(&self.config_reloads, &[label], 1);
     }
