@@ -222,11 +222,17 @@ async fn metrics_traces_and_logs_per_environment_without_secrets() {
         Some("gpt-4o")
     );
     assert_eq!(int_attr(attrs, "gen_ai.request.max_tokens"), Some(64));
+
     let client_span = staging_spans
         .iter()
         .find(|(_, s)| s.kind == SpanKind::Client as i32 && s.trace_id == continued.1.trace_id)
         .expect("a client span for the upstream attempt");
     assert_eq!(client_span.1.parent_span_id, continued.1.span_id);
+    assert_eq!(
+        str_attr(&client_span.1.attributes, "gen_ai.response.id").as_deref(),
+        Some("chatcmpl-mock"),
+        "the upstream's answer id"
+    );
     assert_eq!(
         hex(&client_span.1.span_id),
         tp.split('-').nth(2).unwrap(),

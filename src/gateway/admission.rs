@@ -105,6 +105,7 @@ impl Gateway {
             completion: charged.completion,
         });
         ctx.record.response.model = seen.response_model.clone();
+        ctx.record.response.id = seen.response_id.clone();
         ctx.record.response.finish_reasons = seen.finish_reasons.clone();
     }
 }

@@ -533,7 +533,17 @@ impl Gateway {
             let body = scrub_upstream_key(body, upstream);
             let body = match (redacting, is_json) {
                 (false, _) => body,
-                (true, true) => self.redact_response(ctx, endpoint, body, &upstream.name)?,
+                (true, true) => {
+                    let redacted =
+                        self.redact_response(ctx, endpoint, body.clone(), &upstream.name)?;
+                    if redacted != body && success {
+                        // Traces carry the answer's model and id: as the client sees them.
+                        let seen = observe::observe_json(&redacted);
+                        ctx.record.response.model = seen.response_model;
+                        ctx.record.response.id = seen.response_id;
+                    }
+                    redacted
+                }
                 (true, false) => self.redact_text_response(ctx, body, &upstream.name)?,
             };
             return write_whole(session, header, body).await;

@@ -101,6 +101,8 @@ fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
 #[derive(serde::Deserialize)]
 struct AnswerProbe<'a> {
     #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
     model: Option<&'a RawValue>,
     #[serde(borrow)]
     usage: Option<&'a RawValue>,
@@ -134,6 +136,7 @@ pub fn observe_json(body: &[u8]) -> StreamUsage {
         .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
         .and_then(|u| usage::parse_usage(&u));
     seen.response_model = string_of(probe.model);
+    seen.observe_id(string_of(probe.id));
     if let Some(choices) = probe.choices {
         let reasons: Vec<Option<String>> =
             match serde_json::from_str::<Vec<ChoiceProbe<'_>>>(choices.get()) {

@@ -164,6 +164,9 @@ pub fn parse_usage(usage: &Value) -> Option<Usage> {
 }
 
 /// Watches the events of a streamed answer for its usage, its finish reasons, and — for a
+/// Longest answer id kept for `gen_ai.response.id`.
+const MAX_ID: usize = 256;
+
 /// stream that ends early — how much text was generated.
 #[derive(Debug, Default, Clone)]
 pub struct StreamUsage {
@@ -175,6 +178,8 @@ pub struct StreamUsage {
     pub finish_reasons: Vec<String>,
     /// The model the upstream says answered.
     pub response_model: Option<String>,
+    /// The answer's `id` (a chat completion's, or a Responses `response.id`).
+    pub response_id: Option<String>,
 }
 
 impl StreamUsage {
@@ -183,6 +188,15 @@ impl StreamUsage {
         if self.response_model.is_none() {
             if let Some(m) = event.get("model").and_then(Value::as_str) {
                 self.response_model = Some(m.to_owned());
+            }
+        }
+        if self.response_id.is_none() {
+            let id = event
+                .get("id")
+                .or_else(|| event.pointer("/response/id"))
+                .and_then(Value::as_str);
+            if let Some(id) = id.filter(|id| id.len() <= MAX_ID) {
+                self.response_id = Some(id.to_owned());
             }
         }
         // Chat and completions chunks.
@@ -224,6 +238,13 @@ impl StreamUsage {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Learns the answer's id from a whole JSON answer (its top-level `id`).
+    pub fn observe_id(&mut self, id: Option<String>) {
+        if self.response_id.is_none() {
+            self.response_id = id.filter(|id| id.len() <= MAX_ID);
         }
     }
 
