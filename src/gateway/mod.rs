@@ -1,7 +1,7 @@
 //! The request path: Pingora's `ProxyHttp` hooks calling the stages in order.
 //!
 //! ```text
-//! request_filter ─▶ dispatch (path) ─▶ read body (bounded) ─▶ inspect (model) ─▶ route
+//! request_filter ─▶ canonical path ─▶ dispatch (path) ─▶ read body (bounded) ─▶ inspect (model) ─▶ route
 //!                ─▶ rewrite (alias) ─▶ forward (attempts, fallbacks) ─▶ relay (as it arrives)
 //! logging        ─▶ telemetry (metrics, access log, spans)
 //! ```
@@ -14,6 +14,7 @@
 mod admission;
 pub mod attempts;
 pub mod body;
+pub mod canonical;
 pub mod checks;
 pub mod context;
 pub mod forward;
@@ -126,6 +127,9 @@ impl Gateway {
         let runtime = ctx.runtime.clone();
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_owned();
+
+        // canonical paths: nothing a server could read as another path is routed
+        canonical::check_path(&path).map_err(|p| Stop::Error(p.to_api_error()))?;
 
         // authenticate: a virtual key, when keys are configured
         if runtime.requires_keys() {
