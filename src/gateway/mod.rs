@@ -22,6 +22,7 @@ pub mod headers;
 pub mod health;
 pub mod observe;
 pub mod pool;
+pub mod query;
 mod redaction;
 pub mod resolve;
 pub mod respond;
@@ -133,13 +134,7 @@ impl Gateway {
 
         // authenticate: a virtual key, when keys are configured
         if runtime.requires_keys() {
-            let headers = &session.req_header().headers;
-            let presented = crate::limits::presented_key(
-                headers
-                    .get(http::header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok()),
-                headers.get("api-key").and_then(|v| v.to_str().ok()),
-            );
+            let presented = upstream::presented_key(session.req_header());
             match presented.and_then(|k| runtime.keys.authenticate(k)) {
                 Some(entry) => {
                     ctx.record.key = Some(entry.key.name.clone());
@@ -209,7 +204,8 @@ impl Gateway {
         ctx: &mut RequestCtx,
         route: &Route,
     ) -> Result<(), ApiError> {
-        let config = &ctx.runtime.config;
+        let runtime = ctx.runtime.clone();
+        let config = &runtime.config;
         let declared = session
             .req_header()
             .headers
@@ -224,9 +220,8 @@ impl Gateway {
             .next()
             .unwrap_or_default();
         let upstream = upstream_of(config, &name)?.clone();
-        let path = session.req_header().uri.path().to_owned();
-        let path_and_query =
-            upstream.path_for(None, rest_of(&path), session.req_header().uri.query());
+        let redactor = route.redaction.as_ref().unwrap_or(&config.redaction);
+        self.inspect_query(session, ctx, redactor)?;
         ctx.record.route = route.name.clone();
         ctx.record.model = route.name.clone();
         ctx.record.environment = route
@@ -235,9 +230,26 @@ impl Gateway {
             .unwrap_or_else(|| config.environment.clone());
         ctx.pass = Some(PassThrough {
             upstream,
-            path_and_query,
             body_bytes: 0,
         });
+        Ok(())
+    }
+
+    /// On a route that redacts requests: the client's query string scanned value by value;
+    /// what the upstream gets instead is kept in `ctx.query`.
+    fn inspect_query(
+        &self,
+        session: &Session,
+        ctx: &mut RequestCtx,
+        redactor: &crate::redact::Redactor,
+    ) -> Result<(), ApiError> {
+        let Some(q) = session.req_header().uri.query().filter(|q| !q.is_empty()) else {
+            return Ok(());
+        };
+        if !redactor.is_active(RedactDirection::Request) {
+            return Ok(());
+        }
+        ctx.query = query::redact(q, redactor, &mut ctx.redaction)?;
         Ok(())
     }
 
@@ -335,6 +347,7 @@ impl Gateway {
             .clone()
             .unwrap_or_else(|| config.redaction.clone());
         let body = self.redact_request(ctx, &redactor, endpoint, &content_type, body, session)?;
+        self.inspect_query(session, ctx, &redactor)?;
         ctx.redactor = Some(redactor);
 
         // forward: attempts over the route's upstreams, then its fallbacks.
@@ -395,6 +408,7 @@ impl Gateway {
                     upstream: &upstream,
                     model: Some(upstream_model),
                     rest: endpoint.rest(),
+                    query: ctx.query.as_deref(),
                     request_id: &ctx.request_id,
                     traceparent: Some(&traceparent),
                     strip_client_auth: runtime.requires_keys(),
@@ -670,6 +684,15 @@ impl Gateway {
     }
 }
 
+/// `POST /v1/files`: a request's method and path, for log lines.
+fn summary(header: &RequestHeader) -> String {
+    format!(
+        "{} {}",
+        header.method.as_str(),
+        crate::openai::error::echo(header.uri.path())
+    )
+}
+
 /// Resolves when the client has closed its connection (never, while it stays open).
 async fn client_gone(session: &mut Session) {
     loop {
@@ -788,6 +811,13 @@ impl ProxyHttp for Gateway {
         RequestCtx::new(self.runtime.load_full(), self.inflight.enter())
     }
 
+    /// What Pingora's own error lines say about a request: its method and path, never the
+    /// query string (it may hold a key or a secret) nor the `Host` (Pingora's default prints
+    /// the whole request target).
+    fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
+        summary(session.req_header())
+    }
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let headers = &session.req_header().headers;
         ctx.request_id = context::request_id(headers.get("x-request-id").map(|v| v.as_bytes()));
@@ -862,6 +892,7 @@ impl ProxyHttp for Gateway {
                 upstream: &pass.upstream,
                 model: None,
                 rest: rest_of(session.req_header().uri.path()),
+                query: ctx.query.as_deref(),
                 request_id: &ctx.request_id,
                 traceparent: Some(&traceparent),
                 strip_client_auth: ctx.runtime.requires_keys(),
@@ -1025,5 +1056,17 @@ impl ProxyHttp for Gateway {
             ticket.reconcile(used).await;
         }
         self.telemetry.finish(&ctx.record);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_summary_has_no_query() {
+        let header =
+            RequestHeader::build("POST", b"/v1/files?api-key=vg-secret&q=ghp_x", None).unwrap();
+        assert_eq!(summary(&header), "POST /v1/files");
     }
 }
