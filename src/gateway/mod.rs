@@ -315,16 +315,10 @@ impl Gateway {
             },
             (None, _) => body,
         };
-        // A streamed request is parsed whole now (to ask for usage, below); any other only
-        // when its token estimate is needed.
-        let mut parsed: Option<serde_json::Value> = match &json {
-            Some(request) if request.stream => serde_json::from_slice(&body).ok(),
-            _ => None,
-        };
-        let mut estimate = match (&json, &parsed) {
-            (Some(_), Some(value)) => Estimate::of(endpoint, value),
-            (Some(_), None) => Estimate::later(endpoint, body.clone()),
-            (None, _) => Estimate::known(Usage::default()),
+        // The token estimate is made only when it is needed.
+        let mut estimate = match &json {
+            Some(_) => Estimate::later(endpoint, body.clone()),
+            None => Estimate::known(Usage::default()),
         };
 
         // admit: key and route budgets, one atomic check
@@ -332,12 +326,10 @@ impl Gateway {
 
         // streams report their usage: ask for it when the client did not (and hide it again)
         let mut body = body;
-        if let (Some(request), Some(value)) = (&json, parsed.as_mut()) {
-            if request.stream && usage::request_stream_usage(endpoint, value) {
-                if let Ok(bytes) = serde_json::to_vec(value) {
-                    body = Bytes::from(bytes);
-                    ctx.strip_usage_chunk = true;
-                }
+        if json.as_ref().is_some_and(|request| request.stream) {
+            if let Some(asked) = usage::request_stream_usage(endpoint, &body) {
+                body = Bytes::from(asked);
+                ctx.strip_usage_chunk = true;
             }
         }
 
