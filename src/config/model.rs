@@ -195,12 +195,32 @@ impl Config {
     }
 }
 
-/// Whether `prefix` is `path` or a parent of it, on a `/` boundary.
+/// Whether `prefix` is `path` or a parent of it, on a `/` boundary, and the part of `path`
+/// below it cannot climb out of it: no segment of it is `.` or `..`, even read the way a lax
+/// server might (`%2e` as a dot, `\`, `%2f` and `%5c` as a slash). The gateway refuses such
+/// paths before routing (`gateway::canonical`); this keeps the matcher safe on its own.
 fn has_path_prefix(path: &str, prefix: &str) -> bool {
-    match path.strip_prefix(prefix) {
-        Some(rest) => rest.is_empty() || rest.starts_with('/') || prefix.ends_with('/'),
-        None => false,
+    let Some(rest) = path.strip_prefix(prefix) else {
+        return false;
+    };
+    let on_boundary = rest.is_empty() || rest.starts_with('/') || prefix.ends_with('/');
+    on_boundary && !climbs(rest)
+}
+
+/// Whether a path part has a dot segment, reading encoded dots, slashes and backslashes the
+/// way a lax server would.
+fn climbs(rest: &str) -> bool {
+    if !rest.contains(['.', '%', '\\']) {
+        return false;
     }
+    let lax = rest
+        .to_ascii_lowercase()
+        .replace("%2e", ".")
+        .replace("%2f", "/")
+        .replace("%5c", "/")
+        .replace('\\', "/");
+    lax.split('/')
+        .any(|segment| segment == "." || segment == "..")
 }
 
 /// An OpenAI-compatible API the gateway forwards to.
@@ -757,6 +777,44 @@ mod tests {
                 .map(|r| r.name.clone()),
             None
         );
+    }
+
+    #[test]
+    fn a_path_route_never_serves_a_path_outside_its_prefix() {
+        let cfg = config(vec![paths_route("files", &["/v1/files"], "u")]);
+        let hit = |p: &str| cfg.route_for_path(p).is_some();
+        for inside in [
+            "/v1/files",
+            "/v1/files/",
+            "/v1/files/abc",
+            "/v1/files/abc/content",
+            "/v1/files/a..b",
+            "/v1/files/.hidden",
+        ] {
+            assert!(hit(inside), "{inside}");
+        }
+        for outside in [
+            "/v1/filesystem",
+            "/v1/file",
+            "/v1",
+            "/v1/files/../chat/completions",
+            "/v1/files/..",
+            "/v1/files/./../chat",
+            "/v1/files/%2e%2e/chat/completions",
+            "/v1/files/%2E%2E/chat/completions",
+            "/v1/files/.%2e/chat",
+            "/v1/files/..%2fchat/completions",
+            "/v1/files%2f..%2fchat",
+            "/v1/files/..\\chat",
+            "/v1/files/..%5cchat",
+            "/v1/files/a/../../chat/completions",
+        ] {
+            assert!(!hit(outside), "{outside}");
+        }
+        // The root prefix is on every boundary, and still no dot segment.
+        let root = config(vec![paths_route("root", &["/"], "u")]);
+        assert!(root.route_for_path("/anything/at/all").is_some());
+        assert!(root.route_for_path("/a/../b").is_none());
     }
 
     #[test]

@@ -129,11 +129,6 @@ impl Estimate {
         }
     }
 
-    /// From a request already parsed.
-    pub(super) fn of(endpoint: Endpoint, request: &serde_json::Value) -> Self {
-        Estimate::known(usage::estimate(endpoint, request))
-    }
-
     /// From the JSON `body` (as the client sent it), if ever asked for.
     pub(super) fn later(endpoint: Endpoint, body: Bytes) -> Self {
         Estimate {
@@ -143,17 +138,44 @@ impl Estimate {
         }
     }
 
+    /// The estimate: from the parsed body, or, when serde_json cannot parse it (a lone
+    /// surrogate escape, a number out of range), from its size
+    /// ([`usage::estimate_from_size`]), so such a body is not charged nothing.
     pub(super) fn get(&mut self) -> Usage {
         if let Some(known) = self.known {
             return known;
         }
-        let usage = self
-            .body
-            .take()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .map(|v| usage::estimate(self.endpoint, &v))
-            .unwrap_or_default();
+        let usage = match self.body.take() {
+            Some(body) => match serde_json::from_slice::<serde_json::Value>(&body) {
+                Ok(value) => usage::estimate(self.endpoint, &value),
+                Err(_) => usage::estimate_from_size(&body),
+            },
+            None => Usage::default(),
+        };
         self.known = Some(usage);
         usage
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_body_is_estimated_by_its_size() {
+        let body = Bytes::from_static(
+            br#"{"model":"m","stream":true,"user":"\ud800","messages":[{"role":"user","content":"hello there"}]}"#,
+        );
+        let mut e = Estimate::later(Endpoint::ChatCompletions, body.clone());
+        let u = e.get();
+        assert_eq!(u.prompt, (body.len() as u64).div_ceil(4));
+        assert_eq!(e.get(), u, "computed once");
+
+        let readable = Bytes::from_static(
+            br#"{"model":"m","messages":[{"role":"user","content":"hello there"}]}"#,
+        );
+        let exact = Estimate::later(Endpoint::ChatCompletions, readable).get();
+        assert!(exact.prompt > 0 && exact.prompt < u.prompt);
+        assert_eq!(Estimate::known(Usage::default()).get(), Usage::default());
     }
 }

@@ -18,8 +18,6 @@ use crate::redact::{Redactor, RequestRedaction};
 pub struct PassThrough {
     /// Where it goes.
     pub upstream: Arc<Upstream>,
-    /// The upstream path and query.
-    pub path_and_query: String,
     /// Request body bytes seen so far (bounded by `max_body_bytes`).
     pub body_bytes: usize,
 }
@@ -52,6 +50,9 @@ pub struct RequestCtx {
     pub redactor: Option<Arc<Redactor>>,
     /// Redaction counts and the pseudonym table, shared by request and response.
     pub redaction: RequestRedaction,
+    /// The query string the upstream gets instead of the client's (redacted); `None`: the
+    /// client's, as received.
+    pub query: Option<String>,
 }
 
 impl RequestCtx {
@@ -70,6 +71,7 @@ impl RequestCtx {
             strip_usage_chunk: false,
             redactor: None,
             redaction: RequestRedaction::default(),
+            query: None,
             record: RequestRecord::begin(String::new(), TraceIds::start(None, 0.0)),
         }
     }

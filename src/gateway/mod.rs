@@ -1,7 +1,7 @@
 //! The request path: Pingora's `ProxyHttp` hooks calling the stages in order.
 //!
 //! ```text
-//! request_filter ─▶ dispatch (path) ─▶ read body (bounded) ─▶ inspect (model) ─▶ route
+//! request_filter ─▶ canonical path ─▶ dispatch (path) ─▶ read body (bounded) ─▶ inspect (model) ─▶ route
 //!                ─▶ rewrite (alias) ─▶ forward (attempts, fallbacks) ─▶ relay (as it arrives)
 //! logging        ─▶ telemetry (metrics, access log, spans)
 //! ```
@@ -14,6 +14,7 @@
 mod admission;
 pub mod attempts;
 pub mod body;
+pub mod canonical;
 pub mod checks;
 pub mod context;
 pub mod forward;
@@ -21,6 +22,7 @@ pub mod headers;
 pub mod health;
 pub mod observe;
 pub mod pool;
+pub mod query;
 mod redaction;
 pub mod resolve;
 pub mod respond;
@@ -127,15 +129,12 @@ impl Gateway {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_owned();
 
+        // canonical paths: nothing a server could read as another path is routed
+        canonical::check_path(&path).map_err(|p| Stop::Error(p.to_api_error()))?;
+
         // authenticate: a virtual key, when keys are configured
         if runtime.requires_keys() {
-            let headers = &session.req_header().headers;
-            let presented = crate::limits::presented_key(
-                headers
-                    .get(http::header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok()),
-                headers.get("api-key").and_then(|v| v.to_str().ok()),
-            );
+            let presented = upstream::presented_key(session.req_header());
             match presented.and_then(|k| runtime.keys.authenticate(k)) {
                 Some(entry) => {
                     ctx.record.key = Some(entry.key.name.clone());
@@ -205,7 +204,8 @@ impl Gateway {
         ctx: &mut RequestCtx,
         route: &Route,
     ) -> Result<(), ApiError> {
-        let config = &ctx.runtime.config;
+        let runtime = ctx.runtime.clone();
+        let config = &runtime.config;
         let declared = session
             .req_header()
             .headers
@@ -220,9 +220,8 @@ impl Gateway {
             .next()
             .unwrap_or_default();
         let upstream = upstream_of(config, &name)?.clone();
-        let path = session.req_header().uri.path().to_owned();
-        let path_and_query =
-            upstream.path_for(None, rest_of(&path), session.req_header().uri.query());
+        let redactor = route.redaction.as_ref().unwrap_or(&config.redaction);
+        self.inspect_query(session, ctx, redactor)?;
         ctx.record.route = route.name.clone();
         ctx.record.model = route.name.clone();
         ctx.record.environment = route
@@ -231,9 +230,26 @@ impl Gateway {
             .unwrap_or_else(|| config.environment.clone());
         ctx.pass = Some(PassThrough {
             upstream,
-            path_and_query,
             body_bytes: 0,
         });
+        Ok(())
+    }
+
+    /// On a route that redacts requests: the client's query string scanned value by value;
+    /// what the upstream gets instead is kept in `ctx.query`.
+    fn inspect_query(
+        &self,
+        session: &Session,
+        ctx: &mut RequestCtx,
+        redactor: &crate::redact::Redactor,
+    ) -> Result<(), ApiError> {
+        let Some(q) = session.req_header().uri.query().filter(|q| !q.is_empty()) else {
+            return Ok(());
+        };
+        if !redactor.is_active(RedactDirection::Request) {
+            return Ok(());
+        }
+        ctx.query = query::redact(q, redactor, &mut ctx.redaction)?;
         Ok(())
     }
 
@@ -299,16 +315,10 @@ impl Gateway {
             },
             (None, _) => body,
         };
-        // A streamed request is parsed whole now (to ask for usage, below); any other only
-        // when its token estimate is needed.
-        let mut parsed: Option<serde_json::Value> = match &json {
-            Some(request) if request.stream => serde_json::from_slice(&body).ok(),
-            _ => None,
-        };
-        let mut estimate = match (&json, &parsed) {
-            (Some(_), Some(value)) => Estimate::of(endpoint, value),
-            (Some(_), None) => Estimate::later(endpoint, body.clone()),
-            (None, _) => Estimate::known(Usage::default()),
+        // The token estimate is made only when it is needed.
+        let mut estimate = match &json {
+            Some(_) => Estimate::later(endpoint, body.clone()),
+            None => Estimate::known(Usage::default()),
         };
 
         // admit: key and route budgets, one atomic check
@@ -316,12 +326,10 @@ impl Gateway {
 
         // streams report their usage: ask for it when the client did not (and hide it again)
         let mut body = body;
-        if let (Some(request), Some(value)) = (&json, parsed.as_mut()) {
-            if request.stream && usage::request_stream_usage(endpoint, value) {
-                if let Ok(bytes) = serde_json::to_vec(value) {
-                    body = Bytes::from(bytes);
-                    ctx.strip_usage_chunk = true;
-                }
+        if json.as_ref().is_some_and(|request| request.stream) {
+            if let Some(asked) = usage::request_stream_usage(endpoint, &body) {
+                body = Bytes::from(asked);
+                ctx.strip_usage_chunk = true;
             }
         }
 
@@ -331,6 +339,7 @@ impl Gateway {
             .clone()
             .unwrap_or_else(|| config.redaction.clone());
         let body = self.redact_request(ctx, &redactor, endpoint, &content_type, body, session)?;
+        self.inspect_query(session, ctx, &redactor)?;
         ctx.redactor = Some(redactor);
 
         // forward: attempts over the route's upstreams, then its fallbacks.
@@ -391,6 +400,7 @@ impl Gateway {
                     upstream: &upstream,
                     model: Some(upstream_model),
                     rest: endpoint.rest(),
+                    query: ctx.query.as_deref(),
                     request_id: &ctx.request_id,
                     traceparent: Some(&traceparent),
                     strip_client_auth: runtime.requires_keys(),
@@ -705,6 +715,15 @@ fn scrub_upstream_key(body: Bytes, upstream: &Upstream) -> Bytes {
     Bytes::from(out)
 }
 
+/// `POST /v1/files`: a request's method and path, for log lines.
+fn summary(header: &RequestHeader) -> String {
+    format!(
+        "{} {}",
+        header.method.as_str(),
+        crate::openai::error::echo(header.uri.path())
+    )
+}
+
 /// Resolves when the client has closed its connection (never, while it stays open).
 async fn client_gone(session: &mut Session) {
     loop {
@@ -823,6 +842,13 @@ impl ProxyHttp for Gateway {
         RequestCtx::new(self.runtime.load_full(), self.inflight.enter())
     }
 
+    /// What Pingora's own error lines say about a request: its method and path, never the
+    /// query string (it may hold a key or a secret) nor the `Host` (Pingora's default prints
+    /// the whole request target).
+    fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
+        summary(session.req_header())
+    }
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let headers = &session.req_header().headers;
         ctx.request_id = context::request_id(headers.get("x-request-id").map(|v| v.as_bytes()));
@@ -897,6 +923,7 @@ impl ProxyHttp for Gateway {
                 upstream: &pass.upstream,
                 model: None,
                 rest: rest_of(session.req_header().uri.path()),
+                query: ctx.query.as_deref(),
                 request_id: &ctx.request_id,
                 traceparent: Some(&traceparent),
                 strip_client_auth: ctx.runtime.requires_keys(),
@@ -1060,5 +1087,17 @@ impl ProxyHttp for Gateway {
             ticket.reconcile(used).await;
         }
         self.telemetry.finish(&ctx.record);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_summary_has_no_query() {
+        let header =
+            RequestHeader::build("POST", b"/v1/files?api-key=vg-secret&q=ghp_x", None).unwrap();
+        assert_eq!(summary(&header), "POST /v1/files");
     }
 }

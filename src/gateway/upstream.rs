@@ -1,11 +1,13 @@
 //! Building the request an upstream receives and the answer header the client receives.
 
+use std::borrow::Cow;
+
 use pingora_core::Result;
 use pingora_http::{RequestHeader, ResponseHeader};
 
 use crate::config::{Upstream, UpstreamAuth};
 
-use super::headers;
+use super::{headers, query};
 
 /// What varies per upstream attempt.
 pub struct Target<'a> {
@@ -15,31 +17,65 @@ pub struct Target<'a> {
     pub model: Option<&'a str>,
     /// The path below the SDK base url, like `chat/completions`.
     pub rest: &'a str,
+    /// The client's query as inspected (redacted on a redacting route); `None`: the query of
+    /// the client's request as received.
+    pub query: Option<&'a str>,
     /// `x-request-id`.
     pub request_id: &'a str,
     /// W3C `traceparent` for the upstream's span, if traced.
     pub traceparent: Option<&'a str>,
-    /// Drop the client's `Authorization`/`api-key` even when the upstream has no key of its
-    /// own (they carry a Veilgate virtual key, which must never leave the gateway).
+    /// Drop the client's key even when the upstream has no key of its own (it is a Veilgate
+    /// virtual key, which must never leave the gateway).
     pub strip_client_auth: bool,
+}
+
+/// Headers that carry a client's API key.
+const KEY_HEADERS: &[&str] = &["authorization", "api-key", "x-api-key"];
+
+/// The key the client presented, from any of the headers clients send one in (see
+/// [`crate::limits::presented_key`]).
+pub fn presented_key(client: &RequestHeader) -> Option<&str> {
+    let header = |name: &str| client.headers.get(name).and_then(|v| v.to_str().ok());
+    crate::limits::presented_key(
+        header("authorization"),
+        header("api-key"),
+        header("x-api-key"),
+    )
 }
 
 /// The upstream request header: the client's headers less hop-by-hop ones, the upstream's
 /// host, path, query and credentials.
 ///
+/// When the client's key must not leave (`strip_client_auth`, or the upstream has a key of
+/// its own), none of it does: not `Authorization`, `api-key` or `x-api-key`, nor any other
+/// header whose value contains the presented key, nor a query parameter that carries a key
+/// (see [`query::without_keys`]).
+///
 /// # Errors
 /// When a header value cannot be encoded (a configured key with invalid characters).
 pub fn request_header(client: &RequestHeader, t: &Target<'_>) -> Result<RequestHeader> {
-    let path = t.upstream.path_for(t.model, t.rest, client.uri.query());
+    let strip_auth = t.strip_client_auth || t.upstream.api_key.is_some();
+    let presented = presented_key(client).filter(|_| strip_auth);
+    let client_query = t.query.or(client.uri.query());
+    let forwarded_query = match client_query {
+        Some(q) if strip_auth => query::without_keys(q, presented),
+        Some(q) => Some(Cow::Borrowed(q)),
+        None => None,
+    };
+    let path = t
+        .upstream
+        .path_for(t.model, t.rest, forwarded_query.as_deref());
     let mut header = RequestHeader::build(
         client.method.clone(),
         path.as_bytes(),
         Some(client.headers.len() + 4),
     )?;
-    let strip_auth = t.strip_client_auth || t.upstream.api_key.is_some();
     for (name, value) in client.headers.iter() {
+        let carries_key = strip_auth
+            && (KEY_HEADERS.contains(&name.as_str())
+                || presented.is_some_and(|key| contains(value.as_bytes(), key.as_bytes())));
         if headers::forward_request_header(name, strip_auth)
-            && !(strip_auth && name.as_str() == "api-key")
+            && !carries_key
             && name.as_str() != "traceparent"
         {
             header.append_header(name.clone(), value.clone())?;
@@ -66,6 +102,11 @@ pub fn request_header(client: &RequestHeader, t: &Target<'_>) -> Result<RequestH
     Ok(header)
 }
 
+/// Whether `hay` contains `needle` (not empty).
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
 /// The client response header: the upstream's status and headers less hop-by-hop ones.
 ///
 /// `drop_length` removes `Content-Length` (the body will be rewritten).
@@ -87,4 +128,148 @@ pub fn response_header(
     }
     header.insert_header("x-request-id", request_id)?;
     Ok(header)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const KEY: &str = "vg-live-0123456789abcdef";
+
+    fn upstream(api_key: Option<&str>) -> Upstream {
+        Upstream {
+            name: "u".into(),
+            tls: false,
+            host: "127.0.0.1".into(),
+            port: 8000,
+            base_path: "/v1".into(),
+            api_key: api_key.map(str::to_owned),
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(300),
+            idle_timeout: Duration::from_secs(300),
+            auth: UpstreamAuth::Bearer,
+            query: Vec::new(),
+            health_check: None,
+            has_model_placeholder: false,
+        }
+    }
+
+    fn client(target: &str, headers: &[(&str, String)]) -> RequestHeader {
+        let mut h = RequestHeader::build("POST", target.as_bytes(), None).unwrap();
+        for (name, value) in headers {
+            h.append_header(name.to_string(), value.as_str()).unwrap();
+        }
+        h
+    }
+
+    fn build(client: &RequestHeader, upstream: &Upstream, strip: bool) -> RequestHeader {
+        request_header(
+            client,
+            &Target {
+                upstream,
+                model: None,
+                rest: "chat/completions",
+                query: None,
+                request_id: "req-1",
+                traceparent: None,
+                strip_client_auth: strip,
+            },
+        )
+        .unwrap()
+    }
+
+    /// Every header value and the request target, as one text.
+    fn wire(h: &RequestHeader) -> String {
+        let mut s = String::from_utf8_lossy(h.raw_path()).into_owned();
+        for (name, value) in h.headers.iter() {
+            s.push_str(&format!(
+                "\n{name}: {}",
+                String::from_utf8_lossy(value.as_bytes())
+            ));
+        }
+        s
+    }
+
+    #[test]
+    fn no_presented_key_leaves_in_any_header_or_parameter() {
+        for carrier in ["authorization", "api-key", "x-api-key"] {
+            let value = if carrier == "authorization" {
+                format!("Bearer {KEY}")
+            } else {
+                KEY.to_owned()
+            };
+            let c = client(
+                &format!("/v1/chat/completions?api-key={KEY}&token={KEY}&key=k&x=1"),
+                &[
+                    (carrier, value),
+                    ("x-copy", format!("prefix {KEY} suffix")),
+                    ("openai-organization", "org-1".into()),
+                    ("content-type", "application/json".into()),
+                ],
+            );
+            assert_eq!(presented_key(&c), Some(KEY));
+            for (strip, up) in [(true, upstream(None)), (false, upstream(Some("sk-up")))] {
+                let h = build(&c, &up, strip);
+                let text = wire(&h);
+                assert!(!text.contains(KEY), "{carrier}: {text}");
+                assert_eq!(
+                    String::from_utf8_lossy(h.raw_path()),
+                    "/v1/chat/completions?x=1"
+                );
+                assert_eq!(h.headers.get("openai-organization").unwrap(), "org-1");
+                assert_eq!(h.headers.get("content-type").unwrap(), "application/json");
+                assert!(h.headers.get("x-copy").is_none());
+                assert!(h.headers.get("api-key").is_none());
+                assert!(h.headers.get("x-api-key").is_none());
+                match up.api_key {
+                    Some(_) => assert_eq!(h.headers.get("authorization").unwrap(), "Bearer sk-up"),
+                    None => assert!(h.headers.get("authorization").is_none()),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_open_gateway_to_a_keyless_upstream_forwards_the_client_key() {
+        // No virtual keys and no upstream key: the client's key is the upstream's.
+        let c = client(
+            "/v1/chat/completions?api-version=2024-10-21",
+            &[("authorization", format!("Bearer {KEY}"))],
+        );
+        let h = build(&c, &upstream(None), false);
+        assert_eq!(
+            h.headers.get("authorization").unwrap().as_bytes(),
+            format!("Bearer {KEY}").as_bytes()
+        );
+        assert_eq!(
+            String::from_utf8_lossy(h.raw_path()),
+            "/v1/chat/completions?api-version=2024-10-21"
+        );
+    }
+
+    #[test]
+    fn the_inspected_query_replaces_the_clients() {
+        let c = client("/v1/files?q=secret", &[]);
+        let h = request_header(
+            &c,
+            &Target {
+                upstream: &upstream(None),
+                model: None,
+                rest: "files",
+                query: Some("q=%5BREDACTED%5D"),
+                request_id: "req-1",
+                traceparent: Some("00-0123456789abcdef0123456789abcdef-0123456789abcdef-01"),
+                strip_client_auth: true,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(h.raw_path()),
+            "/v1/files?q=%5BREDACTED%5D"
+        );
+        assert_eq!(h.headers.get("x-request-id").unwrap(), "req-1");
+        assert_eq!(h.headers.get("host").unwrap(), "127.0.0.1:8000");
+    }
 }

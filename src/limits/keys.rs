@@ -169,21 +169,25 @@ impl<T> fmt::Debug for KeyStore<T> {
 }
 
 /// The key a client presented: `Authorization: Bearer <key>` (scheme in any case), else the
-/// `api-key` header (Azure OpenAI's). Pass the header values as received, or `None`.
+/// `api-key` header (Azure OpenAI's), else the `x-api-key` header (what the Anthropic SDKs
+/// send). Pass the header values as received, or `None`.
 ///
-/// Returns `None` when neither carries a non-empty key.
+/// Returns `None` when none carries a non-empty key.
 pub fn presented_key<'a>(
     authorization: Option<&'a str>,
     api_key: Option<&'a str>,
+    x_api_key: Option<&'a str>,
 ) -> Option<&'a str> {
     let bearer = authorization.and_then(|value| {
         let value = value.trim();
         let (scheme, rest) = value.split_once(char::is_whitespace)?;
         scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
     });
+    let nonempty = |key: &&str| !key.is_empty();
     bearer
-        .or_else(|| api_key.map(str::trim))
-        .filter(|key| !key.is_empty())
+        .filter(nonempty)
+        .or_else(|| api_key.map(str::trim).filter(nonempty))
+        .or_else(|| x_api_key.map(str::trim).filter(nonempty))
 }
 
 fn sha256(key: &str) -> [u8; 32] {
@@ -302,16 +306,28 @@ mod tests {
     }
 
     #[test]
-    fn presented_key_reads_bearer_then_api_key() {
-        assert_eq!(presented_key(Some("Bearer sk-1"), None), Some("sk-1"));
+    fn presented_key_reads_bearer_then_api_key_then_x_api_key() {
+        assert_eq!(presented_key(Some("Bearer sk-1"), None, None), Some("sk-1"));
         assert_eq!(
-            presented_key(Some("bearer   sk-1 "), Some("sk-2")),
+            presented_key(Some("bearer   sk-1 "), Some("sk-2"), Some("sk-3")),
             Some("sk-1")
         );
-        assert_eq!(presented_key(Some("Basic abc"), Some("sk-2")), Some("sk-2"));
-        assert_eq!(presented_key(None, Some(" sk-2")), Some("sk-2"));
-        assert_eq!(presented_key(Some("Bearer "), None), None);
-        assert_eq!(presented_key(Some("Bearer"), Some("")), None);
-        assert_eq!(presented_key(None, None), None);
+        assert_eq!(
+            presented_key(Some("Basic abc"), Some("sk-2"), None),
+            Some("sk-2")
+        );
+        assert_eq!(presented_key(None, Some(" sk-2"), None), Some("sk-2"));
+        assert_eq!(presented_key(None, None, Some(" sk-3 ")), Some("sk-3"));
+        assert_eq!(
+            presented_key(Some("Bearer "), Some(""), Some("sk-3")),
+            Some("sk-3")
+        );
+        assert_eq!(
+            presented_key(None, Some("sk-2"), Some("sk-3")),
+            Some("sk-2")
+        );
+        assert_eq!(presented_key(Some("Bearer "), None, None), None);
+        assert_eq!(presented_key(Some("Bearer"), Some(""), Some(" ")), None);
+        assert_eq!(presented_key(None, None, None), None);
     }
 }

@@ -1,6 +1,7 @@
 //! The parts of OpenAI's wire format the gateway needs: endpoints, request fields, error bodies.
 
 pub mod error;
+pub mod members;
 pub mod models;
 pub mod request;
 pub mod sse;

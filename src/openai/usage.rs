@@ -4,8 +4,11 @@
 //! an estimate only needs to be in the right order of magnitude; it must never be zero for a
 //! real prompt, and must not count base64 images or audio as text.
 
+use std::ops::Range;
+
 use serde_json::Value;
 
+use super::members::{body_start, is_empty_object, members, Member};
 use super::request::Endpoint;
 
 /// Tokens used by one request.
@@ -264,27 +267,125 @@ impl StreamUsage {
     }
 }
 
+/// The estimate for a JSON request body [`estimate`] cannot read (serde_json's tree refuses a
+/// lone surrogate escape such as `"\ud800"` or a number such as `1e400`): a budget must not be
+/// bypassed by such a body, so it is charged by its size.
+///
+/// The rule: the prompt is the body's length in bytes divided by the characters per token
+/// (4), rounded up, at least 1; the completion is the first output cap the top level states
+/// (`max_completion_tokens`, `max_tokens`, `max_output_tokens`, as in [`estimate`]), else 0.
+/// Every character of text [`estimate`] counts takes at least one byte of the body, and the
+/// JSON around the text counts too, so this is never less than the text part of the exact
+/// estimate. Real usage replaces it when the answer reports it.
+pub fn estimate_from_size(body: &[u8]) -> Usage {
+    let completion = members(body)
+        .and_then(|members| {
+            ["max_completion_tokens", "max_tokens", "max_output_tokens"]
+                .iter()
+                .find_map(|cap| {
+                    members
+                        .iter()
+                        .find(|m| &*m.key == cap.as_bytes())
+                        .and_then(|m| m.value.get().parse::<u64>().ok())
+                })
+        })
+        .unwrap_or(0);
+    Usage {
+        prompt: tokens_for_chars(body.len() as u64).max(1),
+        completion,
+    }
+}
+
 /// For a streamed chat or completions request: asks the upstream to report usage
-/// (`stream_options.include_usage`) when the client did not. Returns whether it changed the
-/// request — then the client must not see the extra usage-only chunk.
-pub fn request_stream_usage(endpoint: Endpoint, request: &mut Value) -> bool {
+/// (`stream_options.include_usage: true`) when the client did not. Returns the rewritten body,
+/// or `None` when it already asks (or is of another endpoint). When it is rewritten the
+/// client must not see the extra usage-only chunk.
+///
+/// The body is edited in place, not re-serialized, so a body serde_json's tree refuses (a lone
+/// surrogate escape, a number out of `f64` range) still gets it (see [`members`]):
+///
+/// - no `stream_options` member: `"stream_options":{"include_usage":true}` is inserted first;
+/// - an object: `"include_usage":true` is inserted first in it, or every `include_usage`
+///   that is not `true` is set to `true`; every `stream_options` member is edited (an object
+///   with duplicate keys is read differently by different parsers);
+/// - `null`: replaced by `{"include_usage":true}`; any other value is left to the upstream to
+///   refuse;
+/// - a top level whose keys cannot be read: the member is inserted when the text holds no
+///   `stream_options` at all.
+pub fn request_stream_usage(endpoint: Endpoint, body: &[u8]) -> Option<Vec<u8>> {
+    const MEMBER: &[u8] = br#""stream_options":{"include_usage":true}"#;
     if !matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Completions) {
-        return false;
+        return None;
     }
-    let Some(object) = request.as_object_mut() else {
-        return false;
+    let start = body_start(body)?;
+    let insert_member = || {
+        let separator: &[u8] = if is_empty_object(body) { b"" } else { b"," };
+        Some(splice_all(
+            body,
+            vec![(start..start, [MEMBER, separator].concat())],
+        ))
     };
-    let options = object
-        .entry("stream_options")
-        .or_insert_with(|| Value::Object(serde_json::Map::new()));
-    let Some(options) = options.as_object_mut() else {
-        return false;
+    let Some(top) = members(body) else {
+        return if contains(body, b"stream_options") {
+            None
+        } else {
+            insert_member()
+        };
     };
-    if options.get("include_usage").and_then(Value::as_bool) == Some(true) {
-        return false;
+    let options: Vec<&Member<'_>> = top
+        .iter()
+        .filter(|m| &*m.key == b"stream_options")
+        .collect();
+    if options.is_empty() {
+        return insert_member();
     }
-    options.insert("include_usage".to_owned(), Value::Bool(true));
-    true
+    let mut edits: Vec<(Range<usize>, Vec<u8>)> = Vec::new();
+    for option in options {
+        let text = option.value.get().as_bytes();
+        if text == b"null" {
+            edits.push((option.span.clone(), br#"{"include_usage":true}"#.to_vec()));
+            continue;
+        }
+        let Some(inner) = members(text) else {
+            continue;
+        };
+        let flags: Vec<&Member<'_>> = inner
+            .iter()
+            .filter(|m| &*m.key == b"include_usage")
+            .collect();
+        if flags.is_empty() {
+            let at = option.span.start + body_start(text).unwrap_or(1);
+            let separator: &[u8] = if inner.is_empty() { b"" } else { b"," };
+            edits.push((
+                at..at,
+                [&br#""include_usage":true"#[..], separator].concat(),
+            ));
+        }
+        for flag in flags.into_iter().filter(|f| f.value.get() != "true") {
+            let at = option.span.start + flag.span.start;
+            edits.push((at..at + flag.span.len(), b"true".to_vec()));
+        }
+    }
+    (!edits.is_empty()).then(|| splice_all(body, edits))
+}
+
+/// `body` with each range replaced (the ranges do not overlap).
+fn splice_all(body: &[u8], mut edits: Vec<(Range<usize>, Vec<u8>)>) -> Vec<u8> {
+    edits.sort_by_key(|(range, _)| range.start);
+    let extra: usize = edits.iter().map(|(_, with)| with.len()).sum();
+    let mut out = Vec::with_capacity(body.len() + extra);
+    let mut copied = 0;
+    for (range, with) in edits {
+        out.extend_from_slice(&body[copied..range.start]);
+        out.extend_from_slice(&with);
+        copied = range.end;
+    }
+    out.extend_from_slice(&body[copied..]);
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Whether a chat chunk is the usage-only chunk the gateway asked for (`choices: []`, usage
@@ -392,16 +493,103 @@ mod tests {
         assert_eq!(s.response_model.as_deref(), Some("gpt-4o-2024"));
     }
 
+    fn asks(body: &str) -> Option<String> {
+        request_stream_usage(Endpoint::ChatCompletions, body.as_bytes())
+            .map(|b| String::from_utf8(b).unwrap())
+    }
+
     #[test]
     fn asks_for_stream_usage_only_when_missing() {
-        let mut r = json!({"model": "m", "stream": true});
-        assert!(request_stream_usage(Endpoint::ChatCompletions, &mut r));
-        assert_eq!(r["stream_options"]["include_usage"], true);
-        assert!(!request_stream_usage(Endpoint::ChatCompletions, &mut r));
-        let mut e = json!({"model": "m"});
-        assert!(!request_stream_usage(Endpoint::Responses, &mut e));
-        let mut bad = json!({"stream_options": 3});
-        assert!(!request_stream_usage(Endpoint::Completions, &mut bad));
+        let r = asks(r#"{"model": "m", "stream": true}"#).unwrap();
+        assert_eq!(
+            r,
+            r#"{"stream_options":{"include_usage":true},"model": "m", "stream": true}"#
+        );
+        let v: Value = serde_json::from_str(&r).unwrap();
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert_eq!(asks(&r), None);
+        assert_eq!(
+            request_stream_usage(Endpoint::Responses, br#"{"model": "m"}"#),
+            None
+        );
+        assert_eq!(asks(r#"{"stream_options": 3}"#), None);
+        assert_eq!(
+            asks("{}").as_deref(),
+            Some(r#"{"stream_options":{"include_usage":true}}"#)
+        );
+    }
+
+    #[test]
+    fn stream_options_are_edited_in_place() {
+        assert_eq!(
+            asks(r#"{"stream_options": {}, "model": "m"}"#).as_deref(),
+            Some(r#"{"stream_options": {"include_usage":true}, "model": "m"}"#)
+        );
+        assert_eq!(
+            asks(r#"{"stream_options": {"x": 1}}"#).as_deref(),
+            Some(r#"{"stream_options": {"include_usage":true,"x": 1}}"#)
+        );
+        assert_eq!(
+            asks(r#"{"stream_options": {"include_usage": false}}"#).as_deref(),
+            Some(r#"{"stream_options": {"include_usage": true}}"#)
+        );
+        assert_eq!(
+            asks(r#"{"stream_options": null}"#).as_deref(),
+            Some(r#"{"stream_options": {"include_usage":true}}"#)
+        );
+        assert_eq!(asks(r#"{"stream_options": {"include_usage": true}}"#), None);
+        // Duplicates: every one is set, whichever a parser keeps.
+        let twice = asks(
+            r#"{"stream_options": {"include_usage": true}, "stream_options": {"include_usage": 0}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            twice,
+            r#"{"stream_options": {"include_usage": true}, "stream_options": {"include_usage": true}}"#
+        );
+    }
+
+    #[test]
+    fn bodies_serde_json_refuses_still_ask_for_usage() {
+        for body in [
+            r#"{"model":"m","stream":true,"user":"\ud800","messages":[]}"#,
+            r#"{"model":"m","stream":true,"temperature":1e400,"messages":[]}"#,
+            r#"{"model":"m","stream":true,"\udc00":1,"messages":[]}"#,
+        ] {
+            assert!(serde_json::from_str::<Value>(body).is_err());
+            let out = asks(body).unwrap_or_else(|| panic!("{body}"));
+            assert!(
+                out.starts_with(r#"{"stream_options":{"include_usage":true},"model""#),
+                "{out}"
+            );
+            assert!(out.ends_with(&body[1..]), "the rest is unchanged: {out}");
+        }
+        let edited = asks(r#"{"user":"\ud800","stream_options":{"include_usage":false}}"#);
+        assert_eq!(
+            edited.as_deref(),
+            Some(r#"{"user":"\ud800","stream_options":{"include_usage":true}}"#)
+        );
+    }
+
+    #[test]
+    fn unreadable_bodies_are_charged_by_size() {
+        let body = format!(
+            r#"{{"model":"m","user":"\ud800","max_tokens":7,"messages":[{{"role":"user","content":"{}"}}]}}"#,
+            "a".repeat(400)
+        );
+        assert!(serde_json::from_str::<Value>(&body).is_err());
+        let u = estimate_from_size(body.as_bytes());
+        assert_eq!(u.prompt, (body.len() as u64).div_ceil(4));
+        assert_eq!(u.completion, 7);
+        // Never below the exact estimate of the same text.
+        let readable = body.replace(r"\ud800", "x");
+        let exact = estimate(
+            Endpoint::ChatCompletions,
+            &serde_json::from_str(&readable).unwrap(),
+        );
+        assert!(u.prompt >= exact.prompt, "{u:?} {exact:?}");
+        assert_eq!(estimate_from_size(b"").prompt, 1);
+        assert_eq!(estimate_from_size(br#"{"max_tokens":1e400}"#).completion, 0);
     }
 
     #[test]
