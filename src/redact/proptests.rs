@@ -86,7 +86,7 @@ fn split<'t>(text: &'t str, cuts: &[u16]) -> Vec<&'t str> {
 
 /// Secrets redacted, personal data masked or hashed, a custom detector with and one without a
 /// literal prefix: stateless actions, so numbering cannot depend on interleaving.
-fn policy() -> Redactor {
+pub(crate) fn policy() -> Redactor {
     redactor(|s| {
         s.response.pii = Action::Mask;
         s.actions.insert("email".into(), Action::Hash);

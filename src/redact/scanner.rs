@@ -352,14 +352,25 @@ impl Scanner {
         let det = &self.entries[c.det].det;
         while c.next < c.end {
             let w = windows[c.next];
-            let start = w.start.max(pos);
+            let mut start = w.start.max(pos);
             // A match inside the window is at least `min_len` long: after a match, the rest of
             // its window (the look-ahead, usually) is too short to search again.
-            if w.end >= start + det.min_len.max(1) {
-                // Inside a window every match the truncated haystack yields is a real one: its
-                // anchor's window — all the text that can decide it — ends at or before `w.end`.
-                if let Some(m) = det.find_at(&hay[..w.end], start, self.specific) {
+            while w.end >= start + det.min_len.max(1) {
+                let Some(m) = det.find_at(&hay[..w.end], start, self.specific) else {
+                    break;
+                };
+                // A window is sized from its anchor, and a candidate may start after it: the
+                // text that decides the candidate (its alphabet run, at most `max_len`, and the
+                // look-ahead) can reach past the window's end, where the truncated haystack
+                // would read an end of text (a word boundary) that is not there. Such a
+                // candidate is decided again on all the text that decides it.
+                let needs = decided_by(det, hay, m.start);
+                if needs <= w.end {
                     return Some(m);
+                }
+                match det.find_at(&hay[..needs], m.start, self.specific) {
+                    Some(full) if full.start == m.start => return Some(full),
+                    _ => start = super::byteset::next_boundary(hay, m.start),
                 }
             }
             c.next += 1;
@@ -430,6 +441,18 @@ impl Scanner {
             }
         }))
     }
+}
+
+/// The end of the text that decides a candidate of `det` starting at `s`: its alphabet run
+/// (at most `max_len` long) and the look-ahead after it.
+fn decided_by(det: &Detector, hay: &str, s: usize) -> usize {
+    let bytes = hay.as_bytes();
+    let limit = bytes.len().min(s.saturating_add(det.max_len));
+    let run = bytes[s..limit]
+        .iter()
+        .position(|&b| !det.alphabet.contains(b))
+        .map_or(limit, |i| s + i);
+    super::byteset::ceil_boundary(hay, run + LOOKAHEAD)
 }
 
 /// One detector's progress through its windows.

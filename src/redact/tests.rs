@@ -806,3 +806,38 @@ fn adversarial_inputs_stay_linear() {
         );
     }
 }
+
+/// A window sized from an earlier anchor (the first card's digits) ended right after the
+/// second card, so the truncated text read an end of text where `aws…` follows: the
+/// prefilter found a card the whole text does not have, and a stream (which sees the whole
+/// text) disagreed with the batch. Found by `interleaved_choices_and_tool_calls`.
+#[test]
+fn a_window_end_is_not_the_end_of_the_text() {
+    let spec = |s: &mut PolicySpec| {
+        s.response.pii = Action::Mask;
+        s.detectors.push(CustomDetectorSpec {
+            name: "employee_id".into(),
+            pattern: r"EMP-\d{6}".into(),
+            category: Category::Pii,
+            max_len: None,
+        });
+    };
+    let fast = redactor(spec);
+    let mut full = PolicySpec::default();
+    full.hash_key = b"k".to_vec();
+    full.request.pii = Action::Redact;
+    spec(&mut full);
+    let slow = Redactor::exhaustive(&full).unwrap();
+    for t in [
+        "5555555555554444 4111 1111 1111 1111aws_",
+        "5555555555554444 4111 1111 1111 1111 aws_",
+    ] {
+        let a = fast
+            .redact_text(Direction::Response, t, &mut RequestRedaction::default())
+            .unwrap();
+        let b = slow
+            .redact_text(Direction::Response, t, &mut RequestRedaction::default())
+            .unwrap();
+        assert_eq!(a, b, "{t}");
+    }
+}
