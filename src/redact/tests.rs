@@ -823,8 +823,10 @@ fn a_window_end_is_not_the_end_of_the_text() {
         });
     };
     let fast = redactor(spec);
-    let mut full = PolicySpec::default();
-    full.hash_key = b"k".to_vec();
+    let mut full = PolicySpec {
+        hash_key: b"k".to_vec(),
+        ..PolicySpec::default()
+    };
     full.request.pii = Action::Redact;
     spec(&mut full);
     let slow = Redactor::exhaustive(&full).unwrap();
