@@ -48,8 +48,7 @@ pub fn presented_key(client: &RequestHeader) -> Option<&str> {
 ///
 /// When the client's key must not leave (`strip_client_auth`, or the upstream has a key of
 /// its own), none of it does: not `Authorization`, `api-key` or `x-api-key`, nor any other
-/// header whose value contains the presented key (is it, for a key under
-/// [`MIN_KEY_IN_VALUE`] bytes), nor a query parameter that carries a key (see
+/// header whose value contains the presented key (is it, for a key under 8 bytes), nor a query parameter that carries a key (see
 /// [`query::without_keys`]).
 ///
 /// # Errors
