@@ -111,6 +111,23 @@ async fn paths_that_are_not_canonical_are_refused_before_routing() {
     }
     assert_eq!(up.count(), 0, "the upstream saw {:?}", up.requests());
 
+    // A literal NUL never reaches the gateway as such: Pingora percent-encodes the bytes
+    // httparse refuses in a request line, and the `%00` is refused.
+    let mut request = b"POST /v1/files/abc\0x".to_vec();
+    request.extend_from_slice(&post("", chat)[5..]);
+    let (status, answer) = raw(gw.port, &request).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(error_of(&answer)["message"]
+        .as_str()
+        .unwrap()
+        .contains("NUL"));
+
+    // Pingora decodes and resolves nothing before the gateway sees a path: a canonical path
+    // with percent-encoding reaches the upstream byte for byte.
+    let (status, answer) = raw(gw.port, &post("/v1/files/a%20b%2Bc%41", "{}")).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(up.last().path, "/v1/files/a%20b%2Bc%41");
+
     // Canonical paths still work, on both kinds of route.
     let (status, answer) = raw(gw.port, &post("/v1/chat/completions", chat)).await;
     assert_eq!(status, 200, "{answer}");
