@@ -31,6 +31,12 @@ routes:
     upstream: u
   - paths: [/v1/batches]
     upstream: down
+  - paths: [/v1/uploads]
+    upstream: u
+    redaction: {{actions: {{github_token: block}}}}
+  - paths: [/v1/vector_stores]
+    upstream: u
+    redaction: {{request: {{secrets: off, pii: off}}}}
   - models: ["*"]
     upstream: u
 keys:
@@ -244,6 +250,26 @@ async fn secrets_in_query_strings_are_redacted_and_never_logged() {
         seen.path
     );
     assert!(seen.path.starts_with("/v1/files?purpose="), "{}", seen.path);
+
+    // A blocking detector refuses the request; a route that does not redact requests
+    // forwards the query as it came (less any key).
+    let before = up.count();
+    let resp = client()
+        .get(gw.url(&format!("/v1/uploads?purpose={token}")))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expect_error(resp, 400).await["code"], "content_blocked");
+    assert_eq!(up.count(), before);
+    let resp = client()
+        .get(gw.url("/v1/vector_stores?q=%ff+x&key=k"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(up.last().path, "/v1/vector_stores?q=%ff+x");
 
     // A query that is not UTF-8 cannot be inspected: refused.
     let resp = client()

@@ -174,6 +174,10 @@ impl HttpModuleBuilder for HeaderReceivedBuilder {
 /// `max_buffered_bytes` cap: each request takes bytes from it as its body arrives (a
 /// [`Reservation`]) and gives them back when it ends. The cap is passed at each take, so a
 /// reload changes it at once (bytes already taken stay taken).
+///
+/// It counts the bytes read, not the buffers holding them: a buffer that grows as a body
+/// arrives (past its first MiB) may be up to twice as large for a moment, and the copies later
+/// stages make (redaction, a model alias) are not counted.
 #[derive(Debug, Default)]
 pub struct BufferPool {
     used: AtomicUsize,
