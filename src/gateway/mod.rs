@@ -1,8 +1,9 @@
 //! The request path: Pingora's `ProxyHttp` hooks calling the stages in order.
 //!
 //! ```text
-//! request_filter ─▶ canonical path ─▶ dispatch (path) ─▶ read body (bounded) ─▶ inspect (model) ─▶ route
-//!                ─▶ rewrite (alias) ─▶ forward (attempts, fallbacks) ─▶ relay (as it arrives)
+//! request_filter ─▶ canonical path ─▶ dispatch (path) ─▶ read body (bounded, pooled)
+//!                ─▶ inspect (model) ─▶ route ─▶ rewrite (alias) ─▶ inspect query
+//!                ─▶ forward (attempts, fallbacks) ─▶ relay (as it arrives)
 //! logging        ─▶ telemetry (metrics, access log, spans)
 //! ```
 //!
