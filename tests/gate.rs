@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::mock::{chat_stream, event, MockUpstream, Recorded, Reply};
-use common::{client, expect_error, free_port, GatewayProcess};
+use common::{client, expect_error, free_port, metrics_when, GatewayProcess};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -31,6 +31,12 @@ routes:
     upstream: u
   - paths: [/v1/batches]
     upstream: down
+  - paths: [/v1/uploads]
+    upstream: u
+    redaction: {{actions: {{github_token: block}}}}
+  - paths: [/v1/vector_stores]
+    upstream: u
+    redaction: {{request: {{secrets: off, pii: off}}}}
   - models: ["*"]
     upstream: u
 keys:
@@ -110,6 +116,23 @@ async fn paths_that_are_not_canonical_are_refused_before_routing() {
         assert!(err["message"].as_str().unwrap().contains("path"));
     }
     assert_eq!(up.count(), 0, "the upstream saw {:?}", up.requests());
+
+    // A literal NUL never reaches the gateway as such: Pingora percent-encodes the bytes
+    // httparse refuses in a request line, and the `%00` is refused.
+    let mut request = b"POST /v1/files/abc\0x".to_vec();
+    request.extend_from_slice(&post("", chat)[5..]);
+    let (status, answer) = raw(gw.port, &request).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(error_of(&answer)["message"]
+        .as_str()
+        .unwrap()
+        .contains("NUL"));
+
+    // Pingora decodes and resolves nothing before the gateway sees a path: a canonical path
+    // with percent-encoding reaches the upstream byte for byte.
+    let (status, answer) = raw(gw.port, &post("/v1/files/a%20b%2Bc%41", "{}")).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(up.last().path, "/v1/files/a%20b%2Bc%41");
 
     // Canonical paths still work, on both kinds of route.
     let (status, answer) = raw(gw.port, &post("/v1/chat/completions", chat)).await;
@@ -227,6 +250,26 @@ async fn secrets_in_query_strings_are_redacted_and_never_logged() {
         seen.path
     );
     assert!(seen.path.starts_with("/v1/files?purpose="), "{}", seen.path);
+
+    // A blocking detector refuses the request; a route that does not redact requests
+    // forwards the query as it came (less any key).
+    let before = up.count();
+    let resp = client()
+        .get(gw.url(&format!("/v1/uploads?purpose={token}")))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expect_error(resp, 400).await["code"], "content_blocked");
+    assert_eq!(up.count(), before);
+    let resp = client()
+        .get(gw.url("/v1/vector_stores?q=%ff+x&key=k"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(up.last().path, "/v1/vector_stores?q=%ff+x");
 
     // A query that is not UTF-8 cannot be inspected: refused.
     let resp = client()
@@ -389,4 +432,124 @@ async fn a_stream_the_json_tree_refuses_is_charged_its_real_usage() {
             .unwrap();
         assert_eq!(resp.status(), expected);
     }
+}
+
+/// A chat request body of exactly `len` bytes.
+fn chat_body(len: usize) -> Vec<u8> {
+    let head = r#"{"model":"m","messages":[{"role":"user","content":""#;
+    let tail = r#""}]}"#;
+    let mut body = head.as_bytes().to_vec();
+    body.resize(len - tail.len(), b'a');
+    body.extend_from_slice(tail.as_bytes());
+    body
+}
+
+/// A connection that has sent a request header and the first `sent` bytes of its body.
+struct SlowUpload {
+    stream: TcpStream,
+    body: Vec<u8>,
+    sent: usize,
+}
+
+impl SlowUpload {
+    async fn start(port: u16, len: usize, sent: usize) -> SlowUpload {
+        let body = chat_body(len);
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let head = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&body[..sent]).await.unwrap();
+        SlowUpload { stream, body, sent }
+    }
+
+    /// Sends the rest of the body and reads the answer: its status and text.
+    async fn finish(mut self) -> (u16, String) {
+        let _ = self.stream.write_all(&self.body[self.sent..]).await;
+        self.answer().await
+    }
+
+    async fn answer(&mut self) -> (u16, String) {
+        let mut out = Vec::new();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(10), self.stream.read_to_end(&mut out)).await;
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, text)
+    }
+}
+
+/// `veilgate_buffered_request_bytes` once `ready` holds for it (or after 5 s).
+async fn buffered_when(gw: &GatewayProcess, ready: impl Fn(u64) -> bool) -> u64 {
+    let value = |m: &str| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("veilgate_buffered_request_bytes "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    let text = metrics_when(gw, |m| value(m).is_some_and(&ready)).await;
+    value(&text).unwrap_or_else(|| panic!("no gauge in:\n{text}"))
+}
+
+#[tokio::test]
+async fn bodies_buffered_at_once_are_bounded_in_total() {
+    let up = MockUpstream::start().await;
+    let config = |cap: usize| {
+        format!(
+            "environment: test\nmax_body_bytes: 60000\nmax_buffered_bytes: {cap}\nupstreams:\n  u: {{url: {}}}\nroutes:\n  - models: [\"*\"]\n    upstream: u\n",
+            up.url()
+        )
+    };
+    let gw = GatewayProcess::start(&config(100_000)).await;
+
+    // Two slow uploads hold 90,000 bytes of the 100,000.
+    let a = SlowUpload::start(gw.port, 48_000, 45_000).await;
+    let b = SlowUpload::start(gw.port, 48_000, 45_000).await;
+    assert_eq!(buffered_when(&gw, |n| n >= 90_000).await, 90_000);
+
+    // A third one that would go over the cap is refused, and told to retry.
+    let mut c = SlowUpload::start(gw.port, 20_000, 15_000).await;
+    let (status, answer) = c.answer().await;
+    assert_eq!(status, 503, "{answer}");
+    let lower = answer.to_ascii_lowercase();
+    assert!(lower.contains("\r\nretry-after: 1\r\n"), "{answer}");
+    let err = error_of(&answer);
+    assert_eq!(err["code"], "server_overloaded");
+    assert_eq!(err["type"], "server_error");
+    assert!(err["message"]
+        .as_str()
+        .unwrap()
+        .contains("buffering too many request bodies"));
+
+    // What it had taken is given back at once; the two finish normally and give theirs back.
+    assert_eq!(buffered_when(&gw, |n| n == 90_000).await, 90_000);
+    let ((sa, ta), (sb, tb)) = tokio::join!(a.finish(), b.finish());
+    assert_eq!((sa, sb), (200, 200), "{ta}\n{tb}");
+    assert_eq!(up.count(), 2);
+    assert_eq!(buffered_when(&gw, |n| n == 0).await, 0);
+    let (status, answer) = SlowUpload::start(gw.port, 20_000, 20_000)
+        .await
+        .finish()
+        .await;
+    assert_eq!(status, 200, "{answer}");
+
+    // A reload lowers the cap: what fitted before no longer does.
+    gw.write_config(&config(60_000));
+    gw.signal("HUP");
+    assert!(
+        gw.wait_for_log("config reloaded", Duration::from_secs(10))
+            .await
+    );
+    let a = SlowUpload::start(gw.port, 60_000, 50_000).await;
+    assert_eq!(buffered_when(&gw, |n| n >= 50_000).await, 50_000);
+    let (status, answer) = SlowUpload::start(gw.port, 20_000, 20_000)
+        .await
+        .finish()
+        .await;
+    assert_eq!(status, 503, "{answer}");
+    let (status, answer) = a.finish().await;
+    assert_eq!(status, 200, "{answer}");
 }

@@ -23,6 +23,9 @@ pub struct Config {
     pub admin: Option<SocketAddr>,
     /// The largest request body read; larger requests are refused.
     pub max_body_bytes: usize,
+    /// The most request body bytes buffered at once, by all requests together; a request
+    /// that would go over it is refused with 503 (on top of `max_body_bytes` per request).
+    pub max_buffered_bytes: usize,
     /// How long SIGTERM waits for requests in flight before the process exits.
     pub shutdown_grace: Duration,
     /// How long a client may take to send its request header, and to send the next piece of
@@ -127,6 +130,8 @@ pub enum RateLimitBackend {
 impl Config {
     /// `max_body_bytes` when the file does not set it: 32 MiB.
     pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+    /// `max_buffered_bytes` when the file does not set it: 256 MiB.
+    pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 256 * 1024 * 1024;
     /// `shutdown_grace` when the file does not set it.
     pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
     /// `client_timeout` when the file does not set it.
@@ -701,6 +706,7 @@ mod tests {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin: None,
             max_body_bytes: 1024,
+            max_buffered_bytes: 4096,
             shutdown_grace: Config::DEFAULT_SHUTDOWN_GRACE,
             client_timeout: Config::DEFAULT_CLIENT_TIMEOUT,
             keys: Vec::new(),

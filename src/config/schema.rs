@@ -22,6 +22,7 @@ pub(crate) struct RawConfig {
     pub listen: Option<String>,
     pub admin: Option<String>,
     pub max_body_bytes: Option<u64>,
+    pub max_buffered_bytes: Option<u64>,
     pub shutdown_grace: Option<String>,
     pub client_timeout: Option<String>,
     pub upstreams: Option<BTreeMap<String, RawUpstream>>,

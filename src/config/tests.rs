@@ -313,7 +313,7 @@ fn unknown_keys_at_every_level() {
             "t.yaml:6:5: upstreams.openai.timout: unknown key \"timout\" (did you mean \"timeout\"?); \
              expected one of: url, api_key, connect_timeout, timeout, idle_timeout, auth_header, query, health_check",
             "t.yaml:7:1: listen_addr: unknown key \"listen_addr\"; \
-             expected one of: environment, listen, admin, max_body_bytes, shutdown_grace, client_timeout, upstreams, routes, keys, rate_limit, telemetry, redaction",
+             expected one of: environment, listen, admin, max_body_bytes, max_buffered_bytes, shutdown_grace, client_timeout, upstreams, routes, keys, rate_limit, telemetry, redaction",
             "t.yaml:11:5: routes[0].nmae: unknown key \"nmae\" (did you mean \"name\"?); \
              expected one of: models, paths, upstream, upstreams, fallbacks, retry_on, model, name, environment, limits, redaction",
         ]
@@ -538,14 +538,14 @@ fn yaml_level_problems_come_with_the_rest() {
         problems(&text),
         [
             "t.yaml:8:5: YAML aliases (*name) are not supported; repeat the value instead",
-            "t.yaml:9:1: foo: unknown key \"foo\"; expected one of: environment, listen, admin, max_body_bytes, shutdown_grace, client_timeout, upstreams, routes, keys, rate_limit, telemetry, redaction",
+            "t.yaml:9:1: foo: unknown key \"foo\"; expected one of: environment, listen, admin, max_body_bytes, max_buffered_bytes, shutdown_grace, client_timeout, upstreams, routes, keys, rate_limit, telemetry, redaction",
         ]
     );
     assert_eq!(
         problems("listen: [0.0.0.0:8080\nroutes: x\n"),
         ["t.yaml:2:7: YAML syntax error: illegal placement of ':' indicator"]
     );
-    assert_eq!(problems("- a\n- b\n"), ["t.yaml:1:1: expected a mapping with keys environment, listen, admin, max_body_bytes, shutdown_grace, client_timeout, upstreams, routes, keys, rate_limit, telemetry, redaction, found a list"]);
+    assert_eq!(problems("- a\n- b\n"), ["t.yaml:1:1: expected a mapping with keys environment, listen, admin, max_body_bytes, max_buffered_bytes, shutdown_grace, client_timeout, upstreams, routes, keys, rate_limit, telemetry, redaction, found a list"]);
 }
 
 #[test]
@@ -948,5 +948,34 @@ fn upstream_resilience_problems() {
             "t.yaml:23:19: upstreams.g.health_check.path: missing required key `path`; set the path to GET, relative to the upstream url, like /models",
             "t.yaml:26:18: upstreams.h.auth_header: \"transfer-encoding\" is a header the gateway sets itself; name the header the API reads its key from, like api-key",
         ]
+    );
+}
+
+#[test]
+fn max_buffered_bytes_defaults_and_is_checked_against_max_body_bytes() {
+    let routes = "routes: [{models: [x], upstream: openai}]\n";
+    let config = load(&format!("{HEAD}{routes}"));
+    assert_eq!(config.max_buffered_bytes, 256 * 1024 * 1024);
+    let config = load(&format!(
+        "{HEAD}max_body_bytes: 1000\nmax_buffered_bytes: 5000\n{routes}"
+    ));
+    assert_eq!(config.max_buffered_bytes, 5000);
+    assert_eq!(
+        problems(&format!("{HEAD}max_buffered_bytes: 0\n{routes}")),
+        ["t.yaml:6:21: max_buffered_bytes: must be greater than 0 (the default is 268435456, 256 MiB)"]
+    );
+    assert_eq!(
+        problems(&format!(
+            "{HEAD}max_body_bytes: 2000\nmax_buffered_bytes: 1000\n{routes}"
+        )),
+        ["t.yaml:7:21: max_buffered_bytes: is 1000, less than max_body_bytes (2000): a body of the largest accepted size could never be read; raise it to at least 2000"]
+    );
+    assert_eq!(
+        problems(&format!("{HEAD}max_body_bytes: 300000000\n{routes}")),
+        ["t.yaml:6:17: max_body_bytes: is 300000000, more than max_buffered_bytes (not set: 268435456, 256 MiB), the most request bytes buffered at once; set max_buffered_bytes to at least 300000000"]
+    );
+    assert_eq!(
+        problems(&format!("{HEAD}max_buffered_bytes: lots\n{routes}")),
+        ["t.yaml:6:21: max_buffered_bytes: expected an integer, found \"lots\""]
     );
 }

@@ -152,6 +152,7 @@ impl Checker<'_> {
             }
         }
         let max_body_bytes = self.max_body_bytes(raw.max_body_bytes);
+        let max_buffered_bytes = self.max_buffered_bytes(raw.max_buffered_bytes, max_body_bytes);
         let shutdown_grace = self.duration(
             raw.shutdown_grace,
             "shutdown_grace",
@@ -211,6 +212,7 @@ impl Checker<'_> {
             listen: listen?,
             admin: admin.ok()?,
             max_body_bytes: max_body_bytes?,
+            max_buffered_bytes: max_buffered_bytes?,
             shutdown_grace: shutdown_grace?,
             client_timeout: client_timeout?,
             keys: keys?,
@@ -252,6 +254,46 @@ impl Checker<'_> {
                 self.report("max_body_bytes", "is too large for this platform");
                 None
             }
+        }
+    }
+
+    /// `max_buffered_bytes`: more than 0, and room for at least one body of `max_body_bytes`
+    /// (when that is valid).
+    fn max_buffered_bytes(
+        &mut self,
+        value: Option<u64>,
+        max_body_bytes: Option<usize>,
+    ) -> Option<usize> {
+        const PATH: &str = "max_buffered_bytes";
+        let n = match value.map(usize::try_from) {
+            None => Config::DEFAULT_MAX_BUFFERED_BYTES,
+            Some(Ok(0)) => {
+                self.report(
+                    PATH,
+                    "must be greater than 0 (the default is 268435456, 256 MiB)",
+                );
+                return None;
+            }
+            Some(Ok(n)) => n,
+            Some(Err(_)) => {
+                self.report(PATH, "is too large for this platform");
+                return None;
+            }
+        };
+        match max_body_bytes {
+            Some(body) if n < body => {
+                if value.is_some() {
+                    self.report(PATH, format!(
+                        "is {n}, less than max_body_bytes ({body}): a body of the largest accepted size could never be read; raise it to at least {body}"
+                    ));
+                } else {
+                    self.report("max_body_bytes", format!(
+                        "is {body}, more than max_buffered_bytes (not set: 268435456, 256 MiB), the most request bytes buffered at once; set max_buffered_bytes to at least {body}"
+                    ));
+                }
+                None
+            }
+            _ => Some(n),
         }
     }
 

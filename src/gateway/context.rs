@@ -9,6 +9,7 @@ use crate::telemetry::metrics::InflightGuard as EnvInflight;
 use crate::telemetry::record::RequestRecord;
 use crate::telemetry::TraceIds;
 
+use super::body::Reservation;
 use super::runtime::{KeyEntry, Runtime};
 use crate::limits::Ticket;
 use crate::redact::{Redactor, RequestRedaction};
@@ -50,6 +51,9 @@ pub struct RequestCtx {
     pub redactor: Option<Arc<Redactor>>,
     /// Redaction counts and the pseudonym table, shared by request and response.
     pub redaction: RequestRedaction,
+    /// The request body bytes this request holds in the process's buffer pool; given back
+    /// when the context is dropped.
+    pub buffered: Reservation,
     /// The query string the upstream gets instead of the client's (redacted); `None`: the
     /// client's, as received.
     pub query: Option<String>,
@@ -72,6 +76,7 @@ impl RequestCtx {
             redactor: None,
             redaction: RequestRedaction::default(),
             query: None,
+            buffered: Reservation::default(),
             record: RequestRecord::begin(String::new(), TraceIds::start(None, 0.0)),
         }
     }

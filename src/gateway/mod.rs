@@ -1,8 +1,9 @@
 //! The request path: Pingora's `ProxyHttp` hooks calling the stages in order.
 //!
 //! ```text
-//! request_filter ─▶ canonical path ─▶ dispatch (path) ─▶ read body (bounded) ─▶ inspect (model) ─▶ route
-//!                ─▶ rewrite (alias) ─▶ forward (attempts, fallbacks) ─▶ relay (as it arrives)
+//! request_filter ─▶ canonical path ─▶ dispatch (path) ─▶ read body (bounded, pooled)
+//!                ─▶ inspect (model) ─▶ route ─▶ rewrite (alias) ─▶ inspect query
+//!                ─▶ forward (attempts, fallbacks) ─▶ relay (as it arrives)
 //! logging        ─▶ telemetry (metrics, access log, spans)
 //! ```
 //!
@@ -71,6 +72,7 @@ pub struct Gateway {
     health: Arc<UpstreamHealth>,
     telemetry: Arc<Telemetry>,
     limiter: Limiter,
+    buffers: Arc<body::BufferPool>,
 }
 
 /// How `request_filter` disposed of a request.
@@ -121,6 +123,9 @@ impl Gateway {
             health: shared.health.clone(),
             telemetry: shared.telemetry.clone(),
             limiter: shared.limiter.clone(),
+            buffers: body::BufferPool::new(Some(
+                shared.telemetry.metrics().buffered_request_bytes(),
+            )),
         }
     }
 
@@ -264,7 +269,16 @@ impl Gateway {
         let config = &runtime.config;
 
         // read body (bounded)
-        let body = body::read(session, config.max_body_bytes, config.client_timeout).await?;
+        let body = body::read(
+            session,
+            body::Bounds {
+                limit: config.max_body_bytes,
+                timeout: config.client_timeout,
+                reservation: &mut ctx.buffered,
+                cap: config.max_buffered_bytes,
+            },
+        )
+        .await?;
         let content_type = header_str(session.req_header(), http::header::CONTENT_TYPE).to_owned();
 
         // inspect: which model, streamed or not
@@ -839,7 +853,9 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new(self.runtime.load_full(), self.inflight.enter())
+        let mut ctx = RequestCtx::new(self.runtime.load_full(), self.inflight.enter());
+        ctx.buffered = body::Reservation::new(self.buffers.clone());
+        ctx
     }
 
     /// What Pingora's own error lines say about a request: its method and path, never the
@@ -868,6 +884,12 @@ impl ProxyHttp for Gateway {
             Err(Stop::Error(err)) => {
                 ctx.record.status = err.status;
                 ctx.record.error = err.code;
+                let overloaded = err.code == body::overloaded().code;
+                if overloaded {
+                    // Refused mid-body: the connection cannot be reused; retry soon.
+                    session.set_keepalive(None);
+                    ctx.rate_headers.push(("retry-after", "1".to_owned()));
+                }
                 if let Err(e) =
                     respond::error(session, &err, &ctx.request_id, &ctx.rate_headers).await
                 {
@@ -876,7 +898,7 @@ impl ProxyHttp for Gateway {
                         ctx.request_id
                     );
                 }
-                if err.status == 413 || err.status == 408 {
+                if err.status == 413 || err.status == 408 || overloaded {
                     body::linger(session).await;
                 }
                 Ok(true)

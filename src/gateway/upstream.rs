@@ -48,8 +48,8 @@ pub fn presented_key(client: &RequestHeader) -> Option<&str> {
 ///
 /// When the client's key must not leave (`strip_client_auth`, or the upstream has a key of
 /// its own), none of it does: not `Authorization`, `api-key` or `x-api-key`, nor any other
-/// header whose value contains the presented key, nor a query parameter that carries a key
-/// (see [`query::without_keys`]).
+/// header whose value contains the presented key (is it, for a key under 8 bytes), nor a query parameter that carries a key (see
+/// [`query::without_keys`]).
 ///
 /// # Errors
 /// When a header value cannot be encoded (a configured key with invalid characters).
@@ -73,7 +73,7 @@ pub fn request_header(client: &RequestHeader, t: &Target<'_>) -> Result<RequestH
     for (name, value) in client.headers.iter() {
         let carries_key = strip_auth
             && (KEY_HEADERS.contains(&name.as_str())
-                || presented.is_some_and(|key| contains(value.as_bytes(), key.as_bytes())));
+                || presented.is_some_and(|key| holds_key(value.as_bytes(), key.as_bytes())));
         if headers::forward_request_header(name, strip_auth)
             && !carries_key
             && name.as_str() != "traceparent"
@@ -102,9 +102,25 @@ pub fn request_header(client: &RequestHeader, t: &Target<'_>) -> Result<RequestH
     Ok(header)
 }
 
-/// Whether `hay` contains `needle` (not empty).
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+/// Shortest presented key looked for inside other header values; a shorter one (`test`)
+/// would strip unrelated headers such as `Content-Type`, so it is looked for only as a whole
+/// value (or after `Bearer `).
+const MIN_KEY_IN_VALUE: usize = 8;
+
+/// Whether a header value carries `key`.
+fn holds_key(value: &[u8], key: &[u8]) -> bool {
+    if key.is_empty() {
+        return false;
+    }
+    if key.len() < MIN_KEY_IN_VALUE {
+        let value = value.trim_ascii();
+        let bare = value
+            .get(..7)
+            .filter(|scheme| scheme.eq_ignore_ascii_case(b"bearer "))
+            .map_or(value, |_| value[7..].trim_ascii());
+        return bare == key;
+    }
+    value.windows(key.len()).any(|w| w == key)
 }
 
 /// The client response header: the upstream's status and headers less hop-by-hop ones.
@@ -229,6 +245,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_short_key_is_looked_for_only_as_a_whole_value() {
+        assert!(holds_key(b"prefix vg-live-0123 suffix", b"vg-live-0123"));
+        assert!(!holds_key(b"application/json", b"json"));
+        assert!(holds_key(b" json ", b"json"));
+        assert!(holds_key(b"Bearer json", b"json"));
+        assert!(!holds_key(b"anything", b""));
+        let c = client(
+            "/v1/chat/completions?k=test",
+            &[
+                ("api-key", "test".into()),
+                ("content-type", "application/json; charset=test".into()),
+                ("x-copy", "test".into()),
+            ],
+        );
+        let h = build(&c, &upstream(None), true);
+        assert!(h.headers.get("api-key").is_none());
+        assert!(h.headers.get("x-copy").is_none());
+        assert!(h.headers.get("content-type").is_some());
+        assert_eq!(
+            String::from_utf8_lossy(h.raw_path()),
+            "/v1/chat/completions"
+        );
     }
 
     #[test]

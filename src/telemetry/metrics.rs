@@ -60,6 +60,8 @@ pub mod names {
     pub const TRACE_EXPORT_ERRORS: &str = "veilgate_trace_export_errors_total";
     /// Access-log lines dropped because the writer fell behind.
     pub const ACCESS_LOG_DROPPED: &str = "veilgate_access_log_dropped_lines_total";
+    /// Request body bytes buffered at once, by all requests together.
+    pub const BUFFERED_REQUEST_BYTES: &str = "veilgate_buffered_request_bytes";
 
     /// Every family above.
     pub const ALL: &[&str] = &[
@@ -81,6 +83,7 @@ pub mod names {
         TRACE_EXPORT_DROPPED,
         TRACE_EXPORT_ERRORS,
         ACCESS_LOG_DROPPED,
+        BUFFERED_REQUEST_BYTES,
     ];
 }
 
@@ -118,6 +121,7 @@ pub struct Metrics {
     trace_export_dropped: IntCounterVec,
     trace_export_errors: IntCounterVec,
     access_log_dropped: IntCounterVec,
+    buffered_request_bytes: prometheus::IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -255,6 +259,13 @@ impl Metrics {
                 "Access-log lines dropped because the writer fell behind or was shut down.",
                 &[],
             )?,
+            buffered_request_bytes: register(
+                &registry,
+                prometheus::IntGauge::new(
+                    names::BUFFERED_REQUEST_BYTES,
+                    "Request body bytes buffered at once, by all requests together (bounded by max_buffered_bytes).",
+                )?,
+            )?,
             registry,
         };
         let build_info = gauge(
@@ -378,6 +389,11 @@ impl Metrics {
             g.inc();
         }
         InflightGuard { gauge }
+    }
+
+    /// The gauge of request body bytes buffered at once (see `gateway::body::BufferPool`).
+    pub fn buffered_request_bytes(&self) -> prometheus::IntGauge {
+        self.buffered_request_bytes.clone()
     }
 
     /// Counts a configuration reload.

@@ -496,6 +496,10 @@ fn metrics_separate_environments_and_parse_as_prometheus_text() {
         Some(0.0)
     );
     assert_eq!(sample_value(&s, names::ACCESS_LOG_DROPPED, &[]), Some(0.0));
+    assert_eq!(
+        sample_value(&s, names::BUFFERED_REQUEST_BYTES, &[]),
+        Some(0.0)
+    );
 
     // Every family is documented, and every request series carries its environment.
     for family in names::ALL {
@@ -509,6 +513,7 @@ fn metrics_separate_environments_and_parse_as_prometheus_text() {
         names::CONFIG_RELOADS,
         names::UPSTREAM_HEALTHY,
         names::ACCESS_LOG_DROPPED,
+        names::BUFFERED_REQUEST_BYTES,
     ];
     for sample in &s.samples {
         let family = names::ALL
@@ -1137,6 +1142,7 @@ fn dashboard_has_an_environment_variable_and_known_metrics() {
             names::BUILD_INFO,
             names::CONFIG_RELOADS,
             names::ACCESS_LOG_DROPPED,
+            names::BUFFERED_REQUEST_BYTES,
         ]
         .contains(family)
         {
