@@ -833,6 +833,7 @@ fn a_window_end_is_not_the_end_of_the_text() {
     for t in [
         "5555555555554444 4111 1111 1111 1111aws_",
         "5555555555554444 4111 1111 1111 1111 aws_",
+        "4111 1111 1111 1111 5555555555554444AKIAATJPUU5XFMZKP2EC",
     ] {
         let a = fast
             .redact_text(Direction::Response, t, &mut RequestRedaction::default())
