@@ -95,7 +95,7 @@ fn check(cli: &Cli) -> ExitCode {
 /// What `check` and the start-up log say of a `paths:` route on a redacting policy.
 fn uninspected(route: &str) -> String {
     format!(
-        "route `{route}` is a `paths:` pass-through: its request and answer bodies are proxied without redaction; route what must be inspected by model instead"
+        "route `{route}` has `inspect: false`: its request and answer bodies are proxied without redaction although the policy redacts"
     )
 }
 

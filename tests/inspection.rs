@@ -308,21 +308,183 @@ fn check(config: &str) -> (bool, String) {
 }
 
 #[test]
-fn check_names_every_pass_through_route_a_redacting_policy_does_not_reach() {
-    let routes =
-        "routes:\n  - paths: [/v1/files]\n    upstream: u\n  - models: [\"*\"]\n    upstream: u\n";
-    let head = "environment: test\nlisten: 127.0.0.1:0\n";
-    let redacting = format!("{head}upstreams:\n  u: {{url: http://127.0.0.1:9/v1}}\n{routes}");
-    let (ok, stderr) = check(&redacting);
-    assert!(ok, "{stderr}");
-    assert!(
-        stderr.contains("warning: route `/v1/files` is a `paths:` pass-through"),
-        "{stderr}"
-    );
-    let off = format!(
-        "{head}upstreams:\n  u: {{url: http://127.0.0.1:9/v1}}\nredaction:\n  request: {{secrets: off, pii: off}}\n  response: {{secrets: off, pii: off}}\n{routes}"
-    );
-    let (ok, stderr) = check(&off);
+fn check_names_every_uninspected_route_of_a_redacting_policy() {
+    let head =
+        "environment: test\nlisten: 127.0.0.1:0\nupstreams:\n  u: {url: http://127.0.0.1:9/v1}\n";
+    let routes = |inspect: &str| {
+        format!("routes:\n  - paths: [/v1/files]\n    upstream: u\n{inspect}  - models: [\"*\"]\n    upstream: u\n")
+    };
+    // Inspected by default: nothing to warn about.
+    let (ok, stderr) = check(&format!("{head}{}", routes("")));
     assert!(ok, "{stderr}");
     assert!(!stderr.contains("warning"), "{stderr}");
+    // `inspect: false` on a redacting policy: named.
+    let (ok, stderr) = check(&format!("{head}{}", routes("    inspect: false\n")));
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("warning: route `/v1/files` has `inspect: false`"),
+        "{stderr}"
+    );
+    // No redaction at all: nothing is uninspected.
+    let off =
+        "redaction:\n  request: {secrets: off, pii: off}\n  response: {secrets: off, pii: off}\n";
+    let (ok, stderr) = check(&format!("{head}{off}{}", routes("    inspect: false\n")));
+    assert!(ok, "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    // `inspect:` on a models: route is a mistake.
+    let (ok, stderr) = check(&format!(
+        "{head}routes:\n  - models: [m]\n    upstream: u\n    inspect: false\n"
+    ));
+    assert!(!ok);
+    assert!(
+        stderr.contains("inspect: applies only to paths: routes"),
+        "{stderr}"
+    );
+}
+
+/// `paths:` routes (files, batches) on a redacting policy: bodies inspected by media type
+/// (JSON, JSON Lines in a multipart upload, text), binary ones refused unless the route says
+/// `inspect: false`; answers (a file's content) redacted; the same attempts, fallbacks,
+/// failure accounting and environment rule as routes chosen by model.
+#[tokio::test]
+async fn paths_routes_are_inspected_and_retried_like_model_routes() {
+    let secret = github_token();
+    let password = "s3cr3t-Pa55w0rd";
+    let up = MockUpstream::start().await;
+    let dead = common::free_port();
+    let config = format!(
+        r#"environment: test
+upstreams:
+  dead: {{url: "http://127.0.0.1:{dead}/v1"}}
+  u: {{url: {upstream}}}
+routes:
+  - paths: [/v1/files]
+    upstream: dead
+    fallbacks: [u]
+  - paths: [/v1/blobs]
+    upstream: u
+    inspect: false
+  - models: ["*"]
+    upstream: u
+keys:
+  - name: app
+    key: vk-app-123
+    environment: prod-env
+"#,
+        upstream = up.url()
+    );
+    let gw = GatewayProcess::start(&config).await;
+    let post = |path: &str, content_type: &str, body: Vec<u8>| {
+        client()
+            .post(gw.url(path))
+            .bearer_auth("vk-app-123")
+            .header("content-type", content_type.to_owned())
+            .body(body)
+    };
+
+    // JSON, through the fallback (the first upstream is down).
+    up.set_handler(|_| Reply::Json(200, json!({"id": "file-1", "object": "file"})));
+    let resp = post(
+        "/v1/files",
+        "application/json",
+        json!({"purpose": "batch", "note": format!("key {secret}")})
+            .to_string()
+            .into_bytes(),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen = String::from_utf8(up.last().body).unwrap();
+    assert!(!seen.contains(&secret), "{seen}");
+
+    // A batch file (JSON Lines) in a multipart upload, a secret behind JSON escapes.
+    let line = format!(
+        r#"{{"custom_id":"1","body":{{"messages":[{{"role":"user","content":"db postgres:\/\/app:{password}@db\/x"}}]}}}}"#
+    );
+    let boundary = "vgb0undary";
+    let form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"batch.jsonl\"\r\nContent-Type: application/jsonl\r\n\r\n{line}\n{line}\n\r\n--{boundary}--\r\n"
+    );
+    let resp = post(
+        "/v1/files",
+        &format!("multipart/form-data; boundary={boundary}"),
+        form.into_bytes(),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen = String::from_utf8(up.last().body).unwrap();
+    assert!(!seen.contains(password), "{seen}");
+    assert!(seen.contains("\"custom_id\":\"1\""), "{seen}");
+
+    // A binary body cannot be inspected: refused, nothing sent.
+    let before = up.count();
+    let resp = post(
+        "/v1/files",
+        "application/octet-stream",
+        vec![0xff, 0xfe, 0x00, 0x01],
+    )
+    .send()
+    .await
+    .unwrap();
+    let err = common::expect_error(resp, 415).await;
+    assert!(
+        err["message"].as_str().unwrap().contains("inspect: false"),
+        "{err}"
+    );
+    assert_eq!(up.count(), before);
+
+    // Unless the route says so: then it is proxied as it is.
+    let blob = vec![0xff, 0xfe, 0x00, 0x01];
+    let resp = post("/v1/blobs", "application/octet-stream", blob.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(up.last().body, blob);
+
+    // A file's content, as the upstream returns it: redacted on its way to the client.
+    up.set_handler({
+        let s = secret.clone();
+        move |_| {
+            let body = format!("{{\"custom_id\":\"1\",\"note\":\"{s}\"}}\n");
+            Reply::Raw(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .into_bytes(),
+            )
+        }
+    });
+    let resp = client()
+        .get(gw.url("/v1/files/file-1/content"))
+        .bearer_auth("vk-app-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    assert!(!text.contains(&secret), "{text}");
+    assert!(text.contains("[REDACTED:github_token]"), "{text}");
+
+    // The down upstream is counted, and the traffic is the key's environment.
+    let metrics = common::metrics_when(&gw, |m| m.contains("upstream=\"dead\"")).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("veilgate_upstream_errors_total")
+                && l.contains("upstream=\"dead\"")),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("veilgate_requests_total")
+                && l.contains("environment=\"prod-env\"")
+                && l.contains("route=\"/v1/files\"")),
+        "{metrics}"
+    );
 }

@@ -149,20 +149,32 @@ impl Config {
         })
     }
 
-    /// The `paths:` routes whose policy redacts in some direction: their bodies are proxied as
-    /// they are (Pingora streams them), so redaction does not reach them. `veilgate check` and
-    /// the start-up log name each one.
+    /// The `paths:` routes with `inspect: false` whose policy redacts in some direction:
+    /// their bodies are proxied as they are, so redaction does not reach them. `veilgate
+    /// check` and the start-up log name each one.
     pub fn uninspected_routes(&self) -> Vec<&Route> {
-        use crate::redact::Direction;
         self.routes
             .iter()
             .filter(|route| {
-                let policy = route.redaction.as_ref().unwrap_or(&self.redaction);
                 matches!(route.matcher, RouteMatch::Paths(_))
-                    && (policy.is_active(Direction::Request)
-                        || policy.is_active(Direction::Response))
+                    && !route.inspect
+                    && self.redacts(route)
             })
             .collect()
+    }
+
+    /// Whether the gateway reads, inspects and forwards a `paths:` route's requests itself
+    /// (its policy redacts and the route does not say `inspect: false`), instead of letting
+    /// Pingora stream them through.
+    pub fn inspects(&self, route: &Route) -> bool {
+        route.inspect && self.redacts(route)
+    }
+
+    /// Whether a route's policy redacts in either direction.
+    fn redacts(&self, route: &Route) -> bool {
+        use crate::redact::Direction;
+        let policy = route.redaction.as_ref().unwrap_or(&self.redaction);
+        policy.is_active(Direction::Request) || policy.is_active(Direction::Response)
     }
 
     /// The first `paths:` route with a prefix of `path` on a segment boundary: `/v1/files`
@@ -443,6 +455,9 @@ pub struct Route {
     pub limits: LimitSpec,
     /// Its own redaction policy (the default with this route's overrides), if it has one.
     pub redaction: Option<Arc<Redactor>>,
+    /// `paths:` routes: whether their bodies are inspected when the policy redacts (`true`
+    /// unless `inspect: false`). `models:` routes are always inspected.
+    pub inspect: bool,
 }
 
 impl Route {
@@ -573,6 +588,7 @@ mod tests {
             environment: None,
             limits: LimitSpec::default(),
             redaction: None,
+            inspect: true,
         }
     }
 
@@ -590,6 +606,7 @@ mod tests {
             environment: None,
             limits: LimitSpec::default(),
             redaction: None,
+            inspect: true,
         }
     }
 

@@ -121,6 +121,7 @@ pub(crate) struct RawRoute {
     pub environment: Option<String>,
     pub limits: Option<LimitSpec>,
     pub redaction: Option<RawRedaction>,
+    pub inspect: Option<bool>,
 }
 
 /// A mapping of strings kept in file order (`query:`), unlike a `BTreeMap`. Duplicate keys were

@@ -281,7 +281,7 @@ fn four_different_problems_are_all_reported() {
             "t.yaml:10:15: routes[0].upstream: unknown upstream \"opnai\"; defined upstreams: openai; \
              did you mean \"openai\"?",
             "t.yaml:12:5: routes[1].upstrem: unknown key \"upstrem\" (did you mean \"upstream\"?); \
-             expected one of: models, paths, upstream, upstreams, fallbacks, retry_on, model, name, environment, limits, redaction",
+             expected one of: models, paths, upstream, upstreams, fallbacks, retry_on, model, name, environment, limits, redaction, inspect",
         ]
     );
 }
@@ -315,7 +315,7 @@ fn unknown_keys_at_every_level() {
             "t.yaml:7:1: listen_addr: unknown key \"listen_addr\"; \
              expected one of: environment, listen, admin, max_body_bytes, max_buffered_bytes, shutdown_grace, client_timeout, upstreams, routes, keys, rate_limit, telemetry, redaction",
             "t.yaml:11:5: routes[0].nmae: unknown key \"nmae\" (did you mean \"name\"?); \
-             expected one of: models, paths, upstream, upstreams, fallbacks, retry_on, model, name, environment, limits, redaction",
+             expected one of: models, paths, upstream, upstreams, fallbacks, retry_on, model, name, environment, limits, redaction, inspect",
         ]
     );
 }
@@ -331,7 +331,7 @@ fn wrong_types_and_quoted_scalars() {
             "t.yaml:6:17: max_body_bytes: expected an integer, found the string \"1024\" (remove the quotes)",
             "t.yaml:7:8: admin: expected a string, found a list",
             "t.yaml:9:13: routes[0].models: expected a list (like [a, b]), found \"gpt-4o\"",
-            "t.yaml:11:5: routes[1]: expected a mapping with keys models, paths, upstream, upstreams, fallbacks, retry_on, model, name, environment, limits, redaction, found \"x\"",
+            "t.yaml:11:5: routes[1]: expected a mapping with keys models, paths, upstream, upstreams, fallbacks, retry_on, model, name, environment, limits, redaction, inspect, found \"x\"",
         ]
     );
 }

@@ -607,6 +607,10 @@ impl Checker<'_> {
                 None
             }
         };
+        if has_models && raw.inspect.is_some() {
+            let message = "inspect: applies only to paths: routes (models: routes are always inspected); remove it";
+            self.report(&at("inspect"), message);
+        }
         if has_paths && raw.model.is_some() {
             let message = "model: (the model name the upstream sees) applies only to models: routes; remove it";
             self.report(&at("model"), message);
@@ -662,6 +666,7 @@ impl Checker<'_> {
             environment: environment?,
             limits: limits?,
             redaction: None,
+            inspect: raw.inspect.unwrap_or(true),
         })
     }
 

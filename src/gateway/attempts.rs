@@ -123,6 +123,7 @@ mod tests {
             environment: None,
             limits: crate::limits::LimitSpec::default(),
             redaction: None,
+            inspect: true,
         }
     }
 

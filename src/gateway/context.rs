@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::config::Upstream;
 use crate::shutdown::InflightGuard;
 use crate::telemetry::metrics::InflightGuard as EnvInflight;
 use crate::telemetry::record::RequestRecord;
@@ -14,15 +13,6 @@ use super::runtime::{KeyEntry, Runtime};
 use crate::limits::Ticket;
 use crate::redact::{Redactor, RequestRedaction};
 
-/// A request forwarded on Pingora's own streaming proxy path (`paths:` routes).
-#[derive(Debug)]
-pub struct PassThrough {
-    /// Where it goes.
-    pub upstream: Arc<Upstream>,
-    /// Request body bytes seen so far (bounded by `max_body_bytes`).
-    pub body_bytes: usize,
-}
-
 /// Per-request context.
 pub struct RequestCtx {
     /// The configuration this request runs on, even if a reload happens meanwhile.
@@ -31,8 +21,6 @@ pub struct RequestCtx {
     pub request_id: String,
     /// When the request started.
     pub started: Instant,
-    /// Set for pass-through requests.
-    pub pass: Option<PassThrough>,
     /// Counts this request as in flight until the context is dropped.
     pub _inflight: InflightGuard,
     /// Counts it in the in-flight gauge of its environment, once that is known.
@@ -67,7 +55,6 @@ impl RequestCtx {
             runtime,
             request_id: String::new(),
             started: Instant::now(),
-            pass: None,
             env_inflight: None,
             key: None,
             ticket: None,

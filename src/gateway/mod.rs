@@ -7,10 +7,11 @@
 //! logging        ─▶ telemetry (metrics, access log, spans)
 //! ```
 //!
-//! Requests routed by their body are answered entirely inside `request_filter` (returning
-//! `Ok(true)`): Pingora 0.9.1 cannot forward a body it did not stream itself, see
-//! [`forward`]. Requests on `paths:` routes need no body inspection and take Pingora's own
-//! streaming proxy path through `upstream_peer`.
+//! Every request is answered inside `request_filter` (returning `Ok(true)`): Pingora 0.9.1
+//! cannot forward a body it did not stream itself, see [`forward`]. Requests on `paths:`
+//! routes take the same path (read body, inspect it by media type when the policy redacts,
+//! attempts and fallbacks, relay), so they get the same redaction, budgets, retries, health
+//! feedback and telemetry as requests routed by model.
 
 mod admission;
 pub mod attempts;
@@ -45,7 +46,7 @@ use crate::limits::Limiter;
 use crate::openai::request::multipart_model_span;
 use crate::openai::usage::{self, Usage};
 use crate::openai::{self, ApiError, Endpoint};
-use crate::redact::Direction as RedactDirection;
+use crate::redact::{Direction as RedactDirection, Endpoint as RedactEndpoint};
 use crate::shutdown::Inflight;
 use crate::telemetry::record::{
     Direction as TelemetryDirection, UpstreamAttempt, UpstreamErrorReason,
@@ -54,7 +55,7 @@ use crate::telemetry::Telemetry;
 
 use admission::Estimate;
 use attempts::Failure;
-use context::{PassThrough, RequestCtx};
+use context::RequestCtx;
 use forward::{Exchange, ForwardError, Forwarder};
 use health::UpstreamHealth;
 use observe::StreamObserver;
@@ -73,14 +74,6 @@ pub struct Gateway {
     telemetry: Arc<Telemetry>,
     limiter: Limiter,
     buffers: Arc<body::BufferPool>,
-}
-
-/// How `request_filter` disposed of a request.
-enum Handled {
-    /// The gateway wrote the whole answer.
-    Answered,
-    /// Pingora proxies it (a `paths:` route).
-    PassThrough,
 }
 
 /// Why a request ended without the gateway writing an answer.
@@ -129,7 +122,7 @@ impl Gateway {
         }
     }
 
-    async fn handle(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Handled, Stop> {
+    async fn handle(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Stop> {
         let runtime = ctx.runtime.clone();
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_owned();
@@ -158,21 +151,17 @@ impl Gateway {
                 return Err(ApiError::method_not_allowed(method.as_str(), &path, "GET").into());
             }
             self.serve_models(session, ctx, &path).await;
-            return Ok(Handled::Answered);
+            return Ok(());
         }
         if let Some(endpoint) = Endpoint::from_path(&path) {
             if method != http::Method::POST {
                 return Err(ApiError::method_not_allowed(method.as_str(), &path, "POST").into());
             }
             ctx.record.operation = endpoint.operation();
-            self.serve_model_request(session, ctx, endpoint).await?;
-            return Ok(Handled::Answered);
+            return self.serve_model_request(session, ctx, endpoint).await;
         }
         if let Some(route) = runtime.config.route_for_path(&path) {
-            self.prepare_pass_through(session, ctx, route)?;
-            self.admit(session, ctx, route, &mut Estimate::known(Usage::default()))
-                .await?;
-            return Ok(Handled::PassThrough);
+            return self.serve_path(session, ctx, route).await;
         }
         Err(ApiError::unknown_url(method.as_str(), &path).into())
     }
@@ -202,44 +191,6 @@ impl Gateway {
         }
     }
 
-    /// A `paths:` route: Pingora streams it; the hooks below fill in the upstream.
-    fn prepare_pass_through(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        route: &Route,
-    ) -> Result<(), ApiError> {
-        let runtime = ctx.runtime.clone();
-        let config = &runtime.config;
-        let declared = session
-            .req_header()
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
-        if declared.is_some_and(|n| n > config.max_body_bytes as u64) {
-            return Err(ApiError::body_too_large(config.max_body_bytes));
-        }
-        // Pass-through requests carry no body to re-send: one attempt, the first candidate.
-        let name = attempts::plan(route, &self.health)
-            .into_iter()
-            .next()
-            .unwrap_or_default();
-        let upstream = upstream_of(config, &name)?.clone();
-        let redactor = route.redaction.as_ref().unwrap_or(&config.redaction);
-        self.inspect_query(session, ctx, redactor)?;
-        ctx.record.route = route.name.clone();
-        ctx.record.model = route.name.clone();
-        ctx.record.environment = route
-            .environment
-            .clone()
-            .unwrap_or_else(|| config.environment.clone());
-        ctx.pass = Some(PassThrough {
-            upstream,
-            body_bytes: 0,
-        });
-        Ok(())
-    }
-
     /// On a route that redacts requests: the client's query string scanned value by value;
     /// what the upstream gets instead is kept in `ctx.query`.
     fn inspect_query(
@@ -256,6 +207,67 @@ impl Gateway {
         }
         ctx.query = query::redact(q, redactor, &mut ctx.redaction)?;
         Ok(())
+    }
+
+    /// A `paths:` route: the gateway reads the body (bounded), inspects it by its media type
+    /// when the route's policy redacts (and the route does not say `inspect: false`), and
+    /// forwards and relays it itself — with the route's attempts, fallbacks, health feedback,
+    /// budgets, answer redaction and environment rule, exactly as for requests routed by model.
+    async fn serve_path(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &Route,
+    ) -> Result<(), Stop> {
+        let runtime = ctx.runtime.clone();
+        let config = &runtime.config;
+        ctx.record.route = route.name.clone();
+        ctx.record.model = route.name.clone();
+        ctx.record.environment = environment_of(ctx, route, config);
+        ctx.env_inflight = Some(self.telemetry.metrics().inflight(&ctx.record.environment));
+        let body = body::read(
+            session,
+            body::Bounds {
+                limit: config.max_body_bytes,
+                timeout: config.client_timeout,
+                reservation: &mut ctx.buffered,
+                cap: config.max_buffered_bytes,
+            },
+        )
+        .await?;
+        let mut estimate = Estimate::known(Usage::default());
+        self.admit(session, ctx, route, &mut estimate).await?;
+        let redactor = route
+            .redaction
+            .clone()
+            .unwrap_or_else(|| config.redaction.clone());
+        let content_type = header_str(session.req_header(), http::header::CONTENT_TYPE).to_owned();
+        let body = if config.inspects(route) {
+            let body = self.redact_pass_through(ctx, &redactor, &content_type, body, session)?;
+            self.inspect_query(session, ctx, &redactor)?;
+            ctx.redactor = Some(redactor);
+            body
+        } else {
+            body
+        };
+        let rest = rest_of(session.req_header().uri.path()).to_owned();
+        let (upstream, mut exchange) =
+            Box::pin(self.forward(session, ctx, route, None, &rest, body)).await?;
+        let result = self
+            .relay(
+                session,
+                ctx,
+                &upstream,
+                &mut exchange,
+                &mut estimate,
+                RedactEndpoint::Other,
+            )
+            .await;
+        if let Some(attempt) = ctx.record.attempts.last_mut() {
+            attempt.ended = Some(Instant::now());
+        }
+        Box::pin(self.forwarder.finish(exchange)).await;
+        result
     }
 
     /// The lifecycle of a request routed by its `model`.
@@ -302,12 +314,7 @@ impl Gateway {
         ctx.record.route = route.name.clone();
         ctx.record.model = label;
         ctx.record.request_model = crate::openai::error::echo(&model);
-        ctx.record.environment = ctx
-            .key
-            .as_ref()
-            .and_then(|k| k.key.environment.clone())
-            .or_else(|| route.environment.clone())
-            .unwrap_or_else(|| config.environment.clone());
+        ctx.record.environment = environment_of(ctx, route, config);
         ctx.env_inflight = Some(self.telemetry.metrics().inflight(&ctx.record.environment));
         if let Some(entry) = &ctx.key {
             if !entry.key.allows(&model) {
@@ -361,8 +368,15 @@ impl Gateway {
         // as large as its largest phase: the phases that end before the relay (connecting,
         // sending, giving a connection back) are boxed so that an open stream holds ~4 KiB
         // instead of ~14.5 KiB (`-Zprint-type-sizes`; benches/load.sh, 1,000 open streams).
-        let (upstream, mut exchange) =
-            Box::pin(self.forward(session, ctx, route, &upstream_model, endpoint, body)).await?;
+        let (upstream, mut exchange) = Box::pin(self.forward(
+            session,
+            ctx,
+            route,
+            Some(&upstream_model),
+            endpoint.rest(),
+            body,
+        ))
+        .await?;
 
         // relay
         let result = self
@@ -372,7 +386,7 @@ impl Gateway {
                 &upstream,
                 &mut exchange,
                 &mut estimate,
-                endpoint,
+                redact_endpoint(endpoint),
             )
             .await;
         if let Some(attempt) = ctx.record.attempts.last_mut() {
@@ -389,8 +403,8 @@ impl Gateway {
         session: &mut Session,
         ctx: &mut RequestCtx,
         route: &Route,
-        upstream_model: &str,
-        endpoint: Endpoint,
+        upstream_model: Option<&str>,
+        rest: &str,
         body: Bytes,
     ) -> Result<(Arc<Upstream>, Exchange), Stop> {
         let runtime = ctx.runtime.clone();
@@ -404,16 +418,20 @@ impl Gateway {
             let upstream = upstream_of(&runtime.config, name)?.clone();
             let ids = ctx.record.trace.attempt();
             let traceparent = ids.traceparent();
-            let mut attempt =
-                UpstreamAttempt::begin(ids, name.as_str(), provider(&upstream), upstream_model);
+            let mut attempt = UpstreamAttempt::begin(
+                ids,
+                name.as_str(),
+                provider(&upstream),
+                upstream_model.unwrap_or_default(),
+            );
             attempt.server_address = Some(upstream.host.clone());
             attempt.server_port = Some(upstream.port);
             let header = upstream::request_header(
                 session.req_header(),
                 &upstream::Target {
                     upstream: &upstream,
-                    model: Some(upstream_model),
-                    rest: endpoint.rest(),
+                    model: upstream_model,
+                    rest,
                     query: ctx.query.as_deref(),
                     request_id: &ctx.request_id,
                     traceparent: Some(&traceparent),
@@ -507,7 +525,7 @@ impl Gateway {
         upstream: &Upstream,
         exchange: &mut Exchange,
         estimate: &mut Estimate,
-        endpoint: Endpoint,
+        kind: RedactEndpoint,
     ) -> Result<(), Stop> {
         let Some(upstream_header) = exchange.header() else {
             return Err(ApiError::bad_gateway(&upstream.name, "no response header").into());
@@ -558,8 +576,7 @@ impl Gateway {
             let body = match (redacting, is_json) {
                 (false, _) => body,
                 (true, true) => {
-                    let redacted =
-                        self.redact_response(ctx, endpoint, body.clone(), &upstream.name)?;
+                    let redacted = self.redact_response(ctx, kind, body.clone(), &upstream.name)?;
                     if redacted != body && success {
                         // Traces carry the answer's model and id: as the client sees them.
                         let seen = observe::observe_json(&redacted);
@@ -585,7 +602,7 @@ impl Gateway {
         }
         let mut observer = StreamObserver::new(ctx.strip_usage_chunk);
         let mut stream_redactor = match &ctx.redactor {
-            Some(r) if redacting && is_sse => Some(r.stream(redact_endpoint(endpoint))),
+            Some(r) if redacting && is_sse => Some(r.stream(kind)),
             _ => None,
         };
         loop {
@@ -696,6 +713,17 @@ impl Gateway {
             }
         }
     }
+}
+
+/// The environment a request belongs to: its key's, else its route's, else the config's —
+/// the same rule on every kind of route, so a key's traffic is never exported to another
+/// environment's trace backend.
+fn environment_of(ctx: &RequestCtx, route: &Route, config: &Config) -> String {
+    ctx.key
+        .as_ref()
+        .and_then(|k| k.key.environment.clone())
+        .or_else(|| route.environment.clone())
+        .unwrap_or_else(|| config.environment.clone())
 }
 
 /// Notes when the first content of the answer arrived (once per attempt): the time to first
@@ -871,8 +899,7 @@ impl ProxyHttp for Gateway {
         let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
         ctx.begin_record(self.telemetry.start_trace(traceparent));
         match self.handle(session, ctx).await {
-            Ok(Handled::Answered) => Ok(true),
-            Ok(Handled::PassThrough) => Ok(false),
+            Ok(()) => Ok(true),
             Err(Stop::ClientGone) => {
                 ctx.record.error = Some("client_disconnected");
                 if ctx.record.status == 0 {
@@ -906,171 +933,55 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// Never called: `request_filter` answers every request itself (Pingora 0.9.1 cannot
+    /// forward a body the gateway has read, see [`forward`]).
     async fn upstream_peer(
         &self,
         _session: &mut Session,
-        ctx: &mut RequestCtx,
+        _ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        let Some(pass) = &ctx.pass else {
-            return Error::e_explain(ErrorType::InternalError, "no route chosen");
-        };
-        match self.forwarder.peer(&pass.upstream).await {
-            Ok(mut peer) => {
-                peer.options.read_timeout =
-                    Some(pass.upstream.timeout.max(pass.upstream.idle_timeout));
-                Ok(Box::new(peer))
-            }
-            Err(e) => {
-                let mut err = Error::explain(ErrorType::ConnectNoRoute, e.to_string());
-                err.esource = ErrorSource::Upstream;
-                Err(err)
-            }
-        }
+        Error::e_explain(
+            ErrorType::InternalError,
+            "every request is answered by request_filter",
+        )
     }
 
-    async fn upstream_request_filter(
-        &self,
-        session: &mut Session,
-        upstream_request: &mut RequestHeader,
-        ctx: &mut RequestCtx,
-    ) -> Result<()> {
-        let Some(pass) = &ctx.pass else {
-            return Ok(());
-        };
-        let ids = ctx.record.trace.attempt();
-        let traceparent = ids.traceparent();
-        let rebuilt = upstream::request_header(
-            session.req_header(),
-            &upstream::Target {
-                upstream: &pass.upstream,
-                model: None,
-                rest: rest_of(session.req_header().uri.path()),
-                query: ctx.query.as_deref(),
-                request_id: &ctx.request_id,
-                traceparent: Some(&traceparent),
-                strip_client_auth: ctx.runtime.requires_keys(),
-            },
-        )?;
-        // Pingora frames the streamed body itself: keep the client's framing headers.
-        let mut header = rebuilt;
-        for name in [
-            http::header::CONTENT_LENGTH,
-            http::header::TRANSFER_ENCODING,
-        ] {
-            if let Some(v) = upstream_request.headers.get(&name).cloned() {
-                header.insert_header(name, v)?;
-            }
-        }
-        *upstream_request = header;
-        let mut attempt = UpstreamAttempt::begin(
-            ids,
-            pass.upstream.name.as_str(),
-            provider(&pass.upstream),
-            "",
-        );
-        attempt.server_address = Some(pass.upstream.host.clone());
-        attempt.server_port = Some(pass.upstream.port);
-        ctx.record.attempts.push(attempt);
-        Ok(())
-    }
-
-    async fn request_body_filter(
-        &self,
-        _session: &mut Session,
-        body: &mut Option<Bytes>,
-        _end_of_stream: bool,
-        ctx: &mut RequestCtx,
-    ) -> Result<()> {
-        let limit = ctx.runtime.config.max_body_bytes;
-        if let (Some(pass), Some(chunk)) = (&mut ctx.pass, body.as_ref()) {
-            pass.body_bytes += chunk.len();
-            if pass.body_bytes > limit {
-                return Error::e_explain(
-                    ErrorType::HTTPStatus(413),
-                    "request body over max_body_bytes",
-                );
-            }
-        }
-        Ok(())
-    }
-
-    async fn response_filter(
-        &self,
-        _session: &mut Session,
-        upstream_response: &mut ResponseHeader,
-        ctx: &mut RequestCtx,
-    ) -> Result<()> {
-        if let Some(attempt) = ctx.record.attempts.last_mut() {
-            attempt.first_byte = Some(Instant::now());
-            attempt.status = Some(upstream_response.status.as_u16());
-        }
-        upstream_response.insert_header("x-request-id", ctx.request_id.as_str())?;
-        for (name, value) in &ctx.rate_headers {
-            upstream_response.insert_header(*name, value.as_str())?;
-        }
-        Ok(())
-    }
-
+    /// Failures Pingora itself meets around a request (every answer is the gateway's own,
+    /// written in `request_filter`): rendered in OpenAI's shape like every other error.
     async fn fail_to_proxy(
         &self,
         session: &mut Session,
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        let upstream = ctx
-            .pass
-            .as_ref()
-            .map_or("?", |p| p.upstream.name.as_str())
-            .to_owned();
         let reason = match &e.context {
             Some(c) => format!("{} ({})", e.etype().as_str(), c.as_str()),
             None => e.etype().as_str().to_owned(),
         };
+        let downstream = e.esource() == &ErrorSource::Downstream;
         let api = match e.etype() {
             ErrorType::HTTPStatus(413) => {
                 ApiError::body_too_large(ctx.runtime.config.max_body_bytes)
             }
             ErrorType::HTTPStatus(code) => ApiError::new(*code, "api_error", reason.clone()),
-            // A client stalling in a body Pingora streams (`paths:` routes): as in body::read.
-            ErrorType::ReadTimedout if e.esource() == &ErrorSource::Downstream => {
+            ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed
+                if downstream =>
+            {
+                ctx.record.error = Some("client_disconnected");
+                return FailToProxy {
+                    error_code: 0,
+                    can_reuse_downstream: false,
+                };
+            }
+            ErrorType::ReadTimedout if downstream => {
                 body::timed_out(ctx.runtime.config.client_timeout)
             }
-            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
-                if e.esource() == &ErrorSource::Upstream =>
-            {
-                ApiError::gateway_timeout(&upstream, &reason)
+            _ if downstream => {
+                ApiError::invalid_request(format!("The request could not be read: {reason}."))
             }
-            _ => match e.esource() {
-                ErrorSource::Upstream => ApiError::bad_gateway(&upstream, &reason),
-                ErrorSource::Downstream => match e.etype() {
-                    ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => {
-                        ctx.record.error = Some("client_disconnected");
-                        return FailToProxy {
-                            error_code: 0,
-                            can_reuse_downstream: false,
-                        };
-                    }
-                    _ => ApiError::invalid_request(format!(
-                        "The request could not be read: {reason}."
-                    )),
-                },
-                _ => ApiError::internal(format!("internal error: {reason}")),
-            },
+            _ => ApiError::internal(format!("internal error: {reason}")),
         };
-        log::warn!(
-            "request {}: pass-through to {upstream} failed: {reason}",
-            ctx.request_id
-        );
-        if let Some(attempt) = ctx.record.attempts.last_mut() {
-            attempt.ended = Some(Instant::now());
-            if e.esource() == &ErrorSource::Upstream {
-                attempt.error = Some(if api.status == 504 {
-                    UpstreamErrorReason::Timeout
-                } else {
-                    UpstreamErrorReason::Connect
-                });
-            }
-        }
+        log::warn!("request {}: {reason}", ctx.request_id);
         let code = api.status;
         ctx.record.status = code;
         ctx.record.error = api.code;
@@ -1086,11 +997,6 @@ impl ProxyHttp for Gateway {
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         if ctx.record.status == 0 {
             ctx.record.status = session.response_written().map_or(0, |r| r.status.as_u16());
-        }
-        if ctx.pass.is_some() {
-            if let Some(attempt) = ctx.record.attempts.last_mut() {
-                attempt.ended.get_or_insert_with(Instant::now);
-            }
         }
         if ctx.record.environment.is_empty() {
             ctx.record.environment = ctx.runtime.config.environment.clone();

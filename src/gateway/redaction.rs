@@ -56,6 +56,74 @@ impl Gateway {
         }
     }
 
+    /// The body of a request on an inspected `paths:` route, by its media type: JSON walked,
+    /// a multipart form part by part, JSON Lines line by line, any other UTF-8 text scanned
+    /// whole; a binary body cannot be inspected and is refused (the route can say
+    /// `inspect: false`).
+    pub(super) fn redact_pass_through(
+        &self,
+        ctx: &mut RequestCtx,
+        redactor: &Redactor,
+        content_type: &str,
+        body: Bytes,
+        session: &Session,
+    ) -> Result<Bytes, ApiError> {
+        if body.is_empty() || !redactor.is_active(RedactDirection::Request) {
+            return Ok(body);
+        }
+        let encoding = header_str(session.req_header(), http::header::CONTENT_ENCODING);
+        if !(encoding.is_empty() || encoding.eq_ignore_ascii_case("identity")) {
+            return Err(unsupported_media(ctx));
+        }
+        let media = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if media == "multipart/form-data" {
+            return self.redact_form(ctx, redactor, content_type, body);
+        }
+        let result = if media == "application/json" || media.ends_with("+json") {
+            redactor
+                .redact_request(RedactEndpoint::Other, &body, &mut ctx.redaction)
+                .map(|out| out.map(Bytes::from))
+        } else {
+            let Ok(text) = std::str::from_utf8(&body) else {
+                ctx.record.redaction_failure = Some(RedactionFailure {
+                    direction: TelemetryDirection::Request,
+                    reason: "content_type",
+                });
+                return Err(ApiError::new(
+                    415,
+                    "invalid_request_error",
+                    format!(
+                        "This route inspects request bodies for redaction, and this one is binary (`{}`), so it was not forwarded. To proxy such bodies unread, set `inspect: false` on the route.",
+                        crate::openai::error::echo(&media)
+                    ),
+                )
+                .code("unsupported_media_type"));
+            };
+            redact_text_body(redactor, RedactDirection::Request, text, &mut ctx.redaction).map(
+                |out| match out {
+                    std::borrow::Cow::Borrowed(_) => None,
+                    std::borrow::Cow::Owned(t) => Some(Bytes::from(t)),
+                },
+            )
+        };
+        match result {
+            Ok(Some(rewritten)) => Ok(rewritten),
+            Ok(None) => Ok(body),
+            Err(e) => {
+                ctx.record.redaction_failure = Some(RedactionFailure {
+                    direction: TelemetryDirection::Request,
+                    reason: e.code(),
+                });
+                Err(request_refusal(&e))
+            }
+        }
+    }
+
     /// The parts of a multipart form (`prompt`, `language`, … and any file whose bytes are
     /// text), scanned as text and spliced back; binary files (the audio) stay byte for byte.
     fn redact_form(
@@ -88,7 +156,7 @@ impl Gateway {
                 )
                 .code("invalid_utf8"));
             };
-            match redactor.redact_text(RedactDirection::Request, text, &mut ctx.redaction) {
+            match redact_text_body(redactor, RedactDirection::Request, text, &mut ctx.redaction) {
                 Ok(std::borrow::Cow::Borrowed(_)) => {}
                 Ok(std::borrow::Cow::Owned(new)) => {
                     let o = out.get_or_insert_with(|| Vec::with_capacity(body.len()));
@@ -118,7 +186,7 @@ impl Gateway {
     pub(super) fn redact_response(
         &self,
         ctx: &mut RequestCtx,
-        endpoint: Endpoint,
+        kind: RedactEndpoint,
         body: Bytes,
         upstream: &str,
     ) -> Result<Bytes, Stop> {
@@ -128,7 +196,6 @@ impl Gateway {
         if !redactor.is_active(RedactDirection::Response) {
             return Ok(body);
         }
-        let kind = redact_endpoint(endpoint);
         match redactor.redact_response(kind, &body, &mut ctx.redaction) {
             Ok(Some(rewritten)) => Ok(Bytes::from(rewritten)),
             Ok(None) => Ok(body),
@@ -155,7 +222,12 @@ impl Gateway {
                     .into())
             }
         };
-        match redactor.redact_text(RedactDirection::Response, text, &mut ctx.redaction) {
+        match redact_text_body(
+            &redactor,
+            RedactDirection::Response,
+            text,
+            &mut ctx.redaction,
+        ) {
             Ok(std::borrow::Cow::Borrowed(_)) => Ok(body),
             Ok(std::borrow::Cow::Owned(t)) => Ok(Bytes::from(t)),
             Err(e) => Err(self.response_redaction_error(ctx, &e, upstream).into()),
@@ -239,6 +311,62 @@ fn unsupported_media(ctx: &mut RequestCtx) -> ApiError {
         "This route redacts requests, so it accepts only uncompressed `Content-Type: application/json` bodies (multipart/form-data on the audio endpoints).",
     )
     .code("unsupported_media_type")
+}
+
+/// A text body: JSON Lines (a batch file: every non-empty line a JSON document) walked line by
+/// line like any JSON body; any other text scanned whole.
+///
+/// # Errors
+///
+/// What the redactor fails with.
+fn redact_text_body<'t>(
+    redactor: &Redactor,
+    direction: RedactDirection,
+    text: &'t str,
+    cx: &mut crate::redact::RequestRedaction,
+) -> Result<std::borrow::Cow<'t, str>, RedactError> {
+    let jsonl = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .is_some_and(|l| l.trim_start().starts_with('{'));
+    if !jsonl {
+        return redactor.redact_text(direction, text, cx);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut changed = false;
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\r', '\n']);
+        if body.trim().is_empty() {
+            out.push_str(line);
+            continue;
+        }
+        let redacted = match direction {
+            RedactDirection::Request => {
+                redactor.redact_request(RedactEndpoint::Other, body.as_bytes(), cx)
+            }
+            RedactDirection::Response => {
+                redactor.redact_response(RedactEndpoint::Other, body.as_bytes(), cx)
+            }
+        };
+        match redacted {
+            Ok(None) => out.push_str(line),
+            Ok(Some(new)) => {
+                changed = true;
+                out.push_str(&String::from_utf8_lossy(&new));
+                out.push_str(&line[body.len()..]);
+            }
+            // Not JSON Lines after all: the whole text, as text.
+            Err(RedactError::NotJson { .. } | RedactError::UnexpectedShape { .. }) => {
+                return redactor.redact_text(direction, text, cx);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(if changed {
+        std::borrow::Cow::Owned(out)
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    })
 }
 
 /// The client's error for a request the redactor refused.
