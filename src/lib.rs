@@ -1,6 +1,6 @@
 //! Veilgate: an OpenAI-compatible LLM gateway built on Pingora.
 //!
-//! The request path is a row of plain stages (see `ARCHITECTURE.md`): [`config`] builds the
+//! The request path is a row of plain stages (see `docs/ARCHITECTURE.md`): [`config`] builds the
 //! validated runtime model, [`openai`] knows the wire format, [`gateway`] holds the thin
 //! Pingora glue that calls the stages in order.
 
