@@ -488,3 +488,24 @@ keys:
         "{metrics}"
     );
 }
+
+/// A request on a `paths:` route counts in `veilgate_inflight_requests` of its environment
+/// while it runs, like a request chosen by model.
+#[tokio::test]
+async fn paths_routes_count_as_in_flight() {
+    let up = MockUpstream::with_handler(|_| Reply::StallUntilClosed).await;
+    let config = format!(
+        "environment: test\nupstreams:\n  u: {{url: {}}}\nroutes:\n  - paths: [/v1/batches]\n    upstream: u\n    environment: batchy\n",
+        up.url()
+    );
+    let gw = GatewayProcess::start(&config).await;
+    let url = gw.url("/v1/batches");
+    let pending = tokio::spawn(async move { client().get(url).send().await });
+    let metrics = common::metrics_when(&gw, |m| {
+        m.lines()
+            .any(|l| l == "veilgate_inflight_requests{environment=\"batchy\"} 1")
+    })
+    .await;
+    assert!(metrics.contains("veilgate_inflight_requests{environment=\"batchy\"} 1"));
+    pending.abort();
+}

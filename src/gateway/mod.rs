@@ -168,6 +168,10 @@ impl Gateway {
 
     /// `GET /v1/models` and `GET /v1/models/{id}`.
     async fn serve_models(&self, session: &mut Session, ctx: &mut RequestCtx, path: &str) {
+        if ctx.record.environment.is_empty() {
+            ctx.record.environment = ctx.runtime.config.environment.clone();
+        }
+        ctx.env_inflight = Some(self.telemetry.metrics().inflight(&ctx.record.environment));
         let models: Vec<openai::models::Model> = ctx
             .runtime
             .models
