@@ -365,3 +365,84 @@ async fn time_to_first_token_waits_for_the_first_event_not_the_header() {
         "{line}"
     );
 }
+
+/// `capture_content: true` puts the prompt and the answer on the span, in the GenAI shape,
+/// after redaction — whole or streamed; an environment without it gets neither.
+#[tokio::test]
+async fn captured_content_is_redacted_and_in_the_genai_shape() {
+    let up = MockUpstream::start().await;
+    let otlp = OtlpReceiver::start().await;
+    let token = format!("ghp_{}", "u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8d");
+    let config = format!(
+        "environment: captured\nupstreams:\n  u: {{url: {}}}\nroutes:\n  - models: [gpt-4o]\n    upstream: u\n  - models: [quiet]\n    upstream: u\n    environment: quiet\ntelemetry:\n  traces:\n    endpoint: {}\n    sample_ratio: 1.0\n    batch_delay_ms: 100\n    capture_content: true\n    environments:\n      quiet: {{endpoint: {}, capture_content: false}}\n",
+        up.url(),
+        otlp.url("/v1/traces"),
+        otlp.url("/quiet/v1/traces"),
+    );
+    let gw = GatewayProcess::start(&config).await;
+    for (model, stream) in [("gpt-4o", false), ("gpt-4o", true), ("quiet", false)] {
+        let resp = client()
+            .post(gw.url("/v1/chat/completions"))
+            .json(&json!({"model": model, "stream": stream, "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": format!("my key is {token}")}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let spans = loop {
+        let spans: Vec<_> = otlp.exports().iter().flat_map(|e| e.spans()).collect();
+        let with_content = spans
+            .iter()
+            .filter(|(_, s)| str_attr(&s.attributes, "gen_ai.input.messages").is_some())
+            .count();
+        let quiet = otlp.exports().iter().any(|e| e.path.starts_with("/quiet"));
+        if with_content >= 2 && quiet {
+            break spans;
+        }
+        assert!(Instant::now() < deadline, "spans: {}", spans.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let captured: Vec<_> = spans
+        .iter()
+        .filter_map(|(_, s)| {
+            Some((
+                str_attr(&s.attributes, "gen_ai.input.messages")?,
+                str_attr(&s.attributes, "gen_ai.output.messages")?,
+            ))
+        })
+        .collect();
+    assert_eq!(captured.len(), 2, "the whole answer and the stream");
+    for (input, output) in &captured {
+        assert!(!input.contains(&token), "{input}");
+        let input: serde_json::Value = serde_json::from_str(input).unwrap();
+        assert_eq!(input[0]["role"], "system");
+        assert_eq!(input[0]["parts"][0]["content"], "Be brief.");
+        assert_eq!(
+            input[1]["parts"][0]["content"],
+            "my key is [REDACTED:github_token]"
+        );
+        let output: serde_json::Value = serde_json::from_str(output).unwrap();
+        assert_eq!(output[0]["role"], "assistant");
+        assert!(
+            !output[0]["parts"][0]["content"]
+                .as_str()
+                .unwrap()
+                .is_empty(),
+            "{output}"
+        );
+    }
+    // The quiet environment's spans carry no content.
+    for e in otlp
+        .exports()
+        .iter()
+        .filter(|e| e.path.starts_with("/quiet"))
+    {
+        for (_, s) in e.spans() {
+            assert!(str_attr(&s.attributes, "gen_ai.input.messages").is_none());
+        }
+    }
+}

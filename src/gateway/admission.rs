@@ -106,6 +106,9 @@ impl Gateway {
         });
         ctx.record.response.model = seen.response_model.clone();
         ctx.record.response.id = seen.response_id.clone();
+        if let (Some(text), Some(content)) = (&seen.text, ctx.record.content.as_mut()) {
+            content.output = text.messages();
+        }
         ctx.record.response.finish_reasons = seen.finish_reasons.clone();
     }
 }

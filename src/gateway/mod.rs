@@ -49,7 +49,7 @@ use crate::openai::{self, ApiError, Endpoint};
 use crate::redact::{Direction as RedactDirection, Endpoint as RedactEndpoint};
 use crate::shutdown::Inflight;
 use crate::telemetry::record::{
-    Direction as TelemetryDirection, UpstreamAttempt, UpstreamErrorReason,
+    CapturedContent, Direction as TelemetryDirection, UpstreamAttempt, UpstreamErrorReason,
 };
 use crate::telemetry::Telemetry;
 
@@ -365,6 +365,14 @@ impl Gateway {
             .unwrap_or_else(|| config.redaction.clone());
         let body = self.redact_request(ctx, &redactor, endpoint, &content_type, body, session)?;
         self.inspect_query(session, ctx, &redactor)?;
+        if self.telemetry.captures_content(&ctx.record.environment) {
+            // What the upstream is sent, after redaction (GenAI `gen_ai.input.messages`).
+            ctx.record.content =
+                openai::content::input_messages(endpoint, &body).map(|input| CapturedContent {
+                    input,
+                    output: String::new(),
+                });
+        }
         ctx.redactor = Some(redactor);
 
         // forward: attempts over the route's upstreams, then its fallbacks.
@@ -591,6 +599,11 @@ impl Gateway {
                 }
                 (true, false) => self.redact_text_response(ctx, body, &upstream.name)?,
             };
+            if success {
+                if let Some(content) = ctx.record.content.as_mut() {
+                    content.output = openai::content::output_messages(&body).unwrap_or_default();
+                }
+            }
             return write_whole(session, header, body).await;
         }
 
@@ -605,6 +618,9 @@ impl Gateway {
             return Err(Stop::ClientGone);
         }
         let mut observer = StreamObserver::new(ctx.strip_usage_chunk);
+        if ctx.record.content.is_some() {
+            observer.usage.text = Some(openai::content::StreamText::default());
+        }
         let mut stream_redactor = match &ctx.redactor {
             Some(r) if redacting && is_sse => Some(r.stream(kind)),
             _ => None,

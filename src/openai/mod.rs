@@ -1,5 +1,6 @@
 //! The parts of OpenAI's wire format the gateway needs: endpoints, request fields, error bodies.
 
+pub mod content;
 pub mod error;
 pub mod members;
 pub mod models;

@@ -183,11 +183,16 @@ pub struct StreamUsage {
     pub response_model: Option<String>,
     /// The answer's `id` (a chat completion's, or a Responses `response.id`).
     pub response_id: Option<String>,
+    /// The streamed text, gathered for traces when the environment captures content.
+    pub text: Option<super::content::StreamText>,
 }
 
 impl StreamUsage {
     /// Observes one event's JSON payload.
     pub fn observe(&mut self, event: &Value) {
+        if let Some(text) = self.text.as_mut() {
+            text.observe(event);
+        }
         if self.response_model.is_none() {
             if let Some(m) = event.get("model").and_then(Value::as_str) {
                 self.response_model = Some(m.to_owned());
