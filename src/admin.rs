@@ -12,6 +12,7 @@ use pingora_core::protocols::http::ServerSession;
 
 use crate::gateway::health::UpstreamHealth;
 use crate::gateway::runtime::SharedRuntime;
+use crate::limits::Limiter;
 use crate::telemetry::{self, Telemetry, UpstreamState};
 
 /// Answers health probes and scrapes from the shared state.
@@ -19,6 +20,7 @@ pub struct Admin {
     runtime: SharedRuntime,
     health: Arc<UpstreamHealth>,
     telemetry: Arc<Telemetry>,
+    limiter: Option<Limiter>,
 }
 
 impl Admin {
@@ -32,7 +34,14 @@ impl Admin {
             runtime,
             health,
             telemetry,
+            limiter: None,
         }
+    }
+
+    /// Exports `limiter`'s own counters with every scrape.
+    pub fn with_limiter(mut self, limiter: Limiter) -> Self {
+        self.limiter = Some(limiter);
+        self
     }
 
     /// `/readyz`: every route has an upstream not known to be down.
@@ -105,6 +114,9 @@ impl Admin {
             }
             "/metrics" => {
                 self.refresh_health_gauges();
+                if let Some(limiter) = &self.limiter {
+                    self.telemetry.metrics().set_limiter_stats(&limiter.stats());
+                }
                 (
                     StatusCode::OK,
                     telemetry::METRICS_CONTENT_TYPE,

@@ -205,7 +205,8 @@ fn run(cli: &Cli) -> ExitCode {
             shared.runtime.clone(),
             shared.health.clone(),
             telemetry.clone(),
-        );
+        )
+        .with_limiter(shared.limiter.clone());
         let mut service = Service::new("veilgate admin".to_owned(), app);
         service.add_tcp(&admin);
         server.add_service(service);

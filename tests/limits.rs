@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::mock::{chat_stream, MockUpstream, Reply};
-use common::{client, expect_error, GatewayProcess, RedisServer};
+use common::{client, expect_error, metrics_when, GatewayProcess, RedisServer};
 use serde_json::json;
 
 fn chat(model: &str) -> serde_json::Value {
@@ -284,6 +284,24 @@ async fn two_gateways_share_one_budget_through_redis_and_survive_its_outage() {
         "{:?}",
         started.elapsed()
     );
+
+    // The limiter's own counters say what happened to its backend.
+    let text = metrics_when(&g2, |m| {
+        m.lines().any(|l| {
+            l.starts_with("veilgate_ratelimit_backend_incidents_total ") && !l.ends_with(" 0")
+        })
+    })
+    .await;
+    for family in [
+        "veilgate_ratelimit_backend_incidents_total ",
+        "veilgate_ratelimit_backend_operation_errors_total ",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(family) && !l.ends_with(" 0")),
+            "{family}: {text}"
+        );
+    }
 
     // Back: the restarted Redis (empty: it keeps no data) is used again by both gateways: the
     // deny-mode gateway admits instead of answering 503, and a fresh shared budget of 20 is

@@ -62,6 +62,13 @@ pub mod names {
     pub const ACCESS_LOG_DROPPED: &str = "veilgate_access_log_dropped_lines_total";
     /// Request body bytes buffered at once, by all requests together.
     pub const BUFFERED_REQUEST_BYTES: &str = "veilgate_buffered_request_bytes";
+    /// Failed operations on the rate-limit backend (checks, reconciliations, renewals).
+    pub const RATELIMIT_BACKEND_OPERATION_ERRORS: &str =
+        "veilgate_ratelimit_backend_operation_errors_total";
+    /// Times the rate-limit backend went from working to failing.
+    pub const RATELIMIT_BACKEND_INCIDENTS: &str = "veilgate_ratelimit_backend_incidents_total";
+    /// Budget states the memory backend holds now.
+    pub const RATELIMIT_TRACKED_STATES: &str = "veilgate_ratelimit_tracked_states";
 
     /// Every family above.
     pub const ALL: &[&str] = &[
@@ -84,6 +91,9 @@ pub mod names {
         TRACE_EXPORT_ERRORS,
         ACCESS_LOG_DROPPED,
         BUFFERED_REQUEST_BYTES,
+        RATELIMIT_BACKEND_OPERATION_ERRORS,
+        RATELIMIT_BACKEND_INCIDENTS,
+        RATELIMIT_TRACKED_STATES,
     ];
 }
 
@@ -122,6 +132,9 @@ pub struct Metrics {
     trace_export_errors: IntCounterVec,
     access_log_dropped: IntCounterVec,
     buffered_request_bytes: prometheus::IntGauge,
+    limiter_operation_errors: prometheus::IntCounter,
+    limiter_incidents: prometheus::IntCounter,
+    limiter_tracked_states: prometheus::IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -266,6 +279,27 @@ impl Metrics {
                     "Request body bytes buffered at once, by all requests together (bounded by max_buffered_bytes).",
                 )?,
             )?,
+            limiter_operation_errors: register(
+                &registry,
+                prometheus::IntCounter::new(
+                    names::RATELIMIT_BACKEND_OPERATION_ERRORS,
+                    "Failed operations on the rate-limit backend: checks, reconciliations, releases, lease renewals.",
+                )?,
+            )?,
+            limiter_incidents: register(
+                &registry,
+                prometheus::IntCounter::new(
+                    names::RATELIMIT_BACKEND_INCIDENTS,
+                    "Times the rate-limit backend went from working to failing.",
+                )?,
+            )?,
+            limiter_tracked_states: register(
+                &registry,
+                prometheus::IntGauge::new(
+                    names::RATELIMIT_TRACKED_STATES,
+                    "Budget states the memory backend holds now (0 with Redis, whose keys expire).",
+                )?,
+            )?,
             registry,
         };
         let build_info = gauge(
@@ -389,6 +423,20 @@ impl Metrics {
             g.inc();
         }
         InflightGuard { gauge }
+    }
+
+    /// Mirrors the limiter's own counters (read at scrape time).
+    pub fn set_limiter_stats(&self, stats: &crate::limits::LimiterStats) {
+        let catch_up = |c: &prometheus::IntCounter, to: u64| {
+            let now = c.get();
+            if to > now {
+                c.inc_by(to - now);
+            }
+        };
+        catch_up(&self.limiter_operation_errors, stats.backend_errors);
+        catch_up(&self.limiter_incidents, stats.backend_incidents);
+        self.limiter_tracked_states
+            .set(i64::try_from(stats.tracked_states).unwrap_or(i64::MAX));
     }
 
     /// The gauge of request body bytes buffered at once (see `gateway::body::BufferPool`).

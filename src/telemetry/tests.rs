@@ -514,6 +514,9 @@ fn metrics_separate_environments_and_parse_as_prometheus_text() {
         names::UPSTREAM_HEALTHY,
         names::ACCESS_LOG_DROPPED,
         names::BUFFERED_REQUEST_BYTES,
+        names::RATELIMIT_BACKEND_OPERATION_ERRORS,
+        names::RATELIMIT_BACKEND_INCIDENTS,
+        names::RATELIMIT_TRACKED_STATES,
     ];
     for sample in &s.samples {
         let family = names::ALL
@@ -1143,6 +1146,10 @@ fn dashboard_has_an_environment_variable_and_known_metrics() {
             names::CONFIG_RELOADS,
             names::ACCESS_LOG_DROPPED,
             names::BUFFERED_REQUEST_BYTES,
+            // The limiter's own counters are for diagnosing its backend.
+            names::RATELIMIT_BACKEND_OPERATION_ERRORS,
+            names::RATELIMIT_BACKEND_INCIDENTS,
+            names::RATELIMIT_TRACKED_STATES,
         ]
         .contains(family)
         {
