@@ -1019,3 +1019,64 @@ async fn active_health_checks_take_an_upstream_out_and_removing_them_puts_it_bac
     }
     assert_eq!(post(&gw, &chat("m")).await.status(), 200);
 }
+
+/// `shutdown_grace` bounds the drain: on SIGTERM a stream still open when the grace period
+/// ends is cut and the process exits 0 — after the grace period, not Pingora's default.
+#[tokio::test]
+async fn shutdown_grace_bounds_the_drain() {
+    let up = MockUpstream::with_handler(|_| Reply::StallAfterHeader).await;
+    let mut gw = GatewayProcess::start(&format!(
+        "{}shutdown_grace: 2s\n",
+        base_config(&up.url(), "m")
+    ))
+    .await;
+    let url = gw.url("/v1/chat/completions");
+    let stream = tokio::spawn(async move {
+        let resp = client()
+            .post(url)
+            .json(&json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let _ = resp.text().await;
+        status
+    });
+    // The stream is open (its header came through) before the signal.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while up.count() == 0 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let signalled = Instant::now();
+    gw.signal("TERM");
+    let status = gw
+        .wait_exit(Duration::from_secs(15))
+        .await
+        .expect("exits after the grace period");
+    let took = signalled.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(9),
+        "exited {took:?} after SIGTERM with a 2 s grace period"
+    );
+    assert_eq!(stream.await.unwrap(), 200);
+}
+
+/// SIGQUIT with no new process waiting for the sockets: the old one says so, stops listening
+/// after Pingora's overlap, finishes and exits 0 instead of hanging.
+#[tokio::test]
+async fn sigquit_without_a_new_process_says_so_and_exits() {
+    let up = MockUpstream::start().await;
+    let mut gw = GatewayProcess::start(&base_config(&up.url(), "m")).await;
+    assert_eq!(post(&gw, &chat("m")).await.status(), 200);
+    gw.signal("QUIT");
+    let status = gw
+        .wait_exit(Duration::from_secs(30))
+        .await
+        .expect("exits without a new process");
+    assert!(status.success(), "{status:?}");
+    let logs = gw.logs();
+    assert!(logs.contains("Unable to send listener sockets"), "{logs}");
+}

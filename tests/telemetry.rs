@@ -374,7 +374,7 @@ async fn captured_content_is_redacted_and_in_the_genai_shape() {
     let otlp = OtlpReceiver::start().await;
     let token = format!("ghp_{}", "u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8d");
     let config = format!(
-        "environment: captured\nupstreams:\n  u: {{url: {}}}\nroutes:\n  - models: [gpt-4o]\n    upstream: u\n  - models: [quiet]\n    upstream: u\n    environment: quiet\ntelemetry:\n  traces:\n    endpoint: {}\n    sample_ratio: 1.0\n    batch_delay_ms: 100\n    capture_content: true\n    environments:\n      quiet: {{endpoint: {}, capture_content: false}}\n",
+        "environment: captured\nupstreams:\n  u: {{url: {}}}\nroutes:\n  - models: [gpt-4o]\n    upstream: u\n  - models: [quiet]\n    upstream: u\n    environment: quiet\ntelemetry:\n  traces:\n    endpoint: {}\n    headers: {{authorization: \"Basic ZGVmYXVsdA==\"}}\n    sample_ratio: 1.0\n    batch_delay_ms: 100\n    capture_content: true\n    environments:\n      quiet: {{endpoint: {}, capture_content: false}}\n",
         up.url(),
         otlp.url("/v1/traces"),
         otlp.url("/quiet/v1/traces"),
@@ -435,6 +435,11 @@ async fn captured_content_is_redacted_and_in_the_genai_shape() {
             "{output}"
         );
     }
+    // The default endpoint gets its configured headers.
+    for e in otlp.exports().iter().filter(|e| e.path == "/v1/traces") {
+        assert_eq!(e.header("authorization"), Some("Basic ZGVmYXVsdA=="));
+    }
+    assert!(otlp.exports().iter().any(|e| e.path == "/v1/traces"));
     // The quiet environment's spans carry no content.
     for e in otlp
         .exports()
