@@ -364,6 +364,9 @@ impl Scanner {
                 // look-ahead) can reach past the window's end, where the truncated haystack
                 // would read an end of text (a word boundary) that is not there. Such a
                 // candidate is decided again on all the text that decides it.
+                if decided_within(det, hay, &m, w.end) {
+                    return Some(m);
+                }
                 let needs = decided_by(det, hay, m.start);
                 if needs <= w.end {
                     return Some(m);
@@ -441,6 +444,19 @@ impl Scanner {
             }
         }))
     }
+}
+
+/// Whether the window `..end` holds all the text that decides `m` — the quick answer for
+/// nearly every match: the text ends there, the detector's reach ends before it, or a byte
+/// outside the alphabet follows the match early enough (a match is made of alphabet bytes, so
+/// its run ends there).
+fn decided_within(det: &Detector, hay: &str, m: &RawMatch, end: usize) -> bool {
+    let limit = end.saturating_sub(LOOKAHEAD);
+    end >= hay.len()
+        || m.start + det.max_len <= limit
+        || hay.as_bytes()[m.end.min(limit)..limit]
+            .iter()
+            .any(|&b| !det.alphabet.contains(b))
 }
 
 /// The end of the text that decides a candidate of `det` starting at `s`: its alphabet run
