@@ -99,8 +99,16 @@ fn uninspected(route: &str) -> String {
     )
 }
 
+/// The log filter unless `RUST_LOG` sets one: Pingora's own start-up and shutdown lines
+/// (`Bootstrap starting`, `Graceful shutdown: grace period …`) only when asked for.
+const DEFAULT_LOG_FILTER: &str = "info,pingora_core=warn,pingora_proxy=warn";
+
 fn run(cli: &Cli) -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|f| !f.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned());
+    env_logger::Builder::new().parse_filters(&filter).init();
     let cfg = match config::load_file(&cli.config) {
         Ok(cfg) => cfg,
         Err(e) => {
@@ -112,9 +120,26 @@ fn run(cli: &Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // With --upgrade the running process holds the ports and hands them over.
+    if !cli.upgrade {
+        for addr in std::iter::once(cfg.listen).chain(cfg.admin) {
+            if let Err(e) = process::check_can_listen(addr) {
+                eprintln!("veilgate: not started: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     for route in cfg.uninspected_routes() {
         log::warn!("{}", uninspected(&route.name));
     }
+    let summary = format!(
+        "config {} (routes {}, upstreams {}, keys {}); redaction: {}",
+        cli.config.display(),
+        cfg.routes.len(),
+        cfg.upstreams.len(),
+        cfg.keys.len(),
+        cfg.redaction_summary()
+    );
     let listen = cfg.listen.to_string();
     let grace = cfg.shutdown_grace;
     let cfg_rate_limit = cfg.rate_limit.clone();
@@ -159,6 +184,10 @@ fn run(cli: &Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let upstream_names: Vec<&str> = cfg.upstreams.keys().map(String::as_str).collect();
+    telemetry
+        .metrics()
+        .zero_error_counters(cfg.environments(), &upstream_names);
     let limiter = match &cfg_rate_limit.backend {
         RateLimitBackend::Memory => Limiter::memory_with(
             MemoryOptions {
@@ -242,7 +271,7 @@ fn run(cli: &Cli) -> ExitCode {
         ),
     ));
     log::info!(
-        "veilgate {} listening on {listen}",
+        "veilgate {} listening on {listen}; {summary}",
         env!("CARGO_PKG_VERSION")
     );
     server.run_forever()
