@@ -249,3 +249,55 @@ async fn error_counters_exist_at_zero_from_start_up_and_overhead_has_microsecond
         "{text}"
     );
 }
+
+/// The README's quick start, verbatim: `veilgate demo`, then its curl (on free ports).
+#[tokio::test]
+async fn the_readme_demo_shows_redaction_offline() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    assert!(readme.contains("cargo run --release -- demo"));
+    let body_start = readme
+        .find("-d '{\"model\": \"demo\"")
+        .expect("the demo curl")
+        + 4;
+    let body_end = body_start + readme[body_start..].find('\'').unwrap();
+    let body = &readme[body_start..body_end];
+    let json_start = readme[body_end..].find("```json\n").unwrap() + body_end + 8;
+    let json_end = json_start + readme[json_start..].find('\n').unwrap();
+    let shown: serde_json::Value = serde_json::from_str(&readme[json_start..json_end]).unwrap();
+
+    let [port, admin, echo] = common::free_ports();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_veilgate"))
+        .arg("demo")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("VEILGATE_DEMO_LISTEN", format!("127.0.0.1:{port}"))
+        .env("VEILGATE_DEMO_ADMIN", format!("127.0.0.1:{admin}"))
+        .env("VEILGATE_DEMO_ECHO", format!("127.0.0.1:{echo}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let answer = loop {
+        let sent = client()
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await;
+        if let Ok(resp) = sent {
+            assert_eq!(resp.status(), 200);
+            break resp.json::<serde_json::Value>().await.unwrap();
+        }
+        assert!(Instant::now() < deadline, "the demo did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(answer, shown);
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "You said: deploy with [REDACTED:github_token] and mail [REDACTED:email]"
+    );
+}
