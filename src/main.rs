@@ -1,4 +1,4 @@
-//! `veilgate`: run the gateway, or check a configuration.
+//! `veilgate`: run the gateway, check a configuration, or run the offline demo.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
