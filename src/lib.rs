@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod demo;
 pub mod gateway;
 pub mod limits;
 pub mod openai;

@@ -1,5 +1,6 @@
-//! `veilgate`: run the gateway, or check a configuration.
+//! `veilgate`: run the gateway, check a configuration, or run the offline demo.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -36,9 +37,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser, Debug)]
 #[command(name = "veilgate", version, about)]
 struct Cli {
-    /// The configuration file.
-    #[arg(long, short, global = true, default_value = "conf/veilgate.yaml")]
-    config: PathBuf,
+    /// The configuration file [default: conf/veilgate.yaml; conf/demo.yaml for `demo`].
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
     /// Take over the listening sockets of a running veilgate (zero-downtime upgrade; send the
     /// old process SIGQUIT).
     #[arg(long)]
@@ -59,6 +60,21 @@ enum Command {
     Run,
     /// Validate the configuration and exit: 0 when valid, 1 with every problem listed.
     Check,
+    /// Run the gateway on conf/demo.yaml with a built-in echo upstream (the upstream named
+    /// `echo`): it answers with the last user message it received, after redaction. No
+    /// network, no provider key.
+    Demo,
+}
+
+impl Cli {
+    /// `--config`, or the default of the command.
+    fn config_path(&self) -> PathBuf {
+        match (&self.config, &self.command) {
+            (Some(path), _) => path.clone(),
+            (None, Some(Command::Demo)) => PathBuf::from("conf/demo.yaml"),
+            (None, _) => PathBuf::from("conf/veilgate.yaml"),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -66,16 +82,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Check) => check(&cli),
+        Some(Command::Demo) => demo(&cli),
         Some(Command::Run) | None => run(&cli),
     }
 }
 
 fn check(cli: &Cli) -> ExitCode {
-    match config::load_file(&cli.config) {
+    let path = cli.config_path();
+    match config::load_file(&path) {
         Ok(cfg) => {
             println!(
                 "{}: OK ({} upstreams, {} routes, environment {})",
-                cli.config.display(),
+                path.display(),
                 cfg.upstreams.len(),
                 cfg.routes.len(),
                 cfg.environment
@@ -92,6 +110,30 @@ fn check(cli: &Cli) -> ExitCode {
     }
 }
 
+/// Starts the echo upstream named `echo` in the configuration, then runs the gateway.
+fn demo(cli: &Cli) -> ExitCode {
+    let path = cli.config_path();
+    let echo = match config::load_file(&path) {
+        Ok(cfg) => cfg
+            .upstream("echo")
+            .and_then(|u| format!("{}:{}", u.host, u.port).parse::<SocketAddr>().ok()),
+        // run() reports the problems.
+        Err(_) => return run(cli),
+    };
+    let Some(echo) = echo else {
+        eprintln!(
+            "veilgate: not started: {} has no upstream `echo` with an IP address for the demo's echo upstream (like http://127.0.0.1:8079/v1)",
+            path.display()
+        );
+        return ExitCode::FAILURE;
+    };
+    if let Err(e) = veilgate::demo::spawn_echo_upstream(echo) {
+        eprintln!("veilgate: not started: {e}");
+        return ExitCode::FAILURE;
+    }
+    run(cli)
+}
+
 /// What `check` and the start-up log say of a `paths:` route on a redacting policy.
 fn uninspected(route: &str) -> String {
     format!(
@@ -99,22 +141,48 @@ fn uninspected(route: &str) -> String {
     )
 }
 
+/// The log filter unless `RUST_LOG` sets one: Pingora's own start-up and shutdown lines
+/// (`Bootstrap starting`, `Graceful shutdown: grace period …`) only when asked for.
+const DEFAULT_LOG_FILTER: &str = "info,pingora_core=warn,pingora_proxy=warn";
+
 fn run(cli: &Cli) -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let cfg = match config::load_file(&cli.config) {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|f| !f.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned());
+    env_logger::Builder::new().parse_filters(&filter).init();
+    let path = cli.config_path();
+    let cfg = match config::load_file(&path) {
         Ok(cfg) => cfg,
         Err(e) => {
             eprintln!("{e}");
             eprintln!(
                 "veilgate: not started: fix the configuration above (veilgate check --config {})",
-                cli.config.display()
+                path.display()
             );
             return ExitCode::FAILURE;
         }
     };
+    // With --upgrade the running process holds the ports and hands them over.
+    if !cli.upgrade {
+        for addr in std::iter::once(cfg.listen).chain(cfg.admin) {
+            if let Err(e) = process::check_can_listen(addr) {
+                eprintln!("veilgate: not started: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     for route in cfg.uninspected_routes() {
         log::warn!("{}", uninspected(&route.name));
     }
+    let summary = format!(
+        "config {} (routes {}, upstreams {}, keys {}); redaction: {}",
+        path.display(),
+        cfg.routes.len(),
+        cfg.upstreams.len(),
+        cfg.keys.len(),
+        cfg.redaction_summary()
+    );
     let listen = cfg.listen.to_string();
     let grace = cfg.shutdown_grace;
     let cfg_rate_limit = cfg.rate_limit.clone();
@@ -159,6 +227,10 @@ fn run(cli: &Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let upstream_names: Vec<&str> = cfg.upstreams.keys().map(String::as_str).collect();
+    telemetry
+        .metrics()
+        .zero_error_counters(cfg.environments(), &upstream_names);
     let limiter = match &cfg_rate_limit.backend {
         RateLimitBackend::Memory => Limiter::memory_with(
             MemoryOptions {
@@ -214,11 +286,7 @@ fn run(cli: &Cli) -> ExitCode {
     }
     server.add_service(background_service(
         "config reload",
-        Reloader::new(
-            cli.config.clone(),
-            shared.runtime.clone(),
-            telemetry.clone(),
-        ),
+        Reloader::new(path.clone(), shared.runtime.clone(), telemetry.clone()),
     ));
     server.add_service(background_service(
         "health checks",
@@ -243,7 +311,7 @@ fn run(cli: &Cli) -> ExitCode {
         ),
     ));
     log::info!(
-        "veilgate {} listening on {listen}",
+        "veilgate {} listening on {listen}; {summary}",
         env!("CARGO_PKG_VERSION")
     );
     server.run_forever()

@@ -1,6 +1,9 @@
 //! Process-wide settings that both the gateway binary and the plain-Pingora floor
 //! (`examples/plain_pingora.rs`) run with, so that the benchmark compares like with like.
 
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+
 use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 
 /// The client connection's read buffer. Pingora's default is 64 KiB, zero-filled, per
@@ -15,6 +18,27 @@ const L4_WRITE_BUFFER: usize = 1460;
 /// A TCP listener for clients at `addr`, with the socket buffers above.
 pub fn client_listener(addr: &str) -> ListenerConfig {
     ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::new(L4_READ_BUFFER, L4_WRITE_BUFFER))
+}
+
+/// Checks that `addr` can be listened on, by binding it (with `SO_REUSEADDR`, as Pingora does)
+/// and letting it go at once.
+///
+/// Pingora 0.9.1 binds its listeners only once the server runs: on an address in use it retries
+/// for ~15 s (`bind_tcp` in `pingora-core/src/listeners/l4.rs`), then the service panics
+/// (`Failed to build listeners`) and the process stays up serving nothing. Checking first lets
+/// the gateway exit at once with one line naming the address.
+///
+/// # Errors
+///
+/// A message naming `addr`: in use (another process listens there), or the bind error.
+pub fn check_can_listen(addr: SocketAddr) -> Result<(), String> {
+    match TcpListener::bind(addr) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            Err(format!("{addr} is already in use (another veilgate?)"))
+        }
+        Err(e) => Err(format!("cannot listen on {addr}: {e}")),
+    }
 }
 
 /// `mi_option_purge_delay` in mimalloc 3's `mi_option_t` (include/mimalloc.h); the Rust

@@ -132,6 +132,14 @@ impl Problems {
             })
     }
 
+    /// Whether `path` or anything below it was marked with [`Problems::quiet`].
+    pub(crate) fn is_quiet_within(&self, path: &str) -> bool {
+        self.quiet.iter().any(|q| {
+            q.strip_prefix(path)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        })
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.list.is_empty()
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use globset::{Glob, GlobMatcher};
 
 use crate::limits::{KeySecret, LimitSpec, OnBackendError};
-use crate::redact::Redactor;
+use crate::redact::{CategoryActions, PolicySpec, Redactor};
 use crate::telemetry::TraceSpec;
 
 /// A loaded, validated gateway configuration.
@@ -43,6 +43,8 @@ pub struct Config {
     pub traces: TraceSpec,
     /// The default redaction policy, compiled.
     pub redaction: Arc<Redactor>,
+    /// The default redaction policy as configured (for the start-up summary).
+    pub redaction_policy: PolicySpec,
 }
 
 /// A key handed to an app: it authenticates, labels and budgets that app's traffic.
@@ -147,6 +149,47 @@ impl Config {
                 .map(|p| (route, p)),
             RouteMatch::Paths(_) => None,
         })
+    }
+
+    /// Every environment label traffic can carry: the top-level one, then the routes' and the
+    /// keys' own, each once.
+    pub fn environments(&self) -> Vec<&str> {
+        let mut labels = vec![self.environment.as_str()];
+        let others = self.routes.iter().filter_map(|r| r.environment.as_deref());
+        for label in others.chain(self.keys.iter().filter_map(|k| k.environment.as_deref())) {
+            if !labels.contains(&label) {
+                labels.push(label);
+            }
+        }
+        labels
+    }
+
+    /// What redaction does, in one line for the start-up log: the category actions of each
+    /// direction, then what else the policy holds (per-detector actions, custom detectors,
+    /// allow-list entries, routes with their own policy). Never a value of the allow-list or
+    /// the hash key.
+    pub fn redaction_summary(&self) -> String {
+        fn side(actions: CategoryActions) -> String {
+            format!("secrets={} pii={}", actions.secrets, actions.pii)
+        }
+        let policy = &self.redaction_policy;
+        let mut summary = format!(
+            "requests {}; answers {}",
+            side(policy.request),
+            side(policy.response)
+        );
+        let overrides = self.routes.iter().filter(|r| r.redaction.is_some()).count();
+        for (count, what) in [
+            (policy.actions.len(), "per-detector actions"),
+            (policy.detectors.len(), "custom detectors"),
+            (policy.allow.len(), "allowed literals"),
+            (overrides, "routes with their own policy"),
+        ] {
+            if count > 0 {
+                summary.push_str(&format!("; {count} {what}"));
+            }
+        }
+        summary
     }
 
     /// The `paths:` routes with `inspect: false` whose policy redacts in some direction:
@@ -730,6 +773,7 @@ mod tests {
             rate_limit: RateLimitConfig::default(),
             traces: TraceSpec::default(),
             redaction: Arc::new(Redactor::new(&crate::redact::PolicySpec::default()).unwrap()),
+            redaction_policy: crate::redact::PolicySpec::default(),
             upstreams: BTreeMap::new(),
             routes,
         }

@@ -175,7 +175,23 @@ fn the_shipped_default_config_loads_without_provider_keys() {
     assert!(config.upstreams.values().all(|u| u.api_key.is_none()));
     assert_eq!(
         route_names(&config),
-        ["gpt-4o", "fast", "gemini-2.5-flash", "/v1/files", "*"]
+        [
+            "gpt-4o",
+            "fast",
+            "gemini-2.5-flash",
+            "/v1/files",
+            "llama3.2"
+        ]
+    );
+    assert!(
+        config.route_for_model("llama3.2:1b").is_some()
+            && config.route_for_model("qwen2.5").is_some(),
+        "the local models and their tags are routed"
+    );
+    assert!(
+        config.route_for_model("gpt-4o-mni").is_none()
+            && config.route_for_model("llama3").is_none(),
+        "no catch-all: a typo matches no route"
     );
 }
 
@@ -866,7 +882,6 @@ fn resilience_problems_are_reported_at_their_keys() {
             "t.yaml:8:18: upstreams.bad.auth_header: \"not a header\" is not a valid HTTP header name; write e.g. api-key",
             "t.yaml:12:16: routes[0].upstreams: a route has either upstream: (one name) or upstreams: (a weighted list), not both",
             "t.yaml:14:40: routes[1].upstreams[0].weight: expected an integer from 0 to 1000 (a relative share), found \"5000\"",
-            "t.yaml:15:17: routes[1].fallbacks[0]: upstream \"openai\" is listed twice in this route (across upstream, upstreams and fallbacks); list each once",
             "t.yaml:16:25: routes[1].retry_on[1]: unknown retry condition \"503\"; expected connect, timeout, 429 or 5xx",
             "t.yaml:18:16: routes[2].upstreams: every weight is 0; give at least one upstream a weight above 0",
         ]
@@ -902,7 +917,7 @@ fn route_upstream_problems() {
             "t.yaml:10:45: routes[0].upstreams[1].name: missing required key `name`; name an upstream",
             "t.yaml:10:65: routes[0].upstreams[2].name: unknown upstream \"azur\"; defined upstreams: azure, openai; did you mean \"azure\"?",
             "t.yaml:10:79: routes[0].upstreams[2].weight: expected an integer, found \"1.5\"",
-            "t.yaml:10:92: routes[0].upstreams[3].name: upstream \"openai\" is listed twice in this route (across upstream, upstreams and fallbacks); list each once",
+            "t.yaml:10:92: routes[0].upstreams[3].name: upstream \"openai\" is listed twice in this route's upstreams or twice in its fallbacks; list each once (a target may be listed again in fallbacks)",
             "t.yaml:12:16: routes[1].upstreams: is empty; list {name, weight} entries",
             "t.yaml:13:17: routes[1].fallbacks[0]: unknown upstream \"nope\"; defined upstreams: azure, openai",
             "t.yaml:14:5: routes[2].upstream: missing required key `upstream`; name the upstream that serves this route (or list upstreams: with weights)",
@@ -977,5 +992,79 @@ fn max_buffered_bytes_defaults_and_is_checked_against_max_body_bytes() {
     assert_eq!(
         problems(&format!("{HEAD}max_buffered_bytes: lots\n{routes}")),
         ["t.yaml:6:21: max_buffered_bytes: expected an integer, found \"lots\""]
+    );
+}
+
+/// A head with two environments in use: the top-level one and a key's.
+const KEYED: &str = "environment: production\nlisten: 0.0.0.0:8080\nupstreams:\n  openai:\n    url: https://api.openai.com/v1\nroutes:\n  - models: [gpt-4o, \"gpt-4.1*\"]\n    upstream: openai\n";
+
+#[test]
+fn a_trace_environment_nobody_uses_is_an_error_with_did_you_mean() {
+    let text = format!(
+        "{KEYED}keys:\n  - name: web\n    key: k1\n    environment: staging\ntelemetry:\n  traces:\n    environments:\n      stagign:\n        endpoint: http://staging:4318/v1/traces\n      qa:\n        endpoint: http://qa:4318/v1/traces\n      staging:\n        endpoint: http://staging:4318/v1/traces\n"
+    );
+    assert_eq!(
+        problems(&text),
+        [
+            "t.yaml:17:9: telemetry.traces.environments.stagign: no traffic is labelled \"stagign\" (the labels in use are \"production\", \"staging\"); did you mean \"staging\"?",
+            "t.yaml:19:9: telemetry.traces.environments.qa: no traffic is labelled \"qa\" (the labels in use are \"production\", \"staging\": the top-level environment and the routes' and keys' environment); its spans would go to the default exporter",
+        ]
+    );
+}
+
+#[test]
+fn a_shared_file_may_name_other_deployments_environments_but_not_typos() {
+    // environment from ${VEILGATE_ENV}: the same file serves staging and production.
+    let text = "environment: ${VEILGATE_ENV}\nlisten: 0.0.0.0:8080\nupstreams:\n  openai:\n    url: https://api.openai.com/v1\nroutes:\n  - models: [gpt-4o]\n    upstream: openai\ntelemetry:\n  traces:\n    environments:\n      staging:\n        endpoint: http://staging:4318/v1/traces\n      production:\n        endpoint: http://prod:4318/v1/traces\n";
+    load(text);
+    let typo = text.replace("      staging:", "      productoin:");
+    assert_eq!(
+        problems(&typo),
+        ["t.yaml:13:9: telemetry.traces.environments.productoin: no traffic is labelled \"productoin\" (the labels in use are \"production\"); did you mean \"production\"?"]
+    );
+}
+
+#[test]
+fn a_key_model_no_route_serves_is_an_error() {
+    let text = format!(
+        "{KEYED}keys:\n  - name: web\n    key: k1\n    models: [gpt-4o, gpt4o, \"gpt-4.1*\", gpt-4.1-mini, claude]\n"
+    );
+    assert_eq!(
+        problems(&text),
+        [
+            "t.yaml:12:22: keys[0].models[1]: no route serves the model \"gpt4o\", so this key could never use it; did you mean \"gpt-4o\"?",
+            "t.yaml:12:55: keys[0].models[4]: no route serves the model \"claude\", so this key could never use it; add a route for it or remove it",
+        ]
+    );
+}
+
+#[test]
+fn a_weighted_upstream_listed_again_in_fallbacks_is_accepted_and_tried_once() {
+    let text = format!(
+        "{HEAD}  azure:\n    url: https://azure.example/v1\nroutes:\n  - models: [gpt-4o]\n    upstreams: [{{name: openai, weight: 90}}, {{name: azure, weight: 10}}]\n    fallbacks: [openai]\n"
+    );
+    let config = load(&text);
+    let route = &config.routes[0];
+    assert_eq!(
+        route.upstream_names().collect::<Vec<_>>(),
+        ["openai", "azure"]
+    );
+    let twice = format!(
+        "{HEAD}  azure:\n    url: https://azure.example/v1\nroutes:\n  - models: [gpt-4o]\n    upstream: openai\n    fallbacks: [azure, azure]\n"
+    );
+    assert_eq!(
+        problems(&twice),
+        ["t.yaml:11:24: routes[0].fallbacks[1]: upstream \"azure\" is listed twice in this route's upstreams or twice in its fallbacks; list each once (a target may be listed again in fallbacks)"]
+    );
+}
+
+#[test]
+fn a_budget_written_with_a_unit_gets_one_message_saying_it_takes_a_number() {
+    let text = format!(
+        "{KEYED}keys:\n  - name: web\n    key: k1\n    limits: {{requests_per_minute: '600/min', concurrent: 5}}\n"
+    );
+    assert_eq!(
+        problems(&text),
+        ["t.yaml:12:35: keys[0].limits.requests_per_minute: expected an integer, found the string \"600/min\"; it takes a number alone, the window is in its name: requests_per_minute: 600"]
     );
 }

@@ -192,6 +192,12 @@ impl Checker<'_> {
         let keys = self.keys(raw.keys.unwrap_or_default());
         let rate_limit = self.rate_limit(raw.rate_limit);
         let traces = self.traces(raw.telemetry.and_then(|t| t.traces));
+        if let (Some(routes), Some(keys)) = (&routes, &keys) {
+            self.unserved_key_models(routes, keys);
+            if let (Some(environment), Some(traces)) = (&environment, &traces) {
+                self.unused_trace_environments(environment, routes, keys, traces);
+            }
+        }
         let redaction_spec = apply_redaction(PolicySpec::default(), raw.redaction.as_ref());
         let redaction = self.redactor(&redaction_spec, "redaction");
         let routes = match (routes, &redaction) {
@@ -219,9 +225,106 @@ impl Checker<'_> {
             rate_limit: rate_limit?,
             traces: traces?,
             redaction: redaction?,
+            redaction_policy: redaction_spec,
             upstreams: upstreams?,
             routes: routes?,
         })
+    }
+
+    /// A key's `models:` entry that no `models:` route serves: the key's app would get 404 for
+    /// it, so it is most likely a typo. An exact name must be matched by a route; a glob must
+    /// match a route's exact name or be a route's own glob, unless some route has another glob
+    /// (two globs may overlap in ways not worth deciding here).
+    fn unserved_key_models(&mut self, routes: &[Route], keys: &[VirtualKey]) {
+        let patterns: Vec<&ModelPattern> = routes
+            .iter()
+            .filter_map(|route| match &route.matcher {
+                RouteMatch::Models(patterns) => Some(patterns),
+                RouteMatch::Paths(_) => None,
+            })
+            .flatten()
+            .collect();
+        let exact: Vec<&str> = patterns
+            .iter()
+            .filter(|p| !p.is_glob())
+            .map(|p| p.pattern.as_str())
+            .collect();
+        for (i, key) in keys.iter().enumerate() {
+            for (j, wanted) in key.models.iter().flatten().enumerate() {
+                let served = if wanted.is_glob() {
+                    exact.iter().any(|name| wanted.matches(name))
+                        || patterns
+                            .iter()
+                            .any(|p| p.is_glob() && p.pattern != wanted.pattern)
+                        || patterns.iter().any(|p| p.pattern == wanted.pattern)
+                } else {
+                    patterns.iter().any(|p| p.matches(&wanted.pattern))
+                };
+                if served {
+                    continue;
+                }
+                let path = item_path(&child_path(&item_path("keys", i), "models"), j);
+                let mut message = format!(
+                    "no route serves the model {}, so this key could never use it",
+                    self.show(&path, &wanted.pattern)
+                );
+                match closest(&wanted.pattern, exact.iter().copied()) {
+                    Some(similar) => {
+                        message.push_str(&format!("; did you mean {}?", quote(similar)))
+                    }
+                    None => message.push_str("; add a route for it or remove it"),
+                }
+                self.report(&path, message);
+            }
+        }
+    }
+
+    /// A `telemetry.traces.environments.<name>` that no traffic is labelled with: its spans
+    /// would go to the default exporter instead (a typo such as `stagign` sends staging traces
+    /// to another collector). A name close to a label in use is always reported. When the
+    /// top-level `environment` comes from `${VAR}` (one file for several deployments), other
+    /// unused names are accepted: another deployment of the same file uses them.
+    fn unused_trace_environments(
+        &mut self,
+        environment: &str,
+        routes: &[Route],
+        keys: &[VirtualKey],
+        traces: &TraceSpec,
+    ) {
+        let mut used: Vec<&str> = vec![environment];
+        used.extend(routes.iter().filter_map(|r| r.environment.as_deref()));
+        used.extend(keys.iter().filter_map(|k| k.environment.as_deref()));
+        used.sort_unstable();
+        used.dedup();
+        let shared_file = self
+            .index
+            .get("environment")
+            .is_some_and(|found| found.source.is_some());
+        for name in traces.environments.keys() {
+            if used.contains(&name.as_str()) {
+                continue;
+            }
+            let path = child_path("telemetry.traces.environments", name);
+            let labels = used.iter().map(|u| quote(u)).collect::<Vec<_>>().join(", ");
+            match closest(name, used.iter().copied()) {
+                Some(similar) => {
+                    let message = format!(
+                        "no traffic is labelled {} (the labels in use are {labels}); did you mean {}?",
+                        quote(name),
+                        quote(similar)
+                    );
+                    self.report(&path, message);
+                }
+                None if !shared_file => {
+                    let message = format!(
+                        "no traffic is labelled {} (the labels in use are {labels}: the top-level environment and the routes' and keys' environment); its spans would go to the default exporter",
+                        quote(name)
+                    );
+                    self.report(&path, message);
+                }
+                None => {}
+            }
+        }
     }
 
     fn socket_addr(&mut self, text: &str, path: &str) -> Option<SocketAddr> {
@@ -727,6 +830,8 @@ impl Checker<'_> {
         let spec = spec.unwrap_or_default();
         match spec.budgets(scope, name) {
             Ok(_) => Some(spec),
+            // A budget of the wrong type was reported, and read as 0: not a second message.
+            Err(_) if self.problems.is_quiet_within(path) => None,
             Err(e) => {
                 self.report(
                     path,
@@ -938,6 +1043,11 @@ impl Checker<'_> {
             has_model,
         } = raw;
         let at = |key: &str| child_path(path, key);
+        let target_names: Vec<String> = single
+            .iter()
+            .cloned()
+            .chain(weighted.iter().flatten().filter_map(|t| t.name.clone()))
+            .collect();
         let mut seen: Vec<String> = Vec::new();
         let mut ok = true;
         let mut check = |this: &mut Self, name: String, item: &str| -> Option<String> {
@@ -953,8 +1063,8 @@ impl Checker<'_> {
             }
             if seen.contains(&name) {
                 let message = format!(
-                    "upstream {} is listed twice in this route (across upstream, upstreams and \
-                     fallbacks); list each once",
+                    "upstream {} is listed twice in this route's upstreams or twice in its \
+                     fallbacks; list each once (a target may be listed again in fallbacks)",
                     quote(&name)
                 );
                 this.report(item, message);
@@ -1039,6 +1149,11 @@ impl Checker<'_> {
         let mut resolved = Vec::with_capacity(fallbacks.len());
         let mut fallbacks_ok = true;
         for (i, name) in fallbacks.into_iter().enumerate() {
+            // A target listed again as a fallback (a weighted upstream that should also be
+            // the last resort) is accepted: it is tried once, as a target.
+            if target_names.contains(&name) {
+                continue;
+            }
             match check(self, name, &item_path(&at("fallbacks"), i)) {
                 Some(n) => resolved.push(n),
                 None => fallbacks_ok = false,

@@ -1116,6 +1116,15 @@ fn alert_rules_reference_existing_metrics() {
 fn dashboard_has_an_environment_variable_and_known_metrics() {
     let text = include_str!("../../conf/grafana-dashboard.json");
     let dashboard: serde_json::Value = serde_json::from_str(text).unwrap();
+    // An `__inputs` entry makes Grafana's import ask for a data source; the panels use the
+    // `$datasource` variable instead, so every entry there must be used (`${NAME}`) or absent.
+    for input in dashboard["__inputs"].as_array().into_iter().flatten() {
+        let name = input["name"].as_str().unwrap();
+        assert!(
+            text.contains(&format!("${{{name}}}")),
+            "__inputs asks for {name}, which no panel uses"
+        );
+    }
     let variables = dashboard["templating"]["list"].as_array().unwrap();
     let environment = variables
         .iter()

@@ -28,6 +28,14 @@ impl<'a, 'p> NodeDe<'a, 'p> {
     /// Records "expected X, found Y", with a hint for quoted numbers and booleans.
     fn mismatch(&self, expected: &str) {
         let mut message = format!("expected {expected}, found {}", self.node.describe());
+        if let Some(number) = self.number_with_unit() {
+            let key = self.path.rsplit('.').next().unwrap_or_default();
+            message.push_str(&format!(
+                "; it takes a number alone, the window is in its name: {key}: {number}"
+            ));
+            self.record(message);
+            return;
+        }
         if let Some(s) = self.scalar() {
             let typed = !matches!(resolve(&s.text), Plain::Str(_) | Plain::Null);
             if s.style == Style::Quoted && s.source.is_none() && typed {
@@ -79,6 +87,18 @@ impl<'a, 'p> NodeDe<'a, 'p> {
                 0
             }
         }
+    }
+
+    /// For a budget such as `requests_per_minute: '600/min'`, where the window is already in
+    /// the key's name: the number to write instead (`600`).
+    fn number_with_unit(&self) -> Option<&'a str> {
+        let key = self.path.rsplit('.').next()?;
+        if !key.contains("_per_") {
+            return None;
+        }
+        let text = self.scalar()?.text.trim();
+        let digits = text.len() - text.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        (digits > 0 && digits < text.len()).then(|| &text[..digits])
     }
 
     fn float(&self) -> f64 {
