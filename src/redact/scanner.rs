@@ -451,10 +451,12 @@ impl Scanner {
 /// outside the alphabet follows the match early enough (a match is made of alphabet bytes, so
 /// its run ends there).
 fn decided_within(det: &Detector, hay: &str, m: &RawMatch, end: usize) -> bool {
+    // Decided within `..end` when the run ends (or the reach stops) at or before `limit`.
     let limit = end.saturating_sub(LOOKAHEAD);
-    end >= hay.len()
+    let bytes = hay.as_bytes();
+    end >= bytes.len()
         || m.start + det.max_len <= limit
-        || hay.as_bytes()[m.end.min(limit)..limit]
+        || bytes[m.end.min(limit)..=limit.min(bytes.len() - 1)]
             .iter()
             .any(|&b| !det.alphabet.contains(b))
 }
