@@ -86,6 +86,8 @@ pub(crate) struct Scanner {
     allow: Arc<HashSet<String>>,
     hash_key: Option<HashKey>,
     max_hold: usize,
+    /// The shortest match any detector can make: a shorter text holds none.
+    min_len: usize,
     /// Tests only: run every detector over all text instead of the prefilter's windows (the
     /// reference the prefilter must agree with).
     exhaustive: bool,
@@ -111,6 +113,7 @@ impl Scanner {
         hash_key: Option<HashKey>,
     ) -> Scanner {
         let prefilter = Prefilter::new(entries.iter().map(|e| &*e.det));
+        let min_len = entries.iter().map(|e| e.det.min_len).min().unwrap_or(0);
         let max_hold = entries
             .iter()
             .map(|e| e.det.max_len + LOOKAHEAD)
@@ -124,6 +127,7 @@ impl Scanner {
             allow,
             hash_key,
             max_hold,
+            min_len,
             exhaustive: false,
         }
     }
@@ -159,7 +163,7 @@ impl Scanner {
         text: &'t str,
         env: &mut Env<'_>,
     ) -> Result<Cow<'t, str>, RedactError> {
-        if self.entries.is_empty() {
+        if self.entries.is_empty() || text.len() < self.min_len {
             return Ok(Cow::Borrowed(text));
         }
         let mut out: Option<String> = None;

@@ -96,13 +96,14 @@ pub(crate) fn document(
     mode: Mode,
     logprobs: Logprobs,
 ) -> Result<Option<String>, RedactError> {
+    parse::<serde::de::IgnoredAny>(src)?;
     let edits = walk_into(src, scanner, env, mode, logprobs, &[], 0, Edits::new(src))?;
     Ok((!edits.is_empty()).then(|| edits.apply()))
 }
 
 /// Walks `src` into `edits` (which may already hold the caller's edits of `src`), leaving the
 /// strings that start at an offset in `skip` alone: a stream's text channels, which the
-/// caller redacted.
+/// caller redacted. `src` must be JSON that `serde_json` accepted (the caller parsed it).
 ///
 /// # Errors
 ///
@@ -137,8 +138,8 @@ fn walk_into<'s>(
     nesting: u8,
     edits: Edits<'s>,
 ) -> Result<Edits<'s>, RedactError> {
-    // serde_json decides what is valid JSON (and bounds the depth); the walk below relies on it.
-    parse::<serde::de::IgnoredAny>(src)?;
+    // serde_json has decided that `src` is valid JSON (and bounded its depth), before this
+    // call; the walk below relies on it.
     let mut w = Walker {
         src,
         bytes: src.as_bytes(),
