@@ -451,3 +451,27 @@ async fn captured_content_is_redacted_and_in_the_genai_shape() {
         }
     }
 }
+
+/// `GET /v1/models` counts in `veilgate_inflight_requests` of its key's environment: the
+/// series exists (back at 0) once such a request was served, and only then.
+#[tokio::test]
+async fn model_listings_count_as_in_flight() {
+    let up = MockUpstream::start().await;
+    let gw = GatewayProcess::start(&format!(
+        "environment: test\nupstreams:\n  u: {{url: {}}}\nroutes:\n  - models: [m]\n    upstream: u\nkeys:\n  - name: lister\n    key: vk-list-1\n    environment: listing\n",
+        up.url()
+    ))
+    .await;
+    let series = "veilgate_inflight_requests{environment=\"listing\"} 0";
+    let before = metrics_when(&gw, |_| true).await;
+    assert!(!before.contains(series), "{before}");
+    let resp = client()
+        .get(gw.url("/v1/models"))
+        .bearer_auth("vk-list-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let after = metrics_when(&gw, |m| m.contains(series)).await;
+    assert!(after.contains(series), "{after}");
+}
