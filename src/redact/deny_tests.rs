@@ -146,6 +146,12 @@ fn keys_and_long_numbers_are_inspected() {
     assert!(!out.contains(&secret), "{out}");
     assert!(!out.contains("4111111111111111"), "{out}");
     assert!(out.contains(r#""n":12"#), "{out}");
+    // Phone-shaped timestamps and seeds stay numbers: a string there would break the request.
+    let body = r#"{"model":"m","created":4155552671,"seed":4111111111111111,"x":[1741569952000]}"#;
+    assert_eq!(
+        redacted(Endpoint::ChatCompletions, Direction::Request, body),
+        body
+    );
 }
 
 #[test]
@@ -270,3 +276,4 @@ fn audio_deltas_are_opaque_base64() {
     let out = stream_out(Endpoint::Responses, &[e], 4096);
     assert!(out.contains(audio), "{out}");
 }
+

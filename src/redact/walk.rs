@@ -12,8 +12,11 @@
 //!   JSON object or array is walked as a document of its own, escapes decoded (`\/` included),
 //!   up to [`MAX_NESTING`] levels deep; deeper ones are scanned as text;
 //! - **every object key** (a value can be smuggled as a key);
-//! - **numbers of 9 digits or more** (a card or account number sent as a JSON number), which
-//!   become a redacted string when a detector matches them.
+//! - **numbers of 13 digits or more** (a card number sent as a JSON number, in a tool's
+//!   arguments say), which become a redacted string when a detector matches them. Shorter
+//!   numbers are timestamps, counts and phone-shaped seeds far more often than personal data,
+//!   and turning them into strings would break the request; a `seed` is never scanned.
+
 //!
 //! Only the strings that change are rewritten: every other byte of the document is kept as it
 //! was (`Edits`). When any text changed, `logprobs` values are cleared as well: they repeat the
@@ -58,6 +61,9 @@ pub(crate) const BASE64_KEYS: &[&str] = &[
     "result",
     "signature",
 ];
+
+/// Fewest digits of a JSON number that is scanned (the shortest card number).
+const MIN_NUMBER_DIGITS: usize = 13;
 
 /// Shortest string taken for a base64 payload at a [`BASE64_KEYS`] member.
 const MIN_BASE64: usize = 64;
@@ -196,7 +202,9 @@ impl<'s> Walker<'s, '_, '_> {
             }
             _ => {
                 let end = scalar_end(self.bytes, i);
-                self.number(i..end)?;
+                if key != Some("seed") {
+                    self.number(i..end)?;
+                }
                 Ok(end)
             }
         }
@@ -293,11 +301,11 @@ impl<'s> Walker<'s, '_, '_> {
         Ok(())
     }
 
-    /// A number long enough to be a card, account or phone number is scanned as text; a
-    /// match turns it into a (redacted) string.
+    /// A number long enough to be a card number is scanned as text; a match turns it into a
+    /// (redacted) string.
     fn number(&mut self, span: Range<usize>) -> Result<(), RedactError> {
         let raw = &self.src[span.clone()];
-        if raw.bytes().filter(u8::is_ascii_digit).count() < 9 {
+        if raw.bytes().filter(u8::is_ascii_digit).count() < MIN_NUMBER_DIGITS {
             return Ok(());
         }
         if let Cow::Owned(new) = self.scanner.redact_text(raw, self.env)? {
