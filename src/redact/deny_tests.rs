@@ -276,4 +276,3 @@ fn audio_deltas_are_opaque_base64() {
     let out = stream_out(Endpoint::Responses, &[e], 4096);
     assert!(out.contains(audio), "{out}");
 }
-
