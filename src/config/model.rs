@@ -312,8 +312,11 @@ pub struct Upstream {
     pub query: Vec<(String, String)>,
     /// Optional active health check.
     pub health_check: Option<HealthCheck>,
-    /// Whether `base_path` contains `{model}`: such an upstream serves only `models:` routes
-    /// and has no `health_check`.
+    /// What `GET /v1/models` says owns the models this upstream serves (`owned_by:`); by
+    /// default `veilgate`, so internal upstream names are not shown to clients.
+    pub owned_by: Option<String>,
+    /// Whether `base_path` contains `{model}`: such an upstream serves only `models:` routes,
+    /// and its `health_check` path is taken from the host's root.
     pub has_model_placeholder: bool,
 }
 
@@ -326,11 +329,12 @@ pub enum UpstreamAuth {
     Header(String),
 }
 
-/// An active health check (`health_check:`): `GET` [`Upstream::path_for`]`(None, path, None)`
-/// every `interval`; a 2xx within `timeout` passes.
+/// An active health check (`health_check:`): `GET` [`Upstream::health_check_target`] every
+/// `interval`; a 2xx within `timeout` passes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthCheck {
-    /// Relative to the upstream url, without a leading `/`: `models` for `/models`.
+    /// Relative to the upstream url (to the host's root when the url has `{model}`), without a
+    /// leading `/`: `models` for `/models`.
     pub path: String,
     /// Time between checks; default 10s.
     pub interval: Duration,
@@ -430,6 +434,25 @@ impl Upstream {
         };
         path.push('/');
         path.push_str(rest.trim_start_matches('/'));
+        self.append_query(&mut path, client_query);
+        path
+    }
+
+    /// What an active health check GETs: [`Upstream::path_for`]`(None, path, None)`; for an
+    /// upstream whose url has `{model}` (there is no model to put there) the check path is
+    /// taken from the host's root instead — `/openai/models` on Azure — with the `query:`
+    /// pairs (the `api-version`) appended.
+    pub fn health_check_target(&self) -> Option<String> {
+        let check = self.health_check.as_ref()?;
+        if !self.has_model_placeholder {
+            return Some(self.path_for(None, &check.path, None));
+        }
+        let mut path = format!("/{}", check.path);
+        self.append_query(&mut path, None);
+        Some(path)
+    }
+
+    fn append_query(&self, path: &mut String, client_query: Option<&str>) {
         let mut separator = if path.contains('?') { '&' } else { '?' };
         if let Some(query) = client_query.filter(|q| !q.is_empty()) {
             path.push(separator);
@@ -443,7 +466,6 @@ impl Upstream {
             path.extend(percent_encoding::utf8_percent_encode(value, QUERY));
             separator = '&';
         }
-        path
     }
 }
 
@@ -667,6 +689,7 @@ mod tests {
             auth: UpstreamAuth::Bearer,
             query: Vec::new(),
             health_check: None,
+            owned_by: None,
             has_model_placeholder: base_path.contains("{model}"),
         }
     }

@@ -89,6 +89,7 @@ pub(crate) struct RawUpstream {
     pub auth_header: Option<String>,
     pub query: Option<RawPairs>,
     pub health_check: Option<RawHealthCheck>,
+    pub owned_by: Option<String>,
 }
 
 /// `health_check:` of an upstream.

@@ -327,7 +327,7 @@ fn unknown_keys_at_every_level() {
         problems(&text),
         [
             "t.yaml:6:5: upstreams.openai.timout: unknown key \"timout\" (did you mean \"timeout\"?); \
-             expected one of: url, api_key, connect_timeout, timeout, idle_timeout, auth_header, query, health_check",
+             expected one of: url, api_key, connect_timeout, timeout, idle_timeout, auth_header, query, health_check, owned_by",
             "t.yaml:7:1: listen_addr: unknown key \"listen_addr\"; \
              expected one of: environment, listen, admin, max_body_bytes, max_buffered_bytes, shutdown_grace, client_timeout, upstreams, routes, keys, rate_limit, telemetry, redaction",
             "t.yaml:11:5: routes[0].nmae: unknown key \"nmae\" (did you mean \"name\"?); \
@@ -752,6 +752,18 @@ fn resilience_keys_load() {
         [("api-version".to_owned(), "2024-10-21".to_owned())]
     );
     assert_eq!(azure.health_check, None);
+    let checked = load(&format!(
+        "{HEAD}  az:\n    url: https://r.openai.azure.com/openai/deployments/{{model}}\n    query: {{api-version: 2024-10-21}}\n    health_check: {{path: /openai/models}}\nroutes: [{{models: [x], upstream: az}}]\n"
+    ));
+    assert_eq!(
+        checked
+            .upstream("az")
+            .unwrap()
+            .health_check_target()
+            .as_deref(),
+        Some("/openai/models?api-version=2024-10-21"),
+        "a {{model}} url is checked from the host's root, with its query"
+    );
     assert_eq!(
         azure.path_for(Some("gpt-4o"), "chat/completions", None),
         "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
@@ -958,7 +970,6 @@ fn upstream_resilience_problems() {
             "t.yaml:10:10: upstreams.b.url: unknown placeholder \"{MODEL}\"; the only placeholder allowed in an upstream url is {model} (the upstream model name); did you mean \"{model}\"?",
             "t.yaml:12:10: upstreams.c.url: unbalanced { or } in the url path; the only placeholder allowed in an upstream url is {model} (the upstream model name)",
             "t.yaml:14:10: upstreams.d.url: the expansion of \"${AZ:-https://h/{deployment}}\" has an unknown placeholder; the only placeholder allowed in an upstream url is {model} (the upstream model name)",
-            "t.yaml:17:19: upstreams.e.health_check: an upstream whose url has {model} cannot be checked (a check has no model to put there); remove health_check: (failing requests still take it out of rotation)",
             "t.yaml:20:26: upstreams.f.health_check.path: \"a b\": must not contain spaces, control characters, braces or a fragment (#); write a path relative to the upstream url, like /models",
             "t.yaml:23:19: upstreams.g.health_check.path: missing required key `path`; set the path to GET, relative to the upstream url, like /models",
             "t.yaml:26:18: upstreams.h.auth_header: \"transfer-encoding\" is a header the gateway sets itself; name the header the API reads its key from, like api-key",

@@ -489,15 +489,9 @@ impl Checker<'_> {
             .is_none_or(|url| self.placeholders(&url.base_path, &at("url")));
         let health_check = match raw.health_check {
             None => Some(None),
-            Some(_) if has_model_placeholder => {
-                self.report(
-                    &at("health_check"),
-                    "an upstream whose url has {model} cannot be checked (a check has no model to \
-                     put there); remove health_check: (failing requests still take it out of rotation)",
-                );
-                None
-            }
-            Some(check) => self.health_check(check, &at("health_check")).map(Some),
+            Some(check) => self
+                .health_check(check, &at("health_check"), has_model_placeholder)
+                .map(Some),
         };
         let url = url.filter(|_| placeholder_ok)?;
         Some(Upstream {
@@ -513,6 +507,7 @@ impl Checker<'_> {
             auth: auth?,
             query,
             health_check: health_check?,
+            owned_by: raw.owned_by.filter(|o| !o.trim().is_empty()),
             has_model_placeholder,
         })
     }
@@ -575,30 +570,38 @@ impl Checker<'_> {
         false
     }
 
-    fn health_check(&mut self, raw: RawHealthCheck, path: &str) -> Option<HealthCheck> {
+    /// `health_check:`; on an upstream whose url has `{model}` the path is from the host's
+    /// root (a check has no model to put in the url), like Azure's `/openai/models`.
+    fn health_check(
+        &mut self,
+        raw: RawHealthCheck,
+        path: &str,
+        from_root: bool,
+    ) -> Option<HealthCheck> {
         let at = |key: &str| child_path(path, key);
-        let check_path = self
-            .required_text(
-                raw.path,
-                &at("path"),
-                "set the path to GET, relative to the upstream url, like /models",
-            )
-            .and_then(|text| {
-                let problem = if text.contains("://") {
-                    "must be a path relative to the upstream url, like /models, not a url"
-                } else if text
-                    .chars()
-                    .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '#' | '{' | '}'))
-                {
-                    "must not contain spaces, control characters, braces or a fragment (#); \
+        let missing = if from_root {
+            "set the path to GET; this upstream's url has {model}, so the path is from the \
+             host's root, like /openai/models on Azure"
+        } else {
+            "set the path to GET, relative to the upstream url, like /models"
+        };
+        let check_path =
+            self.required_text(raw.path, &at("path"), missing)
+                .and_then(|text| {
+                    let problem = if text.contains("://") {
+                        "must be a path relative to the upstream url, like /models, not a url"
+                    } else if text.chars().any(|c| {
+                        c.is_whitespace() || c.is_control() || matches!(c, '#' | '{' | '}')
+                    }) {
+                        "must not contain spaces, control characters, braces or a fragment (#); \
                      write a path relative to the upstream url, like /models"
-                } else {
-                    return Some(text.trim_start_matches('/').to_owned());
-                };
-                let message = format!("{}: {problem}", self.show(&at("path"), &text));
-                self.report(&at("path"), message);
-                None
-            });
+                    } else {
+                        return Some(text.trim_start_matches('/').to_owned());
+                    };
+                    let message = format!("{}: {problem}", self.show(&at("path"), &text));
+                    self.report(&at("path"), message);
+                    None
+                });
         let interval = self.duration(raw.interval, &at("interval"), HealthCheck::DEFAULT_INTERVAL);
         let timeout = self.duration(raw.timeout, &at("timeout"), HealthCheck::DEFAULT_TIMEOUT);
         Some(HealthCheck {
