@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::mock::MockUpstream;
+use common::mock::{MockUpstream, Reply};
 use common::{client, expect_error, GatewayProcess};
 use serde_json::json;
 
@@ -300,4 +300,279 @@ async fn the_readme_demo_shows_redaction_offline() {
         answer["choices"][0]["message"]["content"],
         "You said: deploy with [REDACTED:github_token] and mail [REDACTED:email]"
     );
+}
+
+fn token() -> String {
+    format!("ghp_{}", "u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8d")
+}
+
+/// The OpenAI endpoints that carry a `model` beyond chat, embeddings and transcription are routed
+/// by it and inspected like any other: moderations, speech, image generation and image edits.
+#[tokio::test]
+async fn moderations_speech_and_images_are_routed_by_model_and_redacted() {
+    // A speech answer is binary audio; everything else answers JSON echoing what it saw.
+    let audio: Vec<u8> = (0u8..=255).cycle().take(4096).collect();
+    let speech = audio.clone();
+    let up = MockUpstream::with_handler(move |req| {
+        if req.path.ends_with("/audio/speech") {
+            let mut raw = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: audio/mpeg\r\ncontent-length: {}\r\n\r\n",
+                speech.len()
+            )
+            .into_bytes();
+            raw.extend_from_slice(&speech);
+            return Reply::Raw(raw);
+        }
+        Reply::Json(
+            200,
+            json!({"id": "x", "seen_path": req.path, "data": [{"revised_prompt": format!("a cat holding {}", token())}]}),
+        )
+    })
+    .await;
+    let gw = GatewayProcess::start(&format!(
+        "environment: test\nupstreams:\n  u:\n    url: {}\nroutes:\n  - models: [omni-moderation-latest, tts-1]\n    upstream: u\n  - models: [dall-e-2]\n    upstream: u\n    model: gpt-image-1\n",
+        up.url()
+    ))
+    .await;
+    let secret = token();
+
+    // moderations without a model: routed as OpenAI's default, the input redacted
+    let resp = client()
+        .post(gw.url("/v1/moderations"))
+        .json(&json!({"input": format!("my token is {secret}")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let answer: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(answer["seen_path"], "/v1/moderations");
+    assert!(
+        !answer.to_string().contains(&secret),
+        "the answer is redacted too"
+    );
+    let sent = up.last();
+    assert_eq!(
+        sent.json(),
+        json!({"input": "my token is [REDACTED:github_token]"})
+    );
+
+    // speech: the text redacted, the audio relayed byte for byte on a redacting route
+    let resp = client()
+        .post(gw.url("/v1/audio/speech"))
+        .json(&json!({"model": "tts-1", "voice": "alloy", "input": format!("read {secret}")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "audio/mpeg");
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), audio.as_slice());
+    assert_eq!(up.last().json()["input"], "read [REDACTED:github_token]");
+    // speech names its model: without one it is a 400 in OpenAI's shape
+    let resp = client()
+        .post(gw.url("/v1/audio/speech"))
+        .json(&json!({"voice": "alloy", "input": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    let e = expect_error(resp, 400).await;
+    assert_eq!(e["code"], "missing_required_parameter");
+
+    // image generation with no model in the body: routed as OpenAI's default (dall-e-2), whose
+    // route aliases it, so the upstream is told the alias
+    let resp = client()
+        .post(gw.url("/v1/images/generations"))
+        .json(&json!({"prompt": format!("draw {secret}")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        up.last().json(),
+        json!({"model": "gpt-image-1", "prompt": "draw [REDACTED:github_token]"})
+    );
+
+    // image edit as an upload: the prompt redacted, the image bytes untouched, the model routed
+    let image: Vec<u8> = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe".to_vec();
+    let mut body = Vec::new();
+    body.extend_from_slice(b"--B0UND\r\nContent-Disposition: form-data; name=\"image\"; filename=\"cat.png\"\r\nContent-Type: image/png\r\n\r\n");
+    body.extend_from_slice(&image);
+    body.extend_from_slice(
+        format!("\r\n--B0UND\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\nadd {secret}\r\n--B0UND--\r\n").as_bytes(),
+    );
+    let resp = client()
+        .post(gw.url("/v1/images/edits"))
+        .header("content-type", "multipart/form-data; boundary=B0UND")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let sent = up.last();
+    assert_eq!(sent.path, "/v1/images/edits");
+    let text = String::from_utf8_lossy(&sent.body);
+    assert!(
+        text.contains("\r\n\r\nadd [REDACTED:github_token]\r\n"),
+        "{text}"
+    );
+    assert!(!text.contains(&secret));
+    assert!(sent
+        .body
+        .windows(image.len())
+        .any(|w| w == image.as_slice()));
+    assert!(
+        text.starts_with("--B0UND\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\ngpt-image-1\r\n--B0UND\r\n"),
+        "the form had no model: the alias is added as a field: {text}"
+    );
+    // an edit naming a model no route serves is model_not_found, not forwarded
+    let before = up.count();
+    let resp = client()
+        .post(gw.url("/v1/images/edits"))
+        .json(&json!({"model": "dall-e-9", "prompt": "x", "images": [{"image_url": "https://example.com/a.png"}]}))
+        .send()
+        .await
+        .unwrap();
+    let e = expect_error(resp, 404).await;
+    assert_eq!(e["code"], "model_not_found");
+    assert_eq!(up.count(), before);
+}
+
+/// Endpoints that carry no model say so and point to `paths:`.
+#[tokio::test]
+async fn an_endpoint_without_a_model_answers_404_pointing_to_paths() {
+    let up = MockUpstream::start().await;
+    let gw = GatewayProcess::start(&config_with(&up)).await;
+    for path in [
+        "/v1/files",
+        "/v1/batches/b_1",
+        "/v1/vector_stores",
+        "/v1/fine_tuning/jobs",
+    ] {
+        let resp = client().get(gw.url(path)).send().await.unwrap();
+        let e = expect_error(resp, 404).await;
+        let message = e["message"].as_str().unwrap();
+        assert!(message.contains("`paths:` route"), "{path}: {message}");
+        assert!(message.contains("carries no `model`"), "{path}: {message}");
+    }
+    let resp = client().get(gw.url("/v1/nope")).send().await.unwrap();
+    let e = expect_error(resp, 404).await;
+    assert!(e["message"].as_str().unwrap().contains("Check the path"));
+    assert_eq!(up.count(), 0);
+}
+
+/// Models behind a glob route are retrieved and listed: the list asks the route's upstream
+/// (once, cached) and keeps what the glob matches; a key sees only what it may use.
+#[tokio::test]
+async fn glob_routed_models_are_listed_and_retrieved() {
+    let lister = MockUpstream::with_handler(|req| {
+        if req.method == "GET" && req.path == "/v1/models" {
+            return Reply::Json(
+                200,
+                json!({"object": "list", "data": [
+                    {"id": "lite-chat", "object": "model", "owned_by": "x"},
+                    {"id": "lite-code", "object": "model", "owned_by": "x"},
+                    {"id": "heavy-chat", "object": "model", "owned_by": "x"},
+                    {"id": "gpt-4o", "object": "model", "owned_by": "x"}
+                ]}),
+            );
+        }
+        common::mock::openai_like(req)
+    })
+    .await;
+    let gw = GatewayProcess::start(&format!(
+        "environment: test\nupstreams:\n  local:\n    url: {}\n    owned_by: acme\nroutes:\n  - models: [gpt-4o, \"lite-*\"]\n    upstream: local\nkeys:\n  - name: all\n    key: k-all-0123456789\n  - name: code\n    key: k-code-0123456789\n    models: [lite-code]\n",
+        lister.url()
+    ))
+    .await;
+    let list = |key: &'static str| {
+        let url = gw.url("/v1/models");
+        async move {
+            let v: serde_json::Value = client()
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    (
+                        m["id"].as_str().unwrap().to_owned(),
+                        m["owned_by"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let acme = |id: &str| (id.to_owned(), "acme".to_owned());
+    assert_eq!(
+        list("k-all-0123456789").await,
+        [acme("gpt-4o"), acme("lite-chat"), acme("lite-code")]
+    );
+    assert_eq!(list("k-code-0123456789").await, [acme("lite-code")]);
+    let asked = lister
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET")
+        .count();
+    assert_eq!(asked, 1, "the upstream's list is cached");
+
+    let get = |key: &'static str, id: &str| {
+        let url = gw.url(&format!("/v1/models/{id}"));
+        async move { client().get(url).bearer_auth(key).send().await.unwrap() }
+    };
+    let one: serde_json::Value = get("k-all-0123456789", "lite-anything")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["id"], "lite-anything");
+    assert_eq!(one["owned_by"], "acme");
+    expect_error(get("k-code-0123456789", "lite-chat").await, 404).await;
+    expect_error(get("k-all-0123456789", "heavy-chat").await, 404).await;
+    expect_error(get("k-all-0123456789", "lite-*").await, 404).await;
+}
+
+/// An upstream whose url has `{model}` (Azure) can be health-checked: the check path is from
+/// the host's root with the upstream's query, and a failing check takes it out of rotation.
+#[tokio::test]
+async fn a_model_placeholder_upstream_is_health_checked_from_the_host_root() {
+    let up = MockUpstream::with_handler(|req| {
+        if req.path.starts_with("/openai/models") {
+            Reply::Json(503, json!({"error": "down"}))
+        } else {
+            common::mock::openai_like(req)
+        }
+    })
+    .await;
+    let gw = GatewayProcess::start(&format!(
+        "environment: test\nupstreams:\n  az:\n    url: http://127.0.0.1:{}/openai/deployments/{{model}}\n    api_key: az-key-0123456789\n    auth_header: api-key\n    query: {{api-version: 2024-10-21}}\n    health_check: {{path: /openai/models, interval: 1s, timeout: 1s}}\nroutes:\n  - models: [gpt-4o]\n    upstream: az\n",
+        up.port
+    ))
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = client()
+            .get(gw.admin_url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == 503 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the failing check never counted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let check = up
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "GET")
+        .unwrap();
+    assert_eq!(check.path, "/openai/models?api-version=2024-10-21");
+    assert_eq!(check.header("api-key"), Some("az-key-0123456789"));
 }

@@ -42,41 +42,63 @@ impl HealthChecker {
 
     /// One check: a GET of the check path; any 2xx within the check timeout passes.
     pub async fn check(&self, upstream: &Upstream) -> Result<(), String> {
-        let Some(check) = &upstream.health_check else {
+        let (Some(check), Some(path)) = (&upstream.health_check, upstream.health_check_target())
+        else {
             return Ok(());
         };
-        let path = upstream.path_for(None, &check.path, None);
-        let mut header = RequestHeader::build("GET", path.as_bytes(), None)
-            .map_err(|e| e.etype().as_str().to_owned())?;
-        let _ = header.insert_header(http::header::HOST, upstream.authority());
-        let _ = header.insert_header("user-agent", "veilgate-health-check");
-        if let Some(key) = &upstream.api_key {
-            let _ = match &upstream.auth {
-                UpstreamAuth::Bearer => {
-                    header.insert_header(http::header::AUTHORIZATION, format!("Bearer {key}"))
-                }
-                UpstreamAuth::Header(name) => header.insert_header(name.clone(), key.as_str()),
-            };
+        let (status, _) = get(
+            &self.forwarder,
+            upstream,
+            &path,
+            "veilgate-health-check",
+            check.timeout,
+            1024 * 1024,
+        )
+        .await?;
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(format!("answered {status}"))
         }
-        let attempt = async {
-            let mut exchange = self
-                .forwarder
-                .send(upstream, header, Bytes::new())
-                .await
-                .map_err(|e| e.to_string())?;
-            let status = exchange.header().map_or(0, |h| h.status.as_u16());
-            let _ = exchange.read_to_end(1024 * 1024).await;
-            self.forwarder.finish(exchange).await;
-            if (200..300).contains(&status) {
-                Ok(())
-            } else {
-                Err(format!("answered {status}"))
+    }
+}
+
+/// A `GET` of `path` (a request target) on `upstream` by the gateway itself, with the
+/// upstream's key: its status and up to `limit` bytes of its body, within `timeout`. The error
+/// names what failed, never the key.
+pub(super) async fn get(
+    forwarder: &Forwarder,
+    upstream: &Upstream,
+    path: &str,
+    user_agent: &str,
+    timeout: Duration,
+    limit: usize,
+) -> Result<(u16, Bytes), String> {
+    let mut header = RequestHeader::build("GET", path.as_bytes(), None)
+        .map_err(|e| e.etype().as_str().to_owned())?;
+    let _ = header.insert_header(http::header::HOST, upstream.authority());
+    let _ = header.insert_header("user-agent", user_agent);
+    if let Some(key) = &upstream.api_key {
+        let _ = match &upstream.auth {
+            UpstreamAuth::Bearer => {
+                header.insert_header(http::header::AUTHORIZATION, format!("Bearer {key}"))
             }
+            UpstreamAuth::Header(name) => header.insert_header(name.clone(), key.as_str()),
         };
-        match tokio::time::timeout(check.timeout, attempt).await {
-            Ok(result) => result,
-            Err(_) => Err(format!("no answer within {:?}", check.timeout)),
-        }
+    }
+    let attempt = async {
+        let mut exchange = forwarder
+            .send(upstream, header, Bytes::new())
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = exchange.header().map_or(0, |h| h.status.as_u16());
+        let body = exchange.read_to_end(limit).await;
+        forwarder.finish(exchange).await;
+        Ok((status, body.unwrap_or_default()))
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("no answer within {timeout:?}")),
     }
 }
 

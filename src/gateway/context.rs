@@ -35,6 +35,9 @@ pub struct RequestCtx {
     pub rate_headers: Vec<(&'static str, String)>,
     /// The gateway asked the upstream for stream usage the client did not ask for.
     pub strip_usage_chunk: bool,
+    /// The endpoint answers with binary media (`/v1/audio/speech`): a successful `audio/*` or
+    /// `application/octet-stream` answer is relayed unread even on a redacting route.
+    pub binary_answer: bool,
     /// The redaction policy of its route.
     pub redactor: Option<Arc<Redactor>>,
     /// Redaction counts and the pseudonym table, shared by request and response.
@@ -60,6 +63,7 @@ impl RequestCtx {
             ticket: None,
             rate_headers: Vec::new(),
             strip_usage_chunk: false,
+            binary_answer: false,
             redactor: None,
             redaction: RequestRedaction::default(),
             query: None,

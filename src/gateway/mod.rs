@@ -19,6 +19,7 @@ pub mod body;
 pub mod canonical;
 pub mod checks;
 pub mod context;
+pub mod discovery;
 pub mod forward;
 pub mod headers;
 pub mod health;
@@ -43,7 +44,6 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::config::{Config, Route, RouteMatch, Upstream};
 use crate::limits::Limiter;
-use crate::openai::request::multipart_model_span;
 use crate::openai::usage::{self, Usage};
 use crate::openai::{self, ApiError, Endpoint};
 use crate::redact::{Direction as RedactDirection, Endpoint as RedactEndpoint};
@@ -74,6 +74,8 @@ pub struct Gateway {
     telemetry: Arc<Telemetry>,
     limiter: Limiter,
     buffers: Arc<body::BufferPool>,
+    /// The models behind glob routes, for `GET /v1/models`.
+    discovery: Arc<discovery::Discovery>,
 }
 
 /// Why a request ended without the gateway writing an answer.
@@ -116,6 +118,7 @@ impl Gateway {
             health: shared.health.clone(),
             telemetry: shared.telemetry.clone(),
             limiter: shared.limiter.clone(),
+            discovery: Arc::default(),
             buffers: body::BufferPool::new(Some(
                 shared.telemetry.metrics().buffered_request_bytes(),
             )),
@@ -158,6 +161,7 @@ impl Gateway {
                 return Err(ApiError::method_not_allowed(method.as_str(), &path, "POST").into());
             }
             ctx.record.operation = endpoint.operation();
+            ctx.binary_answer = endpoint.answers_binary();
             return self.serve_model_request(session, ctx, endpoint).await;
         }
         if let Some(route) = runtime.config.route_for_path(&path) {
@@ -172,17 +176,22 @@ impl Gateway {
             ctx.record.environment = ctx.runtime.config.environment.clone();
         }
         ctx.env_inflight = Some(self.telemetry.metrics().inflight(&ctx.record.environment));
-        let models: Vec<openai::models::Model> = ctx
-            .runtime
-            .models
-            .iter()
-            .filter(|m| ctx.key.as_ref().is_none_or(|k| k.key.allows(&m.id)))
-            .cloned()
-            .collect();
+        let allowed = |id: &str| ctx.key.as_ref().is_none_or(|k| k.key.allows(id));
         let (status, body) = match path.strip_prefix("/v1/models/") {
-            None => (200, openai::models::list_json(&models)),
-            Some(id) => match models.iter().find(|m| m.id == id) {
-                Some(m) => (200, openai::models::model_json(m)),
+            None => {
+                let discovered = self.discovery.models(&ctx.runtime, &self.forwarder).await;
+                let models: Vec<openai::models::Model> = ctx
+                    .runtime
+                    .models
+                    .iter()
+                    .chain(discovered.iter())
+                    .filter(|m| allowed(&m.id))
+                    .cloned()
+                    .collect();
+                (200, openai::models::list_json(&models))
+            }
+            Some(id) => match ctx.runtime.model(id).filter(|m| allowed(&m.id)) {
+                Some(m) => (200, openai::models::model_json(&m)),
                 None => {
                     let err = ApiError::model_not_found(id);
                     (err.status, err.to_json())
@@ -298,12 +307,15 @@ impl Gateway {
         let content_type = header_str(session.req_header(), http::header::CONTENT_TYPE).to_owned();
 
         // inspect: which model, streamed or not
-        let (model, json) = if endpoint.is_json() {
+        let multipart = endpoint.is_multipart(&content_type);
+        let (model, json) = if multipart {
+            let model =
+                openai::multipart_model(&content_type, body.clone(), endpoint.default_model())
+                    .await?;
+            (model, None)
+        } else {
             let request = openai::inspect_json(endpoint, &body)?;
             (request.model.clone(), Some(request))
-        } else {
-            let model = openai::multipart_model(&content_type, body.clone()).await?;
-            (model, None)
         };
         if let Some(request) = &json {
             ctx.record.stream = request.stream;
@@ -334,10 +346,12 @@ impl Gateway {
                 request.model_span.clone(),
                 alias,
             )),
-            (Some(alias), None) => match multipart_model_span(&content_type, &body) {
-                Some(span) => Bytes::from(openai::request::splice(&body, span, alias.as_bytes())),
-                None => body,
-            },
+            (Some(alias), None) => {
+                match openai::request::multipart_set_model(&content_type, &body, alias) {
+                    Some(aliased) => Bytes::from(aliased),
+                    None => body,
+                }
+            }
             (None, _) => body,
         };
         // The token estimate is made only when it is needed.
@@ -363,7 +377,7 @@ impl Gateway {
             .redaction
             .clone()
             .unwrap_or_else(|| config.redaction.clone());
-        let body = self.redact_request(ctx, &redactor, endpoint, &content_type, body, session)?;
+        let body = self.redact_request(ctx, &redactor, multipart, &content_type, body, session)?;
         self.inspect_query(session, ctx, &redactor)?;
         if self.telemetry.captures_content(&ctx.record.environment) {
             // What the upstream is sent, after redaction (GenAI `gen_ai.input.messages`).
@@ -563,11 +577,17 @@ impl Gateway {
         }
         ctx.record.status = status;
 
-        let redacting = ctx
-            .redactor
-            .as_ref()
-            .is_some_and(|r| r.is_active(RedactDirection::Response));
         let success = (200..300).contains(&status);
+        // The one answer body relayed unread: the audio `/v1/audio/speech` was asked for.
+        let binary_media = ctx.binary_answer
+            && success
+            && (content_type.starts_with("audio/")
+                || content_type.starts_with("application/octet-stream"));
+        let redacting = !binary_media
+            && ctx
+                .redactor
+                .as_ref()
+                .is_some_and(|r| r.is_active(RedactDirection::Response));
         // Read whole: JSON answers (to inspect them), any answer on a redacting route that is
         // not a stream (text is scanned, anything else refused), and every error answer (an
         // upstream may echo its key, or the request, in it).

@@ -19,12 +19,11 @@ impl Gateway {
         &self,
         ctx: &mut RequestCtx,
         redactor: &Redactor,
-        endpoint: Endpoint,
+        multipart: bool,
         content_type: &str,
         body: Bytes,
         session: &Session,
     ) -> Result<Bytes, ApiError> {
-        let kind = redact_endpoint(endpoint);
         if !redactor.is_active(RedactDirection::Request) {
             return Ok(body);
         }
@@ -32,7 +31,7 @@ impl Gateway {
         if !(encoding.is_empty() || encoding.eq_ignore_ascii_case("identity")) {
             return Err(unsupported_media(ctx));
         }
-        if !endpoint.is_json() {
+        if multipart {
             return self.redact_form(ctx, redactor, content_type, body);
         }
         let json_type = content_type.is_empty()
@@ -43,7 +42,8 @@ impl Gateway {
         if !json_type {
             return Err(unsupported_media(ctx));
         }
-        match redactor.redact_request(kind, &body, &mut ctx.redaction) {
+        // Request bodies are walked alike whatever the endpoint.
+        match redactor.redact_request(RedactEndpoint::Other, &body, &mut ctx.redaction) {
             Ok(Some(rewritten)) => Ok(Bytes::from(rewritten)),
             Ok(None) => Ok(body),
             Err(e) => {
@@ -296,7 +296,13 @@ pub(super) fn redact_endpoint(endpoint: Endpoint) -> RedactEndpoint {
         Endpoint::Completions => RedactEndpoint::Completions,
         Endpoint::Embeddings => RedactEndpoint::Embeddings,
         Endpoint::Responses => RedactEndpoint::Responses,
-        Endpoint::AudioTranscriptions | Endpoint::AudioTranslations => RedactEndpoint::Other,
+        Endpoint::AudioTranscriptions
+        | Endpoint::AudioTranslations
+        | Endpoint::AudioSpeech
+        | Endpoint::Moderations
+        | Endpoint::ImagesGenerations
+        | Endpoint::ImagesEdits
+        | Endpoint::ImagesVariations => RedactEndpoint::Other,
     }
 }
 
@@ -308,7 +314,7 @@ fn unsupported_media(ctx: &mut RequestCtx) -> ApiError {
     ApiError::new(
         415,
         "invalid_request_error",
-        "This route redacts requests, so it accepts only uncompressed `Content-Type: application/json` bodies (multipart/form-data on the audio endpoints).",
+        "This route redacts requests, so it accepts only uncompressed `Content-Type: application/json` bodies (multipart/form-data on the audio and image upload endpoints).",
     )
     .code("unsupported_media_type")
 }

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 
-use crate::config::{Config, RouteMatch, VirtualKey};
+use crate::config::{Config, Route, RouteMatch, VirtualKey};
 use crate::limits::{Budget, KeyStore};
 use crate::openai::models::Model;
 
@@ -25,8 +25,11 @@ pub struct KeyEntry {
 pub struct Runtime {
     /// The validated configuration.
     pub config: Config,
-    /// The `GET /v1/models` list.
+    /// The `GET /v1/models` list of the models named exactly (glob-routed ones are discovered,
+    /// see `discovery`).
     pub models: Vec<Model>,
+    /// Unix time of this load: every model's `created`.
+    pub created: u64,
     /// Increases by one on every successful (re)load.
     pub version: u64,
     /// Virtual keys by digest; empty when the gateway runs open.
@@ -46,6 +49,18 @@ impl std::fmt::Debug for Runtime {
 
 static VERSION: AtomicU64 = AtomicU64::new(0);
 
+/// `owned_by` when the route's upstream does not set one.
+const DEFAULT_OWNER: &str = "veilgate";
+
+fn owner_of(config: &Config, route: &Route) -> String {
+    route
+        .upstream_names()
+        .next()
+        .and_then(|name| config.upstream(name))
+        .and_then(|u| u.owned_by.clone())
+        .unwrap_or_else(|| DEFAULT_OWNER.to_owned())
+}
+
 impl Runtime {
     /// Prepares a loaded configuration.
     pub fn new(config: Config) -> Self {
@@ -61,9 +76,7 @@ impl Runtime {
                     RouteMatch::Models(ps) => ps.iter().any(|p| !p.is_glob() && p.pattern == id),
                     RouteMatch::Paths(_) => false,
                 })
-                .and_then(|r| r.upstream_names().next())
-                .unwrap_or_default()
-                .to_owned();
+                .map_or_else(|| DEFAULT_OWNER.to_owned(), |r| owner_of(&config, r));
             models.push(Model::new(id, owner, created));
         }
         let mut keys = KeyStore::new();
@@ -94,10 +107,31 @@ impl Runtime {
         Runtime {
             config,
             models,
+            created,
             version: VERSION.fetch_add(1, Ordering::Relaxed) + 1,
             keys,
             route_budgets,
         }
+    }
+
+    /// The `owned_by` of the models `route` serves: its first upstream's `owned_by:`, or
+    /// `veilgate` (internal upstream names are not shown to clients).
+    pub fn owner_of(&self, route: &Route) -> String {
+        owner_of(&self.config, route)
+    }
+
+    /// `GET /v1/models/{id}`: a model any route serves by its name or by a glob (the key's
+    /// allow-list is the caller's to apply).
+    pub fn model(&self, id: &str) -> Option<Model> {
+        if let Some(m) = self.models.iter().find(|m| m.id == id) {
+            return Some(m.clone());
+        }
+        // A name with glob characters is a pattern, not a model (`gpt-4.1*` matches itself).
+        if id.contains(['*', '?', '[', ']', '{', '}']) {
+            return None;
+        }
+        let (route, _) = self.config.route_for_model(id)?;
+        Some(Model::new(id, self.owner_of(route), self.created))
     }
 
     /// Whether every request must carry a virtual key.

@@ -168,6 +168,7 @@ mod tests {
             auth: UpstreamAuth::Bearer,
             query: Vec::new(),
             health_check: None,
+            owned_by: None,
             has_model_placeholder: false,
         }
     }

@@ -51,10 +51,15 @@ pub fn input_messages(endpoint: Endpoint, body: &[u8]) -> Option<String> {
         Endpoint::Completions => {
             out.push(message("user", texts(v.get("prompt")), &mut budget));
         }
-        Endpoint::Embeddings => {
+        Endpoint::Embeddings | Endpoint::Moderations | Endpoint::AudioSpeech => {
             out.push(message("user", texts(v.get("input")), &mut budget));
         }
-        Endpoint::AudioTranscriptions | Endpoint::AudioTranslations => return None,
+        Endpoint::ImagesGenerations | Endpoint::ImagesEdits => {
+            out.push(message("user", texts(v.get("prompt")), &mut budget));
+        }
+        Endpoint::AudioTranscriptions
+        | Endpoint::AudioTranslations
+        | Endpoint::ImagesVariations => return None,
     }
     serde_json::to_string(&out).ok()
 }

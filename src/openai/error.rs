@@ -97,15 +97,17 @@ impl ApiError {
 
     /// 404 for a path the gateway does not serve.
     pub fn unknown_url(method: &str, path: &str) -> Self {
-        Self::new(
-            404,
-            "invalid_request_error",
-            format!(
+        let message = match unroutable_api(path) {
+            Some(api) => format!(
+                "Unknown request URL: {method} {}. The {api} API carries no `model`, so this gateway cannot route it by model; an operator can serve it with a `paths:` route (for example `paths: [/v1/{api}]`).",
+                echo(path)
+            ),
+            None => format!(
                 "Unknown request URL: {method} {}. Check the path; this gateway serves the OpenAI API under /v1/.",
                 echo(path)
             ),
-        )
-        .code("unknown_url")
+        };
+        Self::new(404, "invalid_request_error", message).code("unknown_url")
     }
 
     /// 405 for a known path called with the wrong method.
@@ -233,6 +235,24 @@ impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}", self.status, self.message)
     }
+}
+
+/// The OpenAI APIs that carry no `model` to route by (files, batches, uploads, vector
+/// stores, fine-tuning, assistants and their threads, containers): the first segment after
+/// `/v1/` when `path` is one of them.
+fn unroutable_api(path: &str) -> Option<&'static str> {
+    const APIS: &[&str] = &[
+        "files",
+        "batches",
+        "uploads",
+        "vector_stores",
+        "fine_tuning",
+        "assistants",
+        "threads",
+        "containers",
+    ];
+    let first = path.strip_prefix("/v1/")?.split('/').next()?;
+    APIS.iter().copied().find(|api| *api == first)
 }
 
 #[cfg(test)]

@@ -25,6 +25,16 @@ pub enum Endpoint {
     AudioTranscriptions,
     /// `POST /v1/audio/translations` (multipart/form-data)
     AudioTranslations,
+    /// `POST /v1/audio/speech` (JSON in, audio out)
+    AudioSpeech,
+    /// `POST /v1/moderations`
+    Moderations,
+    /// `POST /v1/images/generations`
+    ImagesGenerations,
+    /// `POST /v1/images/edits` (multipart/form-data, or JSON with image URLs)
+    ImagesEdits,
+    /// `POST /v1/images/variations` (multipart/form-data)
+    ImagesVariations,
 }
 
 impl Endpoint {
@@ -38,6 +48,11 @@ impl Endpoint {
             "/v1/responses" => Endpoint::Responses,
             "/v1/audio/transcriptions" => Endpoint::AudioTranscriptions,
             "/v1/audio/translations" => Endpoint::AudioTranslations,
+            "/v1/audio/speech" => Endpoint::AudioSpeech,
+            "/v1/moderations" => Endpoint::Moderations,
+            "/v1/images/generations" => Endpoint::ImagesGenerations,
+            "/v1/images/edits" => Endpoint::ImagesEdits,
+            "/v1/images/variations" => Endpoint::ImagesVariations,
             _ => return None,
         })
     }
@@ -51,6 +66,11 @@ impl Endpoint {
             Endpoint::Responses => "responses",
             Endpoint::AudioTranscriptions => "audio/transcriptions",
             Endpoint::AudioTranslations => "audio/translations",
+            Endpoint::AudioSpeech => "audio/speech",
+            Endpoint::Moderations => "moderations",
+            Endpoint::ImagesGenerations => "images/generations",
+            Endpoint::ImagesEdits => "images/edits",
+            Endpoint::ImagesVariations => "images/variations",
         }
     }
 
@@ -62,15 +82,48 @@ impl Endpoint {
             Endpoint::Embeddings => "embeddings",
             Endpoint::AudioTranscriptions => "transcription",
             Endpoint::AudioTranslations => "translation",
+            // Not among the GenAI conventions' well-known names; custom names are allowed.
+            Endpoint::AudioSpeech => "text_to_speech",
+            Endpoint::Moderations => "moderation",
+            Endpoint::ImagesGenerations => "image_generation",
+            Endpoint::ImagesEdits => "image_edit",
+            Endpoint::ImagesVariations => "image_variation",
         }
     }
 
-    /// Whether the body is JSON (otherwise multipart/form-data).
-    pub fn is_json(self) -> bool {
-        !matches!(
-            self,
-            Endpoint::AudioTranscriptions | Endpoint::AudioTranslations
-        )
+    /// Whether the body is multipart/form-data: always on the audio uploads and image
+    /// variations; on image edits when the client sends the image as a file (the API also
+    /// takes JSON with image URLs there).
+    pub fn is_multipart(self, content_type: &str) -> bool {
+        match self {
+            Endpoint::AudioTranscriptions
+            | Endpoint::AudioTranslations
+            | Endpoint::ImagesVariations => true,
+            Endpoint::ImagesEdits => content_type
+                .split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("multipart/form-data")),
+            _ => false,
+        }
+    }
+
+    /// The model OpenAI uses when a request names none, where `model` is optional: such a
+    /// request is routed as if it named this one.
+    pub fn default_model(self) -> Option<&'static str> {
+        match self {
+            Endpoint::Moderations => Some("omni-moderation-latest"),
+            Endpoint::ImagesGenerations | Endpoint::ImagesEdits | Endpoint::ImagesVariations => {
+                Some("dall-e-2")
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether a successful answer is binary media rather than JSON or a stream: the audio of
+    /// `/v1/audio/speech`. Such an answer (`audio/*` or `application/octet-stream`) is the one
+    /// kind of answer body the gateway relays without reading it.
+    pub fn answers_binary(self) -> bool {
+        self == Endpoint::AudioSpeech
     }
 }
 
@@ -79,8 +132,9 @@ impl Endpoint {
 pub struct JsonRequest {
     /// The requested model, unescaped.
     pub model: String,
-    /// Byte range of the `"model"` JSON string (quotes included) in the body.
-    pub model_span: Range<usize>,
+    /// Byte range of the `"model"` JSON string (quotes included) in the body; `None` when the
+    /// request names no model and is routed by the endpoint's [`Endpoint::default_model`].
+    pub model_span: Option<Range<usize>>,
     /// Whether the client asked for a streamed answer.
     pub stream: bool,
     /// The output cap it asked for (`max_completion_tokens`, `max_tokens`, `max_output_tokens`).
@@ -131,11 +185,19 @@ pub fn inspect_json(endpoint: Endpoint, body: &[u8]) -> Result<JsonRequest, ApiE
     }
     let probe: Probe<'_> = serde_json::from_str(text).map_err(|e| not_json(&e.to_string()))?;
 
-    let raw_model = probe.model.ok_or_else(|| {
-        ApiError::invalid_request("You must provide a `model` parameter.")
-            .param("model")
-            .code("missing_required_parameter")
-    })?;
+    let raw_model = match (probe.model, endpoint.default_model()) {
+        (Some(raw), _) => raw,
+        (None, Some(default)) => {
+            return finish(endpoint, &probe, default.to_owned(), None);
+        }
+        (None, None) => {
+            return Err(
+                ApiError::invalid_request("You must provide a `model` parameter.")
+                    .param("model")
+                    .code("missing_required_parameter"),
+            )
+        }
+    };
     let model: String = match serde_json::from_str::<String>(raw_model.get()) {
         Ok(m) if !m.is_empty() => m,
         Ok(_) => {
@@ -154,7 +216,16 @@ pub fn inspect_json(endpoint: Endpoint, body: &[u8]) -> Result<JsonRequest, ApiE
     };
     let model_span = span_of(text, raw_model.get())
         .ok_or_else(|| ApiError::internal("could not locate `model` in the request body"))?;
+    finish(endpoint, &probe, model, Some(model_span))
+}
 
+/// The rest of [`inspect_json`], once the model is known.
+fn finish(
+    endpoint: Endpoint,
+    probe: &Probe<'_>,
+    model: String,
+    model_span: Option<Range<usize>>,
+) -> Result<JsonRequest, ApiError> {
     let stream = match probe.stream.map(RawValue::get) {
         None | Some("null") => false,
         Some("true") => true,
@@ -264,10 +335,21 @@ fn span_of(whole: &str, part: &str) -> Option<Range<usize>> {
     (end <= whole.len()).then_some(start..end)
 }
 
-/// Returns `body` with the `model` value at `span` replaced by `model`, as a JSON string.
-pub fn replace_model(body: &[u8], span: Range<usize>, model: &str) -> Vec<u8> {
+/// Returns `body` with the `model` value at `span` replaced by `model`, as a JSON string; with
+/// no span (the request named no model), `"model"` is added as the object's first member.
+pub fn replace_model(body: &[u8], span: Option<Range<usize>>, model: &str) -> Vec<u8> {
     let quoted = serde_json::Value::String(model.to_owned()).to_string();
-    splice(body, span, quoted.as_bytes())
+    if let Some(span) = span {
+        return splice(body, span, quoted.as_bytes());
+    }
+    // `inspect_json` accepted the body, so it is an object: `{` after optional whitespace.
+    let open = body.iter().position(|&b| b == b'{').unwrap_or(0);
+    let empty = body[open + 1..]
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_none_or(|&b| b == b'}');
+    let member = format!("\"model\":{quoted}{}", if empty { "" } else { "," });
+    splice(body, open + 1..open + 1, member.as_bytes())
 }
 
 /// Returns `body` with the bytes at `span` replaced by `with`.
@@ -279,15 +361,20 @@ pub fn splice(body: &[u8], span: Range<usize>, with: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Finds the `model` form field of a multipart/form-data upload.
+/// Finds the `model` form field of a multipart/form-data upload; `default` when it has none
+/// and the endpoint names a default model.
 ///
 /// # Errors
 /// A 400 [`ApiError`] when the content type is not multipart/form-data with a boundary, the
-/// body is not valid multipart, or it has no `model` field.
-pub async fn multipart_model(content_type: &str, body: bytes::Bytes) -> Result<String, ApiError> {
+/// body is not valid multipart, or it has no `model` field and there is no default.
+pub async fn multipart_model(
+    content_type: &str,
+    body: bytes::Bytes,
+    default: Option<&str>,
+) -> Result<String, ApiError> {
     let boundary = multer::parse_boundary(content_type).map_err(|_| {
         ApiError::invalid_request(
-            "Audio uploads must be sent as multipart/form-data with a boundary.",
+            "Uploads to this endpoint must be sent as multipart/form-data with a boundary.",
         )
         .code("invalid_content_type")
     })?;
@@ -299,6 +386,7 @@ pub async fn multipart_model(content_type: &str, body: bytes::Bytes) -> Result<S
                 return field.text().await.map_err(bad_multipart);
             }
             Ok(Some(_)) => continue,
+            Ok(None) if default.is_some() => return Ok(default.unwrap_or_default().to_owned()),
             Ok(None) => {
                 return Err(
                     ApiError::invalid_request("You must provide a `model` form field.")
@@ -325,6 +413,22 @@ pub fn multipart_model_span(content_type: &str, body: &[u8]) -> Option<Range<usi
         .into_iter()
         .find(|p| is_model_field(&body[p.headers.clone()]))
         .map(|p| p.value)
+}
+
+/// `body` with a `model` form field set to `model`: its value replaced when the form has one,
+/// otherwise a new field ahead of the first part. `None` when the body is not multipart.
+pub fn multipart_set_model(content_type: &str, body: &[u8], model: &str) -> Option<Vec<u8>> {
+    if let Some(span) = multipart_model_span(content_type, body) {
+        return Some(splice(body, span, model.as_bytes()));
+    }
+    let boundary = multer::parse_boundary(content_type).ok()?;
+    let delimiter = format!("--{boundary}");
+    let first = multipart_parts(content_type, body)?.first()?.headers.start;
+    // The delimiter line that opens the first part.
+    let at = memchr::memmem::rfind(&body[..first], delimiter.as_bytes())?;
+    let field =
+        format!("{delimiter}\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\n{model}\r\n");
+    Some(splice(body, at..at, field.as_bytes()))
 }
 
 /// One part of a multipart/form-data body, as byte ranges of the body.
@@ -403,7 +507,7 @@ mod tests {
         let r = inspect_json(Endpoint::ChatCompletions, body).unwrap();
         assert_eq!(r.model, "gpt-4o");
         assert!(r.stream);
-        assert_eq!(&body[r.model_span.clone()], br#""gpt-4o""#);
+        assert_eq!(&body[r.model_span.clone().unwrap()], br#""gpt-4o""#);
     }
 
     #[test]
@@ -499,7 +603,7 @@ mod tests {
     async fn finds_multipart_model() {
         let (ct, body) = form("whisper-1");
         assert_eq!(
-            multipart_model(&ct, bytes::Bytes::from(body))
+            multipart_model(&ct, bytes::Bytes::from(body), None)
                 .await
                 .unwrap(),
             "whisper-1"
@@ -511,14 +615,93 @@ mod tests {
         let ct = "multipart/form-data; boundary=XyZ";
         let body =
             "--XyZ\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc\r\n--XyZ--\r\n";
-        let e = multipart_model(ct, bytes::Bytes::from(body))
+        let e = multipart_model(ct, bytes::Bytes::from(body), None)
             .await
             .unwrap_err();
         assert_eq!(e.code, Some("missing_required_parameter"));
-        let e = multipart_model("application/json", bytes::Bytes::from(body))
+        let e = multipart_model("application/json", bytes::Bytes::from(body), None)
             .await
             .unwrap_err();
         assert_eq!(e.code, Some("invalid_content_type"));
+        // Where the endpoint has a default model (image edits), the form needs none.
+        assert_eq!(
+            multipart_model(ct, bytes::Bytes::from(body), Some("dall-e-2"))
+                .await
+                .unwrap(),
+            "dall-e-2"
+        );
+    }
+
+    #[test]
+    fn multipart_set_model_replaces_or_adds_the_field() {
+        let (ct, body) = form("fast");
+        let out = multipart_set_model(&ct, &body, "whisper-1").unwrap();
+        assert_eq!(
+            out,
+            String::from_utf8(body.clone())
+                .unwrap()
+                .replace("\r\nfast\r\n", "\r\nwhisper-1\r\n")
+                .into_bytes()
+        );
+        // No model field: one is added ahead of the first part; the file stays byte for byte.
+        let ct = "multipart/form-data; boundary=XyZ";
+        let body = b"preamble\r\n--XyZ\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n\x89PNG\x00\r\n--XyZ--\r\n";
+        let out = multipart_set_model(ct, body, "gpt-image-1").unwrap();
+        let parts = multipart_parts(ct, &out).unwrap();
+        assert_eq!(parts.len(), 2);
+        assert!(is_model_field(&out[parts[0].headers.clone()]));
+        assert_eq!(&out[parts[0].value.clone()], b"gpt-image-1");
+        assert_eq!(&out[parts[1].value.clone()], b"\x89PNG\x00");
+        assert!(out.starts_with(b"preamble\r\n--XyZ\r\n"));
+        assert_eq!(multipart_set_model("application/json", body, "m"), None);
+    }
+
+    #[test]
+    fn endpoints_with_a_default_model_route_a_body_without_one() {
+        for (endpoint, default) in [
+            (Endpoint::Moderations, "omni-moderation-latest"),
+            (Endpoint::ImagesGenerations, "dall-e-2"),
+            (Endpoint::ImagesEdits, "dall-e-2"),
+        ] {
+            let r = inspect_json(endpoint, br#"{"input":"x","prompt":"y"}"#).unwrap();
+            assert_eq!((r.model.as_str(), r.model_span), (default, None));
+        }
+        let e =
+            inspect_json(Endpoint::AudioSpeech, br#"{"input":"hi","voice":"alloy"}"#).unwrap_err();
+        assert_eq!(e.code, Some("missing_required_parameter"));
+    }
+
+    #[test]
+    fn replace_model_adds_a_missing_model_as_first_member() {
+        assert_eq!(
+            replace_model(b"  { \"input\": \"x\" }", None, "omni"),
+            b"  {\"model\":\"omni\", \"input\": \"x\" }".to_vec()
+        );
+        assert_eq!(
+            replace_model(b"{ }", None, "m"),
+            b"{\"model\":\"m\" }".to_vec()
+        );
+        let out = replace_model(br#"{"prompt":"a cat"}"#, None, "gpt-image-1");
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["model"], "gpt-image-1");
+        assert_eq!(v["prompt"], "a cat");
+    }
+
+    #[test]
+    fn which_endpoints_are_multipart() {
+        assert!(Endpoint::AudioTranscriptions.is_multipart("application/json"));
+        assert!(Endpoint::ImagesEdits.is_multipart("multipart/form-data; boundary=x"));
+        assert!(!Endpoint::ImagesEdits.is_multipart("application/json"));
+        assert!(!Endpoint::AudioSpeech.is_multipart("multipart/form-data; boundary=x"));
+        assert_eq!(
+            Endpoint::from_path("/v1/images/generations"),
+            Some(Endpoint::ImagesGenerations)
+        );
+        assert_eq!(
+            Endpoint::from_path("/v1/moderations/"),
+            Some(Endpoint::Moderations)
+        );
+        assert!(Endpoint::AudioSpeech.answers_binary() && !Endpoint::ImagesEdits.answers_binary());
     }
 
     #[test]

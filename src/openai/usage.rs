@@ -93,7 +93,16 @@ pub fn estimate(endpoint: Endpoint, request: &Value) -> Usage {
                 _ => {}
             }
         }
-        Endpoint::AudioTranscriptions | Endpoint::AudioTranslations => {}
+        Endpoint::Moderations | Endpoint::AudioSpeech => {
+            count_strings(request.get("input"), &mut chars);
+            chars += str_len(request.get("instructions"));
+        }
+        Endpoint::ImagesGenerations | Endpoint::ImagesEdits => {
+            count_strings(request.get("prompt"), &mut chars)
+        }
+        Endpoint::AudioTranscriptions
+        | Endpoint::AudioTranslations
+        | Endpoint::ImagesVariations => {}
     }
     let completion = ["max_completion_tokens", "max_tokens", "max_output_tokens"]
         .iter()

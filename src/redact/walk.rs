@@ -30,7 +30,7 @@
 //! |---------------------------------------------------------|---------------------------------|
 //! | the top-level `model`                                   | anything (it is routed, and checked against the key's allow-list) |
 //! | any string                                              | a `data:…;base64,` URL whose payload is base64 |
-//! | a member named in [`BASE64_KEYS`] (`data`, `b64_json`, `file_data`, `encrypted_content`, …) | 64 or more base64 characters and nothing else |
+//! | a member named in [`BASE64_KEYS`] (`audio`, `data`, `b64_json`, `file_data`, `encrypted_content`, …) | 64 or more base64 characters and nothing else |
 //!
 //! A value at an opaque place that does not have the opaque shape is scanned like any other.
 //!
@@ -53,6 +53,7 @@ pub(crate) const MAX_NESTING: u8 = 4;
 
 /// Member names whose string values are binary payloads when they look like base64.
 pub(crate) const BASE64_KEYS: &[&str] = &[
+    "audio",
     "b64_json",
     "data",
     "encrypted_content",

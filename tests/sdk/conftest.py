@@ -50,7 +50,7 @@ routes:
   - models: [fast]
     upstream: mock
     model: gpt-4o-mini
-  - models: ["gpt-*", whisper-1, text-embedding-3-small]
+  - models: ["gpt-*", whisper-1, text-embedding-3-small, omni-moderation-latest, tts-1, dall-e-2]
     upstream: mock
 """)
     log = open(tmp / "gateway.log", "wb")

@@ -118,8 +118,26 @@ class MockUpstream:
                                        "response": _response(model, "completed", "Hello from mock")})
                         return self._sse([f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events])
                     return self._json(200, _response(model, "completed", f"Hello from mock ({model})"))
+                if path.endswith("/audio/speech"):
+                    audio = bytes(range(256)) * 16
+                    self.send_response(200)
+                    self.send_header("content-type", "audio/mpeg")
+                    self.send_header("content-length", str(len(audio)))
+                    self.end_headers()
+                    self.wfile.write(audio)
+                    return
                 if "/audio/" in path:
                     return self._json(200, {"text": f"transcribed {len(body)} bytes"})
+                if path.endswith("/moderations"):
+                    return self._json(200, {"id": "modr-1", "model": model, "results": [
+                        {"flagged": False, "categories": {}, "category_scores": {}}]})
+                if path.startswith("/v1/images/"):
+                    return self._json(200, {"created": 1, "data": [
+                        {"b64_json": "iVBORw0KGgo" + "A" * 120, "revised_prompt": f"seen by {model}"}]})
+                if method == "GET" and path == "/v1/models":
+                    return self._json(200, {"object": "list", "data": [
+                        {"id": i, "object": "model", "created": 1, "owned_by": "upstream"}
+                        for i in ["gpt-4o", "gpt-4.1-mini", "dall-e-3", "whisper-1"]]})
                 return self._json(200, {"object": "list", "data": []})
 
             def _json(self, status, obj):

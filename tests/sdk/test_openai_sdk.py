@@ -1,5 +1,7 @@
 """The official OpenAI Python SDK, unchanged but for its base URL, against a running gateway."""
 
+import json
+
 import httpx
 import openai
 import pytest
@@ -97,11 +99,51 @@ def test_audio_transcription_upload_is_byte_identical(gateway, upstream):
 
 
 def test_models(client, upstream):
-    before = len(upstream.requests)
     ids = [m.id for m in client.models.list()]
-    assert ids == ["fast", "whisper-1", "text-embedding-3-small"]
-    assert client.models.retrieve("fast").owned_by == "mock"
-    assert len(upstream.requests) == before
+    # The exact names, then what the `gpt-*` route's upstream lists and the glob matches
+    # (dall-e-3 is not routed; whisper-1 is already listed).
+    assert ids == ["fast", "whisper-1", "text-embedding-3-small", "omni-moderation-latest",
+                   "tts-1", "dall-e-2", "gpt-4.1-mini", "gpt-4o"]
+    before = len(upstream.requests)
+    assert [m.id for m in client.models.list()] == ids
+    # Retrieval answers for any name a route serves, without asking the upstream; the
+    # upstream's internal name is not shown.
+    assert client.models.retrieve("fast").owned_by == "veilgate"
+    assert client.models.retrieve("gpt-5-nano").id == "gpt-5-nano"
+    assert len(upstream.requests) == before, "the list is cached; retrieval asks nobody"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("dall-e-3")
+
+
+TOKEN = "ghp_" + "u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8d"
+
+
+def test_moderations_without_a_model_are_routed_and_redacted(client, upstream):
+    r = client.moderations.create(input=f"is {TOKEN} safe?")
+    assert r.results[0].flagged is False
+    seen = upstream.last()
+    assert seen["path"] == "/v1/moderations"
+    assert json.loads(seen["body"]) == {"input": "is [REDACTED:github_token] safe?"}
+
+
+def test_speech_audio_comes_back_byte_for_byte(client, upstream):
+    audio = client.audio.speech.create(model="tts-1", voice="alloy", input=f"say {TOKEN}")
+    assert audio.content == bytes(range(256)) * 16
+    assert json.loads(upstream.last()["body"])["input"] == "say [REDACTED:github_token]"
+
+
+def test_image_generation_and_edit_upload(client, upstream):
+    r = client.images.generate(model="dall-e-2", prompt=f"a cat and {TOKEN}")
+    assert r.data[0].revised_prompt == "seen by dall-e-2"
+    assert json.loads(upstream.last()["body"])["prompt"] == "a cat and [REDACTED:github_token]"
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+    r = client.images.edit(image=("cat.png", png, "image/png"), prompt=f"add {TOKEN}")
+    assert r.data[0].b64_json.startswith("iVBORw0KGgo")
+    seen = upstream.last()
+    assert seen["path"] == "/v1/images/edits"
+    assert png in seen["body"]
+    assert TOKEN.encode() not in seen["body"]
+    assert b"add [REDACTED:github_token]" in seen["body"]
 
 
 def test_unknown_model_is_a_clean_sdk_error(client):
