@@ -43,6 +43,15 @@ struct TypedEvent<'a> {
     summary_index: Option<Raw<'a>>,
     #[serde(borrow)]
     delta: Option<Raw<'a>>,
+    #[serde(borrow)]
+    sequence_number: Option<Raw<'a>>,
+}
+
+/// `sequence_number` of the next event written, given the upstream's own number (kept when the
+/// stream has not been renumbered yet): events the gateway drops or adds would otherwise leave
+/// gaps or repeats, which clients that check the order report as lost events.
+fn next_number(next: Option<u64>, raw: Raw<'_>) -> Option<u64> {
+    next.or_else(|| raw.get().parse().ok())
 }
 
 /// What an event type means for the channels.
@@ -178,15 +187,30 @@ impl StreamRedactor {
                 channel = Some((key, emitted.is_empty() && !text.is_empty()));
             }
         }
-        let edits = walk::event(&ev.data, scanner, &mut Env { cx, count }, &skip, edits)?;
+        let mut edits = walk::event(&ev.data, scanner, &mut Env { cx, count }, &skip, edits)?;
+        let number = e
+            .sequence_number
+            .and_then(|raw| Some((raw, next_number(self.next_sequence, raw)?)));
+        if let Some((raw, n)) = number {
+            if raw.get() != n.to_string() {
+                edits.set_json(raw, n.to_string())?;
+            }
+        }
         let event = rewritten(&ev, edits);
         if let Some((key, emptied)) = channel {
             if let Some(c) = self.channels.get_mut(&key) {
                 c.template = Some(event.clone());
             }
             if emptied && droppable(&event.data) {
+                // Dropped: its number goes to the next event.
+                if let Some((_, n)) = number {
+                    self.next_sequence = Some(n);
+                }
                 return Ok(());
             }
+        }
+        if let Some((_, n)) = number {
+            self.next_sequence = Some(n + 1);
         }
         sse::write_event(out, &event);
         Ok(())
@@ -202,16 +226,20 @@ fn rewritten(ev: &Event, edits: Edits<'_>) -> Event {
     Event { data, ..ev.clone() }
 }
 
-/// Writes `template` (the channel's last delta event) with its delta replaced by `text`.
+/// Writes `template` (the channel's last delta event) with its delta replaced by `text`, and
+/// the stream's next `sequence_number` when it has one.
 pub(super) fn write_synthesized(
     template: &Event,
     text: &str,
+    next_sequence: &mut Option<u64>,
     out: &mut Vec<u8>,
 ) -> Result<(), RedactError> {
     #[derive(Deserialize)]
     struct DeltaOnly<'a> {
         #[serde(borrow)]
         delta: Option<Raw<'a>>,
+        #[serde(borrow)]
+        sequence_number: Option<Raw<'a>>,
     }
     let shape: DeltaOnly = parse(&template.data)?;
     let Some(delta) = shape.delta else {
@@ -219,6 +247,12 @@ pub(super) fn write_synthesized(
     };
     let mut edits = Edits::new(&template.data);
     edits.set_string(delta, text)?;
+    if let Some(raw) = shape.sequence_number {
+        if let Some(n) = next_number(*next_sequence, raw) {
+            edits.set_json(raw, n.to_string())?;
+            *next_sequence = Some(n + 1);
+        }
+    }
     sse::write_event(out, &rewritten(template, edits));
     Ok(())
 }

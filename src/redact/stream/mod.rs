@@ -94,6 +94,9 @@ pub struct StreamRedactor {
     stems: Vec<String>,
     /// Some delta went through a channel: whole-output events repeat counted text.
     streamed: bool,
+    /// Typed events: the `sequence_number` of the next event written, once the gateway has
+    /// dropped or added one (`None` until the first numbered event).
+    next_sequence: Option<u64>,
     events: u64,
     state: State,
 }
@@ -120,6 +123,7 @@ impl StreamRedactor {
             envelope: None,
             stems: Vec::new(),
             streamed: false,
+            next_sequence: None,
             events: 0,
             state: State::Open,
         }
@@ -286,7 +290,7 @@ impl StreamRedactor {
                 }
                 _ => {
                     if let Some(template) = channel.template.take() {
-                        events::write_synthesized(&template, &held, out)?;
+                        events::write_synthesized(&template, &held, &mut self.next_sequence, out)?;
                     }
                 }
             }

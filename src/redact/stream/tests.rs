@@ -359,6 +359,16 @@ fn responses_stream() {
         "whole texts in .done/completed events are not counted again"
     );
     assert!(!String::from_utf8(out).unwrap().contains(&key[2..9]));
+    // The delta held back whole (2) is dropped, and the text held at `.done` goes out in an
+    // added delta: upstream numbers would read 0 1 3 3 4 …; the client sees them contiguous.
+    let numbers: Vec<u64> = evs
+        .iter()
+        .map(|e| {
+            let v: Value = serde_json::from_str(&e.data).unwrap();
+            v["sequence_number"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(numbers, (0..evs.len() as u64).collect::<Vec<_>>());
 }
 
 #[test]
