@@ -658,21 +658,18 @@ impl Gateway {
                     if !is_sse || memchr::memmem::find(&chunk, b"data:").is_some() {
                         mark_first_token(ctx);
                     }
+                    // One framing of the stream: the redactor's, or else the observer's.
                     let chunk = match stream_redactor.as_mut() {
-                        Some(sr) => match sr.push(&chunk, &mut ctx.redaction) {
-                            Ok(out) => Bytes::from(out),
+                        Some(sr) => match sr.push_events(&chunk, &mut ctx.redaction) {
+                            Ok(events) => Bytes::from(observer.emit(events)),
                             Err(e) => {
                                 self.end_stream_on_redaction_error(session, ctx, &e).await;
                                 self.account(ctx, &observer.usage, estimate);
                                 return Ok(());
                             }
                         },
+                        None if is_sse => Bytes::from(observer.feed(&chunk)),
                         None => chunk,
-                    };
-                    let chunk = if is_sse {
-                        Bytes::from(observer.feed(&chunk))
-                    } else {
-                        chunk
                     };
                     if chunk.is_empty() {
                         continue;
@@ -688,9 +685,9 @@ impl Gateway {
                 }
                 Ok(None) => {
                     if let Some(sr) = stream_redactor.as_mut() {
-                        match sr.finish(&mut ctx.redaction) {
-                            Ok(out) => {
-                                let out = observer.feed(&out);
+                        match sr.finish_events(&mut ctx.redaction) {
+                            Ok(events) => {
+                                let out = observer.emit(events);
                                 if !out.is_empty()
                                     && session
                                         .write_response_body(Some(Bytes::from(out)), false)

@@ -1,10 +1,17 @@
 //! Watching an upstream answer go by: usage, finish reasons and the answering model, for
 //! budgets and telemetry — without holding any byte back from the client.
+//!
+//! A stream is framed once. On a redacting route the stream redactor frames it and hands over
+//! its events ([`StreamObserver::emit`]): each is observed, the usage chunk the gateway asked
+//! for is hidden, and the rest is written. Otherwise the observer frames it itself
+//! ([`StreamObserver::feed`]) and passes every event on byte for byte.
 
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::openai::sse;
 use crate::openai::usage::{self, StreamUsage, Usage};
+use crate::redact::Emit;
 
 /// Longest SSE event buffered while looking for its end; a longer one is not inspected
 /// (usage is then estimated from what was seen).
@@ -55,6 +62,23 @@ impl StreamObserver {
         out
     }
 
+    /// Events of the stream redactor, already framed: each observed, the usage chunk hidden,
+    /// the rest returned as SSE bytes.
+    pub fn emit(&mut self, emitted: Vec<Emit>) -> Vec<u8> {
+        let mut out = Vec::new();
+        for e in emitted {
+            match e {
+                Emit::Event(ev) => {
+                    if self.observe_data(&ev.data) {
+                        sse::write_event(&mut out, &ev);
+                    }
+                }
+                Emit::KeepAlive => out.extend_from_slice(b":\n\n"),
+            }
+        }
+        out
+    }
+
     /// The end of the stream: whatever is left (an unterminated last event) goes out.
     pub fn finish(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.pending)
@@ -74,10 +98,15 @@ impl StreamObserver {
                 data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
             }
         }
+        self.observe_data(&data)
+    }
+
+    /// Learns from one event's data; returns whether the event goes to the client.
+    fn observe_data(&mut self, data: &str) -> bool {
         if data.is_empty() || data == "[DONE]" {
             return true;
         }
-        let Ok(value) = serde_json::from_str::<Value>(&data) else {
+        let Ok(value) = serde_json::from_str::<Value>(data) else {
             return true;
         };
         self.usage.observe(&value);
@@ -220,6 +249,37 @@ mod tests {
                 completion: 1
             })
         );
+    }
+
+    #[test]
+    fn redacted_events_are_observed_without_framing_them_again() {
+        let ev = |data: &str| {
+            Emit::Event(sse::Event {
+                data: data.to_owned(),
+                ..sse::Event::default()
+            })
+        };
+        let mut o = StreamObserver::new(true);
+        let out = o.emit(vec![
+            ev(r#"{"model":"m2","choices":[{"index":0,"delta":{"content":"[REDACTED:email]"},"finish_reason":"stop"}]}"#),
+            Emit::KeepAlive,
+            ev(r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#),
+            ev("[DONE]"),
+        ]);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "data: {\"model\":\"m2\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"[REDACTED:email]\"},\"finish_reason\":\"stop\"}]}\n\n:\n\ndata: [DONE]\n\n",
+            "the usage chunk the gateway asked for is hidden"
+        );
+        assert_eq!(
+            o.usage.reported,
+            Some(Usage {
+                prompt: 3,
+                completion: 4
+            })
+        );
+        assert_eq!(o.usage.finish_reasons, ["stop"]);
+        assert_eq!(o.usage.response_model.as_deref(), Some("m2"));
     }
 
     #[test]

@@ -106,4 +106,4 @@ pub use policy::{
     Action, Category, CategoryActions, CustomDetectorSpec, Direction, PolicyError, PolicySpec,
 };
 pub use redactor::{Endpoint, Redactor};
-pub use stream::{StreamRedactor, MAX_CHANNELS};
+pub use stream::{Emit, StreamRedactor, MAX_CHANNELS};

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::{Field, Key, StreamRedactor};
-use crate::openai::sse::{self, Event};
+use super::{Emit, Field, Key, StreamRedactor};
+use crate::openai::sse::Event;
 use crate::redact::context::RequestRedaction;
 use crate::redact::error::RedactError;
 use crate::redact::json::{decode_str, parse, Edits};
@@ -84,7 +84,7 @@ impl StreamRedactor {
         scanner: &Scanner,
         ev: Event,
         cx: &mut RequestRedaction,
-        out: &mut Vec<u8>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), RedactError> {
         let chunk: Chunk = parse(&ev.data)?;
         let mut edits = Edits::new(&ev.data);
@@ -122,7 +122,7 @@ impl StreamRedactor {
             &skip,
             edits,
         )?;
-        out.extend_from_slice(&before);
+        out.append(&mut before);
         let has_choices = chunk.choices.as_ref().is_some_and(|c| !c.is_empty());
         let data = if edits.is_empty() {
             ev.data.clone()
@@ -130,13 +130,10 @@ impl StreamRedactor {
             edits.apply()
         };
         if !(emptied && droppable(&data)) {
-            sse::write_event(
-                out,
-                &Event {
-                    data: data.clone(),
-                    ..ev
-                },
-            );
+            out.push(Emit::Event(Event {
+                data: data.clone(),
+                ..ev
+            }));
         }
         if has_choices {
             self.envelope = Some(data);
@@ -203,7 +200,7 @@ pub(super) fn write_synthesized(
     envelope: Option<&str>,
     key: Key,
     text: &str,
-    out: &mut Vec<u8>,
+    out: &mut Vec<Emit>,
 ) -> Result<(), RedactError> {
     let mut chunk = match envelope.map(serde_json::from_str::<Value>) {
         Some(Ok(Value::Object(map))) => map,
@@ -245,7 +242,10 @@ pub(super) fn write_synthesized(
     chunk.insert("choices".into(), Value::Array(vec![Value::Object(choice)]));
     let data = serde_json::to_string(&Value::Object(chunk))
         .map_err(|_| RedactError::Internal("serializing a synthesized chunk"))?;
-    sse::write_data(out, None, &data);
+    out.push(Emit::Event(Event {
+        data,
+        ..Event::default()
+    }));
     Ok(())
 }
 
@@ -355,7 +355,9 @@ mod tests {
             field: Field::ToolArgs,
         };
         write_synthesized(Some(envelope), key, "{\"a\":", &mut out).unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let mut bytes = Vec::new();
+        Emit::write_all(&out, &mut bytes);
+        let text = String::from_utf8(bytes).unwrap();
         let v: Value =
             serde_json::from_str(text.strip_prefix("data: ").unwrap().trim_end()).unwrap();
         assert_eq!(v["id"], "c1");

@@ -21,8 +21,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::{Field, Key, StreamRedactor, MAX_STEMS};
-use crate::openai::sse::{self, Event};
+use super::{Emit, Field, Key, StreamRedactor, MAX_STEMS};
+use crate::openai::sse::Event;
 use crate::redact::context::RequestRedaction;
 use crate::redact::error::RedactError;
 use crate::redact::json::{decode_str, parse, Edits};
@@ -129,7 +129,7 @@ impl StreamRedactor {
         scanner: &Scanner,
         ev: Event,
         cx: &mut RequestRedaction,
-        out: &mut Vec<u8>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), RedactError> {
         let e: TypedEvent = parse(&ev.data)?;
         let kind = e.kind.as_deref().map_or(Kind::Other, classify);
@@ -212,7 +212,7 @@ impl StreamRedactor {
         if let Some((_, n)) = number {
             self.next_sequence = Some(n + 1);
         }
-        sse::write_event(out, &event);
+        out.push(Emit::Event(event));
         Ok(())
     }
 }
@@ -232,7 +232,7 @@ pub(super) fn write_synthesized(
     template: &Event,
     text: &str,
     next_sequence: &mut Option<u64>,
-    out: &mut Vec<u8>,
+    out: &mut Vec<Emit>,
 ) -> Result<(), RedactError> {
     #[derive(Deserialize)]
     struct DeltaOnly<'a> {
@@ -253,7 +253,7 @@ pub(super) fn write_synthesized(
             *next_sequence = Some(n + 1);
         }
     }
-    sse::write_event(out, &rewritten(template, edits));
+    out.push(Emit::Event(rewritten(template, edits)));
     Ok(())
 }
 

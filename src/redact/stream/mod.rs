@@ -70,6 +70,28 @@ struct Channel {
     template: Option<Event>,
 }
 
+/// One piece of the redacted stream, in order: what the gateway observes (usage), may hide
+/// (the usage chunk it asked for) and writes — without framing the SSE a second time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Emit {
+    /// An event to send.
+    Event(Event),
+    /// A bare `:` keep-alive (an upstream comment, without its text).
+    KeepAlive,
+}
+
+impl Emit {
+    /// Appends the SSE bytes of `emitted` to `out`.
+    pub fn write_all(emitted: &[Emit], out: &mut Vec<u8>) {
+        for e in emitted {
+            match e {
+                Emit::Event(ev) => sse::write_event(out, ev),
+                Emit::KeepAlive => out.extend_from_slice(b":\n\n"),
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Open,
@@ -154,6 +176,22 @@ impl StreamRedactor {
         chunk: &[u8],
         cx: &mut RequestRedaction,
     ) -> Result<Vec<u8>, RedactError> {
+        let emitted = self.push_events(chunk, cx)?;
+        let mut out = Vec::with_capacity(chunk.len() + 64);
+        Emit::write_all(&emitted, &mut out);
+        Ok(out)
+    }
+
+    /// [`push`](Self::push), returning the events instead of their bytes.
+    ///
+    /// # Errors
+    ///
+    /// As for [`push`](Self::push).
+    pub fn push_events(
+        &mut self,
+        chunk: &[u8],
+        cx: &mut RequestRedaction,
+    ) -> Result<Vec<Emit>, RedactError> {
         self.guard(|this, out| {
             let mut items = Vec::new();
             this.parser.push(chunk, &mut items)?;
@@ -167,6 +205,18 @@ impl StreamRedactor {
     ///
     /// As for [`push`](Self::push).
     pub fn finish(&mut self, cx: &mut RequestRedaction) -> Result<Vec<u8>, RedactError> {
+        let emitted = self.finish_events(cx)?;
+        let mut out = Vec::new();
+        Emit::write_all(&emitted, &mut out);
+        Ok(out)
+    }
+
+    /// [`finish`](Self::finish), returning the events instead of their bytes.
+    ///
+    /// # Errors
+    ///
+    /// As for [`push`](Self::push).
+    pub fn finish_events(&mut self, cx: &mut RequestRedaction) -> Result<Vec<Emit>, RedactError> {
         let result = self.guard(|this, out| {
             let mut items = Vec::new();
             this.parser.finish(&mut items)?;
@@ -182,8 +232,8 @@ impl StreamRedactor {
 
     fn guard(
         &mut self,
-        f: impl FnOnce(&mut Self, &mut Vec<u8>) -> Result<(), RedactError>,
-    ) -> Result<Vec<u8>, RedactError> {
+        f: impl FnOnce(&mut Self, &mut Vec<Emit>) -> Result<(), RedactError>,
+    ) -> Result<Vec<Emit>, RedactError> {
         if self.state != State::Open {
             return Err(RedactError::Finished);
         }
@@ -201,14 +251,14 @@ impl StreamRedactor {
         &mut self,
         items: Vec<Item>,
         cx: &mut RequestRedaction,
-        out: &mut Vec<u8>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), RedactError> {
         let inner = Arc::clone(&self.inner);
         let scanner = &inner.response;
         for item in items {
             match item {
                 // A comment's text is not forwarded: a bare comment keeps the connection alive.
-                Item::Comment(_) => out.extend_from_slice(b":\n\n"),
+                Item::Comment(_) => out.push(Emit::KeepAlive),
                 Item::Event(ev) => {
                     let n = self.events;
                     self.events += 1;
@@ -225,11 +275,11 @@ impl StreamRedactor {
         scanner: &Scanner,
         ev: Event,
         cx: &mut RequestRedaction,
-        out: &mut Vec<u8>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), RedactError> {
         if ev.data.trim() == "[DONE]" {
             self.flush_where(scanner, |_| true, cx, out)?;
-            sse::write_event(out, &ev);
+            out.push(Emit::Event(ev));
             return Ok(());
         }
         match self.endpoint {
@@ -273,7 +323,7 @@ impl StreamRedactor {
         scanner: &Scanner,
         which: impl Fn(&Key) -> bool,
         cx: &mut RequestRedaction,
-        out: &mut Vec<u8>,
+        out: &mut Vec<Emit>,
     ) -> Result<(), RedactError> {
         let keys: Vec<Key> = self.channels.keys().copied().filter(|k| which(k)).collect();
         for key in keys {
