@@ -509,3 +509,39 @@ async fn paths_routes_count_as_in_flight() {
     assert!(metrics.contains("veilgate_inflight_requests{environment=\"batchy\"} 1"));
     pending.abort();
 }
+
+/// The provider's key never reaches a client from a stream either — split across the pieces the
+/// upstream writes, and on a route whose policy redacts nothing.
+#[tokio::test]
+async fn a_stream_echoing_the_provider_key_never_shows_it_even_with_redaction_off() {
+    let up = MockUpstream::start().await;
+    let gw = GatewayProcess::start(&format!(
+        "environment: test\nupstreams:\n  u: {{url: {}, api_key: {PROVIDER_KEY}}}\nroutes:\n  - models: [gpt-4o]\n    upstream: u\nredaction:\n  request: {{secrets: off, pii: off}}\n  response: {{secrets: off, pii: off}}\n",
+        up.url()
+    ))
+    .await;
+    up.set_handler(|_| {
+        let ev = format!(
+            "data: {}\n\n",
+            json!({"error": {"message": format!("key {PROVIDER_KEY} was revoked"), "type": "invalid_request_error"}})
+        );
+        // The key is cut in two between the pieces the upstream writes.
+        let cut = ev.find(PROVIDER_KEY).unwrap() + 9;
+        Reply::Sse(vec![
+            (Duration::ZERO, ev[..cut].as_bytes().to_vec()),
+            (Duration::from_millis(50), ev[cut..].as_bytes().to_vec()),
+        ])
+    });
+    let (status, text) = post(
+        &gw,
+        "/v1/chat/completions",
+        json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(!text.contains(PROVIDER_KEY), "{text}");
+    assert!(
+        text.contains("key [REDACTED:upstream_key] was revoked"),
+        "{text}"
+    );
+}

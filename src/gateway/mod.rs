@@ -30,6 +30,7 @@ mod redaction;
 pub mod resolve;
 pub mod respond;
 pub mod runtime;
+pub mod scrub;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -604,7 +605,7 @@ impl Gateway {
                 let seen = observe::observe_json(&body);
                 self.account(ctx, &seen, estimate);
             }
-            let body = scrub_upstream_key(body, upstream);
+            let body = scrub::KeyScrubber::new(upstream).whole(body);
             let body = match (redacting, is_json) {
                 (false, _) => body,
                 (true, true) => {
@@ -645,6 +646,8 @@ impl Gateway {
             Some(r) if redacting && is_sse => Some(r.stream(kind)),
             _ => None,
         };
+        // Last before the client: the upstream's own key, whatever the policy.
+        let mut scrubber = scrub::KeyScrubber::new(upstream);
         loop {
             let next = tokio::select! {
                 next = exchange.next_chunk() => next,
@@ -671,6 +674,7 @@ impl Gateway {
                         None if is_sse => Bytes::from(observer.feed(&chunk)),
                         None => chunk,
                     };
+                    let chunk = scrubber.push(chunk);
                     if chunk.is_empty() {
                         continue;
                     }
@@ -684,19 +688,10 @@ impl Gateway {
                     }
                 }
                 Ok(None) => {
+                    let mut rest = Vec::new();
                     if let Some(sr) = stream_redactor.as_mut() {
                         match sr.finish_events(&mut ctx.redaction) {
-                            Ok(events) => {
-                                let out = observer.emit(events);
-                                if !out.is_empty()
-                                    && session
-                                        .write_response_body(Some(Bytes::from(out)), false)
-                                        .await
-                                        .is_err()
-                                {
-                                    return Err(Stop::ClientGone);
-                                }
-                            }
+                            Ok(events) => rest = observer.emit(events),
                             Err(e) => {
                                 self.end_stream_on_redaction_error(session, ctx, &e).await;
                                 self.account(ctx, &observer.usage, estimate);
@@ -706,12 +701,17 @@ impl Gateway {
                     }
                     if is_sse {
                         self.account(ctx, &observer.usage, estimate);
-                        let rest = observer.finish();
-                        if !rest.is_empty() {
-                            let _ = session
-                                .write_response_body(Some(Bytes::from(rest)), false)
-                                .await;
-                        }
+                        rest.extend_from_slice(&observer.finish());
+                    }
+                    let mut rest = scrubber.push(Bytes::from(rest)).to_vec();
+                    rest.extend_from_slice(&scrubber.finish());
+                    if !rest.is_empty()
+                        && session
+                            .write_response_body(Some(Bytes::from(rest)), false)
+                            .await
+                            .is_err()
+                    {
+                        return Err(Stop::ClientGone);
                     }
                     let _ = session.write_response_body(None, true).await;
                     return Ok(());
@@ -728,15 +728,18 @@ impl Gateway {
                     ctx.record.error = Some("upstream_broke_off");
                     session.set_keepalive(None);
                     // Text held back for redaction is released (redacted) before the error.
+                    let mut rest = Vec::new();
                     if let Some(sr) = stream_redactor.as_mut() {
-                        if let Ok(out) = sr.finish(&mut ctx.redaction) {
-                            let out = observer.feed(&out);
-                            if !out.is_empty() {
-                                let _ = session
-                                    .write_response_body(Some(Bytes::from(out)), false)
-                                    .await;
-                            }
+                        if let Ok(events) = sr.finish_events(&mut ctx.redaction) {
+                            rest = observer.emit(events);
                         }
+                    }
+                    let mut rest = scrubber.push(Bytes::from(rest)).to_vec();
+                    rest.extend_from_slice(&scrubber.finish());
+                    if !rest.is_empty() {
+                        let _ = session
+                            .write_response_body(Some(Bytes::from(rest)), false)
+                            .await;
                     }
                     if is_sse {
                         self.account(ctx, &observer.usage, estimate);
@@ -769,29 +772,6 @@ fn mark_first_token(ctx: &mut RequestCtx) {
     if let Some(attempt) = ctx.record.attempts.last_mut() {
         attempt.first_token.get_or_insert_with(Instant::now);
     }
-}
-
-/// Replaces the upstream's own API key wherever an answer repeats it (an error that echoes the
-/// key it was given): the provider's key never reaches a client, whatever the policy.
-fn scrub_upstream_key(body: Bytes, upstream: &Upstream) -> Bytes {
-    let Some(key) = upstream.api_key.as_deref().filter(|k| k.len() >= 8) else {
-        return body;
-    };
-    if memchr::memmem::find(&body, key.as_bytes()).is_none() {
-        return body;
-    }
-    let mut out = Vec::with_capacity(body.len());
-    let mut at = 0;
-    for i in memchr::memmem::find_iter(&body, key.as_bytes()) {
-        if i < at {
-            continue;
-        }
-        out.extend_from_slice(&body[at..i]);
-        out.extend_from_slice(b"[REDACTED:upstream_key]");
-        at = i + key.len();
-    }
-    out.extend_from_slice(&body[at..]);
-    Bytes::from(out)
 }
 
 /// `POST /v1/files`: a request's method and path, for log lines.
