@@ -528,8 +528,8 @@ async fn a_stream_echoing_the_provider_key_never_shows_it_even_with_redaction_of
         // The key is cut in two between the pieces the upstream writes.
         let cut = ev.find(PROVIDER_KEY).unwrap() + 9;
         Reply::Sse(vec![
-            (Duration::ZERO, ev[..cut].as_bytes().to_vec()),
-            (Duration::from_millis(50), ev[cut..].as_bytes().to_vec()),
+            (Duration::ZERO, ev.as_bytes()[..cut].to_vec()),
+            (Duration::from_millis(50), ev.as_bytes()[cut..].to_vec()),
         ])
     });
     let (status, text) = post(
