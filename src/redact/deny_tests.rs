@@ -276,3 +276,34 @@ fn audio_deltas_are_opaque_base64() {
     let out = stream_out(Endpoint::Responses, &[e], 4096);
     assert!(out.contains(audio), "{out}");
 }
+
+#[test]
+fn a_long_value_under_a_secret_key_is_redacted_whole() {
+    // A 400-byte token: the assignment grammar takes at most 128 value bytes, and the rest of
+    // the value (the JWT's payload and signature) used to stay in clear.
+    let long: String = (0..400)
+        .map(|i| {
+            char::from(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"[i % 64])
+        })
+        .collect();
+    let tail = &long[300..];
+    for body in [
+        json!({"model": "m", "messages": [], "metadata": {"access_token": long}}),
+        json!({"model": "m", "messages": [{"role": "tool", "content": format!("{{\"client_secret\": \"{long}\"}}")}]}),
+    ] {
+        let out = redacted(
+            Endpoint::ChatCompletions,
+            Direction::Request,
+            &body.to_string(),
+        );
+        assert!(!out.contains(tail), "{out}");
+        assert!(out.contains("[REDACTED:generic_secret]"), "{out}");
+    }
+    // A value that ends by itself is untouched after it, as before.
+    let out = redacted(
+        Endpoint::ChatCompletions,
+        Direction::Request,
+        &json!({"model": "m", "messages": [], "metadata": {"note": "password=Xk9vmP2qvL7qR4tw and more"}}).to_string(),
+    );
+    assert!(out.contains("[REDACTED:generic_secret] and more"), "{out}");
+}

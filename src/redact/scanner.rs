@@ -231,6 +231,13 @@ impl Scanner {
             if m.span.end <= plen {
                 return Ok(());
             }
+            // The member is the assignment (`"access_token": "eyJ…"`): its value is whole here,
+            // so a value cut at the grammar's longest is redacted to its end, not only its start.
+            let m = &if m.start < plen {
+                whole_value(entry, &hay, m)
+            } else {
+                m.clone()
+            };
             let (a, b) = (back(m.span.start.max(plen) - plen), back(m.span.end - plen));
             if a < copied {
                 return Ok(());
@@ -502,4 +509,28 @@ fn cursors(windows: &[Window]) -> Vec<Cursor> {
         }
     }
     out
+}
+
+/// `m`, or — when it is an assignment whose value took its grammar's longest value
+/// (`value_max` bytes, where values have a range of lengths) and `hay` goes on with value
+/// bytes — `m` extended over those bytes. Only for a member whose key is the assignment's
+/// keyword: text elsewhere, streamed or not, keeps the bounded match (a stream's hold-back is
+/// bounded by it, and a text is redacted alike whole or streamed).
+fn whole_value(entry: &Entry, hay: &str, m: &RawMatch) -> RawMatch {
+    let super::detector::StartRule::Grammar(g) = &entry.det.start else {
+        return m.clone();
+    };
+    let is_value = |b: &u8| g.value[usize::from(*b)];
+    if g.value_min == g.value_max || m.span.len() < g.value_max {
+        return m.clone();
+    }
+    let more = hay.as_bytes()[m.span.end..]
+        .iter()
+        .take_while(|b| is_value(b))
+        .count();
+    RawMatch {
+        start: m.start,
+        end: m.end + more,
+        span: m.span.start..m.span.end + more,
+    }
 }
