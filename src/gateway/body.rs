@@ -375,7 +375,7 @@ async fn read_bounded(
     Ok(body.freeze())
 }
 
-fn read_failed() -> ApiError {
+pub(crate) fn read_failed() -> ApiError {
     ApiError::invalid_request("The request body could not be read (the connection broke off).")
         .code("body_read_failed")
 }

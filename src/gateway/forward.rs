@@ -26,6 +26,34 @@ use super::resolve::{ResolveError, Resolver};
 use crate::config::Upstream;
 use crate::openai::ApiError;
 
+/// Where a streamed request body comes from.
+#[async_trait::async_trait]
+pub trait BodySource: Send {
+    /// The next piece of the body (already redacted); `None` at its end.
+    async fn next_piece(&mut self) -> Result<Option<Bytes>, ApiError>;
+}
+
+/// Why a streamed request failed.
+#[derive(Debug)]
+pub enum UploadError {
+    /// The upstream failed.
+    Upstream(ForwardError),
+    /// The body could not be read or was refused (its error is the client's answer).
+    Body(ApiError),
+}
+
+impl From<ForwardError> for UploadError {
+    fn from(e: ForwardError) -> Self {
+        UploadError::Upstream(e)
+    }
+}
+
+impl From<ResolveError> for UploadError {
+    fn from(e: ResolveError) -> Self {
+        UploadError::Upstream(e.into())
+    }
+}
+
 /// How long an idle pooled upstream connection is kept.
 const POOL_IDLE: Duration = Duration::from_secs(60);
 
@@ -241,6 +269,82 @@ impl Forwarder {
         }
     }
 
+    /// Sends a request whose body arrives in pieces (an upload streamed through redaction):
+    /// `Transfer-Encoding: chunked`, on a new connection (a pooled one may be stale, and a
+    /// streamed body cannot be sent twice). The body is pulled only once the connection is up,
+    /// so a connect failure has consumed nothing and the caller may try another upstream.
+    ///
+    /// # Errors
+    /// [`UploadError::Upstream`] when the upstream fails (connecting, writing, its header);
+    /// [`UploadError::Body`] when the body source fails: the connection is then closed
+    /// mid-body, so the upstream never takes an incomplete request for a whole one.
+    pub async fn send_streaming(
+        &self,
+        upstream: &Upstream,
+        mut header: RequestHeader,
+        body: &mut dyn BodySource,
+    ) -> Result<Exchange, UploadError> {
+        let peer = self.peer(upstream).await?;
+        header.remove_header(&http::header::CONTENT_LENGTH);
+        header
+            .insert_header(http::header::TRANSFER_ENCODING, "chunked")
+            .map_err(|e| ForwardError::Send(describe(&e)))?;
+        let wire = http_req_header_to_wire(&header)
+            .ok_or_else(|| ForwardError::Send("the request line cannot be encoded".to_owned()))?
+            .freeze();
+        let mut stream = match Box::pin(self.connector.new_stream(&peer)).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                return Err(match e.etype() {
+                    pingora_core::ErrorType::ConnectTimedout => {
+                        ForwardError::ConnectTimeout(upstream.connect_timeout)
+                    }
+                    _ => ForwardError::Connect(describe(&e)),
+                }
+                .into())
+            }
+        };
+        let timeout = upstream.timeout;
+        write_all(&mut stream, wire, timeout).await?;
+        loop {
+            let piece = match body.next_piece().await {
+                Ok(piece) => piece,
+                Err(e) => {
+                    let _ = stream.shutdown().await;
+                    return Err(UploadError::Body(e));
+                }
+            };
+            let Some(piece) = piece else {
+                write_all(&mut stream, Bytes::from_static(b"0\r\n\r\n"), timeout).await?;
+                break;
+            };
+            if piece.is_empty() {
+                continue;
+            }
+            let mut framed = Vec::with_capacity(piece.len() + 12);
+            framed.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            framed.extend_from_slice(&piece);
+            framed.extend_from_slice(b"\r\n");
+            write_all(&mut stream, Bytes::from(framed), timeout).await?;
+        }
+        let mut session = HttpSession::H1(Http1Session::new_with_options(stream, &peer));
+        match fast_timeout(upstream.timeout, session.read_response_header()).await {
+            Err(_) => {
+                session.shutdown().await;
+                Err(ForwardError::FirstByteTimeout(upstream.timeout).into())
+            }
+            Ok(Err(e)) => {
+                session.shutdown().await;
+                Err(ForwardError::Protocol(describe(&e)).into())
+            }
+            Ok(Ok(())) => Ok(Exchange {
+                session,
+                peer,
+                idle_timeout: upstream.idle_timeout,
+            }),
+        }
+    }
+
     /// Returns the connection to this thread's pool when the response was read to its end
     /// and the upstream keeps it alive; closes it otherwise.
     pub async fn finish(&self, exchange: Exchange) {
@@ -265,6 +369,24 @@ impl Forwarder {
     /// Closes the idle upstream connections kept longer than the pool's idle limit (60 s).
     pub fn sweep_idle(&self) {
         self.idle.sweep();
+    }
+}
+
+/// Writes and flushes `bytes` within `timeout`.
+async fn write_all(
+    stream: &mut pingora_core::protocols::Stream,
+    mut bytes: Bytes,
+    timeout: Duration,
+) -> Result<(), ForwardError> {
+    match fast_timeout(timeout, async {
+        stream.write_all_buf(&mut bytes).await?;
+        stream.flush().await
+    })
+    .await
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(ForwardError::Send(e.to_string())),
+        Err(_) => Err(ForwardError::Send(format!("timed out after {timeout:?}"))),
     }
 }
 

@@ -31,6 +31,7 @@ pub mod resolve;
 pub mod respond;
 pub mod runtime;
 pub mod scrub;
+pub mod upload;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -239,6 +240,21 @@ impl Gateway {
         ctx.record.model = route.name.clone();
         ctx.record.environment = environment_of(ctx, route, config);
         ctx.env_inflight = Some(self.telemetry.metrics().inflight(&ctx.record.environment));
+        let redactor = route
+            .redaction
+            .clone()
+            .unwrap_or_else(|| config.redaction.clone());
+        let content_type = header_str(session.req_header(), http::header::CONTENT_TYPE).to_owned();
+        if config.inspects(route) && redactor.is_active(RedactDirection::Request) {
+            let encoding = header_str(session.req_header(), http::header::CONTENT_ENCODING);
+            let identity = encoding.is_empty() || encoding.eq_ignore_ascii_case("identity");
+            let media = media_of(&content_type);
+            if let Some(shape) = upload::shape(session, &media).filter(|_| identity) {
+                return self
+                    .serve_upload(session, ctx, route, redactor, &content_type, shape)
+                    .await;
+            }
+        }
         let body = body::read(
             session,
             body::Bounds {
@@ -251,11 +267,6 @@ impl Gateway {
         .await?;
         let mut estimate = Estimate::known(Usage::default());
         self.admit(session, ctx, route, &mut estimate).await?;
-        let redactor = route
-            .redaction
-            .clone()
-            .unwrap_or_else(|| config.redaction.clone());
-        let content_type = header_str(session.req_header(), http::header::CONTENT_TYPE).to_owned();
         let body = if config.inspects(route) {
             let body = self.redact_pass_through(ctx, &redactor, &content_type, body, session)?;
             self.inspect_query(session, ctx, &redactor)?;
@@ -267,6 +278,145 @@ impl Gateway {
         let rest = rest_of(session.req_header().uri.path()).to_owned();
         let (upstream, mut exchange) =
             Box::pin(self.forward(session, ctx, route, None, &rest, body)).await?;
+        let result = self
+            .relay(
+                session,
+                ctx,
+                &upstream,
+                &mut exchange,
+                &mut estimate,
+                RedactEndpoint::Other,
+            )
+            .await;
+        if let Some(attempt) = ctx.record.attempts.last_mut() {
+            attempt.ended = Some(Instant::now());
+        }
+        Box::pin(self.forwarder.finish(exchange)).await;
+        result
+    }
+
+    /// A `paths:` upload streamed through redaction (see `upload`): admitted, then sent to the
+    /// first upstream that takes the connection, the body redacted piece by piece on its way;
+    /// the answer is relayed like any other.
+    async fn serve_upload(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &Route,
+        redactor: Arc<crate::redact::Redactor>,
+        content_type: &str,
+        shape: upload::Shape,
+    ) -> Result<(), Stop> {
+        let runtime = ctx.runtime.clone();
+        let config = &runtime.config;
+        let mut estimate = Estimate::known(Usage::default());
+        self.admit(session, ctx, route, &mut estimate).await?;
+        self.inspect_query(session, ctx, &redactor)?;
+        ctx.redactor = Some(redactor.clone());
+        let rest = rest_of(session.req_header().uri.path()).to_owned();
+        let candidates = attempts::plan(route, &self.health);
+        let mut last_error: Option<ApiError> = None;
+        let mut chosen = None;
+        for (i, name) in candidates.iter().enumerate() {
+            let is_last = i + 1 == candidates.len();
+            let upstream = upstream_of(config, name)?.clone();
+            let ids = ctx.record.trace.attempt();
+            let traceparent = ids.traceparent();
+            let mut attempt = UpstreamAttempt::begin(ids, name.as_str(), provider(&upstream), "");
+            attempt.server_address = Some(upstream.host.clone());
+            attempt.server_port = Some(upstream.port);
+            let header = upstream::request_header(
+                session.req_header(),
+                &upstream::Target {
+                    upstream: &upstream,
+                    model: None,
+                    rest: &rest,
+                    query: ctx.query.as_deref(),
+                    request_id: &ctx.request_id,
+                    traceparent: Some(&traceparent),
+                    strip_client_auth: runtime.requires_keys(),
+                },
+            )
+            .map_err(|e| {
+                ApiError::internal(format!(
+                    "could not build the upstream request: {}",
+                    e.etype().as_str()
+                ))
+            })?;
+            let mut source = upload::Upload::new(
+                session,
+                shape,
+                content_type,
+                &redactor,
+                &mut ctx.redaction,
+                &mut ctx.record.redaction_failure,
+                upload::Limits {
+                    body: config.max_body_bytes,
+                    timeout: config.client_timeout,
+                    cap: config.max_buffered_bytes,
+                    reservation: &mut ctx.buffered,
+                },
+            )?;
+            let sent = self
+                .forwarder
+                .send_streaming(&upstream, header, &mut source)
+                .await;
+            let started = source.started;
+            drop(source);
+            match sent {
+                Err(forward::UploadError::Body(e)) => {
+                    attempt.ended = Some(Instant::now());
+                    attempt.error = Some(UpstreamErrorReason::Closed);
+                    ctx.record.attempts.push(attempt);
+                    return Err(e.into());
+                }
+                Err(forward::UploadError::Upstream(e)) => {
+                    attempt.ended = Some(Instant::now());
+                    attempt.error = Some(error_reason(&e));
+                    ctx.record.attempts.push(attempt);
+                    let failure = if matches!(e, ForwardError::FirstByteTimeout(_)) {
+                        Failure::Timeout
+                    } else {
+                        Failure::Connect
+                    };
+                    if self.health.record_failure(name, failure.as_str()) {
+                        log::warn!("upstream {name} taken out of rotation after repeated failures ({failure:?})");
+                    }
+                    log::warn!(
+                        "request {}: upstream {name} failed ({}): {e}",
+                        ctx.request_id,
+                        failure.as_str()
+                    );
+                    last_error = Some(e.to_api_error(name));
+                    // A streamed body goes once: another upstream only if none of it was read.
+                    if started || !failure.retryable(route.retry_on) || is_last {
+                        break;
+                    }
+                }
+                Ok(exchange) => {
+                    attempt.first_byte = Some(Instant::now());
+                    let status = exchange.header().map_or(502, |h| h.status.as_u16());
+                    attempt.status = Some(status);
+                    match Failure::from_status(status) {
+                        Some(f) => {
+                            attempt.error = Some(UpstreamErrorReason::Status(status));
+                            if f.counts_against_health() {
+                                self.health.record_failure(name, f.as_str());
+                            }
+                        }
+                        None => self.health.record_success(name),
+                    }
+                    ctx.record.attempts.push(attempt);
+                    chosen = Some((upstream, exchange));
+                    break;
+                }
+            }
+        }
+        let Some((upstream, mut exchange)) = chosen else {
+            return Err(last_error
+                .unwrap_or_else(|| ApiError::bad_gateway(&route.name, "no upstream could be tried"))
+                .into());
+        };
         let result = self
             .relay(
                 session,
@@ -851,6 +1001,16 @@ fn error_reason(e: &ForwardError) -> UpstreamErrorReason {
 }
 
 /// `/v1/files/abc` → `files/abc`: the part below the SDK base URL.
+/// The media type of a `Content-Type`, lower-case, without parameters.
+fn media_of(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
 fn rest_of(path: &str) -> &str {
     path.strip_prefix("/v1/")
         .or_else(|| path.strip_prefix('/'))

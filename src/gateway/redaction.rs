@@ -376,7 +376,7 @@ fn redact_text_body<'t>(
 }
 
 /// The client's error for a request the redactor refused.
-fn request_refusal(e: &RedactError) -> ApiError {
+pub(super) fn request_refusal(e: &RedactError) -> ApiError {
     match e {
         RedactError::Blocked { detector, .. } => ApiError::new(
             400,

@@ -56,6 +56,12 @@ pub enum RedactError {
         /// The bound.
         limit: usize,
     },
+    /// A line of a streamed JSON Lines body is longer than the bound.
+    #[error("a line of the body is longer than {limit} bytes")]
+    LineTooLong {
+        /// The bound.
+        limit: usize,
+    },
     /// The stream redactor was used after it finished or failed.
     #[error("stream redactor used after it finished or failed")]
     Finished,
@@ -92,6 +98,7 @@ impl RedactError {
             RedactError::UnexpectedShape { .. } => "invalid_body_shape",
             RedactError::BadEvent { .. } | RedactError::Sse(_) => "invalid_upstream_stream",
             RedactError::TooManyChannels { .. } => "stream_too_complex",
+            RedactError::LineTooLong { .. } => "line_too_long",
             RedactError::Finished | RedactError::Internal(_) => "redaction_error",
         }
     }

@@ -72,6 +72,7 @@
 
 mod action;
 mod assignment;
+mod body_stream;
 mod builtin;
 mod byteset;
 mod checks;
@@ -100,6 +101,7 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
+pub use body_stream::BodyStream;
 pub use context::{Count, RequestRedaction};
 pub use error::{EventProblem, RedactError};
 pub use policy::{

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use hmac::Mac;
 
 use super::action::HashKey;
+use super::body_stream::BodyStream;
 use super::builtin::{self, Builtins};
 use super::context::RequestRedaction;
 use super::custom;
@@ -204,6 +205,12 @@ impl Redactor {
         self.scanner(direction).redact_text(text, &mut env)
     }
 
+    /// A redactor for a body (or one form part) that arrives in pieces: JSON Lines line by line,
+    /// any other text exactly as if whole (see [`BodyStream`]).
+    pub fn body_stream(&self, direction: Direction, max_line: usize) -> BodyStream {
+        BodyStream::new(self.clone(), direction, max_line)
+    }
+
     /// A redactor for a streamed (SSE) response of `endpoint`. It shares this policy and can
     /// live in a per-request context.
     pub fn stream(&self, endpoint: Endpoint) -> StreamRedactor {
@@ -225,7 +232,7 @@ impl Redactor {
         })
     }
 
-    fn scanner(&self, direction: Direction) -> &Scanner {
+    pub(crate) fn scanner(&self, direction: Direction) -> &Scanner {
         match direction {
             Direction::Request => &self.inner.request,
             Direction::Response => &self.inner.response,
