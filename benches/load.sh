@@ -264,7 +264,15 @@ json.dump({
               "Veilgate RSS of the load process: $((IDLE_LOAD_KB / 1024)) MB before the rounds, $((AFTER_LOAD_KB / 1024)) MB after them."],
 }, open(sys.argv[1], "w"))
 EOF
+# benches/breakdown.sh's section of RESULTS.md is kept.
+KEPT=""
+if [ -f "$OUT" ]; then
+    KEPT=$(python3 -c 'import re, sys
+m = re.search(r"<!-- breakdown -->.*<!-- /breakdown -->", open(sys.argv[1]).read(), re.S)
+print(m.group(0) if m else "")' "$OUT")
+fi
 python3 "$SUP/load_report.py" "$WORK" >"$OUT"
+if [ -n "$KEPT" ]; then printf '\n%s\n' "$KEPT" >>"$OUT"; fi
 cat "$OUT"
 echo >&2
 echo "written to $OUT" >&2
