@@ -110,9 +110,11 @@ struct Run {
 struct Collector<'a> {
     hay: &'a str,
     from: usize,
-    /// Per detector: the window that later anchors may still extend.
+    /// Per detector: the window that later anchors may still extend. Allocated at the first
+    /// anchor: most strings a request carries have none, and then cost no allocation.
     open: Vec<Option<Window>>,
-    /// Per distinct alphabet ([`Shape::alphabet_id`]): the last run walked.
+    /// Per distinct alphabet ([`Shape::alphabet_id`]): the last run walked (allocated with
+    /// `open`).
     runs: Vec<Option<Run>>,
     out: &'a mut Vec<Window>,
 }
@@ -125,6 +127,10 @@ impl Collector<'_> {
         let Some(shape) = p.shapes.get(det) else {
             return;
         };
+        if self.open.is_empty() {
+            self.open = vec![None; p.shapes.len()];
+            self.runs = vec![None; p.alphabets];
+        }
         let (Some(run), Some(open)) =
             (self.runs.get_mut(shape.alphabet_id), self.open.get_mut(det))
         else {
@@ -382,8 +388,8 @@ impl Prefilter {
         let mut c = Collector {
             hay,
             from,
-            open: vec![None; self.shapes.len()],
-            runs: vec![None; self.alphabets],
+            open: Vec::new(),
+            runs: Vec::new(),
             out,
         };
         let mut i = from;
@@ -555,6 +561,9 @@ pub(crate) fn is_assignment(
 /// Windows arrive grouped by nothing but nearly sorted by start within each detector: a counting
 /// sort by detector, then a sort of each detector's (usually already sorted) slice.
 fn merge(windows: &mut Vec<Window>) {
+    if windows.is_empty() {
+        return;
+    }
     let detectors = windows.iter().map(|w| w.det + 1).max().unwrap_or(0);
     let mut offsets = vec![0usize; detectors + 1];
     for w in windows.iter() {
