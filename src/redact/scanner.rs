@@ -204,11 +204,19 @@ impl Scanner {
             return Ok(Cow::Borrowed(value));
         }
         let decoded = super::view::percent_decoded(value);
-        // The key as the detectors would see it in JSON text, when one of them opens there.
+        // The key as the detectors would see it in JSON text, when one of them opens there
+        // (checked in a stack buffer: most keys open nothing, and then cost no allocation).
         let head = key
             .filter(|k| k.len() <= MAX_KEY_CONTEXT)
-            .map(|k| format!("\"{k}\": \""))
-            .filter(|h| self.opens_in(h));
+            .filter(|k| {
+                let mut buf = [0u8; MAX_KEY_CONTEXT + 5];
+                let n = k.len() + 5;
+                buf[0] = b'"';
+                buf[1..=k.len()].copy_from_slice(k.as_bytes());
+                buf[k.len() + 1..n].copy_from_slice(b"\": \"");
+                std::str::from_utf8(&buf[..n]).is_ok_and(|h| self.opens_in(h))
+            })
+            .map(|k| format!("\"{k}\": \""));
         if decoded.is_none() && head.is_none() {
             return self.redact_text(value, env);
         }
