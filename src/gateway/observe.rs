@@ -162,8 +162,7 @@ pub fn observe_json(body: &[u8]) -> StreamUsage {
     };
     seen.reported = probe
         .usage
-        .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
-        .and_then(|u| usage::parse_usage(&u));
+        .and_then(|raw| usage::parse_usage_json(raw.get()));
     seen.response_model = string_of(probe.model);
     seen.observe_id(string_of(probe.id));
     if let Some(choices) = probe.choices {

@@ -175,6 +175,46 @@ pub fn parse_usage(usage: &Value) -> Option<Usage> {
     })
 }
 
+/// [`parse_usage`] of a `usage` object given as JSON text, without building a [`Value`] (its
+/// keys and nested objects would be allocated for four numbers): the same answer for every
+/// input, by falling back to [`parse_usage`] where the quick reading cannot decide (a key
+/// given twice).
+pub fn parse_usage_json(json: &str) -> Option<Usage> {
+    #[derive(serde::Deserialize)]
+    struct Probe<'a> {
+        #[serde(borrow)]
+        prompt_tokens: Option<&'a serde_json::value::RawValue>,
+        #[serde(borrow)]
+        completion_tokens: Option<&'a serde_json::value::RawValue>,
+        #[serde(borrow)]
+        input_tokens: Option<&'a serde_json::value::RawValue>,
+        #[serde(borrow)]
+        output_tokens: Option<&'a serde_json::value::RawValue>,
+    }
+    // Only an object (serde would also fill the probe from a four-element array).
+    let probe = if json.trim_start().starts_with('{') {
+        serde_json::from_str::<Probe<'_>>(json).ok()
+    } else {
+        None
+    };
+    let Some(p) = probe else {
+        return serde_json::from_str::<Value>(json)
+            .ok()
+            .and_then(|v| parse_usage(&v));
+    };
+    let n =
+        |raw: Option<&serde_json::value::RawValue>| raw.and_then(|r| r.get().parse::<u64>().ok());
+    let prompt = n(p.prompt_tokens).or_else(|| n(p.input_tokens));
+    let completion = n(p.completion_tokens).or_else(|| n(p.output_tokens));
+    if prompt.is_none() && completion.is_none() {
+        return None;
+    }
+    Some(Usage {
+        prompt: prompt.unwrap_or(0),
+        completion: completion.unwrap_or(0),
+    })
+}
+
 /// Watches the events of a streamed answer for its usage, its finish reasons, and — for a
 /// Longest answer id kept for `gen_ai.response.id`.
 const MAX_ID: usize = 256;
@@ -415,6 +455,28 @@ pub fn is_usage_only_chunk(event: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_from_json_text_reads_like_the_value() {
+        for json in [
+            r#"{"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12, "prompt_tokens_details": {"cached_tokens": 0}}"#,
+            r#"{"input_tokens": 9, "output_tokens": 3, "input_tokens_details": {"cached_tokens": 1}}"#,
+            r#"{"prompt_tokens": 2.5, "input_tokens": 7, "completion_tokens": null, "output_tokens": 1}"#,
+            r#"{"prompt_tokens": -1, "completion_tokens": "3"}"#,
+            r#"{"prompt_tokens": 1e2, "completion_tokens": 18446744073709551615}"#,
+            r#"{"prompt_tokens": 1, "prompt_tokens": 4}"#,
+            r#"{"total_tokens": 3}"#,
+            r#"[1, 2]"#,
+            r#"[1, 2, 3, 4]"#,
+            r#"7"#,
+            r#"{}"#,
+        ] {
+            let by_value = serde_json::from_str::<Value>(json)
+                .ok()
+                .and_then(|v| parse_usage(&v));
+            assert_eq!(parse_usage_json(json), by_value, "{json}");
+        }
+    }
     use serde_json::json;
 
     #[test]
