@@ -224,10 +224,7 @@ mod tests {
             assert_eq!(passed, stream, "unchanged when not stripping");
             assert_eq!(
                 o.usage.reported,
-                Some(Usage {
-                    prompt: 7,
-                    completion: 2
-                }),
+                Some(Usage::new(7, 2)),
                 "chunk size {size}"
             );
             assert_eq!(o.usage.finish_reasons, ["stop"]);
@@ -241,13 +238,7 @@ mod tests {
         let mut o = StreamObserver::new(true);
         let out = String::from_utf8(o.feed(stream)).unwrap();
         assert!(!out.contains("usage") && out.contains("[DONE]") && out.contains("\"x\""));
-        assert_eq!(
-            o.usage.reported,
-            Some(Usage {
-                prompt: 1,
-                completion: 1
-            })
-        );
+        assert_eq!(o.usage.reported, Some(Usage::new(1, 1)));
     }
 
     #[test]
@@ -270,13 +261,7 @@ mod tests {
             "data: {\"model\":\"m2\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"[REDACTED:email]\"},\"finish_reason\":\"stop\"}]}\n\n:\n\ndata: [DONE]\n\n",
             "the usage chunk the gateway asked for is hidden"
         );
-        assert_eq!(
-            o.usage.reported,
-            Some(Usage {
-                prompt: 3,
-                completion: 4
-            })
-        );
+        assert_eq!(o.usage.reported, Some(Usage::new(3, 4)));
         assert_eq!(o.usage.finish_reasons, ["stop"]);
         assert_eq!(o.usage.response_model.as_deref(), Some("m2"));
     }
@@ -284,13 +269,7 @@ mod tests {
     #[test]
     fn json_answers() {
         let seen = observe_json(br#"{"model":"x","choices":[{"finish_reason":"length"}],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#);
-        assert_eq!(
-            seen.reported,
-            Some(Usage {
-                prompt: 1,
-                completion: 2
-            })
-        );
+        assert_eq!(seen.reported, Some(Usage::new(1, 2)));
         assert_eq!(seen.finish_reasons, ["length"]);
     }
 
@@ -303,26 +282,14 @@ mod tests {
         );
         assert_eq!(seen.response_model, None);
         assert_eq!(seen.finish_reasons, ["stop"]);
-        assert_eq!(
-            seen.reported,
-            Some(Usage {
-                prompt: 5,
-                completion: 0
-            })
-        );
+        assert_eq!(seen.reported, Some(Usage::new(5, 0)));
         // Responses API: `status` is the finish reason, input/output token names.
         let seen = observe_json(
             br#"{"object":"response","model":"gpt-4o","status":"completed","output":[],"usage":{"input_tokens":3,"output_tokens":4}}"#,
         );
         assert_eq!(seen.response_model.as_deref(), Some("gpt-4o"));
         assert_eq!(seen.finish_reasons, ["completed"]);
-        assert_eq!(
-            seen.reported,
-            Some(Usage {
-                prompt: 3,
-                completion: 4
-            })
-        );
+        assert_eq!(seen.reported, Some(Usage::new(3, 4)));
         // Not JSON: nothing learned, no panic.
         let seen = observe_json(b"<html>");
         assert!(seen.reported.is_none() && seen.finish_reasons.is_empty());

@@ -11,16 +11,44 @@ use serde_json::Value;
 use super::members::{body_start, is_empty_object, members, Member};
 use super::request::Endpoint;
 
-/// Tokens used by one request.
+/// Tokens used by one request, as OpenAI counts them: `prompt` includes the cached, cache
+/// write, audio and image input tokens, `completion` the reasoning and audio output tokens.
+/// (Anthropic's `input_tokens` leaves cache reads and writes out; [`parse_usage`] adds them.)
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
     /// Prompt (input) tokens.
     pub prompt: u64,
     /// Completion (output) tokens.
     pub completion: u64,
+    /// Of `prompt`: read from the provider's prompt cache.
+    pub cache_read: u64,
+    /// Of `prompt`: written to the prompt cache.
+    pub cache_write: u64,
+    /// Of `prompt`: audio input.
+    pub audio_input: u64,
+    /// Of `prompt`: image input.
+    pub image_input: u64,
+    /// Of `completion`: reasoning.
+    pub reasoning: u64,
+    /// Of `completion`: audio output.
+    pub audio_output: u64,
 }
 
 impl Usage {
+    /// Prompt and completion tokens, without details.
+    pub const fn new(prompt: u64, completion: u64) -> Usage {
+        Usage {
+            prompt,
+            completion,
+            cache_read: 0,
+            cache_write: 0,
+            audio_input: 0,
+            image_input: 0,
+            reasoning: 0,
+            audio_output: 0,
+        }
+    }
+
     /// Prompt plus completion.
     pub fn total(self) -> u64 {
         self.prompt + self.completion
@@ -108,10 +136,7 @@ pub fn estimate(endpoint: Endpoint, request: &Value) -> Usage {
         .iter()
         .find_map(|k| request.get(*k).and_then(Value::as_u64))
         .unwrap_or(0);
-    Usage {
-        prompt: (tokens_for_chars(chars) + fixed).max(1),
-        completion,
-    }
+    Usage::new((tokens_for_chars(chars) + fixed).max(1), completion)
 }
 
 fn str_len(v: Option<&Value>) -> u64 {
@@ -156,63 +181,154 @@ pub fn from_response(response: &Value) -> Option<Usage> {
 }
 
 /// Reads either naming scheme: `prompt_tokens`/`completion_tokens` (chat, completions,
-/// embeddings) or `input_tokens`/`output_tokens` (Responses API).
+/// embeddings) or `input_tokens`/`output_tokens` (Responses API, images, transcriptions,
+/// Anthropic), with their details: cached tokens (`prompt_tokens_details.cached_tokens`,
+/// `input_tokens_details.cached_tokens`, Anthropic's `cache_read_input_tokens`), cache writes
+/// (`cache_creation_input_tokens`), reasoning, audio and image tokens.
+///
+/// Anthropic reports `input_tokens` without the cache reads and writes; they are added, so
+/// that `prompt` means the same for every provider.
 pub fn parse_usage(usage: &Value) -> Option<Usage> {
-    let get = |a: &str, b: &str| {
-        usage
-            .get(a)
-            .and_then(Value::as_u64)
-            .or_else(|| usage.get(b).and_then(Value::as_u64))
+    let n = |v: Option<&Value>| v.and_then(Value::as_u64);
+    let get = |a: &str, b: &str| n(usage.get(a)).or_else(|| n(usage.get(b)));
+    let detail = |objects: &[&str], field: &str| {
+        objects
+            .iter()
+            .find_map(|o| n(usage.get(*o).and_then(|d| d.get(field))))
     };
-    let prompt = get("prompt_tokens", "input_tokens");
-    let completion = get("completion_tokens", "output_tokens");
-    if prompt.is_none() && completion.is_none() {
-        return None;
+    let fields = UsageFields {
+        prompt: get("prompt_tokens", "input_tokens"),
+        completion: get("completion_tokens", "output_tokens"),
+        cached: detail(INPUT_DETAILS, "cached_tokens"),
+        audio_input: detail(INPUT_DETAILS, "audio_tokens"),
+        image_input: detail(INPUT_DETAILS, "image_tokens"),
+        reasoning: detail(OUTPUT_DETAILS, "reasoning_tokens"),
+        audio_output: detail(OUTPUT_DETAILS, "audio_tokens"),
+        cache_read: n(usage.get("cache_read_input_tokens")),
+        cache_creation: n(usage.get("cache_creation_input_tokens")),
+    };
+    fields.usage()
+}
+
+/// Where input details are: chat's `prompt_tokens_details`, the Responses API's
+/// `input_tokens_details`, transcriptions' `input_token_details`.
+const INPUT_DETAILS: &[&str] = &[
+    "prompt_tokens_details",
+    "input_tokens_details",
+    "input_token_details",
+];
+/// Where output details are.
+const OUTPUT_DETAILS: &[&str] = &["completion_tokens_details", "output_tokens_details"];
+
+/// The numbers of a `usage` object, as read by either parser.
+#[derive(Debug, Default)]
+struct UsageFields {
+    prompt: Option<u64>,
+    completion: Option<u64>,
+    cached: Option<u64>,
+    audio_input: Option<u64>,
+    image_input: Option<u64>,
+    reasoning: Option<u64>,
+    audio_output: Option<u64>,
+    /// Anthropic's, not part of its `input_tokens`.
+    cache_read: Option<u64>,
+    cache_creation: Option<u64>,
+}
+
+impl UsageFields {
+    fn usage(&self) -> Option<Usage> {
+        let anthropic = self.cache_read.is_some() || self.cache_creation.is_some();
+        if self.prompt.is_none() && self.completion.is_none() && !anthropic {
+            return None;
+        }
+        let cache_read = self.cache_read.unwrap_or(0);
+        let cache_write = self.cache_creation.unwrap_or(0);
+        let prompt = self
+            .prompt
+            .unwrap_or(0)
+            .saturating_add(cache_read)
+            .saturating_add(cache_write);
+        Some(Usage {
+            prompt,
+            completion: self.completion.unwrap_or(0),
+            cache_read: if anthropic {
+                cache_read
+            } else {
+                self.cached.unwrap_or(0)
+            },
+            cache_write,
+            audio_input: self.audio_input.unwrap_or(0),
+            image_input: self.image_input.unwrap_or(0),
+            reasoning: self.reasoning.unwrap_or(0),
+            audio_output: self.audio_output.unwrap_or(0),
+        })
     }
-    Some(Usage {
-        prompt: prompt.unwrap_or(0),
-        completion: completion.unwrap_or(0),
-    })
 }
 
 /// [`parse_usage`] of a `usage` object given as JSON text, without building a [`Value`] (its
-/// keys and nested objects would be allocated for four numbers): the same answer for every
+/// keys and nested objects would be allocated for a few numbers): the same answer for every
 /// input, by falling back to [`parse_usage`] where the quick reading cannot decide (a key
-/// given twice).
+/// given twice, a number that is not a whole one).
 pub fn parse_usage_json(json: &str) -> Option<Usage> {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct Details {
+        cached_tokens: Option<u64>,
+        audio_tokens: Option<u64>,
+        image_tokens: Option<u64>,
+        reasoning_tokens: Option<u64>,
+    }
     #[derive(serde::Deserialize)]
-    struct Probe<'a> {
-        #[serde(borrow)]
-        prompt_tokens: Option<&'a serde_json::value::RawValue>,
-        #[serde(borrow)]
-        completion_tokens: Option<&'a serde_json::value::RawValue>,
-        #[serde(borrow)]
-        input_tokens: Option<&'a serde_json::value::RawValue>,
-        #[serde(borrow)]
-        output_tokens: Option<&'a serde_json::value::RawValue>,
+    struct Probe {
+        prompt_tokens: Option<u64>,
+        completion_tokens: Option<u64>,
+        input_tokens: Option<u64>,
+        output_tokens: Option<u64>,
+        prompt_tokens_details: Option<Details>,
+        input_tokens_details: Option<Details>,
+        input_token_details: Option<Details>,
+        completion_tokens_details: Option<Details>,
+        output_tokens_details: Option<Details>,
+        cache_read_input_tokens: Option<u64>,
+        cache_creation_input_tokens: Option<u64>,
     }
-    // Only an object (serde would also fill the probe from a four-element array).
-    let probe = if json.trim_start().starts_with('{') {
-        serde_json::from_str::<Probe<'_>>(json).ok()
-    } else {
-        None
-    };
-    let Some(p) = probe else {
-        return serde_json::from_str::<Value>(json)
+    let slow = || {
+        serde_json::from_str::<Value>(json)
             .ok()
-            .and_then(|v| parse_usage(&v));
+            .and_then(|v| parse_usage(&v))
     };
-    let n =
-        |raw: Option<&serde_json::value::RawValue>| raw.and_then(|r| r.get().parse::<u64>().ok());
-    let prompt = n(p.prompt_tokens).or_else(|| n(p.input_tokens));
-    let completion = n(p.completion_tokens).or_else(|| n(p.output_tokens));
-    if prompt.is_none() && completion.is_none() {
-        return None;
+    // Only an object (serde would also fill the probe from an array).
+    if !json.trim_start().starts_with('{') {
+        return slow();
     }
-    Some(Usage {
-        prompt: prompt.unwrap_or(0),
-        completion: completion.unwrap_or(0),
-    })
+    let Ok(p) = serde_json::from_str::<Probe>(json) else {
+        return slow();
+    };
+    let first = |objects: [&Option<Details>; 3], pick: fn(&Details) -> Option<u64>| {
+        objects.into_iter().flatten().find_map(pick)
+    };
+    let inputs = [
+        &p.prompt_tokens_details,
+        &p.input_tokens_details,
+        &p.input_token_details,
+    ];
+    let outputs = [
+        &p.completion_tokens_details,
+        &p.output_tokens_details,
+        &None,
+    ];
+    UsageFields {
+        prompt: p.prompt_tokens.or(p.input_tokens),
+        completion: p.completion_tokens.or(p.output_tokens),
+        cached: first(inputs, |d| d.cached_tokens),
+        audio_input: first(inputs, |d| d.audio_tokens),
+        image_input: first(inputs, |d| d.image_tokens),
+        reasoning: first(outputs, |d| d.reasoning_tokens),
+        audio_output: first(outputs, |d| d.audio_tokens),
+        cache_read: p.cache_read_input_tokens,
+        cache_creation: p.cache_creation_input_tokens,
+    }
+    .usage()
 }
 
 /// Watches the events of a streamed answer for its usage, its finish reasons, and — for a
@@ -314,10 +430,10 @@ impl StreamUsage {
     /// What the stream is charged: the reported usage, or — when the stream ended before the
     /// upstream reported it — the estimated prompt and the text generated so far.
     pub fn charge(&self, estimated_prompt: u64) -> Usage {
-        self.reported.unwrap_or(Usage {
-            prompt: estimated_prompt,
-            completion: tokens_for_chars(self.generated_chars),
-        })
+        self.reported.unwrap_or(Usage::new(
+            estimated_prompt,
+            tokens_for_chars(self.generated_chars),
+        ))
     }
 }
 
@@ -344,10 +460,7 @@ pub fn estimate_from_size(body: &[u8]) -> Usage {
                 })
         })
         .unwrap_or(0);
-    Usage {
-        prompt: tokens_for_chars(body.len() as u64).max(1),
-        completion,
-    }
+    Usage::new(tokens_for_chars(body.len() as u64).max(1), completion)
 }
 
 /// For a streamed chat or completions request: asks the upstream to report usage
@@ -480,6 +593,71 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn details_are_read_for_every_provider_shape() {
+        // Chat completions: cached, audio input; reasoning, audio output.
+        let chat = json!({"prompt_tokens": 2006, "completion_tokens": 300, "total_tokens": 2306,
+            "prompt_tokens_details": {"cached_tokens": 1920, "audio_tokens": 6},
+            "completion_tokens_details": {"reasoning_tokens": 256, "audio_tokens": 4,
+                "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}});
+        let u = parse_usage(&chat).unwrap();
+        assert_eq!((u.prompt, u.completion), (2006, 300));
+        assert_eq!((u.cache_read, u.cache_write), (1920, 0));
+        assert_eq!((u.audio_input, u.reasoning, u.audio_output), (6, 256, 4));
+        // Responses API.
+        let responses = json!({"input_tokens": 1500, "output_tokens": 700, "total_tokens": 2200,
+            "input_tokens_details": {"cached_tokens": 1024},
+            "output_tokens_details": {"reasoning_tokens": 512}});
+        let u = parse_usage(&responses).unwrap();
+        assert_eq!(
+            (u.prompt, u.completion, u.cache_read, u.reasoning),
+            (1500, 700, 1024, 512)
+        );
+        // Transcriptions: `input_token_details` (singular), audio and text input.
+        let transcription = json!({"type": "tokens", "input_tokens": 14, "output_tokens": 45,
+            "input_token_details": {"text_tokens": 0, "audio_tokens": 14}});
+        assert_eq!(parse_usage(&transcription).unwrap().audio_input, 14);
+        // Anthropic: input_tokens excludes cache reads and writes; prompt includes them.
+        let anthropic = json!({"input_tokens": 50, "output_tokens": 20,
+            "cache_read_input_tokens": 1000, "cache_creation_input_tokens": 200});
+        let u = parse_usage(&anthropic).unwrap();
+        assert_eq!((u.prompt, u.cache_read, u.cache_write), (1250, 1000, 200));
+        // An Anthropic stream's message_start carries cache fields before any output.
+        let start = json!({"input_tokens": 10, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0, "output_tokens": 1});
+        assert_eq!(parse_usage(&start).unwrap(), Usage::new(10, 1));
+        for v in [chat, responses, transcription, anthropic, start] {
+            assert_eq!(parse_usage_json(&v.to_string()), parse_usage(&v), "{v}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The quick reading agrees with the `Value` one on any object built of usage keys,
+        /// detail objects and odd values.
+        #[test]
+        fn usage_json_agrees_with_the_value(
+            fields in proptest::collection::vec((0usize..11, 0usize..8), 0..8),
+            details in proptest::collection::vec((0usize..5, 0usize..4, 0usize..8), 0..5),
+        ) {
+            const TOP: [&str; 11] = ["prompt_tokens", "completion_tokens", "input_tokens",
+                "output_tokens", "total_tokens", "cache_read_input_tokens",
+                "cache_creation_input_tokens", "prompt_tokens", "model", "x", "input_tokens"];
+            const OBJ: [&str; 5] = ["prompt_tokens_details", "input_tokens_details",
+                "input_token_details", "completion_tokens_details", "output_tokens_details"];
+            const IN: [&str; 4] = ["cached_tokens", "audio_tokens", "image_tokens", "reasoning_tokens"];
+            const VAL: [&str; 8] = ["0", "7", "123456", "2.5", "-1", "\"3\"", "null", "18446744073709551615"];
+            let mut parts: Vec<String> = fields
+                .iter()
+                .map(|(k, v)| format!("\"{}\": {}", TOP[*k], VAL[*v]))
+                .collect();
+            for (o, f, v) in &details {
+                parts.push(format!("\"{}\": {{\"{}\": {}}}", OBJ[*o], IN[*f], VAL[*v]));
+            }
+            let json = format!("{{{}}}", parts.join(", "));
+            let by_value = serde_json::from_str::<Value>(&json).ok().and_then(|v| parse_usage(&v));
+            proptest::prop_assert_eq!(parse_usage_json(&json), by_value, "{}", json);
+        }
+    }
+
+    #[test]
     fn chat_estimate_counts_text_not_images() {
         let with_image = json!({"model": "m", "max_tokens": 50, "messages": [
             {"role": "user", "content": [
@@ -501,21 +679,9 @@ mod tests {
             3
         );
         let r = json!({"input": "abcdefgh", "instructions": "abcd", "max_output_tokens": 7});
-        assert_eq!(
-            estimate(Endpoint::Responses, &r),
-            Usage {
-                prompt: 3,
-                completion: 7
-            }
-        );
+        assert_eq!(estimate(Endpoint::Responses, &r), Usage::new(3, 7));
         let c = json!({"prompt": ["abcd", "abcd"], "max_tokens": 2});
-        assert_eq!(
-            estimate(Endpoint::Completions, &c),
-            Usage {
-                prompt: 2,
-                completion: 2
-            }
-        );
+        assert_eq!(estimate(Endpoint::Completions, &c), Usage::new(2, 2));
         let m = json!({"messages": [], "max_completion_tokens": 9});
         assert_eq!(estimate(Endpoint::ChatCompletions, &m).completion, 9);
     }
@@ -524,21 +690,9 @@ mod tests {
     fn reads_both_usage_schemes() {
         let chat =
             json!({"usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}});
-        assert_eq!(
-            from_response(&chat),
-            Some(Usage {
-                prompt: 5,
-                completion: 7
-            })
-        );
+        assert_eq!(from_response(&chat), Some(Usage::new(5, 7)));
         let resp = json!({"usage": {"input_tokens": 3, "output_tokens": 4}});
-        assert_eq!(
-            from_response(&resp),
-            Some(Usage {
-                prompt: 3,
-                completion: 4
-            })
-        );
+        assert_eq!(from_response(&resp), Some(Usage::new(3, 4)));
         assert_eq!(from_response(&json!({})), None);
     }
 
@@ -546,25 +700,13 @@ mod tests {
     fn stream_usage_prefers_reported_and_falls_back_to_text() {
         let mut s = StreamUsage::default();
         s.observe(&json!({"model": "gpt-4o-2024", "choices": [{"index": 0, "delta": {"content": "abcdefgh"}}]}));
-        assert_eq!(
-            s.charge(10),
-            Usage {
-                prompt: 10,
-                completion: 2
-            }
-        );
+        assert_eq!(s.charge(10), Usage::new(10, 2));
         s.observe(&json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}));
         let usage_chunk =
             json!({"choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": 3}});
         assert!(is_usage_only_chunk(&usage_chunk));
         s.observe(&usage_chunk);
-        assert_eq!(
-            s.charge(10),
-            Usage {
-                prompt: 11,
-                completion: 3
-            }
-        );
+        assert_eq!(s.charge(10), Usage::new(11, 3));
         assert_eq!(s.finish_reasons, ["stop"]);
         assert_eq!(s.response_model.as_deref(), Some("gpt-4o-2024"));
     }
@@ -674,13 +816,7 @@ mod tests {
         s.observe(&json!({"type": "response.output_text.delta", "delta": "abcd"}));
         assert_eq!(s.charge(1).completion, 1);
         s.observe(&json!({"type": "response.completed", "response": {"status": "completed", "model": "m", "usage": {"input_tokens": 8, "output_tokens": 2}}}));
-        assert_eq!(
-            s.charge(1),
-            Usage {
-                prompt: 8,
-                completion: 2
-            }
-        );
+        assert_eq!(s.charge(1), Usage::new(8, 2));
         assert!(!is_usage_only_chunk(
             &json!({"choices": [{"index": 0}], "usage": {"prompt_tokens": 1}})
         ));
