@@ -1,16 +1,26 @@
 //! Time for the memory backend, injectable so the algorithm is tested without sleeping.
 //!
-//! The Redis backend does not use it: its scripts read the Redis server's `TIME`, so every
-//! gateway instance sharing the server agrees on time.
+//! Rate budgets use the monotonic [`Clock::now`]; USD budgets, which count in calendar windows
+//! (UTC), use [`Clock::wall`]. The Redis backend reads the Redis server's `TIME` for rate
+//! budgets, so every gateway instance sharing the server agrees on time; the calendar window
+//! of a USD budget is named by the gateway's wall clock.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// A monotonic clock: time since an arbitrary origin, never going backwards.
+/// A monotonic clock: time since an arbitrary origin, never going backwards; and the wall
+/// clock, for calendar windows.
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// Time elapsed since the clock's origin.
     fn now(&self) -> Duration;
+
+    /// Time since the Unix epoch (UTC).
+    fn wall(&self) -> Duration {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+    }
 }
 
 /// The real clock: [`Instant`] since the clock was made.
@@ -40,16 +50,26 @@ impl Clock for MonotonicClock {
     }
 }
 
-/// A clock that moves only when told to: for tests.
+/// A clock that moves only when told to: for tests. Its wall clock is its origin's Unix time
+/// (0 unless [`ManualClock::at_unix`]) plus the time it was moved by.
 #[derive(Debug, Default)]
 pub struct ManualClock {
     nanos: AtomicU64,
+    epoch_secs: u64,
 }
 
 impl ManualClock {
     /// A clock at its origin.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A clock whose origin is Unix time `secs` on the wall clock.
+    pub fn at_unix(secs: u64) -> Self {
+        ManualClock {
+            nanos: AtomicU64::new(0),
+            epoch_secs: secs,
+        }
     }
 
     /// Moves the clock forward by `by`.
@@ -67,5 +87,9 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Duration {
         Duration::from_nanos(self.nanos.load(Ordering::Relaxed))
+    }
+
+    fn wall(&self) -> Duration {
+        Duration::from_secs(self.epoch_secs) + self.now()
     }
 }

@@ -15,6 +15,12 @@ pub enum LimitError {
         /// The budget, as `key checkout-web: requests_per_minute`.
         budget: String,
     },
+    /// A USD budget of 0 (or below a micro-dollar).
+    #[error("{budget}: a dollar limit must be at least $0.000001")]
+    ZeroSpend {
+        /// The budget, as `key checkout-web: usd_per_day`.
+        budget: String,
+    },
     /// A `concurrent` budget above `u32::MAX`.
     #[error("{budget}: the limit is too large")]
     LimitTooLarge {

@@ -33,7 +33,7 @@ impl RateLimitHeaders {
         let slot = match budget.kind() {
             BudgetKind::Requests(_) => &mut self.requests,
             BudgetKind::Tokens(_) => &mut self.tokens,
-            BudgetKind::Concurrent => return,
+            BudgetKind::Concurrent | BudgetKind::Spend(_) => return,
         };
         let tighter = match slot {
             None => true,

@@ -26,6 +26,7 @@ use super::{Budget, BudgetKind, Clock, LimitError, MonotonicClock, OnBackendErro
 pub struct AdmissionPlan {
     budgets: Vec<Arc<Budget>>,
     estimated_tokens: u64,
+    estimated_micros: u64,
 }
 
 impl AdmissionPlan {
@@ -35,6 +36,7 @@ impl AdmissionPlan {
         AdmissionPlan {
             budgets: Vec::new(),
             estimated_tokens,
+            estimated_micros: 0,
         }
     }
 
@@ -73,6 +75,30 @@ impl AdmissionPlan {
     /// Sets the token estimate, e.g. once [`AdmissionPlan::counts_tokens`] says it matters.
     pub fn set_estimated_tokens(&mut self, estimated_tokens: u64) {
         self.estimated_tokens = estimated_tokens;
+    }
+
+    /// Whether a USD budget applies (and the request's worst-case cost matters).
+    pub fn counts_spend(&self) -> bool {
+        self.budgets
+            .iter()
+            .any(|b| matches!(b.kind(), BudgetKind::Spend(_)))
+    }
+
+    /// The USD budgets of the plan.
+    pub fn spend_budgets(&self) -> impl Iterator<Item = &Arc<Budget>> {
+        self.budgets
+            .iter()
+            .filter(|b| matches!(b.kind(), BudgetKind::Spend(_)))
+    }
+
+    /// The worst-case cost USD budgets reserve, in micro-dollars.
+    pub fn estimated_micros(&self) -> u64 {
+        self.estimated_micros
+    }
+
+    /// Sets the worst-case cost, in micro-dollars.
+    pub fn set_estimated_micros(&mut self, micros: u64) {
+        self.estimated_micros = micros;
     }
 
     /// Whether no budget applies (admission is then free and always succeeds).
@@ -126,6 +152,8 @@ pub struct Refusal {
     cause: RefusalCause,
     retry_after: Duration,
     headers: RateLimitHeaders,
+    /// The refusing budget's figures, as it stands.
+    figures: Option<HeaderFigures>,
 }
 
 impl Refusal {
@@ -158,6 +186,12 @@ impl Refusal {
     pub fn headers(&self) -> &RateLimitHeaders {
         &self.headers
     }
+
+    /// What the refusing budget has left (requests, tokens, or micro-dollars for a USD
+    /// budget), when the backend said.
+    pub fn remaining(&self) -> Option<u64> {
+        self.figures.map(|f| f.remaining)
+    }
 }
 
 impl fmt::Display for Refusal {
@@ -187,6 +221,9 @@ pub struct Ticket {
     on_backend_error: bool,
     tokens: Vec<Arc<Budget>>,
     reserved: u64,
+    /// USD budgets with the start of the calendar window they were charged in.
+    spend: Vec<(Arc<Budget>, u64)>,
+    reserved_micros: u64,
     hold: Hold,
 }
 
@@ -207,6 +244,8 @@ impl fmt::Debug for Ticket {
             .field("on_backend_error", &self.on_backend_error)
             .field("token_budgets", &self.tokens.len())
             .field("reserved", &self.reserved)
+            .field("spend_budgets", &self.spend.len())
+            .field("reserved_micros", &self.reserved_micros)
             .field("hold", &self.hold)
             .finish()
     }
@@ -220,6 +259,8 @@ impl Ticket {
             on_backend_error,
             tokens: Vec::new(),
             reserved: 0,
+            spend: Vec::new(),
+            reserved_micros: 0,
             hold: Hold::Nothing,
         }
     }
@@ -240,13 +281,26 @@ impl Ticket {
         self.reserved
     }
 
+    /// Micro-dollars reserved in the USD budgets (0 when none applied).
+    pub fn reserved_micros(&self) -> u64 {
+        self.reserved_micros
+    }
+
     /// Settles the token budgets with the request's real usage — refunds what was reserved
     /// beyond it, or charges what it used beyond the reservation (into debt if need be, so the
-    /// next request waits) — and releases the ticket's concurrency.
+    /// next request waits) — and releases the ticket's concurrency. USD budgets keep their
+    /// reservation (see [`Ticket::reconcile_cost`]).
     ///
     /// Never fails: with Redis unavailable the reservation simply stands (a failed attempt
     /// counts as a backend error). Waits at most the backend's bound.
-    pub async fn reconcile(mut self, actual_tokens: u64) {
+    pub async fn reconcile(self, actual_tokens: u64) {
+        self.reconcile_cost(actual_tokens, None).await;
+    }
+
+    /// [`Ticket::reconcile`], and the USD budgets settled with the request's real cost in
+    /// micro-dollars, in the calendar window they were charged in at admission. `None` (the
+    /// cost is unknown) leaves the worst-case reservation charged.
+    pub async fn reconcile_cost(mut self, actual_tokens: u64, actual_micros: Option<u64>) {
         let Some(limiter) = self.limiter.clone() else {
             return;
         };
@@ -255,8 +309,20 @@ impl Ticket {
         } else {
             i128::from(actual_tokens) - i128::from(self.reserved)
         };
+        let spend_delta = match actual_micros {
+            Some(actual) if !self.spend.is_empty() => {
+                i128::from(actual) - i128::from(self.reserved_micros)
+            }
+            _ => 0,
+        };
         let hold = std::mem::replace(&mut self.hold, Hold::Nothing);
-        limiter.settle(&self.tokens, delta, hold).await;
+        let settlement = Settlement {
+            tokens: &self.tokens,
+            delta,
+            spend: &self.spend,
+            spend_delta,
+        };
+        limiter.settle(settlement, hold).await;
     }
 }
 
@@ -269,8 +335,24 @@ impl Drop for Ticket {
     }
 }
 
-/// Rate limits for the gateway: request, token and concurrency budgets, kept in memory or in
-/// Redis. Cheap to clone (shared).
+/// What a finished request changes in its budgets.
+pub(crate) struct Settlement<'a> {
+    /// Token budgets, and the tokens to add (or refund, negative).
+    pub(crate) tokens: &'a [Arc<Budget>],
+    pub(crate) delta: i128,
+    /// USD budgets with their admission window, and the micro-dollars to add or refund.
+    pub(crate) spend: &'a [(Arc<Budget>, u64)],
+    pub(crate) spend_delta: i128,
+}
+
+impl Settlement<'_> {
+    fn is_empty(&self) -> bool {
+        self.delta == 0 && self.spend_delta == 0
+    }
+}
+
+/// Rate limits for the gateway: request, token, concurrency and USD budgets, kept in memory
+/// or in Redis. Cheap to clone (shared).
 ///
 /// The limiter holds no budgets: each admission names its own in an [`AdmissionPlan`], and
 /// state is kept per budget id. So a configuration reload keeps the limiter, builds new
@@ -365,30 +447,36 @@ impl Limiter {
         }
         let health = &self.inner.health;
         let budgets = plan.budgets();
+        let wall = self.wall();
         let outcome = match &self.inner.backend {
-            Backend::Memory(store) => match store.admit(budgets, plan.estimated_tokens) {
-                Ok(decision) => {
-                    let mut concurrent = budgets
-                        .iter()
-                        .filter(|b| b.kind() == BudgetKind::Concurrent)
-                        .peekable();
-                    let hold = if decision.refused.is_none() && concurrent.peek().is_some() {
-                        Hold::Memory(concurrent.cloned().collect())
-                    } else {
-                        Hold::Nothing
-                    };
-                    Ok((decision, hold))
+            Backend::Memory(store) => {
+                match store.admit(budgets, plan.estimated_tokens, plan.estimated_micros, wall) {
+                    Ok(decision) => {
+                        let mut concurrent = budgets
+                            .iter()
+                            .filter(|b| b.kind() == BudgetKind::Concurrent)
+                            .peekable();
+                        let hold = if decision.refused.is_none() && concurrent.peek().is_some() {
+                            Hold::Memory(concurrent.cloned().collect())
+                        } else {
+                            Hold::Nothing
+                        };
+                        Ok((decision, hold))
+                    }
+                    Err(full) => {
+                        health.failed("admission check", &full);
+                        Err(())
+                    }
                 }
-                Err(full) => {
-                    health.failed("admission check", &full);
-                    Err(())
-                }
-            },
+            }
             Backend::Redis(store) => {
                 if !health.may_try() {
                     Err(())
                 } else {
-                    match store.admit(budgets, plan.estimated_tokens).await {
+                    match store
+                        .admit(budgets, plan.estimated_tokens, plan.estimated_micros, wall)
+                        .await
+                    {
                         Ok((decision, lease)) => {
                             if lease.is_some() {
                                 self.ensure_renewer(store);
@@ -409,15 +497,35 @@ impl Limiter {
         match outcome {
             Ok((decision, hold)) => {
                 health.succeeded();
-                self.decide(plan, decision, hold)
+                self.decide(plan, decision, hold, wall)
             }
             Err(()) => self.decide_without_backend(),
         }
     }
 
-    fn decide(&self, plan: &AdmissionPlan, decision: Decision, hold: Hold) -> Admission {
+    /// The wall clock calendar windows are named by: the memory backend's clock, else the
+    /// system's.
+    fn wall(&self) -> Duration {
+        match &self.inner.backend {
+            Backend::Memory(store) => store.wall(),
+            Backend::Redis(_) => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default(),
+        }
+    }
+
+    fn decide(
+        &self,
+        plan: &AdmissionPlan,
+        decision: Decision,
+        hold: Hold,
+        wall: Duration,
+    ) -> Admission {
         let counters = &self.inner.health.counters;
         let mut headers = RateLimitHeaders::default();
+        let refused_figures = decision
+            .refused
+            .and_then(|(i, _)| decision.figures.get(i).copied());
         for (budget, figures) in plan.budgets().iter().zip(decision.figures) {
             headers.consider(budget, figures);
         }
@@ -432,6 +540,7 @@ impl Limiter {
                 cause: RefusalCause::Exhausted(budget),
                 retry_after,
                 headers,
+                figures: refused_figures,
             });
         }
         bump(&counters.admitted);
@@ -446,12 +555,23 @@ impl Limiter {
         } else {
             plan.estimated_tokens
         };
+        let spend: Vec<(Arc<Budget>, u64)> = plan
+            .spend_budgets()
+            .filter_map(|b| Some((b.clone(), b.kind().period()?.window(wall.as_secs()).0)))
+            .collect();
+        let reserved_micros = if spend.is_empty() {
+            0
+        } else {
+            plan.estimated_micros
+        };
         Admission::Allowed(Ticket {
             limiter: Some(self.clone()),
             headers,
             on_backend_error: false,
             tokens,
             reserved,
+            spend,
+            reserved_micros,
             hold,
         })
     }
@@ -469,18 +589,22 @@ impl Limiter {
                     cause: RefusalCause::BackendUnavailable,
                     retry_after: Duration::from_secs(1),
                     headers: RateLimitHeaders::default(),
+                    figures: None,
                 })
             }
         }
     }
 
-    /// Settles a finished request: its tokens (`delta`) and its concurrency (`hold`).
-    async fn settle(&self, tokens: &[Arc<Budget>], delta: i128, hold: Hold) {
+    /// Settles a finished request: its tokens and dollars, and its concurrency (`hold`).
+    async fn settle(&self, settlement: Settlement<'_>, hold: Hold) {
         let health = &self.inner.health;
         match (&self.inner.backend, hold) {
             (Backend::Memory(store), hold) => {
-                if delta != 0 {
-                    store.adjust(tokens, delta);
+                if settlement.delta != 0 {
+                    store.adjust(settlement.tokens, settlement.delta);
+                }
+                if settlement.spend_delta != 0 {
+                    store.adjust_spend(settlement.spend, settlement.spend_delta);
                 }
                 if let Hold::Memory(budgets) = hold {
                     store.release(&budgets);
@@ -491,7 +615,7 @@ impl Limiter {
                     Hold::Redis(n) => store.forget(n),
                     _ => None,
                 };
-                if delta == 0 && lease.is_none() {
+                if settlement.is_empty() && lease.is_none() {
                     return;
                 }
                 // During an incident the reservation stands (probing is for admissions), and
@@ -499,7 +623,7 @@ impl Limiter {
                 if !health.is_healthy() {
                     return;
                 }
-                if let Err(failure) = store.settle(tokens, delta, lease.as_ref()).await {
+                if let Err(failure) = store.settle(&settlement, lease.as_ref()).await {
                     health.failed_in_background("settlement", &failure);
                 }
             }
@@ -522,7 +646,13 @@ impl Limiter {
                 let limiter = self.clone();
                 runtime.spawn(async move {
                     if let Backend::Redis(store) = &limiter.inner.backend {
-                        if let Err(failure) = store.settle(&[], 0, Some(&lease)).await {
+                        let nothing = Settlement {
+                            tokens: &[],
+                            delta: 0,
+                            spend: &[],
+                            spend_delta: 0,
+                        };
+                        if let Err(failure) = store.settle(&nothing, Some(&lease)).await {
                             let health = &limiter.inner.health;
                             health.failed_in_background("concurrency release", &failure);
                         }
@@ -559,6 +689,23 @@ impl Limiter {
                 Err(failure) => {
                     self.inner.health.failed("probe", &failure);
                     false
+                }
+            },
+        }
+    }
+
+    /// What each USD budget has spent in its current calendar window, in micro-dollars, in
+    /// the order given (0 for budgets that are not USD budgets). `None` when the backend
+    /// cannot say (Redis unreachable).
+    pub async fn spent(&self, budgets: &[Arc<Budget>]) -> Option<Vec<u64>> {
+        let wall = self.wall();
+        match &self.inner.backend {
+            Backend::Memory(store) => Some(budgets.iter().map(|b| store.spent(b, wall)).collect()),
+            Backend::Redis(store) => match store.spent(budgets, wall).await {
+                Ok(spent) => Some(spent),
+                Err(failure) => {
+                    self.inner.health.failed("spend report", &failure);
+                    None
                 }
             },
         }

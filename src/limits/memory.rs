@@ -55,13 +55,16 @@ enum State {
     Rate { level: Level, rate: Rate },
     /// Requests in flight for a concurrency budget.
     InFlight(u64),
+    /// Micro-dollars spent in the calendar window `[start, end)` (Unix seconds).
+    Spend { start: u64, end: u64, used: u64 },
 }
 
 impl State {
-    fn is_idle(&self, now: u64) -> bool {
+    fn is_idle(&self, now: u64, wall_secs: u64) -> bool {
         match *self {
             State::Rate { level, rate } => rate.is_idle(level, now),
             State::InFlight(n) => n == 0,
+            State::Spend { end, used, .. } => used == 0 || wall_secs >= end,
         }
     }
 }
@@ -73,8 +76,9 @@ struct Shard {
 }
 
 impl Shard {
-    fn sweep(&mut self, now: u64) {
-        self.states.retain(|_, state| !state.is_idle(now));
+    fn sweep(&mut self, now: u64, wall_secs: u64) {
+        self.states
+            .retain(|_, state| !state.is_idle(now, wall_secs));
         self.next_sweep = now.saturating_add(SWEEP_EVERY.as_nanos() as u64);
     }
 }
@@ -139,13 +143,22 @@ impl MemoryStore {
         (self.hasher.hash_one(id) as usize) & (self.shards.len() - 1)
     }
 
-    /// Checks every budget of an admission and commits all of them, or none.
+    /// The wall clock: calendar windows of USD budgets.
+    pub(crate) fn wall(&self) -> Duration {
+        self.clock.wall()
+    }
+
+    /// Checks every budget of an admission and commits all of them, or none. USD budgets are
+    /// counted in the calendar window holding `wall`.
     pub(crate) fn admit(
         &self,
         budgets: &[Arc<Budget>],
         estimated_tokens: u64,
+        estimated_micros: u64,
+        wall: Duration,
     ) -> Result<Decision, Full> {
         let now = self.now();
+        let wall_secs = wall.as_secs();
         let slots: Vec<usize> = budgets.iter().map(|b| self.shard_of(b.id())).collect();
         let mut order = slots.clone();
         order.sort_unstable();
@@ -158,7 +171,7 @@ impl MemoryStore {
         // Room for the states this admission would create?
         for (k, guard) in guards.iter_mut().enumerate() {
             if now >= guard.next_sweep || guard.states.len() >= self.per_shard {
-                guard.sweep(now);
+                guard.sweep(now, wall_secs);
             }
             let new = budgets
                 .iter()
@@ -177,7 +190,7 @@ impl MemoryStore {
         let mut refused: Option<(usize, Duration)> = None;
         for (i, budget) in budgets.iter().enumerate() {
             let state = guards[position(slots[i])].states.get(budget.id()).copied();
-            let check = check(budget, state, now, estimated_tokens);
+            let check = check(budget, state, now, wall, estimated_tokens, estimated_micros);
             if let Some(wait) = check.refusal {
                 if refused.is_none_or(|(_, longest)| wait > longest) {
                     refused = Some((i, wait));
@@ -239,7 +252,7 @@ impl MemoryStore {
                 Entry::Occupied(mut entry) => {
                     let level = match *entry.get() {
                         State::Rate { level, .. } => level,
-                        State::InFlight(_) => Level::default(),
+                        State::InFlight(_) | State::Spend { .. } => Level::default(),
                     };
                     let level = rate.adjust(level, now, delta);
                     if level.scaled == 0 {
@@ -255,6 +268,66 @@ impl MemoryStore {
                 }
                 Entry::Vacant(_) => {}
             }
+        }
+    }
+
+    /// Charges (`delta > 0`) or refunds (`delta < 0`) USD budgets in the calendar window each
+    /// was admitted in (`start`, Unix seconds). A window that has ended and been replaced is
+    /// not reopened: its spend is over.
+    pub(crate) fn adjust_spend(&self, budgets: &[(Arc<Budget>, u64)], delta: i128) {
+        let wall_secs = self.wall().as_secs();
+        for (budget, start) in budgets {
+            let Some(period) = budget.kind().period() else {
+                continue;
+            };
+            let mut shard = lock(&self.shards[self.shard_of(budget.id())]);
+            let full = shard.states.len() >= self.per_shard;
+            let apply = |used: u64| -> u64 {
+                let moved = i128::from(used) + delta;
+                u64::try_from(moved.max(0)).unwrap_or(u64::MAX)
+            };
+            match shard.states.entry(budget.id_arc().clone()) {
+                Entry::Occupied(mut entry) => {
+                    if let State::Spend {
+                        start: s,
+                        end,
+                        used,
+                    } = *entry.get()
+                    {
+                        if s == *start {
+                            entry.insert(State::Spend {
+                                start: s,
+                                end,
+                                used: apply(used),
+                            });
+                        }
+                    }
+                }
+                Entry::Vacant(entry) if delta > 0 && !full => {
+                    let (s, end) = period.window(*start);
+                    if s == *start && wall_secs < end {
+                        entry.insert(State::Spend {
+                            start: s,
+                            end,
+                            used: apply(0),
+                        });
+                    }
+                }
+                Entry::Vacant(_) => {}
+            }
+        }
+    }
+
+    /// What a USD budget has spent in the window holding `wall`, in micro-dollars.
+    pub(crate) fn spent(&self, budget: &Budget, wall: Duration) -> u64 {
+        let Some(period) = budget.kind().period() else {
+            return 0;
+        };
+        let (start, _) = period.window(wall.as_secs());
+        let shard = lock(&self.shards[self.shard_of(budget.id())]);
+        match shard.states.get(budget.id()) {
+            Some(State::Spend { start: s, used, .. }) if *s == start => *used,
+            _ => 0,
         }
     }
 
@@ -279,9 +352,44 @@ struct Checked {
 /// How long a refused concurrency budget suggests waiting: in-flight requests give no hint.
 pub(crate) const CONCURRENCY_RETRY: Duration = Duration::from_secs(1);
 
-fn check(budget: &Budget, state: Option<State>, now: u64, estimated_tokens: u64) -> Checked {
+fn check(
+    budget: &Budget,
+    state: Option<State>,
+    now: u64,
+    wall: Duration,
+    estimated_tokens: u64,
+    estimated_micros: u64,
+) -> Checked {
     let limit = budget.limit();
     match budget.kind() {
+        BudgetKind::Spend(period) => {
+            let (start, end) = period.window(wall.as_secs());
+            let used = match state {
+                Some(State::Spend { start: s, used, .. }) if s == start => used,
+                _ => 0,
+            };
+            let cost = budget.cost(estimated_tokens, estimated_micros);
+            let reset = Duration::from_secs(end).saturating_sub(wall);
+            let figures = |used: u64| HeaderFigures {
+                limit,
+                remaining: limit.saturating_sub(used),
+                reset,
+            };
+            let after = used.saturating_add(cost);
+            Checked {
+                // Money spent in a calendar window comes back when the window ends. A spent
+                // budget refuses even a request that reserves nothing (a `paths:` route).
+                refusal: (after > limit || used >= limit)
+                    .then_some(reset.max(Duration::from_secs(1))),
+                after: State::Spend {
+                    start,
+                    end,
+                    used: after,
+                },
+                figures_now: figures(used),
+                figures_after: figures(after),
+            }
+        }
         BudgetKind::Concurrent => {
             let in_flight = match state {
                 Some(State::InFlight(n)) => n,
@@ -307,7 +415,7 @@ fn check(budget: &Budget, state: Option<State>, now: u64, estimated_tokens: u64)
                 _ => Level { scaled: 0, at: now },
             };
             let current = rate.drained(level, now);
-            let check = rate.check(level, now, budget.cost(estimated_tokens));
+            let check = rate.check(level, now, budget.cost(estimated_tokens, estimated_micros));
             let figures = |level: Level| HeaderFigures {
                 limit,
                 remaining: rate.remaining(level),

@@ -79,4 +79,4 @@ pub use health::{LimiterStats, OnBackendError};
 pub use keys::{presented_key, KeySecret, KeyStore};
 pub use limiter::{Admission, AdmissionPlan, Limiter, Refusal, RefusalCause, Ticket};
 pub use memory::MemoryOptions;
-pub use spec::{Budget, BudgetKind, LimitSpec, Window};
+pub use spec::{Budget, BudgetKind, LimitSpec, Period, Usd, Window};

@@ -39,7 +39,7 @@ use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
 use super::headers::HeaderFigures;
-use super::limiter::Decision;
+use super::limiter::{Decision, Settlement};
 use super::{Budget, BudgetKind, LimitError, OnBackendError};
 
 static ADMIT: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("lua/admit.lua")));
@@ -330,6 +330,53 @@ impl RedisStore {
         key
     }
 
+    /// A USD budget's counter for the calendar window starting at `start` (Unix seconds):
+    /// `veilgate:key:app:usd_per_day:1796428800`.
+    fn spend_key(&self, budget: &Budget, start: u64) -> String {
+        format!("{}:{start}", self.key(budget))
+    }
+
+    /// The key of `budget`'s state at wall time `wall`.
+    fn budget_key(&self, budget: &Budget, wall: Duration) -> String {
+        match budget.kind().period() {
+            Some(p) => self.spend_key(budget, p.window(wall.as_secs()).0),
+            None => self.key(budget),
+        }
+    }
+
+    /// What each USD budget has spent in the window holding `wall` (0 for other budgets).
+    pub(crate) async fn spent(
+        &self,
+        budgets: &[Arc<Budget>],
+        wall: Duration,
+    ) -> Result<Vec<u64>, RedisFailure> {
+        let keys: Vec<(usize, String)> = budgets
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.kind().period().is_some())
+            .map(|(i, b)| (i, self.budget_key(b, wall)))
+            .collect();
+        let mut spent = vec![0; budgets.len()];
+        if keys.is_empty() {
+            return Ok(spent);
+        }
+        let mut manager = self.manager()?;
+        let mut cmd = redis::cmd("MGET");
+        for (_, key) in &keys {
+            cmd.arg(key);
+        }
+        let reply = tokio::time::timeout(
+            self.options.timeout,
+            cmd.query_async::<Vec<Option<u64>>>(&mut manager),
+        )
+        .await
+        .map_err(|_| RedisFailure::Timeout(self.options.timeout))??;
+        for ((i, _), value) in keys.iter().zip(reply) {
+            spent[*i] = value.unwrap_or(0);
+        }
+        Ok(spent)
+    }
+
     /// Runs a script call, waiting at most `limit`.
     async fn run<T: FromRedisValue>(
         &self,
@@ -357,6 +404,8 @@ impl RedisStore {
         &self,
         budgets: &[Arc<Budget>],
         estimated_tokens: u64,
+        estimated_micros: u64,
+        wall: Duration,
     ) -> Result<(Decision, Option<u64>), RedisFailure> {
         let lease_keys: Vec<String> = budgets
             .iter()
@@ -371,18 +420,22 @@ impl RedisStore {
 
         let mut call = ADMIT.call();
         for budget in budgets {
-            call.key(self.key(budget));
+            call.key(self.budget_key(budget, wall));
         }
         call.arg(&member).arg(micros(self.options.lease_ttl));
         for budget in budgets {
-            let (kind, window) = match budget.kind().window() {
-                Some(w) => ("r", micros(w.duration())),
-                None => ("c", 0),
+            let (kind, window) = match (budget.kind().window(), budget.kind().period()) {
+                (Some(w), _) => ("r", micros(w.duration())),
+                (None, Some(p)) => {
+                    let (_, end) = p.window(wall.as_secs());
+                    ("s", micros(Duration::from_secs(end).saturating_sub(wall)))
+                }
+                (None, None) => ("c", 0),
             };
             call.arg(kind)
                 .arg(budget.limit())
                 .arg(window)
-                .arg(budget.cost(estimated_tokens));
+                .arg(budget.cost(estimated_tokens, estimated_micros));
         }
         let reply: Vec<i64> = self.run(&call, self.options.timeout).await?;
 
@@ -403,26 +456,40 @@ impl RedisStore {
         Ok((decision, lease))
     }
 
-    /// Settles a request: charges (`delta > 0`) or refunds (`delta < 0`) its token budgets and
-    /// ends its lease, in one script call.
+    /// Settles a request: charges (`delta > 0`) or refunds (`delta < 0`) its token and USD
+    /// budgets and ends its lease, in one script call.
     pub(crate) async fn settle(
         &self,
-        tokens: &[Arc<Budget>],
-        delta: i128,
+        settlement: &Settlement<'_>,
         lease: Option<&Lease>,
     ) -> Result<(), RedisFailure> {
         let mut call = SETTLE.call();
-        let windows: Vec<(&Arc<Budget>, Duration)> = tokens
+        let windows: Vec<(&Arc<Budget>, Duration)> = settlement
+            .tokens
             .iter()
             .filter_map(|b| Some((b, b.kind().window()?.duration())))
             .collect();
-        call.arg(delta)
+        let spend: Vec<String> = if settlement.spend_delta == 0 {
+            Vec::new()
+        } else {
+            settlement
+                .spend
+                .iter()
+                .map(|(b, start)| self.spend_key(b, *start))
+                .collect()
+        };
+        call.arg(settlement.delta)
             .arg(windows.len())
-            .arg(lease.map_or("", |l| l.member.as_str()));
+            .arg(lease.map_or("", |l| l.member.as_str()))
+            .arg(settlement.spend_delta)
+            .arg(spend.len());
         for (budget, window) in &windows {
             call.key(self.key(budget))
                 .arg(budget.limit())
                 .arg(micros(*window));
+        }
+        for key in spend {
+            call.key(key);
         }
         for key in lease.iter().flat_map(|l| &l.keys) {
             call.key(key.clone());

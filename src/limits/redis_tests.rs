@@ -601,3 +601,65 @@ async fn a_concurrency_refusal_consumes_nothing_and_reconcile_releases_at_once()
     assert_eq!(next.headers().requests.unwrap().remaining, 8);
     assert_eq!(next.headers().tokens.unwrap().remaining, 860);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn usd_budgets_are_shared_settled_and_outlive_the_gateway() {
+    let server = RedisServer::start(&[]);
+    let a = Limiter::redis(&server.url(), options(OnBackendError::Deny)).unwrap();
+    let b = Limiter::redis(&server.url(), options(OnBackendError::Deny)).unwrap();
+    // Per month, so that no window ends while the test runs (but at a month's last instant).
+    let spec = LimitSpec {
+        usd_per_month: Some(Usd(1_000_000)),
+        requests_per_day: Some(1_000),
+        ..LimitSpec::default()
+    };
+    let budgets = spec.budgets("key", "k").unwrap();
+    let mut plan = AdmissionPlan::new(0).with(&budgets);
+    plan.set_estimated_micros(30_000);
+    let plan = Arc::new(plan);
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let limiter = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let plan = plan.clone();
+            tokio::spawn(async move { limiter.admit(&plan).await })
+        })
+        .collect();
+    let mut tickets = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Admission::Allowed(t) => tickets.push(t),
+            Admission::Refused(r) => {
+                assert_eq!(r.to_string(), "key k: usd_per_month");
+                assert!(r.remaining().unwrap() < 30_000);
+                assert!(r.retry_after() >= Duration::from_secs(1));
+            }
+        }
+    }
+    assert_eq!(tickets.len(), 33, "$1 / $0.03, across both instances");
+    let spent = |l: Limiter| {
+        let budgets = budgets.clone();
+        async move { l.spent(&budgets).await.unwrap() }
+    };
+    assert_eq!(spent(a.clone()).await, [0, 990_000]);
+
+    // Settled with real costs: 33 × $0.01 instead of 33 × $0.03.
+    for t in tickets {
+        t.reconcile_cost(0, Some(10_000)).await;
+    }
+    assert_eq!(spent(b.clone()).await, [0, 330_000]);
+    // The refusals charged no request either: 33 requests counted.
+    let figures = allowed(a.admit(&AdmissionPlan::new(0).with(&budgets)).await);
+    assert_eq!(figures.headers().requests.unwrap().remaining, 1_000 - 34);
+
+    // A new gateway (both instances gone) finds the month's spend in Redis, with an expiry.
+    drop((a, b, figures));
+    let c = Limiter::redis(&server.url(), options(OnBackendError::Deny)).unwrap();
+    assert_eq!(spent(c.clone()).await, [0, 330_000]);
+    let keys: Vec<String> = server.command(&["KEYS", "*usd_per_month*"]).await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let ttl: i64 = server.command(&["PTTL", &keys[0]]).await;
+    assert!(
+        ttl > 3_600_000 && ttl <= 32 * 86_400_000 + 3_600_000,
+        "kept until the month ends, plus an hour: {ttl} ms"
+    );
+}

@@ -470,3 +470,158 @@ fn a_plan_counts_tokens_only_with_a_token_budget() {
     plan.set_estimated_tokens(321);
     assert_eq!(plan.estimated_tokens(), 321);
 }
+
+/// 2026-12-05 10:30:00 UTC.
+const DEC_5_1030: u64 = 1_796_466_600;
+
+fn spend_limiter(unix: u64) -> (Limiter, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::at_unix(unix));
+    (
+        Limiter::memory_with(MemoryOptions::default(), clock.clone()),
+        clock,
+    )
+}
+
+fn usd_per_hour(dollars: u64) -> LimitSpec {
+    LimitSpec {
+        usd_per_hour: Some(Usd(dollars * 1_000_000)),
+        ..LimitSpec::default()
+    }
+}
+
+fn spend_plan(budgets: &[Arc<Budget>], micros: u64) -> AdmissionPlan {
+    let mut plan = AdmissionPlan::new(0).with(budgets);
+    plan.set_estimated_micros(micros);
+    plan
+}
+
+#[tokio::test]
+async fn usd_budgets_reserve_the_worst_case_and_settle_the_real_cost() {
+    let (limiter, clock) = spend_limiter(DEC_5_1030);
+    let budgets = budgets("key", "k", usd_per_hour(1));
+    let spent = |l: &Limiter| {
+        let l = l.clone();
+        let b = budgets.clone();
+        async move { l.spent(&b).await.unwrap()[0] }
+    };
+    let plan = spend_plan(&budgets, 400_000);
+    let first = allowed(limiter.admit(&plan).await);
+    assert_eq!(first.reserved_micros(), 400_000);
+    let second = allowed(limiter.admit(&plan).await);
+    assert_eq!(spent(&limiter).await, 800_000);
+    let refusal = refused(limiter.admit(&plan).await);
+    assert_eq!(refusal.to_string(), "key k: usd_per_hour");
+    assert_eq!(refusal.remaining(), Some(200_000));
+    assert_eq!(
+        refusal.retry_after(),
+        Duration::from_secs(1_800),
+        "a calendar hour: until 11:00 UTC"
+    );
+    assert_eq!(spent(&limiter).await, 800_000, "a refusal costs nothing");
+
+    first.reconcile_cost(0, Some(100_000)).await; // refund 300 000
+    assert_eq!(spent(&limiter).await, 500_000);
+    second.reconcile_cost(0, Some(900_000)).await; // charge 500 000 more
+    assert_eq!(spent(&limiter).await, 1_000_000);
+    let _ = refused(limiter.admit(&spend_plan(&budgets, 1)).await);
+
+    // A cost the gateway could not learn keeps the reservation.
+    clock.advance(Duration::from_secs(1_800));
+    assert_eq!(spent(&limiter).await, 0, "a new hour");
+    allowed(limiter.admit(&plan).await)
+        .reconcile_cost(0, None)
+        .await;
+    assert_eq!(spent(&limiter).await, 400_000);
+    // An admission without a cost to reserve still must fit: nothing left is nothing left.
+    let _ = allowed(limiter.admit(&spend_plan(&budgets, 600_000)).await);
+    let refusal = refused(limiter.admit(&spend_plan(&budgets, 0)).await);
+    assert_eq!(refusal.remaining(), Some(0));
+}
+
+#[tokio::test]
+async fn a_cost_is_settled_in_the_window_it_was_admitted_in() {
+    // 10:59:59: admitted in the 10 o'clock hour, answered in the 11 o'clock one.
+    let (limiter, clock) = spend_limiter(DEC_5_1030 + 1_799);
+    let budgets = budgets("key", "k", usd_per_hour(1));
+    let ticket = allowed(limiter.admit(&spend_plan(&budgets, 900_000)).await);
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(limiter.spent(&budgets).await.unwrap(), [0]);
+    ticket.reconcile_cost(0, Some(2_000_000)).await;
+    assert_eq!(
+        limiter.spent(&budgets).await.unwrap(),
+        [0],
+        "the 10 o'clock hour paid; the new hour starts clean"
+    );
+    let _ = allowed(limiter.admit(&spend_plan(&budgets, 1_000_000)).await);
+}
+
+#[tokio::test]
+async fn a_usd_refusal_charges_no_other_budget() {
+    let (limiter, _) = spend_limiter(DEC_5_1030);
+    let key = budgets(
+        "key",
+        "k",
+        LimitSpec {
+            requests_per_minute: Some(10),
+            tokens_per_minute: Some(10_000),
+            ..LimitSpec::default()
+        },
+    );
+    let route = budgets("route", "gpt-4o", usd_per_hour(1));
+    let mut plan = AdmissionPlan::new(1_000).with(&key).with(&route);
+    plan.set_estimated_micros(600_000);
+    let admitted = allowed(limiter.admit(&plan).await);
+    assert_eq!(admitted.headers().requests.unwrap().remaining, 9);
+    let refusal = refused(limiter.admit(&plan).await);
+    assert_eq!(refusal.to_string(), "route gpt-4o: usd_per_hour");
+    let headers = refusal.headers();
+    assert_eq!(headers.requests.unwrap().remaining, 9, "no request counted");
+    assert_eq!(
+        headers.tokens.unwrap().remaining,
+        9_000,
+        "no token reserved"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_burst_never_overshoots_a_usd_budget() {
+    let (limiter, _) = spend_limiter(DEC_5_1030);
+    let budgets = budgets("key", "k", usd_per_hour(1));
+    let plan = Arc::new(spend_plan(&budgets, 30_000));
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let (limiter, plan) = (limiter.clone(), plan.clone());
+        tasks.push(tokio::spawn(async move {
+            matches!(limiter.admit(&plan).await, Admission::Allowed(_))
+        }));
+    }
+    let mut passed = 0;
+    for t in tasks {
+        passed += usize::from(t.await.unwrap());
+    }
+    assert_eq!(passed, 33, "$1 / $0.03 = 33 worst cases, and not one more");
+    assert_eq!(limiter.spent(&budgets).await.unwrap(), [990_000]);
+}
+
+#[tokio::test]
+async fn usd_periods_follow_the_utc_calendar() {
+    // 2026-12-31 23:00:00 UTC: the hour, the day and the month end together.
+    let (limiter, clock) = spend_limiter(1_798_758_000);
+    let spec = LimitSpec {
+        usd_per_hour: Some(Usd(3_000_000)),
+        usd_per_day: Some(Usd(5_000_000)),
+        usd_per_month: Some(Usd(6_000_000)),
+        ..LimitSpec::default()
+    };
+    let budgets = budgets("key", "k", spec);
+    let _ = allowed(limiter.admit(&spend_plan(&budgets, 2_000_000)).await);
+    assert_eq!(
+        limiter.spent(&budgets).await.unwrap(),
+        [2_000_000, 2_000_000, 2_000_000]
+    );
+    let refusal = refused(limiter.admit(&spend_plan(&budgets, 2_000_000)).await);
+    assert_eq!(refusal.to_string(), "key k: usd_per_hour");
+    assert_eq!(refusal.retry_after(), Duration::from_secs(3_600));
+    clock.advance(Duration::from_secs(3_600));
+    assert_eq!(limiter.spent(&budgets).await.unwrap(), [0, 0, 0], "2027");
+}

@@ -4,13 +4,18 @@
 -- KEYS[i]  the state of budget i
 -- ARGV[1]  lease member (concurrency budgets), ARGV[2] lease time-to-live (µs)
 -- then per budget i, at a = 2 + 4 * (i - 1):
---   ARGV[a+1] kind: 'r' (rate: requests or tokens per window) or 'c' (concurrency)
---   ARGV[a+2] limit   ARGV[a+3] window (µs; rate only)   ARGV[a+4] cost
+--   ARGV[a+1] kind: 'r' (rate: requests or tokens per window), 'c' (concurrency) or
+--             's' (spend: micro-dollars in a calendar window)
+--   ARGV[a+2] limit   ARGV[a+3] window (µs; rate), or µs until the window ends (spend)
+--   ARGV[a+4] cost
 --
 -- A rate budget is GCRA in its leaky-bucket form: hash {l = level in cost units, t = time
 -- of l in µs}; the level drains at limit/window; a cost fits when level + min(cost, limit)
 -- <= limit. With no time elapsed the arithmetic is on whole numbers, so a burst is exact.
 -- A concurrency budget is a sorted set of leases scored by expiry time.
+-- A spend budget is an integer counter per calendar window (the window's start is in its key,
+-- named by the gateway); it refuses when used + cost > limit, or nothing is left (a request
+-- that reserves nothing included), until the window ends.
 --
 -- Returns {admitted (1|0), refused budget (1-based, 0 when admitted), retry after (µs),
 --          remaining_1, reset_1 (µs), remaining_2, reset_2, ...}; figures are after the
@@ -36,6 +41,13 @@ for i = 1, n do
     level[i] = used
     if used + 1 > limit then
       wait = 1000000 -- in-flight requests give no hint: suggest a second
+    end
+  elseif kind == 's' then
+    local until_end, cost = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+    local used = tonumber(redis.call('GET', KEYS[i])) or 0
+    level[i] = used
+    if used + cost > limit or used >= limit then
+      wait = math.max(until_end, 1000000)
     end
   else
     local window, cost = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
@@ -75,6 +87,15 @@ for i = 1, n do
       used = used + 1
     end
     remaining, reset = limit - used, 0
+  elseif kind == 's' then
+    local until_end, cost = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+    local used = level[i]
+    if refused == 0 then
+      used = redis.call('INCRBY', KEYS[i], cost)
+      -- Kept an hour past the window's end, for settlements of requests still running.
+      redis.call('PEXPIRE', KEYS[i], math.ceil(until_end / 1000) + 3600000)
+    end
+    remaining, reset = limit - used, until_end
   else
     local window, cost = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
     local l = level[i]
