@@ -14,4 +14,5 @@ pub mod process;
 pub mod redact;
 pub mod reload;
 pub mod shutdown;
+pub mod spend;
 pub mod telemetry;

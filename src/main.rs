@@ -101,6 +101,9 @@ fn check(cli: &Cli) -> ExitCode {
             for route in cfg.uninspected_routes() {
                 eprintln!("warning: {}", uninspected(&route.name));
             }
+            for (route, model) in cfg.unpriced_models() {
+                eprintln!("warning: {}", unpriced(route, model));
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -141,6 +144,13 @@ fn uninspected(route: &str) -> String {
     )
 }
 
+/// What `check` and the start-up log say of a routed model without a price.
+fn unpriced(route: &str, model: &str) -> String {
+    format!(
+        "route `{route}` sends model `{model}`, which has no price (conf/prices.yaml or `prices:`): its requests are logged without a cost and refused by any usd_per_* budget"
+    )
+}
+
 /// The log filter unless `RUST_LOG` sets one: Pingora's own start-up and shutdown lines
 /// (`Bootstrap starting`, `Graceful shutdown: grace period …`) only when asked for.
 const DEFAULT_LOG_FILTER: &str = "info,pingora_core=warn,pingora_proxy=warn";
@@ -174,6 +184,9 @@ fn run(cli: &Cli) -> ExitCode {
     }
     for route in cfg.uninspected_routes() {
         log::warn!("{}", uninspected(&route.name));
+    }
+    for (route, model) in cfg.unpriced_models() {
+        log::warn!("{}", unpriced(route, model));
     }
     let summary = format!(
         "config {} (routes {}, upstreams {}, keys {}); redaction: {}",

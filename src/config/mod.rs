@@ -54,6 +54,38 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
     load_str(&text, &origin, &|name| std::env::var(name).ok())
 }
 
+/// Parses and validates a price table (the format of `conf/prices.yaml`): its `taken:` date
+/// and its entries.
+///
+/// # Errors
+///
+/// [`ConfigError::Invalid`] listing every problem found, sorted by position.
+pub fn load_price_file(
+    text: &str,
+    origin: &str,
+) -> Result<(String, Vec<crate::spend::PriceEntry>), ConfigError> {
+    let mut problems = Problems::new(origin);
+    let table = tree::parse(text, &mut problems).and_then(|root| {
+        let index = root.index();
+        let raw: schema::RawPriceFile = de::from_tree(&root, &mut problems)?;
+        validate::validate_price_file(raw, &index, &mut problems)
+    });
+    match table {
+        Some(table) if problems.is_empty() => Ok(table),
+        _ => {
+            if problems.is_empty() {
+                let origin = problems.origin().to_owned();
+                problems.push(
+                    error::Pos::START,
+                    "",
+                    format!("{origin} is not a valid price table"),
+                );
+            }
+            Err(ConfigError::Invalid(problems.into_sorted()))
+        }
+    }
+}
+
 /// Parses and validates config `text`. `origin` names it in messages (usually the file path);
 /// `env` looks up `${VAR}` values (inject a fake in tests).
 ///

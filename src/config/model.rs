@@ -45,6 +45,8 @@ pub struct Config {
     pub redaction: Arc<Redactor>,
     /// The default redaction policy as configured (for the start-up summary).
     pub redaction_policy: PolicySpec,
+    /// Model prices: the `prices:` entries, then the built-in table.
+    pub prices: crate::spend::PriceTable,
 }
 
 /// A key handed to an app: it authenticates, labels and budgets that app's traffic.
@@ -204,6 +206,37 @@ impl Config {
                     && self.redacts(route)
             })
             .collect()
+    }
+
+    /// Models the `models:` routes send upstream that the price table cannot price, as
+    /// `(route, model or glob)`: the route's `model:` when it renames, else each exact name,
+    /// and each glob that matches no priced name. Requests for them have no cost in the
+    /// metrics and access log, and a USD budget refuses them; `veilgate check` and the
+    /// start-up log warn about each.
+    pub fn unpriced_models(&self) -> Vec<(&str, &str)> {
+        let mut unpriced = Vec::new();
+        for route in &self.routes {
+            let RouteMatch::Models(patterns) = &route.matcher else {
+                continue;
+            };
+            if let Some(model) = &route.model {
+                if self.prices.price(model).is_none() {
+                    unpriced.push((route.name.as_str(), model.as_str()));
+                }
+                continue;
+            }
+            for p in patterns {
+                let priced = if p.is_glob() {
+                    self.prices.prices_some_of(p)
+                } else {
+                    self.prices.price(&p.pattern).is_some()
+                };
+                if !priced {
+                    unpriced.push((route.name.as_str(), p.pattern.as_str()));
+                }
+            }
+        }
+        unpriced
     }
 
     /// Whether the gateway reads, inspects and forwards a `paths:` route's requests itself
@@ -799,6 +832,7 @@ mod tests {
             redaction_policy: crate::redact::PolicySpec::default(),
             upstreams: BTreeMap::new(),
             routes,
+            prices: crate::spend::PriceTable::default(),
         }
     }
 

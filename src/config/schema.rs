@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::limits::LimitSpec;
 use crate::redact::{Action, CustomDetectorSpec};
+use crate::spend::ModelPrice;
 use crate::telemetry::TraceSpec;
 
 /// The top level of the file.
@@ -31,6 +32,7 @@ pub(crate) struct RawConfig {
     pub rate_limit: Option<RawRateLimit>,
     pub telemetry: Option<RawTelemetry>,
     pub redaction: Option<RawRedaction>,
+    pub prices: Option<RawPrices>,
 }
 
 /// `redaction:` at the top level or on a route: every part optional, so a route overrides
@@ -125,31 +127,49 @@ pub(crate) struct RawRoute {
     pub inspect: Option<bool>,
 }
 
-/// A mapping of strings kept in file order (`query:`), unlike a `BTreeMap`. Duplicate keys were
+/// A mapping kept in file order (`query:`, `prices:`), unlike a `BTreeMap`. Duplicate keys were
 /// reported by the tree already.
-#[derive(Default)]
-pub(crate) struct RawPairs(pub Vec<(String, String)>);
+pub(crate) struct RawOrdered<T>(pub Vec<(String, T)>);
 
-impl<'de> Deserialize<'de> for RawPairs {
+impl<T> Default for RawOrdered<T> {
+    fn default() -> Self {
+        RawOrdered(Vec::new())
+    }
+}
+
+/// `query:`: strings by name.
+pub(crate) type RawPairs = RawOrdered<String>;
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for RawOrdered<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct PairsVisitor;
+        struct OrderedVisitor<T>(std::marker::PhantomData<T>);
 
-        impl<'de> Visitor<'de> for PairsVisitor {
-            type Value = RawPairs;
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for OrderedVisitor<T> {
+            type Value = RawOrdered<T>;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a mapping of strings")
+                f.write_str("a mapping")
             }
 
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawPairs, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawOrdered<T>, A::Error> {
                 let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(0));
-                while let Some(pair) = map.next_entry::<String, String>()? {
+                while let Some(pair) = map.next_entry::<String, T>()? {
                     pairs.push(pair);
                 }
-                Ok(RawPairs(pairs))
+                Ok(RawOrdered(pairs))
             }
         }
 
-        deserializer.deserialize_map(PairsVisitor)
+        deserializer.deserialize_map(OrderedVisitor(std::marker::PhantomData))
     }
+}
+
+/// `prices:` at the top level: a model name or glob → its prices.
+pub(crate) type RawPrices = RawOrdered<ModelPrice>;
+
+/// The built-in price table file (`conf/prices.yaml`).
+#[derive(Deserialize)]
+pub(crate) struct RawPriceFile {
+    pub taken: Option<String>,
+    pub models: Option<RawPrices>,
 }

@@ -329,7 +329,7 @@ fn unknown_keys_at_every_level() {
             "t.yaml:6:5: upstreams.openai.timout: unknown key \"timout\" (did you mean \"timeout\"?); \
              expected one of: url, api_key, connect_timeout, timeout, idle_timeout, auth_header, query, health_check, owned_by",
             "t.yaml:7:1: listen_addr: unknown key \"listen_addr\"; \
-             expected one of: environment, listen, admin, max_body_bytes, max_buffered_bytes, shutdown_grace, client_timeout, upstreams, routes, keys, rate_limit, telemetry, redaction",
+             expected one of: environment, listen, admin, max_body_bytes, max_buffered_bytes, shutdown_grace, client_timeout, upstreams, routes, keys, rate_limit, telemetry, redaction, prices",
             "t.yaml:11:5: routes[0].nmae: unknown key \"nmae\" (did you mean \"name\"?); \
              expected one of: models, paths, upstream, upstreams, fallbacks, retry_on, model, name, environment, limits, redaction, inspect",
         ]
@@ -554,14 +554,14 @@ fn yaml_level_problems_come_with_the_rest() {
         problems(&text),
         [
             "t.yaml:8:5: YAML aliases (*name) are not supported; repeat the value instead",
-            "t.yaml:9:1: foo: unknown key \"foo\"; expected one of: environment, listen, admin, max_body_bytes, max_buffered_bytes, shutdown_grace, client_timeout, upstreams, routes, keys, rate_limit, telemetry, redaction",
+            "t.yaml:9:1: foo: unknown key \"foo\"; expected one of: environment, listen, admin, max_body_bytes, max_buffered_bytes, shutdown_grace, client_timeout, upstreams, routes, keys, rate_limit, telemetry, redaction, prices",
         ]
     );
     assert_eq!(
         problems("listen: [0.0.0.0:8080\nroutes: x\n"),
         ["t.yaml:2:7: YAML syntax error: illegal placement of ':' indicator"]
     );
-    assert_eq!(problems("- a\n- b\n"), ["t.yaml:1:1: expected a mapping with keys environment, listen, admin, max_body_bytes, max_buffered_bytes, shutdown_grace, client_timeout, upstreams, routes, keys, rate_limit, telemetry, redaction, found a list"]);
+    assert_eq!(problems("- a\n- b\n"), ["t.yaml:1:1: expected a mapping with keys environment, listen, admin, max_body_bytes, max_buffered_bytes, shutdown_grace, client_timeout, upstreams, routes, keys, rate_limit, telemetry, redaction, prices, found a list"]);
 }
 
 #[test]
@@ -1077,5 +1077,87 @@ fn a_budget_written_with_a_unit_gets_one_message_saying_it_takes_a_number() {
     assert_eq!(
         problems(&text),
         ["t.yaml:12:35: keys[0].limits.requests_per_minute: expected an integer, found the string \"600/min\"; it takes a number alone, the window is in its name: requests_per_minute: 600"]
+    );
+}
+
+const PRICED: &str = "environment: test\nlisten: 127.0.0.1:0\nupstreams:\n  u: {url: http://127.0.0.1:9/v1}\nroutes:\n  - models: [\"*\"]\n    upstream: u\n";
+
+#[test]
+fn prices_extend_and_override_the_built_in_table() {
+    let config = load(&format!(
+        "{PRICED}prices:\n  gpt-4o: {{input: 2.00, output: 8.00}}\n  \"llama-3*\": {{input: 0.10, output: 0.20, max_output_tokens: 8192}}\n"
+    ));
+    let gpt = config.prices.price("gpt-4o-2024-08-06").unwrap();
+    assert_eq!(
+        (gpt.price.input, gpt.price.output),
+        (2.0, 8.0),
+        "the config wins"
+    );
+    assert_eq!(gpt.source, crate::spend::PriceSource::Configured);
+    let llama = config.prices.price("llama-3.1-70b").unwrap();
+    assert_eq!(llama.pattern, "llama-3*");
+    assert_eq!(llama.price.output_cap(), 8192);
+    let mini = config.prices.price("gpt-4o-mini").unwrap();
+    assert_eq!(mini.source, crate::spend::PriceSource::BuiltIn);
+    assert_eq!(mini.price.input, 0.15);
+    assert!(config.prices.price("my-finetune").is_none());
+}
+
+#[test]
+fn bad_prices_are_reported_where_they_are() {
+    let p = problems(&format!(
+        "{PRICED}prices:\n  \"gpt-[\": {{input: 1, output: 2}}\n  m1: {{input: -1, output: .nan}}\n  m3: {{input: 1, output: 2, max_output_tokens: 0}}\n"
+    ));
+    assert_eq!(
+        p,
+        [
+            "t.yaml:9:12: prices.gpt-[: is not a valid model name or glob: error parsing glob 'gpt-[': unclosed character class; missing ']'",
+            "t.yaml:10:15: prices.m1.input: -1 is not a price: write USD per million tokens, 0 or more (like 2.50)",
+            "t.yaml:10:27: prices.m1.output: NaN is not a price: write USD per million tokens, 0 or more (like 2.50)",
+            "t.yaml:11:48: prices.m3.max_output_tokens: must be at least 1 (leave it out when unknown)",
+        ]
+    );
+    // The shape of an entry: both base prices, and only known keys.
+    let p = problems(&format!("{PRICED}prices:\n  m2: {{input: 1}}\n"));
+    assert_eq!(p, ["t.yaml:9:7: prices.m2: missing required key `output`"]);
+    let p = problems(&format!(
+        "{PRICED}prices:\n  m4: {{input: 1, output: 2, cached: 0.5}}\n"
+    ));
+    assert!(
+        p[0].contains("prices.m4") && p[0].contains("cached"),
+        "{p:#?}"
+    );
+}
+
+#[test]
+fn usd_budgets_are_dollars() {
+    let config = load(&format!(
+        "{PRICED}    limits: {{usd_per_hour: 0.5, usd_per_day: 20, usd_per_month: 400}}\n"
+    ));
+    let limits = &config.routes[0].limits;
+    assert_eq!(limits.usd_per_hour, Some(crate::limits::Usd(500_000)));
+    assert_eq!(limits.usd_per_day, Some(crate::limits::Usd(20_000_000)));
+    assert_eq!(limits.usd_per_month, Some(crate::limits::Usd(400_000_000)));
+    let p = problems(&format!("{PRICED}    limits: {{usd_per_day: -3}}\n"));
+    assert!(
+        p[0].contains("usd_per_day") && p[0].contains("not an amount of dollars"),
+        "{p:#?}"
+    );
+    let p = problems(&format!("{PRICED}    limits: {{usd_per_day: 0}}\n"));
+    assert!(p[0].contains("usd_per_day"), "{p:#?}");
+}
+
+#[test]
+fn unpriced_routed_models_are_listed() {
+    let config = load(
+        "environment: test\nlisten: 127.0.0.1:0\nupstreams:\n  u: {url: http://127.0.0.1:9/v1}\nroutes:\n  - models: [gpt-4o, my-finetune, \"gpt-4.1*\", \"llama-*\"]\n    upstream: u\n    name: a\n  - models: [fast]\n    model: gpt-4o-mini\n    upstream: u\n  - models: [slow]\n    model: mixtral-8x7b\n    upstream: u\n  - paths: [/v1/files]\n    upstream: u\n",
+    );
+    assert_eq!(
+        config.unpriced_models(),
+        [
+            ("a", "my-finetune"),
+            ("a", "llama-*"),
+            ("slow", "mixtral-8x7b")
+        ]
     );
 }

@@ -18,12 +18,14 @@ use super::model::{
 };
 use super::model::{RateLimitBackend, RateLimitConfig, VirtualKey};
 use super::schema::{
-    RawConfig, RawHealthCheck, RawKey, RawRateLimit, RawRoute, RawTarget, RawUpstream,
+    RawConfig, RawHealthCheck, RawKey, RawPriceFile, RawPrices, RawRateLimit, RawRoute, RawTarget,
+    RawUpstream,
 };
 use super::suggest::closest;
 use super::tree::{child_path, item_path, quote, Index};
 use crate::limits::{KeySecret, KeyStore, LimitSpec, OnBackendError};
 use crate::redact::{CategoryActions, PolicyError, PolicySpec, Redactor};
+use crate::spend::{PriceEntry, PriceTable};
 use crate::telemetry::{TelemetryError, TraceSpec};
 
 use super::schema::{RawCategoryActions, RawRedaction};
@@ -66,6 +68,37 @@ fn apply_redaction(mut base: PolicySpec, raw: Option<&RawRedaction>) -> PolicySp
 pub(crate) fn validate(raw: RawConfig, index: &Index, problems: &mut Problems) -> Option<Config> {
     let mut checker = Checker { index, problems };
     checker.config(raw)
+}
+
+/// Checks a price table file and returns its date and entries; `None` when anything was
+/// reported.
+pub(crate) fn validate_price_file(
+    raw: RawPriceFile,
+    index: &Index,
+    problems: &mut Problems,
+) -> Option<(String, Vec<PriceEntry>)> {
+    let mut checker = Checker { index, problems };
+    let taken = checker.required_text(
+        raw.taken,
+        "taken",
+        "write the date the prices were taken, like 2025-12-01",
+    );
+    let taken = taken.filter(|t| {
+        let ok = t.len() == 10
+            && t.bytes().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            });
+        if !ok {
+            checker.report("taken", "must be a date written YYYY-MM-DD");
+        }
+        ok
+    });
+    let entries = checker.prices(raw.models.unwrap_or_default(), "models");
+    Some((taken?, entries?))
 }
 
 struct Checker<'a> {
@@ -192,6 +225,7 @@ impl Checker<'_> {
         let keys = self.keys(raw.keys.unwrap_or_default());
         let rate_limit = self.rate_limit(raw.rate_limit);
         let traces = self.traces(raw.telemetry.and_then(|t| t.traces));
+        let prices = self.prices(raw.prices.unwrap_or_default(), "prices");
         if let (Some(routes), Some(keys)) = (&routes, &keys) {
             self.unserved_key_models(routes, keys);
             if let (Some(environment), Some(traces)) = (&environment, &traces) {
@@ -228,7 +262,47 @@ impl Checker<'_> {
             redaction_policy: redaction_spec,
             upstreams: upstreams?,
             routes: routes?,
+            prices: PriceTable::new(prices?),
         })
+    }
+
+    /// Price entries (`prices:`, or the built-in table's `models:`): a valid name or glob,
+    /// and every price a finite number of dollars, 0 or more.
+    fn prices(&mut self, raw: RawPrices, parent: &str) -> Option<Vec<PriceEntry>> {
+        let mut entries = Vec::with_capacity(raw.0.len());
+        let mut complete = true;
+        for (name, price) in raw.0 {
+            let path = child_path(parent, &name);
+            let pattern = match ModelPattern::new(&name) {
+                Ok(pattern) => Some(pattern),
+                Err(e) => {
+                    self.report(&path, format!("is not a valid model name or glob: {e}"));
+                    None
+                }
+            };
+            let mut valid = true;
+            for (field, value) in price.fields() {
+                if let Some(v) = value.filter(|v| !v.is_finite() || *v < 0.0) {
+                    self.report(
+                        &child_path(&path, field),
+                        format!("{v} is not a price: write USD per million tokens, 0 or more (like 2.50)"),
+                    );
+                    valid = false;
+                }
+            }
+            if price.max_output_tokens == Some(0) {
+                self.report(
+                    &child_path(&path, "max_output_tokens"),
+                    "must be at least 1 (leave it out when unknown)",
+                );
+                valid = false;
+            }
+            match pattern {
+                Some(pattern) if valid => entries.push(PriceEntry::new(pattern, price)),
+                _ => complete = false,
+            }
+        }
+        complete.then_some(entries)
     }
 
     /// A key's `models:` entry that no `models:` route serves: the key's app would get 404 for
