@@ -12,7 +12,7 @@
 //! {"time":"2026-05-04T09:12:03.118Z","request_id":"4bf9…","trace_id":"0af7…",
 //!  "environment":"staging","route":"chat","key":"team-a","model":"gpt-4o*",
 //!  "upstream":"openai","attempts":1,"status":200,"stream":true,"duration_ms":812.4,
-//!  "upstream_first_byte_ms":3.2,"upstream_first_token_ms":301.9,"tokens":{"prompt":31,"completion":112},
+//!  "upstream_first_byte_ms":3.2,"upstream_first_token_ms":301.9,"tokens":{"prompt":31,"completion":112},"cost_usd":0.0011975,
 //!  "redactions":[{"direction":"request","detector":"email","action":"mask","count":2}],
 //!  "ratelimit":"allowed"}
 //! ```
@@ -232,6 +232,8 @@ struct Line<'a> {
     upstream_first_byte_ms: Option<f64>,
     upstream_first_token_ms: Option<f64>,
     tokens: Option<TokenUsage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost_usd: Option<f64>,
     redactions: Vec<Redaction<'a>>,
     ratelimit: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -282,6 +284,7 @@ impl<'a> Line<'a> {
                 })
                 .map(millis),
             tokens: r.tokens,
+            cost_usd: r.cost_usd,
             redactions: r
                 .redactions
                 .iter()

@@ -23,7 +23,7 @@ pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8
 
 /// Metric names, for dashboards, alert rules and tests.
 pub mod names {
-    /// Requests by `environment`, `route`, `model`, `status`.
+    /// Requests by `environment`, `route`, `model`, `key`, `status`.
     pub const REQUESTS: &str = "veilgate_requests_total";
     /// Whole-request duration by `environment`, `route`, `model`.
     pub const REQUEST_DURATION: &str = "veilgate_request_duration_seconds";
@@ -34,8 +34,10 @@ pub mod names {
     pub const UPSTREAM_FIRST_TOKEN: &str = "veilgate_upstream_first_token_seconds";
     /// Time spent in the gateway itself by `environment`.
     pub const GATEWAY_OVERHEAD: &str = "veilgate_gateway_overhead_seconds";
-    /// Tokens by `environment`, `route`, `model`, `kind`.
+    /// Tokens by `environment`, `route`, `model`, `key`, `kind`.
     pub const TOKENS: &str = "veilgate_tokens_total";
+    /// Spend in USD by `environment`, `route`, `model`, `key`.
+    pub const COST: &str = "veilgate_cost_usd_total";
     /// Redacted values by `environment`, `direction`, `detector`, `action`.
     pub const REDACTIONS: &str = "veilgate_redactions_total";
     /// Fail-closed refusals by `environment`, `direction`, `reason`.
@@ -78,6 +80,7 @@ pub mod names {
         UPSTREAM_FIRST_TOKEN,
         GATEWAY_OVERHEAD,
         TOKENS,
+        COST,
         REDACTIONS,
         REDACTION_FAILURES,
         RATELIMITED,
@@ -139,6 +142,7 @@ pub struct Metrics {
     upstream_first_token: HistogramVec,
     gateway_overhead: HistogramVec,
     tokens: IntCounterVec,
+    cost: prometheus::CounterVec,
     redactions: IntCounterVec,
     redaction_failures: IntCounterVec,
     ratelimited: IntCounterVec,
@@ -188,8 +192,8 @@ impl Metrics {
             requests: counter(
                 &registry,
                 names::REQUESTS,
-                "Requests answered, by HTTP status sent to the client.",
-                &["environment", "route", "model", "status"],
+                "Requests answered, by HTTP status sent to the client; key is the virtual key's configured name (empty when the gateway runs open or the request was not authenticated).",
+                &["environment", "route", "model", "key", "status"],
             )?,
             request_duration: histogram(
                 &registry,
@@ -223,7 +227,17 @@ impl Metrics {
                 &registry,
                 names::TOKENS,
                 "Tokens reported by upstreams (streams included), by kind=prompt|completion.",
-                &["environment", "route", "model", "kind"],
+                &["environment", "route", "model", "key", "kind"],
+            )?,
+            cost: register(
+                &registry,
+                prometheus::CounterVec::new(
+                    Opts::new(
+                        names::COST,
+                        "What requests cost in USD at the gateway's price table, from the upstreams' real usage (cached, reasoning and audio tokens at their own prices).",
+                    ),
+                    &["environment", "route", "model", "key"],
+                )?,
             )?,
             redactions: counter(
                 &registry,
@@ -357,8 +371,13 @@ impl Metrics {
         let end = record.end_instant();
         let total = record.duration(end);
 
+        let key = record.key.as_deref().unwrap_or("");
         let status = StatusLabel::new(record.status);
-        add(&self.requests, &[env, route, model, status.as_str()], 1);
+        add(
+            &self.requests,
+            &[env, route, model, key, status.as_str()],
+            1,
+        );
         observe(&self.request_duration, &[env, route, model], total);
 
         let mut upstream_time = Duration::ZERO;
@@ -395,12 +414,24 @@ impl Metrics {
         );
 
         if let Some(tokens) = record.tokens {
-            add(&self.tokens, &[env, route, model, "prompt"], tokens.prompt);
             add(
                 &self.tokens,
-                &[env, route, model, "completion"],
+                &[env, route, model, key, "prompt"],
+                tokens.prompt,
+            );
+            add(
+                &self.tokens,
+                &[env, route, model, key, "completion"],
                 tokens.completion,
             );
+        }
+        if let Some(cost) = record.cost_usd.filter(|c| c.is_finite() && *c > 0.0) {
+            if let Ok(counter) = self
+                .cost
+                .get_metric_with_label_values(&[env, route, model, key])
+            {
+                counter.inc_by(cost);
+            }
         }
         for r in &record.redactions {
             add(
@@ -418,7 +449,6 @@ impl Metrics {
         }
         match &record.rate_limit {
             RateLimitOutcome::Refused { budget } => {
-                let key = record.key.as_deref().unwrap_or("");
                 add(&self.ratelimited, &[env, key, budget], 1);
             }
             RateLimitOutcome::BackendError { admitted } => {

@@ -78,6 +78,7 @@ use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+pub(crate) use access_log::rfc3339;
 pub use access_log::AccessLogSink;
 pub use health::{HealthReport, OverallStatus, UpstreamHealth, UpstreamState};
 pub use metrics::{InflightGuard, Metrics, ReloadResult, METRICS_CONTENT_TYPE};
@@ -126,6 +127,7 @@ pub struct Telemetry {
     metrics: Metrics,
     access_log: AccessLog,
     traces: RwLock<Arc<TracePipeline>>,
+    ledger: crate::spend::Ledger,
 }
 
 impl fmt::Debug for Telemetry {
@@ -189,6 +191,7 @@ impl TelemetryBuilder {
             metrics,
             access_log,
             traces: RwLock::new(Arc::new(pipeline)),
+            ledger: crate::spend::Ledger::new(),
         })
     }
 }
@@ -234,6 +237,13 @@ impl Telemetry {
     /// Call exactly once per request, whatever its outcome (refusals included).
     pub fn finish(&self, record: &RequestRecord) {
         self.metrics.observe(record);
+        self.ledger.record(
+            record.key.as_deref(),
+            &record.route,
+            record.started_at,
+            record.tokens.as_ref(),
+            record.cost_usd,
+        );
         self.access_log.write(record);
         self.pipeline().submit(record);
     }
@@ -242,6 +252,11 @@ impl Telemetry {
     /// in-flight guards).
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Requests, tokens and spend per key and per route (`GET /usage`).
+    pub fn ledger(&self) -> &crate::spend::Ledger {
+        &self.ledger
     }
 
     /// The `/metrics` body, Prometheus text format (serve as [`METRICS_CONTENT_TYPE`]).

@@ -85,6 +85,9 @@ pub struct RequestRecord {
     pub redaction_failure: Option<RedactionFailure>,
     /// What the rate limiter decided.
     pub rate_limit: RateLimitOutcome,
+    /// What the request cost in USD at the price table's prices, from its real usage; `None`
+    /// when no price applies or no usage is known.
+    pub cost_usd: Option<f64>,
     /// Prompt and completion after redaction; exported only when the environment's
     /// `capture_content` is on (see [`Telemetry::captures_content`](super::Telemetry::captures_content)).
     pub content: Option<CapturedContent>,
@@ -99,13 +102,40 @@ pub struct RequestParams {
     pub temperature: Option<f64>,
 }
 
-/// Token counts of a request.
+/// Token counts of a request. The details are parts of `prompt` or `completion` (as OpenAI
+/// counts them), written in the access log only when not 0.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TokenUsage {
-    /// Input (prompt) tokens.
+    /// Input (prompt) tokens, cached ones included.
     pub prompt: u64,
-    /// Output (completion) tokens.
+    /// Output (completion) tokens, reasoning included.
     pub completion: u64,
+    /// Of `prompt`: read from the provider's prompt cache.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub cache_read: u64,
+    /// Of `prompt`: written to the prompt cache.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub cache_write: u64,
+    /// Of `completion`: reasoning tokens.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub reasoning: u64,
+}
+
+impl TokenUsage {
+    /// Prompt and completion, without details.
+    pub const fn new(prompt: u64, completion: u64) -> TokenUsage {
+        TokenUsage {
+            prompt,
+            completion,
+            cache_read: 0,
+            cache_write: 0,
+            reasoning: 0,
+        }
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What the upstream's response said about itself. Free text: traces only, never labels.
@@ -336,6 +366,7 @@ impl RequestRecord {
             redactions: Vec::new(),
             redaction_failure: None,
             rate_limit: RateLimitOutcome::Unlimited,
+            cost_usd: None,
             content: None,
         }
     }

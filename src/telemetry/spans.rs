@@ -41,6 +41,15 @@ pub mod attr {
     pub const USAGE_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
     /// Output tokens (GenAI, int).
     pub const USAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
+    /// Input tokens read from the provider's cache, part of the input tokens (GenAI, int).
+    pub const USAGE_CACHE_READ_INPUT_TOKENS: &str = "gen_ai.usage.cache_read.input_tokens";
+    /// Input tokens written to the provider's cache, part of the input tokens (GenAI, int).
+    pub const USAGE_CACHE_CREATION_INPUT_TOKENS: &str = "gen_ai.usage.cache_creation.input_tokens";
+    /// Reasoning tokens, part of the output tokens (int).
+    pub const USAGE_REASONING_OUTPUT_TOKENS: &str = "gen_ai.usage.reasoning.output_tokens";
+    /// The request's cost in USD at the gateway's price table (double; the attribute
+    /// OpenLIT and Langfuse read).
+    pub const USAGE_COST: &str = "gen_ai.usage.cost";
     /// Prompt after redaction (GenAI, opt-in).
     pub const INPUT_MESSAGES: &str = "gen_ai.input.messages";
     /// Completion after redaction (GenAI, opt-in).
@@ -265,6 +274,18 @@ fn client_span(
                 attr::USAGE_OUTPUT_TOKENS,
                 saturating_i64(tokens.completion),
             ));
+            for (name, n) in [
+                (attr::USAGE_CACHE_READ_INPUT_TOKENS, tokens.cache_read),
+                (attr::USAGE_CACHE_CREATION_INPUT_TOKENS, tokens.cache_write),
+                (attr::USAGE_REASONING_OUTPUT_TOKENS, tokens.reasoning),
+            ] {
+                if n > 0 {
+                    a.push(KeyValue::new(name, saturating_i64(n)));
+                }
+            }
+        }
+        if let Some(cost) = record.cost_usd {
+            a.push(KeyValue::new(attr::USAGE_COST, cost));
         }
         if opts.capture_content {
             if let Some(content) = &record.content {

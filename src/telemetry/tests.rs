@@ -94,9 +94,11 @@ fn record(t: &Telemetry, environment: &str, traceparent: Option<&str>) -> Reques
     r.ended = Some(base + ms(100));
     r.status = 200;
     r.tokens = Some(TokenUsage {
-        prompt: 31,
-        completion: 112,
+        cache_read: 16,
+        ..TokenUsage::new(31, 112)
     });
+    // 31 prompt tokens at $2.50/M and 112 completion tokens at $10/M.
+    r.cost_usd = Some(0.0011975);
     r.response = ResponseInfo {
         model: Some("gpt-4o-2024-08-06".into()),
         id: Some("chatcmpl-1".into()),
@@ -331,6 +333,7 @@ fn metrics_separate_environments_and_parse_as_prometheus_text() {
     refused.status = 429;
     refused.attempts.clear();
     refused.tokens = None;
+    refused.cost_usd = None;
     refused.redactions.clear();
     refused.rate_limit = RateLimitOutcome::Refused {
         budget: "tokens_per_day".into(),
@@ -358,6 +361,7 @@ fn metrics_separate_environments_and_parse_as_prometheus_text() {
                 ("environment", env),
                 ("route", "chat"),
                 ("model", "gpt-4o*"),
+                ("key", "team-a"),
                 ("status", status),
             ],
         )
@@ -412,12 +416,39 @@ fn metrics_separate_environments_and_parse_as_prometheus_text() {
                 ("environment", env),
                 ("route", "chat"),
                 ("model", "gpt-4o*"),
+                ("key", "team-a"),
                 ("kind", kind),
             ],
         )
     };
     assert_eq!(tokens("staging", "prompt"), Some(62.0));
     assert_eq!(tokens("staging", "completion"), Some(224.0));
+    let cost = sample_value(
+        &s,
+        names::COST,
+        &[
+            ("environment", "staging"),
+            ("route", "chat"),
+            ("model", "gpt-4o*"),
+            ("key", "team-a"),
+        ],
+    )
+    .unwrap();
+    assert!((cost - 0.002395).abs() < 1e-12, "{cost}");
+    assert_eq!(
+        sample_value(
+            &s,
+            names::COST,
+            &[
+                ("environment", "production"),
+                ("route", "chat"),
+                ("model", "gpt-4o*"),
+                ("key", "team-a"),
+            ],
+        ),
+        Some(0.0011975),
+        "the 503 fail-closed record had a cost; the refused one had none"
+    );
     assert_eq!(
         sample_value(
             &s,
@@ -716,6 +747,19 @@ async fn spans_follow_genai_conventions_and_go_to_their_environments_exporter() 
     );
     assert_eq!(int_attr(answer, "gen_ai.usage.input_tokens"), Some(31));
     assert_eq!(int_attr(answer, "gen_ai.usage.output_tokens"), Some(112));
+    assert!(matches!(
+        attr(answer, "gen_ai.usage.cost"),
+        Some(any_value::Value::DoubleValue(c)) if (*c - 0.0011975).abs() < 1e-12
+    ));
+    assert_eq!(
+        int_attr(answer, "gen_ai.usage.cache_read.input_tokens"),
+        Some(16)
+    );
+    assert!(
+        attr(answer, "gen_ai.usage.reasoning.output_tokens").is_none(),
+        "a detail that is 0 is left out"
+    );
+    assert!(attr(failed, "gen_ai.usage.cost").is_none());
     assert_eq!(int_attr(answer, "gen_ai.request.max_tokens"), Some(256));
     assert_eq!(int_attr(answer, "server.port"), Some(443));
     assert!(matches!(
@@ -968,8 +1012,10 @@ async fn access_log_lines_carry_the_request_and_no_secret() {
     assert_eq!(line["upstream_first_token_ms"], 24.0);
     assert_eq!(
         line["tokens"],
-        serde_json::json!({"prompt": 31, "completion": 112})
+        serde_json::json!({"prompt": 31, "completion": 112, "cache_read": 16}),
+        "details that are 0 are left out"
     );
+    assert_eq!(line["cost_usd"], 0.0011975);
     assert_eq!(
         line["redactions"][0],
         serde_json::json!({"direction": "request", "detector": "email", "action": "mask", "count": 2})
@@ -1105,6 +1151,7 @@ fn alert_rules_reference_existing_metrics() {
         names::RATELIMITED,
         names::UPSTREAM_HEALTHY,
         names::TOKENS,
+        names::COST,
         names::TRACE_EXPORT_DROPPED,
         names::CONFIG_RELOADS,
     ] {
