@@ -1,4 +1,4 @@
-//! The admin listener: `/healthz`, `/readyz`, `/health/detailed` and `/metrics`.
+//! The admin listener: `/healthz`, `/readyz`, `/health/detailed`, `/metrics` and `/usage`.
 //!
 //! Kept off the public listener so probes and scrapes never compete with, or leak into,
 //! client traffic.
@@ -10,10 +10,15 @@ use http::{Response, StatusCode};
 use pingora_core::apps::http_app::ServeHttp;
 use pingora_core::protocols::http::ServerSession;
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Map, Value};
+
 use crate::gateway::health::UpstreamHealth;
 use crate::gateway::runtime::SharedRuntime;
-use crate::limits::Limiter;
-use crate::telemetry::{self, Telemetry, UpstreamState};
+use crate::limits::{Budget, LimitSpec, Limiter};
+use crate::spend::{LedgerEntry, Tally};
+use crate::telemetry::{self, rfc3339, Telemetry, UpstreamState};
 
 /// Answers health probes and scrapes from the shared state.
 pub struct Admin {
@@ -126,9 +131,126 @@ impl Admin {
             _ => (
                 StatusCode::NOT_FOUND,
                 JSON,
-                r#"{"error":{"message":"Unknown admin path; try /healthz, /readyz, /health/detailed or /metrics.","type":"invalid_request_error","param":null,"code":"unknown_url"}}"#.to_owned(),
+                r#"{"error":{"message":"Unknown admin path; try /healthz, /readyz, /health/detailed, /metrics or /usage.","type":"invalid_request_error","param":null,"code":"unknown_url"}}"#.to_owned(),
             ),
         }
+    }
+
+    /// `/usage`: per key and per route, requests, tokens and dollars in the current hour, day
+    /// and month (UTC) and since start (this instance's traffic), and every budget with what
+    /// its USD budgets have spent in their current window and what remains (all instances,
+    /// when the budgets are in Redis).
+    async fn usage(&self) -> (StatusCode, String) {
+        let rt = self.runtime.load();
+        let config = &rt.config;
+        let now = SystemTime::now();
+        let owners: Vec<(&str, &str, LimitSpec)> = config
+            .keys
+            .iter()
+            .map(|k| ("key", k.name.as_str(), k.limits))
+            .chain(
+                config
+                    .routes
+                    .iter()
+                    .map(|r| ("route", r.name.as_str(), r.limits)),
+            )
+            .collect();
+        let budgets: Vec<Vec<Budget>> = owners
+            .iter()
+            .map(|(scope, name, spec)| {
+                spec.budgets(scope, name)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|b| (*b).clone())
+                    .collect()
+            })
+            .collect();
+        let spend: Vec<std::sync::Arc<Budget>> = budgets
+            .iter()
+            .flatten()
+            .filter(|b| b.kind().period().is_some())
+            .cloned()
+            .map(std::sync::Arc::new)
+            .collect();
+        let spent = match (&self.limiter, spend.is_empty()) {
+            (_, true) => Some(Vec::new()),
+            (Some(limiter), false) => limiter.spent(&spend).await,
+            (None, false) => None,
+        };
+        let (key_ledger, route_ledger) = self.telemetry.ledger().snapshot(now);
+        let mut spent_of = spend.iter().zip(spent.iter().flatten().copied());
+        let mut keys = Vec::new();
+        let mut routes = Vec::new();
+        for ((scope, name, _), budgets) in owners.iter().zip(&budgets) {
+            let ledger = if *scope == "key" {
+                &key_ledger
+            } else {
+                &route_ledger
+            };
+            let mut entry = Map::new();
+            entry.insert("name".into(), json!(name));
+            match ledger.iter().find(|e| e.name == *name) {
+                Some(found) => add_tallies(&mut entry, found),
+                None => add_tallies(&mut entry, &empty_entry(name, now)),
+            }
+            let mut listed = Vec::new();
+            for budget in budgets {
+                let mut b = Map::new();
+                b.insert("budget".into(), json!(budget.name()));
+                match budget.kind().period() {
+                    Some(period) => {
+                        let used = if spent.is_some() {
+                            spent_of.next().map(|(_, used)| used)
+                        } else {
+                            None
+                        };
+                        let (start, end) = period.window(unix(now));
+                        b.insert("limit_usd".into(), json!(usd(budget.limit())));
+                        b.insert("window_start".into(), json!(rfc3339(at(start))));
+                        b.insert("resets_at".into(), json!(rfc3339(at(end))));
+                        match used {
+                            Some(used) => {
+                                b.insert("spent_usd".into(), json!(usd(used)));
+                                b.insert(
+                                    "remaining_usd".into(),
+                                    json!(usd(budget.limit().saturating_sub(used))),
+                                );
+                            }
+                            None => {
+                                b.insert(
+                                    "error".into(),
+                                    json!("the rate-limit backend could not be read"),
+                                );
+                            }
+                        }
+                    }
+                    None => {
+                        b.insert("limit".into(), json!(budget.limit()));
+                    }
+                }
+                listed.push(Value::Object(b));
+            }
+            entry.insert("budgets".into(), Value::Array(listed));
+            if *scope == "key" {
+                keys.push(Value::Object(entry));
+            } else {
+                routes.push(Value::Object(entry));
+            }
+        }
+        let body = json!({
+            "as_of": rfc3339(now),
+            "counting_since": rfc3339(self.telemetry.ledger().started()),
+            "budget_backend": self.limiter.as_ref().map_or("memory", Limiter::backend_name),
+            "prices_taken": config.prices.builtin_taken(),
+            "keys": keys,
+            "routes": routes,
+        });
+        let status = if spent.is_some() {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        (status, body.to_string())
     }
 
     fn refresh_health_gauges(&self) {
@@ -148,7 +270,13 @@ impl Admin {
 #[async_trait]
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        let (status, content_type, body) = self.answer(session.req_header().uri.path());
+        let path = session.req_header().uri.path();
+        let (status, content_type, body) = if path == "/usage" {
+            let (status, body) = self.usage().await;
+            (status, "application/json", body)
+        } else {
+            self.answer(path)
+        };
         let body = body.into_bytes();
         Response::builder()
             .status(status)
@@ -157,4 +285,43 @@ impl ServeHttp for Admin {
             .body(body)
             .unwrap_or_default()
     }
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// Micro-dollars as dollars.
+fn usd(micros: u64) -> f64 {
+    micros as f64 / 1e6
+}
+
+fn empty_entry(name: &str, now: SystemTime) -> LedgerEntry {
+    LedgerEntry {
+        name: name.to_owned(),
+        windows: crate::spend::Period::ALL
+            .into_iter()
+            .map(|p| (p, p.window(unix(now)).0, Tally::default()))
+            .collect(),
+        since_start: Tally::default(),
+    }
+}
+
+/// `hour`, `day`, `month` and `since_start` of an account into `entry`.
+fn add_tallies(entry: &mut Map<String, Value>, account: &LedgerEntry) {
+    for (period, start, tally) in &account.windows {
+        let mut value = serde_json::to_value(tally).unwrap_or(Value::Null);
+        if let Value::Object(fields) = &mut value {
+            fields.insert("start".into(), json!(rfc3339(at(*start))));
+        }
+        entry.insert(period.as_str().into(), value);
+    }
+    entry.insert(
+        "since_start".into(),
+        serde_json::to_value(account.since_start).unwrap_or(Value::Null),
+    );
 }

@@ -7,19 +7,26 @@ use pingora_proxy::Session;
 use super::context::RequestCtx;
 use super::Gateway;
 use crate::config::Route;
-use crate::limits::{Admission, AdmissionPlan, RefusalCause};
+use crate::limits::{Admission, AdmissionPlan, BudgetKind, RefusalCause, Usd};
 use crate::openai::usage::{self, Usage};
 use crate::openai::{ApiError, Endpoint};
+use crate::spend::{format_usd, to_micros};
 use crate::telemetry::record::{RateLimitOutcome, TokenUsage};
 
 impl Gateway {
     /// Checks the key's and the route's budgets at once; refuses with 429 (or 503 when the
     /// backend cannot decide and `on_backend_error: deny`).
+    ///
+    /// USD budgets reserve the request's worst case at `upstream_model`'s price (its prompt
+    /// estimate at the dearest input price, its output cap — or the model's — at the dearest
+    /// output price). A request on a `paths:` route (`upstream_model` `None`: files, batches)
+    /// is not priced and reserves nothing.
     pub(super) async fn admit(
         &self,
         session: &Session,
         ctx: &mut RequestCtx,
         route: &Route,
+        upstream_model: Option<&str>,
         estimate: &mut Estimate,
     ) -> Result<(), ApiError> {
         let runtime = ctx.runtime.clone();
@@ -48,6 +55,35 @@ impl Gateway {
         if plan.counts_tokens() {
             plan.set_estimated_tokens(estimate.get().total());
         }
+        let mut reserve = 0;
+        if let (true, Some(model)) = (plan.counts_spend(), upstream_model) {
+            let first = plan.spend_budgets().next().map(|b| b.to_string());
+            let Some(priced) = runtime.config.prices.price(model) else {
+                let budget = first.unwrap_or_default();
+                return Err(ApiError::model_not_priced(model, &budget));
+            };
+            let guess = estimate.get();
+            let cap = if guess.completion > 0 {
+                guess.completion
+            } else {
+                priced.price.output_cap()
+            };
+            reserve = to_micros(priced.price.worst_case(guess.prompt, cap));
+            if let Some(budget) = plan.spend_budgets().find(|b| b.limit() < reserve) {
+                let param = if guess.completion > 0 {
+                    "`max_tokens`"
+                } else {
+                    "the output with `max_tokens` (not set: the model's longest answer was assumed)"
+                };
+                return Err(ApiError::over_whole_budget(
+                    &budget.to_string(),
+                    &budget.limit_text(),
+                    &format_usd(reserve),
+                    param,
+                ));
+            }
+            plan.set_estimated_micros(reserve);
+        }
         match self.limiter.admit(&plan).await {
             Admission::Allowed(ticket) => {
                 ctx.rate_headers = ticket.headers().to_pairs();
@@ -68,6 +104,23 @@ impl Gateway {
                         ctx.record.rate_limit = RateLimitOutcome::Refused {
                             budget: budget.kind().name().to_string(),
                         };
+                        if let BudgetKind::Spend(period) = budget.kind() {
+                            // The OpenAI and Anthropic SDKs retry a 429 a few times within
+                            // seconds: pointless when the budget renews in minutes or hours.
+                            if retry > 60 {
+                                ctx.rate_headers
+                                    .push(("x-should-retry", "false".to_owned()));
+                            }
+                            let left = refusal.remaining().unwrap_or(0);
+                            return Err(ApiError::spend_limited(
+                                &budget.to_string(),
+                                period,
+                                &budget.limit_text(),
+                                &Usd(left).to_string(),
+                                &format_usd(reserve),
+                                retry,
+                            ));
+                        }
                         Err(ApiError::rate_limited(
                             &budget.to_string(),
                             budget.limit(),
@@ -89,7 +142,9 @@ impl Gateway {
         }
     }
 
-    /// Records what the answer used.
+    /// Records what the answer used, and what it cost: at the price of the model sent
+    /// upstream, else of the model the answer names (an Azure deployment name has no price,
+    /// its answer's `gpt-4o-2024-08-06` has).
     pub(super) fn account(
         &self,
         ctx: &mut RequestCtx,
@@ -103,7 +158,17 @@ impl Gateway {
         ctx.record.tokens = Some(TokenUsage {
             prompt: charged.prompt,
             completion: charged.completion,
+            cache_read: charged.cache_read,
+            cache_write: charged.cache_write,
+            reasoning: charged.reasoning,
         });
+        let prices = &ctx.runtime.config.prices;
+        let sent = ctx.record.attempts.last().map(|a| a.model.as_str());
+        let priced = sent
+            .filter(|m| !m.is_empty())
+            .and_then(|m| prices.price(m))
+            .or_else(|| seen.response_model.as_deref().and_then(|m| prices.price(m)));
+        ctx.record.cost_usd = priced.map(|p| p.price.cost(&charged));
         ctx.record.response.model = seen.response_model.clone();
         ctx.record.response.id = seen.response_id.clone();
         if let (Some(text), Some(content)) = (&seen.text, ctx.record.content.as_mut()) {

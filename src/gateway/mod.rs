@@ -50,6 +50,7 @@ use crate::openai::usage::{self, Usage};
 use crate::openai::{self, ApiError, Endpoint};
 use crate::redact::{Direction as RedactDirection, Endpoint as RedactEndpoint};
 use crate::shutdown::Inflight;
+use crate::spend::to_micros;
 use crate::telemetry::record::{
     CapturedContent, Direction as TelemetryDirection, UpstreamAttempt, UpstreamErrorReason,
 };
@@ -266,7 +267,7 @@ impl Gateway {
         )
         .await?;
         let mut estimate = Estimate::known(Usage::default());
-        self.admit(session, ctx, route, &mut estimate).await?;
+        self.admit(session, ctx, route, None, &mut estimate).await?;
         let body = if config.inspects(route) {
             let body = self.redact_pass_through(ctx, &redactor, &content_type, body, session)?;
             self.inspect_query(session, ctx, &redactor)?;
@@ -310,7 +311,7 @@ impl Gateway {
         let runtime = ctx.runtime.clone();
         let config = &runtime.config;
         let mut estimate = Estimate::known(Usage::default());
-        self.admit(session, ctx, route, &mut estimate).await?;
+        self.admit(session, ctx, route, None, &mut estimate).await?;
         self.inspect_query(session, ctx, &redactor)?;
         ctx.redactor = Some(redactor.clone());
         let rest = rest_of(session.req_header().uri.path()).to_owned();
@@ -512,7 +513,14 @@ impl Gateway {
         };
 
         // admit: key and route budgets, one atomic check
-        self.admit(session, ctx, route, &mut estimate).await?;
+        self.admit(
+            session,
+            ctx,
+            route,
+            Some(upstream_model.as_str()),
+            &mut estimate,
+        )
+        .await?;
 
         // streams report their usage: ask for it when the client did not (and hide it again)
         let mut body = body;
@@ -1189,7 +1197,15 @@ impl ProxyHttp for Gateway {
         ctx.record.ended = Some(Instant::now());
         if let Some(ticket) = ctx.ticket.take() {
             let used = ctx.record.tokens.map_or(0, |t| t.prompt + t.completion);
-            ticket.reconcile(used).await;
+            // A request that reserved dollars but whose cost is unknown (no usage: it failed
+            // before an answer, or the answer was not read) is settled at $0 when nothing was
+            // generated, else keeps its reservation.
+            let cost = match (ctx.record.cost_usd, ctx.record.tokens) {
+                (Some(cost), _) => Some(to_micros(cost)),
+                (None, None) => Some(0),
+                (None, Some(_)) => None,
+            };
+            ticket.reconcile_cost(used, cost).await;
         }
         self.telemetry.finish(&ctx.record);
     }

@@ -158,6 +158,7 @@ impl ApiError {
             crate::limits::BudgetKind::Tokens(_) => "tokens",
             crate::limits::BudgetKind::Requests(_) => "requests",
             crate::limits::BudgetKind::Concurrent => "requests",
+            crate::limits::BudgetKind::Spend(_) => "insufficient_quota",
         };
         Self::new(
             429,
@@ -167,6 +168,54 @@ impl ApiError {
             ),
         )
         .code("rate_limit_exceeded")
+    }
+
+    /// 429: a USD budget has no room for this request's worst case in its calendar window.
+    /// `budget` names it (`key checkout-web: usd_per_day`); amounts are written `$1.25`.
+    pub fn spend_limited(
+        budget: &str,
+        period: crate::limits::Period,
+        limit: &str,
+        remaining: &str,
+        reserve: &str,
+        retry_after_secs: u64,
+    ) -> Self {
+        Self::new(
+            429,
+            "insufficient_quota",
+            format!(
+                "Spend limit reached for {budget}: {limit} per {period} (UTC), {remaining} left, and this request could cost up to {reserve}. The budget renews when the {period} ends, in {retry_after_secs}s."
+            ),
+        )
+        .code("budget_exceeded")
+    }
+
+    /// 400: the request's worst-case cost is more than a USD budget's whole limit, so it could
+    /// never be admitted.
+    pub fn over_whole_budget(budget: &str, limit: &str, reserve: &str, param: &str) -> Self {
+        Self::new(
+            400,
+            "invalid_request_error",
+            format!(
+                "This request could cost up to {reserve}, more than the whole budget {budget} ({limit}); lower {param} so that its worst case fits."
+            ),
+        )
+        .param("max_tokens")
+        .code("request_exceeds_budget")
+    }
+
+    /// 403: a USD budget applies and the model has no price, so its spend cannot be counted.
+    pub fn model_not_priced(model: &str, budget: &str) -> Self {
+        Self::new(
+            403,
+            "permission_error",
+            format!(
+                "The model `{}` has no price in this gateway, and {budget} is a spend limit that must count what every request costs. Ask the gateway operators to add the model under `prices:`.",
+                echo(model)
+            ),
+        )
+        .param("model")
+        .code("model_not_priced")
     }
 
     /// 413 for a body over `max_body_bytes`.
