@@ -38,13 +38,13 @@ impl Gateway {
             plan.extend(budgets);
         }
         let ip_budgets;
-        if !runtime.requires_keys() && !route.limits.is_empty() {
+        let per_ip = route.limits.without_spend();
+        if !runtime.requires_keys() && !per_ip.is_empty() {
             let ip = session
                 .client_addr()
                 .and_then(|a| a.as_inet())
                 .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
-            ip_budgets = route
-                .limits
+            ip_budgets = per_ip
                 .budgets("route-ip", &format!("{}@{ip}", route.name))
                 .unwrap_or_default();
             plan.extend(&ip_budgets);
@@ -63,10 +63,11 @@ impl Gateway {
                 return Err(ApiError::model_not_priced(model, &budget));
             };
             let guess = estimate.get();
+            // Every answer asked for (`n`, `best_of`) may reach the cap.
             let cap = if guess.completion > 0 {
                 guess.completion
             } else {
-                priced.price.output_cap()
+                priced.price.output_cap().saturating_mul(estimate.choices)
             };
             reserve = to_micros(priced.price.worst_case(guess.prompt, cap));
             if let Some(budget) = plan.spend_budgets().find(|b| b.limit() < reserve) {
@@ -185,6 +186,8 @@ pub(super) struct Estimate {
     endpoint: Endpoint,
     body: Option<Bytes>,
     known: Option<Usage>,
+    /// Answers the request asks for (`n`, `best_of`), known with the estimate.
+    choices: u64,
 }
 
 impl Estimate {
@@ -194,6 +197,7 @@ impl Estimate {
             endpoint: Endpoint::ChatCompletions,
             body: None,
             known: Some(usage),
+            choices: 1,
         }
     }
 
@@ -203,6 +207,7 @@ impl Estimate {
             endpoint,
             body: Some(body),
             known: None,
+            choices: 1,
         }
     }
 
@@ -215,8 +220,14 @@ impl Estimate {
         }
         let usage = match self.body.take() {
             Some(body) => match serde_json::from_slice::<serde_json::Value>(&body) {
-                Ok(value) => usage::estimate(self.endpoint, &value),
-                Err(_) => usage::estimate_from_size(&body),
+                Ok(value) => {
+                    self.choices = usage::choices(&value);
+                    usage::estimate(self.endpoint, &value)
+                }
+                Err(_) => {
+                    self.choices = usage::choices_from_text(&body);
+                    usage::estimate_from_size(&body)
+                }
             },
             None => Usage::default(),
         };

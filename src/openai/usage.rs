@@ -69,7 +69,8 @@ pub fn tokens_for_chars(chars: u64) -> u64 {
 }
 
 /// An upper-bound-ish estimate of the tokens a request will use: its prompt, plus the output
-/// cap it asks for (`max_tokens`, `max_completion_tokens`, `max_output_tokens`) when given.
+/// cap it asks for (`max_tokens`, `max_completion_tokens`, `max_output_tokens`) when given,
+/// once for each answer it asks for ([`choices`]).
 pub fn estimate(endpoint: Endpoint, request: &Value) -> Usage {
     let mut chars = 0u64;
     let mut fixed = 0u64;
@@ -136,7 +137,36 @@ pub fn estimate(endpoint: Endpoint, request: &Value) -> Usage {
         .iter()
         .find_map(|k| request.get(*k).and_then(Value::as_u64))
         .unwrap_or(0);
-    Usage::new((tokens_for_chars(chars) + fixed).max(1), completion)
+    Usage::new(
+        (tokens_for_chars(chars) + fixed).max(1),
+        completion.saturating_mul(choices(request)),
+    )
+}
+
+/// How many answers a request has generated, each up to the output cap: the larger of `n`
+/// (chat, completions, images) and `best_of` (completions: generated and billed although only
+/// `n` are returned), at least 1.
+pub fn choices(request: &Value) -> u64 {
+    ["n", "best_of"]
+        .iter()
+        .filter_map(|k| request.get(*k).and_then(Value::as_u64))
+        .max()
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// [`choices`] of a body serde_json's tree cannot read, from its top-level members.
+pub fn choices_from_text(body: &[u8]) -> u64 {
+    members(body)
+        .and_then(|members| {
+            members
+                .iter()
+                .filter(|m| &*m.key == b"n" || &*m.key == b"best_of")
+                .filter_map(|m| m.value.get().parse::<u64>().ok())
+                .max()
+        })
+        .unwrap_or(1)
+        .max(1)
 }
 
 fn str_len(v: Option<&Value>) -> u64 {
@@ -443,7 +473,8 @@ impl StreamUsage {
 ///
 /// The rule: the prompt is the body's length in bytes divided by the characters per token
 /// (4), rounded up, at least 1; the completion is the first output cap the top level states
-/// (`max_completion_tokens`, `max_tokens`, `max_output_tokens`, as in [`estimate`]), else 0.
+/// (`max_completion_tokens`, `max_tokens`, `max_output_tokens`, as in [`estimate`]) times the
+/// answers asked for ([`choices_from_text`]), else 0.
 /// Every character of text [`estimate`] counts takes at least one byte of the body, and the
 /// JSON around the text counts too, so this is never less than the text part of the exact
 /// estimate. Real usage replaces it when the answer reports it.
@@ -460,7 +491,10 @@ pub fn estimate_from_size(body: &[u8]) -> Usage {
                 })
         })
         .unwrap_or(0);
-    Usage::new(tokens_for_chars(body.len() as u64).max(1), completion)
+    Usage::new(
+        tokens_for_chars(body.len() as u64).max(1),
+        completion.saturating_mul(choices_from_text(body)),
+    )
 }
 
 /// For a streamed chat or completions request: asks the upstream to report usage
@@ -684,6 +718,22 @@ mod tests {
         assert_eq!(estimate(Endpoint::Completions, &c), Usage::new(2, 2));
         let m = json!({"messages": [], "max_completion_tokens": 9});
         assert_eq!(estimate(Endpoint::ChatCompletions, &m).completion, 9);
+        // Every answer asked for can reach the cap.
+        let n = json!({"messages": [], "max_tokens": 9, "n": 3});
+        assert_eq!(estimate(Endpoint::ChatCompletions, &n).completion, 27);
+        let best_of = json!({"prompt": "x", "max_tokens": 9, "n": 2, "best_of": 5});
+        assert_eq!(estimate(Endpoint::Completions, &best_of).completion, 45);
+        for odd in [
+            json!({"n": 0}),
+            json!({"n": -2}),
+            json!({"n": "4"}),
+            json!({"n": 2.5}),
+        ] {
+            assert_eq!(choices(&odd), 1, "{odd}");
+        }
+        let text = br#"{"model":"m","user":"\ud800","max_tokens":10,"n":4,"messages":[]}"#;
+        assert_eq!(choices_from_text(text), 4);
+        assert_eq!(estimate_from_size(text).completion, 40);
     }
 
     #[test]
