@@ -570,3 +570,51 @@ fn check_warns_about_models_without_a_price() {
         "{stderr}"
     );
 }
+
+/// Without keys, a route's request budget is per client address but its USD budget is the
+/// route's: two clients share it, and `/usage` reports it.
+#[tokio::test]
+async fn an_open_gateway_keeps_route_usd_budgets_route_wide() {
+    let up = MockUpstream::with_handler(billed(Duration::ZERO)).await;
+    let gw = GatewayProcess::start(&format!(
+        "environment: test\nupstreams:\n  u: {{url: {}}}\nroutes:\n  - models: [gpt-4o]\n    upstream: u\n    name: chat\n    limits: {{requests_per_day: 2, usd_per_day: 0.02}}\n",
+        up.url()
+    ))
+    .await;
+    let from = |ip: [u8; 4]| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(ip))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (from([127, 0, 0, 1]), from([127, 0, 0, 2]));
+    let send = |c: &reqwest::Client, max_tokens: u64| {
+        c.post(gw.url("/v1/chat/completions"))
+            .json(&chat("gpt-4o", false, max_tokens))
+            .send()
+    };
+    // Each costs $0.008125 and reserves ~$0.005 (500 output tokens at $10 per million): a's
+    // third is over a's own request budget; b's first would take the route past $0.02.
+    assert_eq!(send(&a, 500).await.unwrap().status(), 200);
+    assert_eq!(send(&a, 500).await.unwrap().status(), 200);
+    let third = send(&a, 500).await.unwrap();
+    let err = expect_error(third, 429).await;
+    assert_eq!(err["code"], "rate_limit_exceeded", "a's own request budget");
+    let err = expect_error(send(&b, 500).await.unwrap(), 429).await;
+    assert_eq!(
+        err["code"], "budget_exceeded",
+        "the route's dollars, spent by a: {err}"
+    );
+    let report = usage(&gw).await;
+    let route = &report["routes"][0];
+    let spend = route["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["budget"] == "usd_per_day")
+        .unwrap();
+    assert!(
+        close(spend["spent_usd"].as_f64().unwrap(), 2.0 * GPT_4O_COST),
+        "{route}"
+    );
+}

@@ -95,12 +95,15 @@ impl Runtime {
             .routes
             .iter()
             .map(|r| {
-                let budgets = if config.keys.is_empty() {
-                    // Open gateway: route limits apply per client IP (see `ip_budgets`).
-                    Vec::new()
+                // Open gateway: request, token and concurrency limits apply per client IP
+                // (see `Gateway::admit`); a USD budget is the route's whatever the client, as
+                // a spend cap that grew with the number of client addresses would cap nothing.
+                let spec = if config.keys.is_empty() {
+                    r.limits.spend_only()
                 } else {
-                    r.limits.budgets("route", &r.name).unwrap_or_default()
+                    r.limits
                 };
+                let budgets = spec.budgets("route", &r.name).unwrap_or_default();
                 (r.name.clone(), budgets)
             })
             .collect();

@@ -324,6 +324,26 @@ impl LimitSpec {
         self.usd_per_hour.is_some() || self.usd_per_day.is_some() || self.usd_per_month.is_some()
     }
 
+    /// The same budgets without the USD ones.
+    pub fn without_spend(&self) -> LimitSpec {
+        LimitSpec {
+            usd_per_hour: None,
+            usd_per_day: None,
+            usd_per_month: None,
+            ..*self
+        }
+    }
+
+    /// Only the USD budgets.
+    pub fn spend_only(&self) -> LimitSpec {
+        LimitSpec {
+            usd_per_hour: self.usd_per_hour,
+            usd_per_day: self.usd_per_day,
+            usd_per_month: self.usd_per_month,
+            ..LimitSpec::default()
+        }
+    }
+
     /// Whether no budget is set.
     pub fn is_empty(&self) -> bool {
         self.entries().next().is_none()
