@@ -52,6 +52,11 @@ routes:
     model: gpt-4o-mini
   - models: ["gpt-*", whisper-1, text-embedding-3-small, omni-moderation-latest, tts-1, dall-e-2]
     upstream: mock
+  - models: [metered]
+    upstream: mock
+    limits: {{usd_per_day: 0.015}}
+prices:
+  metered: {{input: 1000, output: 1000}}
 """)
     log = open(tmp / "gateway.log", "wb")
     proc = subprocess.Popen([binary, "--config", str(config), "--threads", "2",

@@ -103,7 +103,7 @@ def test_models(client, upstream):
     # The exact names, then what the `gpt-*` route's upstream lists and the glob matches
     # (dall-e-3 is not routed; whisper-1 is already listed).
     assert ids == ["fast", "whisper-1", "text-embedding-3-small", "omni-moderation-latest",
-                   "tts-1", "dall-e-2", "gpt-4.1-mini", "gpt-4o"]
+                   "tts-1", "dall-e-2", "metered", "gpt-4.1-mini", "gpt-4o"]
     before = len(upstream.requests)
     assert [m.id for m in client.models.list()] == ids
     # Retrieval answers for any name a route serves, without asking the upstream; the
@@ -169,3 +169,31 @@ def test_streamed_responses_with_usage_requested_by_the_client(client):
         stream_options={"include_usage": True})
     chunks = list(stream)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello from mock"
+
+
+def test_spend_budget_refusals_reach_the_sdk_as_its_own_errors(gateway):
+    """`metered` costs $1,000 per million tokens under a $0.015 daily budget: the first request
+    reserves $0.010 (5 prompt tokens estimated, max_tokens 5) and costs $0.012 (the mock's 12
+    tokens); the next cannot reserve its $0.010 and is refused before reaching the upstream."""
+    sent = []
+    http = httpx.Client(event_hooks={"request": [sent.append]})
+    client = openai.OpenAI(base_url=gateway, api_key="sk-client-key", http_client=http)
+    messages = [{"role": "user", "content": "hi"}]
+    r = client.chat.completions.create(model="metered", messages=messages, max_tokens=5)
+    assert r.usage.total_tokens == 12
+    sent.clear()
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.chat.completions.create(model="metered", messages=messages, max_tokens=5)
+    err = refused.value
+    assert err.code == "budget_exceeded"
+    assert err.body["type"] == "insufficient_quota"
+    assert "route metered: usd_per_day" in err.message
+    retry_after = int(err.response.headers["retry-after"])
+    if retry_after > 60:
+        # x-should-retry: false: the SDK does not retry what renews only at midnight UTC.
+        assert len(sent) == 1, len(sent)
+    # A request that could never fit is a plain 400 naming the parameter to lower.
+    with pytest.raises(openai.BadRequestError) as too_big:
+        client.chat.completions.create(model="metered", messages=messages, max_tokens=100_000)
+    assert too_big.value.code == "request_exceeds_budget"
+    assert too_big.value.param == "max_tokens"
