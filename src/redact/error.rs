@@ -62,6 +62,12 @@ pub enum RedactError {
         /// The bound.
         limit: usize,
     },
+    /// A streamed thinking block is longer than the redactor keeps to seal it.
+    #[error("a thinking block is longer than {limit} bytes")]
+    ThinkingTooLong {
+        /// The bound.
+        limit: usize,
+    },
     /// The stream redactor was used after it finished or failed.
     #[error("stream redactor used after it finished or failed")]
     Finished,
@@ -97,7 +103,9 @@ impl RedactError {
             RedactError::NotJson { .. } => "invalid_json",
             RedactError::UnexpectedShape { .. } => "invalid_body_shape",
             RedactError::BadEvent { .. } | RedactError::Sse(_) => "invalid_upstream_stream",
-            RedactError::TooManyChannels { .. } => "stream_too_complex",
+            RedactError::TooManyChannels { .. } | RedactError::ThinkingTooLong { .. } => {
+                "stream_too_complex"
+            }
             RedactError::LineTooLong { .. } => "line_too_long",
             RedactError::Finished | RedactError::Internal(_) => "redaction_error",
         }

@@ -90,6 +90,7 @@ mod redactor;
 mod scanner;
 mod stream;
 mod text_stream;
+mod thinking;
 mod token;
 mod view;
 mod walk;
@@ -109,3 +110,4 @@ pub use policy::{
 };
 pub use redactor::{Endpoint, Redactor};
 pub use stream::{Emit, StreamRedactor, MAX_CHANNELS};
+pub use thinking::Unsealed;

@@ -17,7 +17,9 @@ use super::error::RedactError;
 use super::policy::{Action, Direction, PolicyError, PolicySpec};
 use super::scanner::{Entry, Env, Scanner, Treatment};
 use super::stream::StreamRedactor;
+use super::thinking::{self, Seal, Unsealed};
 use super::walk::{self, Logprobs, Mode};
+use serde_json::Value;
 
 /// The API a body or stream belongs to. Bodies are walked the same way for every endpoint
 /// (every string is inspected); the endpoint chooses how a stream's events are read.
@@ -31,6 +33,8 @@ pub enum Endpoint {
     Embeddings,
     /// `POST /v1/responses`
     Responses,
+    /// `POST /v1/messages` (Anthropic): streams of `content_block_delta` events.
+    Messages,
     /// Any other JSON API (audio transcriptions and translations, error bodies, …): streams
     /// are read like Responses streams (every event with a text `delta` is a channel).
     Other,
@@ -46,6 +50,8 @@ pub struct Redactor {
 pub(crate) struct Inner {
     pub(crate) request: Scanner,
     pub(crate) response: Scanner,
+    /// Seals thinking blocks whose text redaction changes (see `thinking.rs`).
+    pub(crate) seal: Seal,
 }
 
 impl fmt::Debug for Redactor {
@@ -124,8 +130,80 @@ impl Redactor {
             inner: Arc::new(Inner {
                 request: build(Direction::Request, request),
                 response: build(Direction::Response, response),
+                seal: Seal::new(&spec.hash_key),
             }),
         })
+    }
+
+    /// A Messages API answer, after redaction (`redacted`) and as the upstream sent it
+    /// (`original`): the thinking blocks whose text was changed for the client, or would be
+    /// changed by the request policy on its way back, get a sealed signature that restores
+    /// them (see [`Redactor::unseal_thinking`]). `None` when no block needs one.
+    ///
+    /// # Errors
+    ///
+    /// As for redacting a text with the request policy.
+    pub fn seal_thinking(
+        &self,
+        original: &[u8],
+        redacted: &[u8],
+    ) -> Result<Option<Vec<u8>>, RedactError> {
+        if memchr::memmem::find(original, b"\"thinking\"").is_none() {
+            return Ok(None);
+        }
+        let (Ok(before), Ok(mut after)) = (
+            serde_json::from_slice::<Value>(original),
+            serde_json::from_slice::<Value>(redacted),
+        ) else {
+            return Ok(None);
+        };
+        let mut sealed = false;
+        for (i, text, signature) in thinking::answer_blocks(&before) {
+            let Some(block) = after.pointer_mut(&format!("/content/{i}")) else {
+                continue;
+            };
+            let shown = block.get("thinking").and_then(Value::as_str);
+            if shown != Some(text) || self.inner.request.would_change(text)? {
+                block["signature"] = Value::String(self.inner.seal.seal(text, signature));
+                sealed = true;
+            }
+        }
+        Ok(sealed.then(|| serde_json::to_vec(&after).unwrap_or_default()))
+    }
+
+    /// A Messages API request, after redaction: every thinking block with a sealed signature
+    /// gets back the text and signature the upstream issued. `Ok(None)` when there is none.
+    ///
+    /// # Errors
+    ///
+    /// [`Unsealed`] when a sealed signature does not open with this gateway's key.
+    pub fn unseal_thinking(&self, body: &[u8]) -> Result<Option<Vec<u8>>, Unsealed> {
+        if memchr::memmem::find(body, thinking::SEALED_PREFIX.as_bytes()).is_none() {
+            return Ok(None);
+        }
+        let Ok(mut request) = serde_json::from_slice::<Value>(body) else {
+            return Ok(None);
+        };
+        let mut restored = false;
+        let messages = request.get_mut("messages").and_then(Value::as_array_mut);
+        for message in messages.into_iter().flatten() {
+            let blocks = message.get_mut("content").and_then(Value::as_array_mut);
+            for block in blocks.into_iter().flatten() {
+                if block.get("type").and_then(Value::as_str) != Some("thinking") {
+                    continue;
+                }
+                let Some(signature) = block.get("signature").and_then(Value::as_str) else {
+                    continue;
+                };
+                if let Some(opened) = self.inner.seal.open(signature) {
+                    let (text, signature) = opened?;
+                    block["thinking"] = Value::String(text);
+                    block["signature"] = Value::String(signature);
+                    restored = true;
+                }
+            }
+        }
+        Ok(restored.then(|| serde_json::to_vec(&request).unwrap_or_default()))
     }
 
     /// The built-in detector names, for validating `actions:` keys in configuration.
@@ -228,6 +306,7 @@ impl Redactor {
             inner: Arc::new(Inner {
                 request: inner.request.exhaustive(),
                 response: inner.response.exhaustive(),
+                seal: inner.seal,
             }),
         })
     }

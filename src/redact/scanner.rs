@@ -158,6 +158,20 @@ impl Scanner {
     /// # Errors
     ///
     /// [`RedactError::Blocked`] when a blocking detector matches.
+    pub(crate) fn would_change(&self, text: &str) -> Result<bool, RedactError> {
+        let mut cx = RequestRedaction::new();
+        let mut env = Env {
+            cx: &mut cx,
+            count: false,
+        };
+        match self.redact_text(text, &mut env) {
+            Ok(out) => Ok(matches!(out, Cow::Owned(_))),
+            Err(RedactError::Blocked { .. }) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Redacts one plain text.
     pub(crate) fn redact_text<'t>(
         &self,
         text: &'t str,

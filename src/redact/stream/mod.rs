@@ -11,6 +11,7 @@
 
 mod chat;
 mod events;
+mod messages;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -48,6 +49,12 @@ enum Field {
     FunctionArgs,
     /// Completions `choices[].text`.
     Text,
+    /// Messages API `text_delta.text`; the key's `outer` is the content block's index.
+    BlockText,
+    /// Messages API `input_json_delta.partial_json` (a tool's input, as partial JSON).
+    BlockJson,
+    /// Messages API `thinking_delta.thinking`.
+    BlockThinking,
     /// Any other event type whose `delta` is text (`response.output_text.delta`,
     /// `response.mcp_call_arguments.delta`, `transcript.text.delta`, …): the number of the
     /// event type without its `.delta` suffix, interned per stream.
@@ -121,6 +128,8 @@ pub struct StreamRedactor {
     next_sequence: Option<u64>,
     events: u64,
     state: State,
+    /// Messages API: thinking blocks in progress, by index, for their seals.
+    thinking: BTreeMap<u64, messages::Thinking>,
 }
 
 impl fmt::Debug for StreamRedactor {
@@ -148,6 +157,7 @@ impl StreamRedactor {
             next_sequence: None,
             events: 0,
             state: State::Open,
+            thinking: BTreeMap::new(),
         }
     }
 
@@ -286,6 +296,7 @@ impl StreamRedactor {
             Endpoint::ChatCompletions | Endpoint::Completions => {
                 self.chat_event(scanner, ev, cx, out)
             }
+            Endpoint::Messages => self.messages_event(scanner, ev, cx, out),
             Endpoint::Responses | Endpoint::Embeddings | Endpoint::Other => {
                 self.typed_event(scanner, ev, cx, out)
             }
@@ -337,6 +348,14 @@ impl StreamRedactor {
             match self.endpoint {
                 Endpoint::ChatCompletions | Endpoint::Completions => {
                     chat::write_synthesized(self.envelope.as_deref(), key, &held, out)?;
+                }
+                Endpoint::Messages => {
+                    if let Some(template) = channel.template.take() {
+                        messages::write_synthesized(&template, key.field, &held, out)?;
+                    }
+                    if key.field == Field::BlockThinking {
+                        self.thinking_flushed(key.outer, &held);
+                    }
                 }
                 _ => {
                     if let Some(template) = channel.template.take() {

@@ -632,3 +632,291 @@ fn holdback_report() {
         }
     }
 }
+
+/// An Anthropic stream: `message_start`, one block per `(kind, deltas)`, `message_delta`,
+/// `message_stop`, with `event:` names as Anthropic sends them.
+fn messages_stream(blocks: &[(&str, &[&str])]) -> String {
+    let ev = |name: &str, v: Value| format!("event: {name}\ndata: {v}\n\n");
+    let mut s = ev(
+        "message_start",
+        json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
+            "model": "claude-sonnet-4-5", "content": [], "stop_reason": null,
+            "usage": {"input_tokens": 20, "output_tokens": 1}}}),
+    );
+    s.push_str(&ev("ping", json!({"type": "ping"})));
+    for (i, (kind, deltas)) in blocks.iter().enumerate() {
+        let (block, delta_type, field) = match *kind {
+            "text" => (json!({"type": "text", "text": ""}), "text_delta", "text"),
+            "tool" => (
+                json!({"type": "tool_use", "id": "toolu_1", "name": "run", "input": {}}),
+                "input_json_delta",
+                "partial_json",
+            ),
+            _ => (
+                json!({"type": "thinking", "thinking": "", "signature": ""}),
+                "thinking_delta",
+                "thinking",
+            ),
+        };
+        s.push_str(&ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": i, "content_block": block}),
+        ));
+        for d in *deltas {
+            s.push_str(&ev(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": i, "delta": {"type": delta_type, field: d}}),
+            ));
+        }
+        if *kind == "thinking" {
+            s.push_str(&ev(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": i,
+                       "delta": {"type": "signature_delta", "signature": "EqQBCkgIARABGAIiQLmZ4s5z0VAaT1c2S0P5"}}),
+            ));
+        }
+        s.push_str(&ev(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": i}),
+        ));
+    }
+    s.push_str(&ev(
+        "message_delta",
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+               "usage": {"output_tokens": 15}}),
+    ));
+    s.push_str(&ev("message_stop", json!({"type": "message_stop"})));
+    s
+}
+
+/// Concatenated texts per block: `text`, `partial_json`, `thinking`, and the signatures.
+fn messages_texts(events: &[Event]) -> BTreeMap<(u64, String), String> {
+    let mut out: BTreeMap<(u64, String), String> = BTreeMap::new();
+    for e in events {
+        let v: Value = serde_json::from_str(&e.data).unwrap();
+        if v["type"] != "content_block_delta" {
+            continue;
+        }
+        assert_eq!(e.event.as_deref(), Some("content_block_delta"));
+        let i = v["index"].as_u64().unwrap();
+        for field in ["text", "partial_json", "thinking", "signature"] {
+            if let Some(t) = v["delta"][field].as_str() {
+                out.entry((i, field.into())).or_default().push_str(t);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn messages_streams_redact_every_delta_type_across_splits() {
+    let r = redactor(|_| {});
+    let key = aws_key();
+    let json_key = format!("{{\"cmd\": \"deploy --key {key}\"}}");
+    let input = messages_stream(&[
+        (
+            "thinking",
+            &["The user's key ", &key[..6], &key[6..], " must not leak."],
+        ),
+        (
+            "text",
+            &["Here: ", &key[..3], &key[3..10], &key[10..], " done"],
+        ),
+        (
+            "tool",
+            &[&json_key[..14], &json_key[14..25], &json_key[25..]],
+        ),
+    ]);
+    for chunk in [1, 7, 64, input.len()] {
+        let mut cx = RequestRedaction::default();
+        let out = run(
+            &mut r.stream(Endpoint::Messages),
+            input.as_bytes(),
+            chunk,
+            &mut cx,
+        )
+        .unwrap();
+        let raw = String::from_utf8(out.clone()).unwrap();
+        assert!(
+            !raw.contains(&key[..8]) && !raw.contains(&key[6..]),
+            "{raw}"
+        );
+        let evs = events(&out);
+        let texts = messages_texts(&evs);
+        assert_eq!(
+            texts[&(0, "thinking".into())],
+            "The user's key [REDACTED:aws_access_key] must not leak."
+        );
+        assert_eq!(
+            texts[&(1, "text".into())],
+            "Here: [REDACTED:aws_access_key] done"
+        );
+        assert_eq!(
+            texts[&(2, "partial_json".into())],
+            "{\"cmd\": \"deploy --key [REDACTED:aws_access_key]\"}"
+        );
+        serde_json::from_str::<Value>(&texts[&(2, "partial_json".into())]).unwrap();
+        // The thinking was changed: its signature is sealed, and opens to the original.
+        let sealed = &texts[&(0, "signature".into())];
+        assert!(sealed.starts_with("VkdUM"), "{sealed}");
+        let restored = json!({"messages": [{"role": "assistant", "content": [
+            {"type": "thinking", "thinking": texts[&(0, "thinking".into())], "signature": sealed}]}]});
+        let back = r
+            .unseal_thinking(restored.to_string().as_bytes())
+            .unwrap()
+            .unwrap();
+        let back: Value = serde_json::from_slice(&back).unwrap();
+        let block = &back["messages"][0]["content"][0];
+        assert_eq!(
+            block["thinking"],
+            format!("The user's key {key} must not leak."),
+            "the upstream gets back the block it signed"
+        );
+        assert_eq!(block["signature"], "EqQBCkgIARABGAIiQLmZ4s5z0VAaT1c2S0P5");
+        // Held text goes out before each block's stop; every event keeps its `event:` name.
+        let order: Vec<String> = evs
+            .iter()
+            .map(|e| {
+                serde_json::from_str::<Value>(&e.data).unwrap()["type"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        for (e, t) in evs.iter().zip(&order) {
+            assert_eq!(e.event.as_deref(), Some(t.as_str()));
+        }
+        let stops: Vec<usize> = order
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| *t == "content_block_stop")
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(stops.len(), 3);
+        assert_eq!(order.last().unwrap(), "message_stop");
+        assert_eq!(cx.total(), 3, "counted once each");
+    }
+}
+
+#[test]
+fn untouched_thinking_keeps_the_upstream_signature() {
+    let r = redactor(|_| {});
+    let input = messages_stream(&[("thinking", &["Plain ", "reasoning."]), ("text", &["Hi"])]);
+    let mut cx = RequestRedaction::default();
+    let out = run(
+        &mut r.stream(Endpoint::Messages),
+        input.as_bytes(),
+        5,
+        &mut cx,
+    )
+    .unwrap();
+    let texts = messages_texts(&events(&out));
+    assert_eq!(
+        texts[&(0, "signature".into())],
+        "EqQBCkgIARABGAIiQLmZ4s5z0VAaT1c2S0P5"
+    );
+    assert_eq!(
+        out,
+        input.as_bytes(),
+        "nothing to change: the stream as it came"
+    );
+    // A policy that would change the thinking on its way back seals it, though the client
+    // sees it unchanged.
+    let strict = redactor(|p| {
+        p.response = CategoryActions {
+            secrets: Action::Off,
+            pii: Action::Off,
+        };
+    });
+    let input = messages_stream(&[("thinking", &["mail jane.doe@example.com"])]);
+    let out = run(
+        &mut strict.stream(Endpoint::Messages),
+        input.as_bytes(),
+        5,
+        &mut cx,
+    )
+    .unwrap();
+    let texts = messages_texts(&events(&out));
+    assert_eq!(texts[&(0, "thinking".into())], "mail jane.doe@example.com");
+    assert!(texts[&(0, "signature".into())].starts_with("VkdUM"));
+}
+
+#[test]
+fn messages_events_of_unknown_shapes_are_scanned_whole() {
+    let r = redactor(|_| {});
+    let key = aws_key();
+    let input = format!(
+        "event: content_block_delta\ndata: {}\n\nevent: future_event\ndata: {}\n\nevent: error\ndata: {}\n\n",
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "citations_delta", "citation": {"cited_text": format!("key {key}")}}}),
+        json!({"type": "future_event", "payload": {"note": format!("{key}")}}),
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": format!("echo {key}")}}),
+    );
+    let mut cx = RequestRedaction::default();
+    let out = run(
+        &mut r.stream(Endpoint::Messages),
+        input.as_bytes(),
+        9,
+        &mut cx,
+    )
+    .unwrap();
+    let raw = String::from_utf8(out).unwrap();
+    assert!(!raw.contains(&key), "{raw}");
+    assert_eq!(raw.matches("[REDACTED:aws_access_key]").count(), 3, "{raw}");
+}
+
+#[test]
+fn whole_answers_seal_changed_thinking_blocks_and_requests_restore_them() {
+    let r = redactor(|_| {});
+    let key = aws_key();
+    let answer = json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+        "content": [
+            {"type": "thinking", "thinking": format!("use {key}"), "signature": "EqQBCkgIARABGAIiQLmZ"},
+            {"type": "thinking", "thinking": "plain", "signature": "EqQBCkgIotherSignature"},
+            {"type": "text", "text": format!("done {key}")}],
+        "stop_reason": "end_turn", "usage": {"input_tokens": 5, "output_tokens": 7}});
+    let original = answer.to_string();
+    let mut cx = RequestRedaction::default();
+    let redacted = r
+        .redact_response(Endpoint::Messages, original.as_bytes(), &mut cx)
+        .unwrap()
+        .unwrap();
+    let sealed = r
+        .seal_thinking(original.as_bytes(), &redacted)
+        .unwrap()
+        .unwrap();
+    let client: Value = serde_json::from_slice(&sealed).unwrap();
+    assert!(!String::from_utf8_lossy(&sealed).contains(&key));
+    let blocks = &client["content"];
+    assert_eq!(blocks[0]["thinking"], "use [REDACTED:aws_access_key]");
+    assert!(blocks[0]["signature"]
+        .as_str()
+        .unwrap()
+        .starts_with("VkdUM"));
+    assert_eq!(
+        blocks[1]["signature"], "EqQBCkgIotherSignature",
+        "untouched"
+    );
+    assert_eq!(blocks[2]["text"], "done [REDACTED:aws_access_key]");
+    // The next turn, after request redaction, gets the signed blocks back.
+    let turn = json!({"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": [blocks[0].clone(), blocks[1].clone()]},
+        {"role": "user", "content": "continue"}]});
+    let turn = turn.to_string();
+    let scanned = r
+        .redact_request(Endpoint::Other, turn.as_bytes(), &mut cx)
+        .unwrap()
+        .unwrap_or_else(|| turn.clone().into_bytes());
+    let restored: Value =
+        serde_json::from_slice(&r.unseal_thinking(&scanned).unwrap().unwrap()).unwrap();
+    let back = &restored["messages"][1]["content"];
+    assert_eq!(back[0]["thinking"], format!("use {key}"));
+    assert_eq!(back[0]["signature"], "EqQBCkgIARABGAIiQLmZ");
+    assert_eq!(back[1], blocks[1]);
+    // Nothing sealed, nothing to do; a seal from another key is refused.
+    assert_eq!(r.unseal_thinking(original.as_bytes()), Ok(None));
+    let other = redactor(|p| p.hash_key = b"another key".to_vec());
+    assert_eq!(other.unseal_thinking(&scanned), Err(Unsealed::WrongKey));
+    // An answer without thinking costs no parse.
+    assert_eq!(r.seal_thinking(b"{\"content\": []}", b"{}").unwrap(), None);
+}
