@@ -338,8 +338,11 @@ pub struct Upstream {
     pub timeout: Duration,
     /// Longest silence inside a response (between stream events).
     pub idle_timeout: Duration,
-    /// How the key is sent (`auth_header:`).
+    /// How the key is sent (`auth_header:`; by default as the API expects it).
     pub auth: UpstreamAuth,
+    /// The API the upstream speaks (`api:`): how it is authenticated and what it is called in
+    /// traces.
+    pub api: UpstreamApi,
     /// Query parameters added to every request (`api-version` for Azure), in file order, not
     /// encoded.
     pub query: Vec<(String, String)>,
@@ -352,6 +355,22 @@ pub struct Upstream {
     /// and its `health_check` path is taken from the host's root.
     pub has_model_placeholder: bool,
 }
+
+/// The API an upstream speaks. Requests are forwarded to the path the client used either way
+/// (Anthropic serves an OpenAI-compatible `/v1/chat/completions` too); the API decides how
+/// the upstream's key is sent and the headers it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamApi {
+    /// OpenAI and compatible servers: `Authorization: Bearer <key>`.
+    #[default]
+    OpenAi,
+    /// Anthropic's Messages API: `x-api-key: <key>` and an `anthropic-version` header (the
+    /// client's, else [`ANTHROPIC_VERSION`]).
+    Anthropic,
+}
+
+/// The `anthropic-version` sent to an `api: anthropic` upstream when the client sends none.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 /// How an upstream's `api_key` is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -720,6 +739,7 @@ mod tests {
             timeout: Duration::from_secs(300),
             idle_timeout: Duration::from_secs(300),
             auth: UpstreamAuth::Bearer,
+            api: UpstreamApi::OpenAi,
             query: Vec::new(),
             health_check: None,
             owned_by: None,

@@ -89,6 +89,7 @@ pub(crate) struct RawUpstream {
     pub timeout: Option<String>,
     pub idle_timeout: Option<String>,
     pub auth_header: Option<String>,
+    pub api: Option<String>,
     pub query: Option<RawPairs>,
     pub health_check: Option<RawHealthCheck>,
     pub owned_by: Option<String>,

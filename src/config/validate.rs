@@ -13,8 +13,8 @@ use super::base_url::parse_base_url;
 use super::duration::{parse_duration, DurationError};
 use super::error::Problems;
 use super::model::{
-    Config, HealthCheck, ModelPattern, RetryOn, Route, RouteMatch, Target, Upstream, UpstreamAuth,
-    MODEL_PLACEHOLDER,
+    Config, HealthCheck, ModelPattern, RetryOn, Route, RouteMatch, Target, Upstream, UpstreamApi,
+    UpstreamAuth, MODEL_PLACEHOLDER,
 };
 use super::model::{RateLimitBackend, RateLimitConfig, VirtualKey};
 use super::schema::{
@@ -546,7 +546,22 @@ impl Checker<'_> {
             &at("idle_timeout"),
             Upstream::DEFAULT_IDLE_TIMEOUT,
         );
-        let auth = self.auth_header(raw.auth_header, &at("auth_header"));
+        let api = match raw.api.as_deref().map(str::trim) {
+            None | Some("openai") => Some(UpstreamApi::OpenAi),
+            Some("anthropic") => Some(UpstreamApi::Anthropic),
+            Some(other) => {
+                let shown = self.show(&at("api"), other);
+                self.report(
+                    &at("api"),
+                    format!("{shown} is not an API Veilgate speaks; write openai (the default) or anthropic"),
+                );
+                None
+            }
+        };
+        let auth = match (&raw.auth_header, api) {
+            (None, Some(UpstreamApi::Anthropic)) => Some(UpstreamAuth::Header("x-api-key".into())),
+            _ => self.auth_header(raw.auth_header, &at("auth_header")),
+        };
         let mut query = Vec::new();
         for (key, value) in raw.query.unwrap_or_default().0 {
             if key.trim().is_empty() {
@@ -579,6 +594,7 @@ impl Checker<'_> {
             timeout: timeout?,
             idle_timeout: idle_timeout?,
             auth: auth?,
+            api: api?,
             query,
             health_check: health_check?,
             owned_by: raw.owned_by.filter(|o| !o.trim().is_empty()),

@@ -13,7 +13,7 @@ use pingora_http::RequestHeader;
 use super::forward::Forwarder;
 use super::health::UpstreamHealth;
 use super::runtime::SharedRuntime;
-use crate::config::{Upstream, UpstreamAuth};
+use crate::config::Upstream;
 
 /// How often idle upstream connections past their idle limit are closed.
 const IDLE_SWEEP: Duration = Duration::from_secs(5);
@@ -78,14 +78,7 @@ pub(super) async fn get(
         .map_err(|e| e.etype().as_str().to_owned())?;
     let _ = header.insert_header(http::header::HOST, upstream.authority());
     let _ = header.insert_header("user-agent", user_agent);
-    if let Some(key) = &upstream.api_key {
-        let _ = match &upstream.auth {
-            UpstreamAuth::Bearer => {
-                header.insert_header(http::header::AUTHORIZATION, format!("Bearer {key}"))
-            }
-            UpstreamAuth::Header(name) => header.insert_header(name.clone(), key.as_str()),
-        };
-    }
+    let _ = super::upstream::add_credentials(&mut header, upstream);
     let attempt = async {
         let mut exchange = forwarder
             .send(upstream, header, Bytes::new())

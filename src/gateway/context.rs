@@ -48,6 +48,8 @@ pub struct RequestCtx {
     /// The query string the upstream gets instead of the client's (redacted); `None`: the
     /// client's, as received.
     pub query: Option<String>,
+    /// The error shape of the client's API (Anthropic's on `/v1/messages`).
+    pub shape: crate::openai::error::ErrorShape,
 }
 
 impl RequestCtx {
@@ -67,6 +69,7 @@ impl RequestCtx {
             redactor: None,
             redaction: RequestRedaction::default(),
             query: None,
+            shape: crate::openai::error::ErrorShape::OpenAi,
             buffered: Reservation::default(),
             record: RequestRecord::begin(String::new(), TraceIds::start(None, 0.0)),
         }

@@ -46,6 +46,7 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::config::{Config, Route, RouteMatch, Upstream};
 use crate::limits::Limiter;
+use crate::openai::error::ErrorShape;
 use crate::openai::usage::{self, Usage};
 use crate::openai::{self, ApiError, Endpoint};
 use crate::redact::{Direction as RedactDirection, Endpoint as RedactEndpoint};
@@ -135,6 +136,9 @@ impl Gateway {
 
         // canonical paths: nothing a server could read as another path is routed
         canonical::check_path(&path).map_err(|p| Stop::Error(p.to_api_error()))?;
+        if path == "/v1/messages" || path.starts_with("/v1/messages/") {
+            ctx.shape = ErrorShape::Anthropic;
+        }
 
         // authenticate: a virtual key, when keys are configured
         if runtime.requires_keys() {
@@ -506,21 +510,18 @@ impl Gateway {
             }
             (None, _) => body,
         };
-        // The token estimate is made only when it is needed.
+        // The token estimate is made only when it is needed. Counting tokens is free: it
+        // is admitted like any request, but reserves and is charged nothing.
+        let free = endpoint == Endpoint::MessagesCountTokens;
         let mut estimate = match &json {
-            Some(_) => Estimate::later(endpoint, body.clone()),
-            None => Estimate::known(Usage::default()),
+            Some(_) if !free => Estimate::later(endpoint, body.clone()),
+            _ => Estimate::known(Usage::default()),
         };
 
         // admit: key and route budgets, one atomic check
-        self.admit(
-            session,
-            ctx,
-            route,
-            Some(upstream_model.as_str()),
-            &mut estimate,
-        )
-        .await?;
+        let priced_model = (!free).then_some(upstream_model.as_str());
+        self.admit(session, ctx, route, priced_model, &mut estimate)
+            .await?;
 
         // streams report their usage: ask for it when the client did not (and hide it again)
         let mut body = body;
@@ -537,6 +538,24 @@ impl Gateway {
             .clone()
             .unwrap_or_else(|| config.redaction.clone());
         let body = self.redact_request(ctx, &redactor, multipart, &content_type, body, session)?;
+        // Thinking blocks the gateway sealed for the client go back as the upstream signed
+        // them (after redaction: they are the upstream's own text).
+        let body = if endpoint == Endpoint::Messages {
+            match redactor.unseal_thinking(&body) {
+                Ok(Some(restored)) => Bytes::from(restored),
+                Ok(None) => body,
+                Err(crate::redact::Unsealed::WrongKey) => {
+                    return Err(ApiError::invalid_request(
+                        "A thinking block in `messages` carries a signature this gateway sealed with another key (another instance, or a restart, without a shared `redaction.hash_key`): it cannot be restored. Send the conversation again without that block, or start a new one.",
+                    )
+                    .param("messages")
+                    .code("invalid_thinking_signature")
+                    .into())
+                }
+            }
+        } else {
+            body
+        };
         self.inspect_query(session, ctx, &redactor)?;
         if self.telemetry.captures_content(&ctx.record.environment) {
             // What the upstream is sent, after redaction (GenAI `gen_ai.input.messages`).
@@ -742,11 +761,13 @@ impl Gateway {
             && success
             && (content_type.starts_with("audio/")
                 || content_type.starts_with("application/octet-stream"));
+        // On the Messages API a request policy alone is enough: thinking blocks it would
+        // change on their way back are sealed in the answer (redact/thinking.rs).
         let redacting = !binary_media
-            && ctx
-                .redactor
-                .as_ref()
-                .is_some_and(|r| r.is_active(RedactDirection::Response));
+            && ctx.redactor.as_ref().is_some_and(|r| {
+                r.is_active(RedactDirection::Response)
+                    || (kind == RedactEndpoint::Messages && r.is_active(RedactDirection::Request))
+            });
         // Read whole: JSON answers (to inspect them), any answer on a redacting route that is
         // not a stream (text is scanned, anything else refused), and every error answer (an
         // upstream may echo its key, or the request, in it).
@@ -901,7 +922,7 @@ impl Gateway {
                     }
                     if is_sse {
                         self.account(ctx, &observer.usage, estimate);
-                        let event = e.to_api_error(&upstream.name).to_sse_event();
+                        let event = e.to_api_error(&upstream.name).to_sse_event_in(ctx.shape);
                         let _ = session
                             .write_response_body(Some(Bytes::from(event)), true)
                             .await;
@@ -977,7 +998,9 @@ fn upstream_of<'a>(config: &'a Config, name: &str) -> Result<&'a Arc<Upstream>, 
 /// The GenAI `gen_ai.provider.name` of an upstream, from its host.
 fn provider(upstream: &Upstream) -> String {
     let host = upstream.host.as_str();
-    let known = if host == "api.openai.com" {
+    let known = if upstream.api == crate::config::UpstreamApi::Anthropic {
+        "anthropic"
+    } else if host == "api.openai.com" {
         "openai"
     } else if host.ends_with(".openai.azure.com") {
         "azure.ai.openai"
@@ -1103,7 +1126,8 @@ impl ProxyHttp for Gateway {
                     ctx.rate_headers.push(("retry-after", "1".to_owned()));
                 }
                 if let Err(e) =
-                    respond::error(session, &err, &ctx.request_id, &ctx.rate_headers).await
+                    respond::error(session, &err, ctx.shape, &ctx.request_id, &ctx.rate_headers)
+                        .await
                 {
                     log::debug!(
                         "request {}: could not send the error answer: {e}",
@@ -1171,7 +1195,8 @@ impl ProxyHttp for Gateway {
         ctx.record.status = code;
         ctx.record.error = api.code;
         if session.response_written().is_none() {
-            let _ = respond::error(session, &api, &ctx.request_id, &ctx.rate_headers).await;
+            let _ =
+                respond::error(session, &api, ctx.shape, &ctx.request_id, &ctx.rate_headers).await;
         }
         FailToProxy {
             error_code: code,

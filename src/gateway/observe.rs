@@ -139,6 +139,9 @@ struct AnswerProbe<'a> {
     choices: Option<&'a RawValue>,
     #[serde(borrow)]
     status: Option<&'a RawValue>,
+    /// Anthropic's Messages API.
+    #[serde(borrow)]
+    stop_reason: Option<&'a RawValue>,
 }
 
 /// A choice's finish reason; the rest of the choice is skipped.
@@ -192,6 +195,9 @@ pub fn observe_json(body: &[u8]) -> StreamUsage {
     }
     if let Some(status) = string_of(probe.status) {
         seen.finish_reasons.push(status);
+    }
+    if let Some(reason) = string_of(probe.stop_reason) {
+        seen.finish_reasons.push(reason);
     }
     seen
 }

@@ -193,14 +193,25 @@ impl Gateway {
         let Some(redactor) = ctx.redactor.clone() else {
             return Ok(body);
         };
-        if !redactor.is_active(RedactDirection::Response) {
-            return Ok(body);
+        let redacted = if redactor.is_active(RedactDirection::Response) {
+            match redactor.redact_response(kind, &body, &mut ctx.redaction) {
+                Ok(Some(rewritten)) => Bytes::from(rewritten),
+                Ok(None) => body.clone(),
+                Err(e) => return Err(self.response_redaction_error(ctx, &e, upstream).into()),
+            }
+        } else {
+            body.clone()
+        };
+        // Messages API: thinking blocks changed for the client (or that the request policy
+        // would change on their way back) carry a sealed signature (redact/thinking.rs).
+        if kind == RedactEndpoint::Messages {
+            match redactor.seal_thinking(&body, &redacted) {
+                Ok(Some(sealed)) => return Ok(Bytes::from(sealed)),
+                Ok(None) => {}
+                Err(e) => return Err(self.response_redaction_error(ctx, &e, upstream).into()),
+            }
         }
-        match redactor.redact_response(kind, &body, &mut ctx.redaction) {
-            Ok(Some(rewritten)) => Ok(Bytes::from(rewritten)),
-            Ok(None) => Ok(body),
-            Err(e) => Err(self.response_redaction_error(ctx, &e, upstream).into()),
-        }
+        Ok(redacted)
     }
 
     /// A non-JSON answer on a redacting route (text, an HTML error page, a transcript in SRT):
@@ -284,7 +295,7 @@ impl Gateway {
         );
         session.set_keepalive(None);
         let _ = session
-            .write_response_body(Some(Bytes::from(err.to_sse_event())), true)
+            .write_response_body(Some(Bytes::from(err.to_sse_event_in(ctx.shape))), true)
             .await;
     }
 }
@@ -296,13 +307,15 @@ pub(super) fn redact_endpoint(endpoint: Endpoint) -> RedactEndpoint {
         Endpoint::Completions => RedactEndpoint::Completions,
         Endpoint::Embeddings => RedactEndpoint::Embeddings,
         Endpoint::Responses => RedactEndpoint::Responses,
+        Endpoint::Messages => RedactEndpoint::Messages,
         Endpoint::AudioTranscriptions
         | Endpoint::AudioTranslations
         | Endpoint::AudioSpeech
         | Endpoint::Moderations
         | Endpoint::ImagesGenerations
         | Endpoint::ImagesEdits
-        | Endpoint::ImagesVariations => RedactEndpoint::Other,
+        | Endpoint::ImagesVariations
+        | Endpoint::MessagesCountTokens => RedactEndpoint::Other,
     }
 }
 

@@ -5,6 +5,7 @@ use pingora_core::Result;
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
+use crate::openai::error::ErrorShape;
 use crate::openai::ApiError;
 
 /// Writes a complete JSON answer.
@@ -33,13 +34,14 @@ pub async fn json(
         .await
 }
 
-/// Writes an OpenAI-shaped error answer.
+/// Writes an error answer in the client's API's shape.
 ///
 /// # Errors
 /// When the client connection is gone.
 pub async fn error(
     session: &mut Session,
     err: &ApiError,
+    shape: ErrorShape,
     request_id: &str,
     extra: &[(&'static str, String)],
 ) -> Result<()> {
@@ -47,5 +49,12 @@ pub async fn error(
         // The rest of the request body is not read: the connection cannot be reused.
         session.set_keepalive(None);
     }
-    json(session, err.status, err.to_json(), request_id, extra).await
+    json(
+        session,
+        err.status,
+        err.to_json_in(shape),
+        request_id,
+        extra,
+    )
+    .await
 }

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use pingora_core::Result;
 use pingora_http::{RequestHeader, ResponseHeader};
 
-use crate::config::{Upstream, UpstreamAuth};
+use crate::config::{Upstream, UpstreamApi, UpstreamAuth, ANTHROPIC_VERSION};
 
 use super::{headers, query};
 
@@ -82,14 +82,7 @@ pub fn request_header(client: &RequestHeader, t: &Target<'_>) -> Result<RequestH
         }
     }
     header.insert_header(http::header::HOST, t.upstream.authority())?;
-    if let Some(key) = &t.upstream.api_key {
-        match &t.upstream.auth {
-            UpstreamAuth::Bearer => {
-                header.insert_header(http::header::AUTHORIZATION, format!("Bearer {key}"))?
-            }
-            UpstreamAuth::Header(name) => header.insert_header(name.clone(), key.as_str())?,
-        }
-    }
+    add_credentials(&mut header, t.upstream)?;
     header.insert_header("x-request-id", t.request_id)?;
     match t.traceparent {
         Some(tp) => header.insert_header("traceparent", tp)?,
@@ -100,6 +93,26 @@ pub fn request_header(client: &RequestHeader, t: &Target<'_>) -> Result<RequestH
         }
     }
     Ok(header)
+}
+
+/// Adds the upstream's own key, as its `auth_header:` or API says, and the headers its API
+/// needs: `anthropic-version` for an `api: anthropic` upstream, unless the client sent one.
+///
+/// # Errors
+/// When a header value cannot be encoded (a configured key with invalid characters).
+pub fn add_credentials(header: &mut RequestHeader, upstream: &Upstream) -> Result<()> {
+    if let Some(key) = &upstream.api_key {
+        match &upstream.auth {
+            UpstreamAuth::Bearer => {
+                header.insert_header(http::header::AUTHORIZATION, format!("Bearer {key}"))?
+            }
+            UpstreamAuth::Header(name) => header.insert_header(name.clone(), key.as_str())?,
+        }
+    }
+    if upstream.api == UpstreamApi::Anthropic && header.headers.get("anthropic-version").is_none() {
+        header.insert_header("anthropic-version", ANTHROPIC_VERSION)?;
+    }
+    Ok(())
 }
 
 /// Shortest presented key looked for inside other header values; a shorter one (`test`)
@@ -166,6 +179,7 @@ mod tests {
             timeout: Duration::from_secs(300),
             idle_timeout: Duration::from_secs(300),
             auth: UpstreamAuth::Bearer,
+            api: UpstreamApi::OpenAi,
             query: Vec::new(),
             health_check: None,
             owned_by: None,

@@ -57,9 +57,19 @@ pub fn input_messages(endpoint: Endpoint, body: &[u8]) -> Option<String> {
         Endpoint::ImagesGenerations | Endpoint::ImagesEdits => {
             out.push(message("user", texts(v.get("prompt")), &mut budget));
         }
+        Endpoint::Messages => {
+            if let Some(system @ (Value::String(_) | Value::Array(_))) = v.get("system") {
+                out.push(message("system", texts(Some(system)), &mut budget));
+            }
+            for m in v.get("messages")?.as_array()? {
+                let role = m.get("role").and_then(Value::as_str).unwrap_or("user");
+                out.push(message(role, texts(m.get("content")), &mut budget));
+            }
+        }
         Endpoint::AudioTranscriptions
         | Endpoint::AudioTranslations
-        | Endpoint::ImagesVariations => return None,
+        | Endpoint::ImagesVariations
+        | Endpoint::MessagesCountTokens => return None,
     }
     serde_json::to_string(&out).ok()
 }
@@ -89,6 +99,13 @@ pub fn output_messages(body: &[u8]) -> Option<String> {
             .flat_map(|i| texts(i.get("content")))
             .collect();
         out.push(message("assistant", text, &mut budget));
+    } else if v.get("type").and_then(Value::as_str) == Some("message") {
+        // Anthropic's Messages API.
+        let mut m = message("assistant", texts(v.get("content")), &mut budget);
+        if let Some(reason) = v.get("stop_reason").and_then(Value::as_str) {
+            m["finish_reason"] = reason.into();
+        }
+        out.push(m);
     } else if let Some(text) = v.get("text").and_then(Value::as_str) {
         out.push(message("assistant", vec![text.to_owned()], &mut budget));
     } else {
@@ -122,10 +139,24 @@ impl StreamText {
                 }
             }
         }
-        if event.get("type").and_then(Value::as_str) == Some("response.output_text.delta") {
-            if let Some(t) = event.get("delta").and_then(Value::as_str) {
-                self.push(t);
+        match event.get("type").and_then(Value::as_str) {
+            Some("response.output_text.delta") => {
+                if let Some(t) = event.get("delta").and_then(Value::as_str) {
+                    self.push(t);
+                }
             }
+            // Anthropic's Messages API.
+            Some("content_block_delta") => {
+                if let Some(t) = event.pointer("/delta/text").and_then(Value::as_str) {
+                    self.push(t);
+                }
+            }
+            Some("message_delta") => {
+                if let Some(r) = event.pointer("/delta/stop_reason").and_then(Value::as_str) {
+                    self.finish_reason = Some(r.to_owned());
+                }
+            }
+            _ => {}
         }
     }
 

@@ -36,6 +36,32 @@ struct Body<'a> {
     code: Option<&'a str>,
 }
 
+/// Which API's error shape a client gets: OpenAI's, or on the Messages API endpoints
+/// Anthropic's `{"type": "error", "error": {"type", "message"}}`, so that either SDK raises
+/// its usual exceptions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorShape {
+    /// `{"error": {"message", "type", "param", "code"}}`.
+    #[default]
+    OpenAi,
+    /// `{"type": "error", "error": {"type", "message"}}`.
+    Anthropic,
+}
+
+#[derive(Serialize)]
+struct AnthropicEnvelope<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    error: AnthropicBody<'a>,
+}
+
+#[derive(Serialize)]
+struct AnthropicBody<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    message: &'a str,
+}
+
 /// Longest client-supplied value (a model name, a path) quoted back in a message.
 const MAX_ECHO: usize = 120;
 
@@ -271,6 +297,54 @@ impl ApiError {
     }
 
     /// The same error as one SSE event, for failures after a stream has started.
+    /// Anthropic's error `type` for this error's status.
+    pub fn anthropic_type(&self) -> &'static str {
+        match self.status {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            503 | 529 => "overloaded_error",
+            500..=599 => "api_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    /// The error body in `shape`.
+    pub fn to_json_in(&self, shape: ErrorShape) -> Vec<u8> {
+        match shape {
+            ErrorShape::OpenAi => self.to_json(),
+            ErrorShape::Anthropic => {
+                let envelope = AnthropicEnvelope {
+                    kind: "error",
+                    error: AnthropicBody {
+                        kind: self.anthropic_type(),
+                        message: &self.message,
+                    },
+                };
+                serde_json::to_vec(&envelope).unwrap_or_else(|_| {
+                    br#"{"type":"error","error":{"type":"api_error","message":"internal error"}}"#
+                        .to_vec()
+                })
+            }
+        }
+    }
+
+    /// The error as one SSE event in `shape` (Anthropic's streams name it `event: error`).
+    pub fn to_sse_event_in(&self, shape: ErrorShape) -> Vec<u8> {
+        match shape {
+            ErrorShape::OpenAi => self.to_sse_event(),
+            ErrorShape::Anthropic => {
+                let mut out = b"event: error\ndata: ".to_vec();
+                out.extend_from_slice(&self.to_json_in(shape));
+                out.extend_from_slice(b"\n\n");
+                out
+            }
+        }
+    }
+
+    /// The error as one SSE event, OpenAI's shape.
     pub fn to_sse_event(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.message.len() + 96);
         out.extend_from_slice(b"data: ");

@@ -35,6 +35,10 @@ pub enum Endpoint {
     ImagesEdits,
     /// `POST /v1/images/variations` (multipart/form-data)
     ImagesVariations,
+    /// `POST /v1/messages`: Anthropic's Messages API.
+    Messages,
+    /// `POST /v1/messages/count_tokens`: Anthropic's token counting.
+    MessagesCountTokens,
 }
 
 impl Endpoint {
@@ -53,6 +57,8 @@ impl Endpoint {
             "/v1/images/generations" => Endpoint::ImagesGenerations,
             "/v1/images/edits" => Endpoint::ImagesEdits,
             "/v1/images/variations" => Endpoint::ImagesVariations,
+            "/v1/messages" => Endpoint::Messages,
+            "/v1/messages/count_tokens" => Endpoint::MessagesCountTokens,
             _ => return None,
         })
     }
@@ -71,13 +77,22 @@ impl Endpoint {
             Endpoint::ImagesGenerations => "images/generations",
             Endpoint::ImagesEdits => "images/edits",
             Endpoint::ImagesVariations => "images/variations",
+            Endpoint::Messages => "messages",
+            Endpoint::MessagesCountTokens => "messages/count_tokens",
         }
+    }
+
+    /// Whether this is an endpoint of Anthropic's API: its errors take Anthropic's shape.
+    pub fn is_anthropic(self) -> bool {
+        matches!(self, Endpoint::Messages | Endpoint::MessagesCountTokens)
     }
 
     /// The GenAI semantic-convention operation name.
     pub fn operation(self) -> &'static str {
         match self {
-            Endpoint::ChatCompletions | Endpoint::Responses => "chat",
+            Endpoint::ChatCompletions | Endpoint::Responses | Endpoint::Messages => "chat",
+            // Not among the GenAI conventions' well-known names.
+            Endpoint::MessagesCountTokens => "count_tokens",
             Endpoint::Completions => "text_completion",
             Endpoint::Embeddings => "embeddings",
             Endpoint::AudioTranscriptions => "transcription",
@@ -237,7 +252,10 @@ fn finish(
         }
     };
 
-    if endpoint == Endpoint::ChatCompletions {
+    if matches!(
+        endpoint,
+        Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::MessagesCountTokens
+    ) {
         match probe.messages {
             None => {
                 return Err(

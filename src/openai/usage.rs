@@ -129,6 +129,18 @@ pub fn estimate(endpoint: Endpoint, request: &Value) -> Usage {
         Endpoint::ImagesGenerations | Endpoint::ImagesEdits => {
             count_strings(request.get("prompt"), &mut chars)
         }
+        Endpoint::Messages | Endpoint::MessagesCountTokens => {
+            count_blocks(request.get("system"), &mut chars, &mut fixed);
+            if let Some(messages) = request.get("messages").and_then(Value::as_array) {
+                for m in messages {
+                    fixed += MESSAGE_OVERHEAD;
+                    count_blocks(m.get("content"), &mut chars, &mut fixed);
+                }
+            }
+            if let Some(tools) = request.get("tools") {
+                chars += tools.to_string().len() as u64;
+            }
+        }
         Endpoint::AudioTranscriptions
         | Endpoint::AudioTranslations
         | Endpoint::ImagesVariations => {}
@@ -198,6 +210,29 @@ fn count_content(content: Option<&Value>, chars: &mut u64, fixed: &mut u64) {
                     }
                     Some(_) => *fixed += IMAGE_TOKENS,
                     None => count_strings(Some(part), chars),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Counts Anthropic content: a string, or blocks — text and thinking as text, tool inputs and
+/// results by their JSON, images and documents at a fixed cost.
+fn count_blocks(content: Option<&Value>, chars: &mut u64, fixed: &mut u64) {
+    match content {
+        Some(Value::String(s)) => *chars += s.chars().count() as u64,
+        Some(Value::Array(blocks)) => {
+            for block in blocks {
+                match block.get("type").and_then(Value::as_str) {
+                    Some("text") => *chars += str_len(block.get("text")),
+                    Some("thinking") => *chars += str_len(block.get("thinking")),
+                    Some("tool_use" | "server_tool_use") => {
+                        *chars += block.get("input").map_or(0, |i| i.to_string().len() as u64);
+                    }
+                    Some("tool_result") => count_blocks(block.get("content"), chars, fixed),
+                    Some("image" | "document") => *fixed += IMAGE_TOKENS,
+                    _ => count_strings(Some(block), chars),
                 }
             }
         }
@@ -389,7 +424,11 @@ impl StreamUsage {
             text.observe(event);
         }
         if self.response_model.is_none() {
-            if let Some(m) = event.get("model").and_then(Value::as_str) {
+            let model = event
+                .get("model")
+                .or_else(|| event.pointer("/message/model"))
+                .and_then(Value::as_str);
+            if let Some(m) = model {
                 self.response_model = Some(m.to_owned());
             }
         }
@@ -397,6 +436,7 @@ impl StreamUsage {
             let id = event
                 .get("id")
                 .or_else(|| event.pointer("/response/id"))
+                .or_else(|| event.pointer("/message/id"))
                 .and_then(Value::as_str);
             if let Some(id) = id.filter(|id| id.len() <= MAX_ID) {
                 self.response_id = Some(id.to_owned());
@@ -417,10 +457,34 @@ impl StreamUsage {
                 }
             }
         }
+        let kind = event.get("type").and_then(Value::as_str);
         if let Some(u) = event.get("usage").filter(|u| !u.is_null()) {
-            if let Some(u) = parse_usage(u) {
+            if kind == Some("message_delta") {
+                self.anthropic_delta(u);
+            } else if let Some(u) = parse_usage(u) {
                 self.reported = Some(u);
             }
+        }
+        // Anthropic's Messages API.
+        match kind {
+            Some("message_start") => {
+                if let Some(u) = event.pointer("/message/usage").and_then(parse_usage) {
+                    self.reported = Some(u);
+                }
+            }
+            Some("content_block_delta") => {
+                if let Some(d) = event.get("delta") {
+                    self.generated_chars += str_len(d.get("text"))
+                        + str_len(d.get("partial_json"))
+                        + str_len(d.get("thinking"));
+                }
+            }
+            Some("message_delta") => {
+                if let Some(r) = event.pointer("/delta/stop_reason").and_then(Value::as_str) {
+                    self.add_finish(r);
+                }
+            }
+            _ => {}
         }
         // Responses API events.
         match event.get("type").and_then(Value::as_str) {
@@ -449,6 +513,25 @@ impl StreamUsage {
         if self.response_id.is_none() {
             self.response_id = id.filter(|id| id.len() <= MAX_ID);
         }
+    }
+
+    /// A `message_delta`'s usage: its `output_tokens` are the answer's so far (cumulative);
+    /// input and cache figures, when it repeats them, replace those of `message_start`.
+    fn anthropic_delta(&mut self, u: &Value) {
+        let Some(delta) = parse_usage(u) else {
+            return;
+        };
+        let mut merged = self.reported.unwrap_or_default();
+        if u.get("input_tokens").is_some() {
+            merged = Usage {
+                completion: merged.completion,
+                reasoning: merged.reasoning,
+                audio_output: merged.audio_output,
+                ..delta
+            };
+        }
+        merged.completion = delta.completion;
+        self.reported = Some(merged);
     }
 
     fn add_finish(&mut self, reason: &str) {
