@@ -327,7 +327,7 @@ fn unknown_keys_at_every_level() {
         problems(&text),
         [
             "t.yaml:6:5: upstreams.openai.timout: unknown key \"timout\" (did you mean \"timeout\"?); \
-             expected one of: url, api_key, connect_timeout, timeout, idle_timeout, auth_header, query, health_check, owned_by",
+             expected one of: url, api_key, connect_timeout, timeout, idle_timeout, auth_header, api, query, health_check, owned_by",
             "t.yaml:7:1: listen_addr: unknown key \"listen_addr\"; \
              expected one of: environment, listen, admin, max_body_bytes, max_buffered_bytes, shutdown_grace, client_timeout, upstreams, routes, keys, rate_limit, telemetry, redaction, prices",
             "t.yaml:11:5: routes[0].nmae: unknown key \"nmae\" (did you mean \"name\"?); \
@@ -1159,5 +1159,28 @@ fn unpriced_routed_models_are_listed() {
             ("a", "llama-*"),
             ("slow", "mixtral-8x7b")
         ]
+    );
+}
+
+#[test]
+fn anthropic_upstreams_send_x_api_key_unless_told_otherwise() {
+    let config = load(
+        "environment: test\nlisten: 127.0.0.1:0\nupstreams:\n  claude: {url: https://api.anthropic.com/v1, api_key: sk-ant-x, api: anthropic}\n  proxy: {url: https://llm.example/v1, api: anthropic, auth_header: authorization}\n  openai: {url: https://api.openai.com/v1}\nroutes:\n  - models: [\"claude-*\"]\n    upstream: claude\n",
+    );
+    let claude = config.upstream("claude").unwrap();
+    assert_eq!(claude.api, UpstreamApi::Anthropic);
+    assert_eq!(claude.auth, UpstreamAuth::Header("x-api-key".into()));
+    let proxy = config.upstream("proxy").unwrap();
+    assert_eq!(
+        (proxy.api, &proxy.auth),
+        (UpstreamApi::Anthropic, &UpstreamAuth::Bearer)
+    );
+    assert_eq!(config.upstream("openai").unwrap().api, UpstreamApi::OpenAi);
+    let p = problems(
+        "environment: test\nlisten: 127.0.0.1:0\nupstreams:\n  u: {url: http://127.0.0.1:9/v1, api: gemini}\nroutes:\n  - models: [m]\n    upstream: u\n",
+    );
+    assert_eq!(
+        p,
+        ["t.yaml:4:40: upstreams.u.api: \"gemini\" is not an API Veilgate speaks; write openai (the default) or anthropic"]
     );
 }

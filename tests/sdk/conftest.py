@@ -46,12 +46,18 @@ admin: 127.0.0.1:{admin}
 upstreams:
   mock:
     url: {upstream.url}
+  claude:
+    url: {upstream.url}
+    api: anthropic
+    api_key: sk-ant-provider-key
 routes:
   - models: [fast]
     upstream: mock
     model: gpt-4o-mini
   - models: ["gpt-*", whisper-1, text-embedding-3-small, omni-moderation-latest, tts-1, dall-e-2]
     upstream: mock
+  - models: ["claude-*"]
+    upstream: claude
   - models: [metered]
     upstream: mock
     limits: {{usd_per_day: 0.015}}

@@ -7,6 +7,62 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 USAGE = {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
 
+# What the mock Anthropic upstream puts in every answer: a secret the gateway must redact.
+GH_TOKEN = "ghp_u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8d"
+SIGNATURE = "EqQBCkgIARABGAIiQLmZ4s5z0VAaT1c2S0P5"
+ANTHROPIC_USAGE = {"input_tokens": 20, "cache_read_input_tokens": 100,
+                   "cache_creation_input_tokens": 0, "output_tokens": 12}
+
+
+def _pieces(text):
+    """Three pieces, the second cutting through the secret when the text holds it."""
+    at = text.find(GH_TOKEN)
+    at = len(text) // 3 if at < 0 else at + 7
+    return [text[:at], text[at:at + 11], text[at + 11:]]
+
+
+def _anthropic(model, stream, thinking):
+    """An answer with a thinking block (when asked for), a text and a tool call; a model whose
+    name ends in `-text` answers with the text only (what an agent can finish a turn on)."""
+    think = f"I must not repeat {GH_TOKEN}."
+    text = f"Here is {GH_TOKEN}."
+    tool_input = {"command": f"echo {GH_TOKEN}"}
+    content = []
+    if thinking:
+        content.append({"type": "thinking", "thinking": think, "signature": SIGNATURE})
+    content.append({"type": "text", "text": text})
+    stop = "end_turn"
+    if not model.endswith("-text"):
+        content.append({"type": "tool_use", "id": "toolu_1", "name": "bash", "input": tool_input})
+        stop = "tool_use"
+    if not stream:
+        return {"id": "msg_1", "type": "message", "role": "assistant", "model": model,
+                "content": content, "stop_reason": stop, "stop_sequence": None,
+                "usage": ANTHROPIC_USAGE}
+    events = [{"type": "message_start", "message": {
+        "id": "msg_1", "type": "message", "role": "assistant", "model": model, "content": [],
+        "stop_reason": None, "stop_sequence": None,
+        "usage": dict(ANTHROPIC_USAGE, output_tokens=1)}}]
+    for i, block in enumerate(content):
+        if block["type"] == "thinking":
+            start = {"type": "thinking", "thinking": "", "signature": ""}
+            deltas = [{"type": "thinking_delta", "thinking": p} for p in _pieces(think)]
+            deltas.append({"type": "signature_delta", "signature": SIGNATURE})
+        elif block["type"] == "text":
+            start = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": p} for p in _pieces(text)]
+        else:
+            start = {"type": "tool_use", "id": "toolu_1", "name": "bash", "input": {}}
+            deltas = [{"type": "input_json_delta", "partial_json": p}
+                      for p in _pieces(json.dumps(tool_input))]
+        events.append({"type": "content_block_start", "index": i, "content_block": start})
+        events += [{"type": "content_block_delta", "index": i, "delta": d} for d in deltas]
+        events.append({"type": "content_block_stop", "index": i})
+    events.append({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
+                   "usage": {"output_tokens": 12}})
+    events.append({"type": "message_stop"})
+    return events
+
 
 def _chunk(model, delta, finish=None):
     return {
@@ -78,6 +134,13 @@ class MockUpstream:
                     payload = {}
                 model = payload.get("model", "unknown")
                 stream = payload.get("stream", False)
+                if path.endswith("/messages/count_tokens"):
+                    return self._json(200, {"input_tokens": 42})
+                if path.endswith("/messages"):
+                    answer = _anthropic(model, stream, "thinking" in payload)
+                    if stream:
+                        return self._sse([f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in answer])
+                    return self._json(200, answer)
                 if path.endswith("/chat/completions"):
                     if stream:
                         events = [_chunk(model, {"role": "assistant", "content": ""})]
