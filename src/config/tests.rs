@@ -179,9 +179,19 @@ fn the_shipped_default_config_loads_without_provider_keys() {
             "gpt-4o",
             "fast",
             "gemini-2.5-flash",
+            "claude-*",
             "/v1/files",
             "llama3.2"
         ]
+    );
+    assert_eq!(
+        config.upstream("anthropic").map(|u| u.api),
+        Some(UpstreamApi::Anthropic)
+    );
+    assert!(
+        config.unpriced_models().is_empty(),
+        "{:?}",
+        config.unpriced_models()
     );
     assert!(
         config.route_for_model("llama3.2:1b").is_some()

@@ -184,6 +184,11 @@ impl Gateway {
         }
         ctx.env_inflight = Some(self.telemetry.metrics().inflight(&ctx.record.environment));
         let allowed = |id: &str| ctx.key.as_ref().is_none_or(|k| k.key.allows(id));
+        // Anthropic's SDKs send `anthropic-version`: they get Anthropic's shapes.
+        let anthropic = session
+            .req_header()
+            .headers
+            .contains_key("anthropic-version");
         let (status, body) = match path.strip_prefix("/v1/models/") {
             None => {
                 let discovered = self.discovery.models(&ctx.runtime, &self.forwarder).await;
@@ -195,13 +200,23 @@ impl Gateway {
                     .filter(|m| allowed(&m.id))
                     .cloned()
                     .collect();
-                (200, openai::models::list_json(&models))
+                if anthropic {
+                    (200, openai::models::list_json_anthropic(&models))
+                } else {
+                    (200, openai::models::list_json(&models))
+                }
             }
             Some(id) => match ctx.runtime.model(id).filter(|m| allowed(&m.id)) {
+                Some(m) if anthropic => (200, openai::models::model_json_anthropic(&m)),
                 Some(m) => (200, openai::models::model_json(&m)),
                 None => {
                     let err = ApiError::model_not_found(id);
-                    (err.status, err.to_json())
+                    let shape = if anthropic {
+                        ErrorShape::Anthropic
+                    } else {
+                        ErrorShape::OpenAi
+                    };
+                    (err.status, err.to_json_in(shape))
                 }
             },
         };

@@ -80,3 +80,13 @@ def test_errors_are_the_sdks_own(client):
     with pytest.raises(anthropic.BadRequestError) as e:
         client.messages.create(model="claude-sonnet-4-5", max_tokens=10, messages="not a list")
     assert e.value.body["error"]["type"] == "invalid_request_error"
+
+
+def test_models_list_in_anthropics_shape(client):
+    models = list(client.models.list())
+    ids = [m.id for m in models]
+    assert "fast" in ids and "metered" in ids
+    assert all(m.type == "model" and m.display_name == m.id for m in models)
+    assert client.models.retrieve("fast").id == "fast"
+    with pytest.raises(anthropic.NotFoundError):
+        client.models.retrieve("llama-9")

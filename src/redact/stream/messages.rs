@@ -32,7 +32,8 @@ use crate::redact::walk;
 
 type Raw<'a> = &'a RawValue;
 
-/// The longest thinking text kept per block for its seal; a longer block fails closed.
+/// The most thinking text kept at once in one stream (all open blocks together) for the
+/// seals; a stream that goes over fails closed.
 pub const MAX_THINKING_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Deserialize)]
@@ -151,8 +152,9 @@ impl StreamRedactor {
                 limit: super::MAX_CHANNELS,
             });
         }
+        let kept: usize = self.thinking.values().map(|b| b.original.len()).sum();
         let block = self.thinking.entry(index).or_default();
-        if block.original.len() + text.len() > MAX_THINKING_BYTES {
+        if kept + text.len() > MAX_THINKING_BYTES {
             return Err(RedactError::ThinkingTooLong {
                 limit: MAX_THINKING_BYTES,
             });

@@ -920,3 +920,38 @@ fn whole_answers_seal_changed_thinking_blocks_and_requests_restore_them() {
     // An answer without thinking costs no parse.
     assert_eq!(r.seal_thinking(b"{\"content\": []}", b"{}").unwrap(), None);
 }
+
+#[test]
+fn thinking_kept_for_seals_is_bounded_per_stream() {
+    let r = redactor(|_| {});
+    let mb = "x".repeat(1024 * 1024);
+    // Thinking deltas into `blocks` open blocks, 1 MiB each, round robin, never signed.
+    let stream = |blocks: u64, deltas: u64| {
+        let mut s = String::new();
+        for n in 0..deltas {
+            let v = json!({"type": "content_block_delta", "index": n % blocks,
+                           "delta": {"type": "thinking_delta", "thinking": mb}});
+            s.push_str(&format!("event: content_block_delta\ndata: {v}\n\n"));
+        }
+        s
+    };
+    let mut cx = RequestRedaction::default();
+    let ok = run(
+        &mut r.stream(Endpoint::Messages),
+        stream(1, 4).as_bytes(),
+        1 << 16,
+        &mut cx,
+    );
+    assert!(ok.is_ok(), "4 MiB in one block is within the bound");
+    let over = run(
+        &mut r.stream(Endpoint::Messages),
+        stream(2, 5).as_bytes(),
+        1 << 16,
+        &mut cx,
+    );
+    assert_eq!(
+        over.map(|_| ()).map_err(|e| e.code()),
+        Err("stream_too_complex"),
+        "5 MiB over two open blocks"
+    );
+}
