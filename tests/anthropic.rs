@@ -387,3 +387,30 @@ async fn errors_take_anthropics_shape_and_count_tokens_is_free() {
     assert_eq!(resp.status(), 529);
     shape(&resp.json().await.unwrap(), "overloaded_error");
 }
+
+/// A stream cut after `message_start`: its input as reported, its output as seen, and the
+/// client told in Anthropic's shape.
+#[tokio::test]
+async fn a_cut_stream_is_charged_what_was_generated() {
+    let up = MockUpstream::with_handler(|_: &Recorded| {
+        let events = [
+            json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
+                "model": "claude-sonnet-4-5", "content": [], "stop_reason": null,
+                "usage": {"input_tokens": 50, "cache_read_input_tokens": 1000, "output_tokens": 1}}}),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            json!({"type": "content_block_delta", "index": 0,
+                   "delta": {"type": "text_delta", "text": "a".repeat(400)}}),
+        ];
+        Reply::SseTruncated(sse(&events))
+    })
+    .await;
+    let gw = GatewayProcess::start(&config(&up.url(), "")).await;
+    let resp = post(&gw, "/v1/messages", KEY, &request(true)).await;
+    assert_eq!(resp.status(), 200);
+    let raw = resp.text().await.unwrap_or_default();
+    assert!(raw.contains("event: error"), "{raw}");
+    let line = &access_log(&gw, 1).await[0];
+    assert_eq!(line["tokens"]["prompt"], 1050, "{line}");
+    assert_eq!(line["tokens"]["cache_read"], 1000, "{line}");
+    assert_eq!(line["tokens"]["completion"], 100, "{line}");
+}

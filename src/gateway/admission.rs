@@ -152,8 +152,9 @@ impl Gateway {
         seen: &usage::StreamUsage,
         estimate: &mut Estimate,
     ) {
+        // The prompt estimate (a parse of the body) only when the upstream reported no usage.
         let charged = match seen.reported {
-            Some(reported) => reported,
+            Some(_) => seen.charge(0),
             None => seen.charge(estimate.get().prompt),
         };
         ctx.record.tokens = Some(TokenUsage {

@@ -405,6 +405,9 @@ const MAX_ID: usize = 256;
 pub struct StreamUsage {
     /// Usage reported by the upstream, when it reported it.
     pub reported: Option<Usage>,
+    /// `reported` is only a Messages stream's `message_start` (input known, output not yet):
+    /// a stream cut short before its `message_delta` is charged the output seen.
+    pub output_pending: bool,
     /// Characters of generated text seen so far.
     pub generated_chars: u64,
     /// Finish reasons seen, in order, deduplicated.
@@ -461,8 +464,10 @@ impl StreamUsage {
         if let Some(u) = event.get("usage").filter(|u| !u.is_null()) {
             if kind == Some("message_delta") {
                 self.anthropic_delta(u);
+                self.output_pending = false;
             } else if let Some(u) = parse_usage(u) {
                 self.reported = Some(u);
+                self.output_pending = false;
             }
         }
         // Anthropic's Messages API.
@@ -470,6 +475,7 @@ impl StreamUsage {
             Some("message_start") => {
                 if let Some(u) = event.pointer("/message/usage").and_then(parse_usage) {
                     self.reported = Some(u);
+                    self.output_pending = true;
                 }
             }
             Some("content_block_delta") => {
@@ -543,10 +549,17 @@ impl StreamUsage {
     /// What the stream is charged: the reported usage, or — when the stream ended before the
     /// upstream reported it — the estimated prompt and the text generated so far.
     pub fn charge(&self, estimated_prompt: u64) -> Usage {
-        self.reported.unwrap_or(Usage::new(
-            estimated_prompt,
-            tokens_for_chars(self.generated_chars),
-        ))
+        let generated = tokens_for_chars(self.generated_chars);
+        match self.reported {
+            // A Messages stream cut after `message_start`: its input is known, its output is
+            // what was seen.
+            Some(u) if self.output_pending => Usage {
+                completion: u.completion.max(generated),
+                ..u
+            },
+            Some(u) => u,
+            None => Usage::new(estimated_prompt, generated),
+        }
     }
 }
 
@@ -772,6 +785,36 @@ mod tests {
             let by_value = serde_json::from_str::<Value>(&json).ok().and_then(|v| parse_usage(&v));
             proptest::prop_assert_eq!(parse_usage_json(&json), by_value, "{}", json);
         }
+    }
+
+    #[test]
+    fn messages_stream_usage_merges_start_and_delta() {
+        let mut s = StreamUsage::default();
+        s.observe(
+            &json!({"type": "message_start", "message": {"id": "msg_1", "model": "claude-x",
+            "usage": {"input_tokens": 10, "cache_read_input_tokens": 90, "output_tokens": 1}}}),
+        );
+        s.observe(&json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": "a".repeat(400)}}));
+        // Cut here: the input as reported, the output as seen.
+        let cut = s.charge(5);
+        assert_eq!((cut.prompt, cut.cache_read, cut.completion), (100, 90, 100));
+        s.observe(
+            &json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+            "usage": {"output_tokens": 120}}),
+        );
+        let done = s.charge(5);
+        assert_eq!(
+            (done.prompt, done.cache_read, done.completion),
+            (100, 90, 120)
+        );
+        assert_eq!(s.finish_reasons, ["end_turn"]);
+        assert_eq!(s.response_model.as_deref(), Some("claude-x"));
+        assert_eq!(s.response_id.as_deref(), Some("msg_1"));
+        // A message_delta that repeats the input figures (newer API versions) replaces them.
+        s.observe(&json!({"type": "message_delta", "delta": {},
+            "usage": {"input_tokens": 12, "cache_read_input_tokens": 0, "output_tokens": 130}}));
+        assert_eq!(s.charge(5), Usage::new(12, 130));
     }
 
     #[test]

@@ -955,3 +955,51 @@ fn thinking_kept_for_seals_is_bounded_per_stream() {
         "5 MiB over two open blocks"
     );
 }
+
+#[test]
+fn messages_placeholders_split_across_deltas_are_restored() {
+    let r = redactor(|s| s.request.pii = Action::Pseudonymize);
+    let mut cx = RequestRedaction::default();
+    let body = json!({"model": "claude-x", "max_tokens": 10,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "I am jane.doe@example.com"}]}]})
+    .to_string();
+    let out = r
+        .redact_request(Endpoint::Other, body.as_bytes(), &mut cx)
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8(out).unwrap().contains("<EMAIL_1>"));
+    let input = messages_stream(&[
+        ("thinking", &["The user <EMA", "IL_1> asked."]),
+        (
+            "text",
+            &["Hello <EM", "AIL", "_1>, and <EMAIL_", "2> stays."],
+        ),
+    ]);
+    let out = run(
+        &mut r.stream(Endpoint::Messages),
+        input.as_bytes(),
+        4,
+        &mut cx,
+    )
+    .unwrap();
+    let texts = messages_texts(&events(&out));
+    assert_eq!(
+        texts[&(1, "text".into())],
+        "Hello jane.doe@example.com, and <EMAIL_2> stays."
+    );
+    assert_eq!(
+        texts[&(0, "thinking".into())],
+        "The user jane.doe@example.com asked."
+    );
+    // Restored for the client, so changed: the next turn gets the upstream's own block.
+    let sealed = &texts[&(0, "signature".into())];
+    let turn = json!({"messages": [{"role": "assistant", "content": [
+        {"type": "thinking", "thinking": texts[&(0, "thinking".into())], "signature": sealed}]}]})
+    .to_string();
+    let back: Value =
+        serde_json::from_slice(&r.unseal_thinking(turn.as_bytes()).unwrap().unwrap()).unwrap();
+    assert_eq!(
+        back["messages"][0]["content"][0]["thinking"],
+        "The user <EMAIL_1> asked."
+    );
+}
