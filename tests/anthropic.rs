@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::mock::{MockUpstream, Recorded, Reply};
+use common::otlp::{int_attr, str_attr, OtlpReceiver};
 use common::{client, GatewayProcess};
 use serde_json::{json, Value};
 
@@ -413,4 +414,53 @@ async fn a_cut_stream_is_charged_what_was_generated() {
     assert_eq!(line["tokens"]["prompt"], 1050, "{line}");
     assert_eq!(line["tokens"]["cache_read"], 1000, "{line}");
     assert_eq!(line["tokens"]["completion"], 100, "{line}");
+}
+
+/// Spans follow the GenAI conventions: provider `anthropic`, the answer's model and id, the
+/// cache token attributes and the cost; no secret in any attribute.
+#[tokio::test]
+async fn spans_name_anthropic_and_carry_cache_tokens() {
+    let up = MockUpstream::with_handler(anthropic).await;
+    let otlp = OtlpReceiver::start().await;
+    let traces = format!(
+        "telemetry:\n  traces:\n    endpoint: {}\n    sample_ratio: 1.0\n    batch_delay_ms: 100\n",
+        otlp.url("/v1/traces")
+    );
+    let gw = GatewayProcess::start(&config(&up.url(), &traces)).await;
+    let resp = post(&gw, "/v1/messages", KEY, &request(true)).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("message_stop"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let spans = loop {
+        let spans: Vec<_> = otlp.exports().iter().flat_map(|e| e.spans()).collect();
+        if spans.len() >= 2 || std::time::Instant::now() > deadline {
+            break spans;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let client_span = spans
+        .iter()
+        .map(|(_, s)| s)
+        .find(|s| str_attr(&s.attributes, "gen_ai.provider.name").as_deref() == Some("anthropic"))
+        .expect("a span for the upstream attempt names the provider anthropic");
+    let a = &client_span.attributes;
+    assert_eq!(
+        str_attr(a, "gen_ai.operation.name").as_deref(),
+        Some("chat")
+    );
+    assert_eq!(str_attr(a, "gen_ai.response.id").as_deref(), Some("msg_1"));
+    assert_eq!(int_attr(a, "gen_ai.usage.input_tokens"), Some(1250));
+    assert_eq!(int_attr(a, "gen_ai.usage.output_tokens"), Some(100));
+    assert_eq!(
+        int_attr(a, "gen_ai.usage.cache_read.input_tokens"),
+        Some(1000)
+    );
+    assert_eq!(
+        int_attr(a, "gen_ai.usage.cache_creation.input_tokens"),
+        Some(200)
+    );
+    let line = &access_log(&gw, 1).await[0];
+    assert_eq!(line["tokens"]["completion"], 100, "{line}");
+    let dump = format!("{spans:?}");
+    assert!(!dump.contains(SECRET) && !dump.contains(PROVIDER_KEY) && !dump.contains(KEY));
 }
