@@ -307,6 +307,12 @@ async fn streams_are_redacted_exactly_and_thinking_comes_back_signed() {
     assert_eq!(lines[0]["stream"], true);
     assert_eq!(lines[0]["tokens"]["prompt"], 1250, "{}", lines[0]);
     assert_eq!(lines[0]["tokens"]["completion"], 100, "{}", lines[0]);
+    // Priced like the JSON answer: 50 × $3 + 1 000 × $0.30 + 200 × $3.75 + 100 × $15 per million.
+    assert!(
+        (lines[0]["cost_usd"].as_f64().unwrap() - 0.0027).abs() < 1e-12,
+        "{}",
+        lines[0]
+    );
 }
 
 #[tokio::test]

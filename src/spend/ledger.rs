@@ -82,19 +82,20 @@ pub struct LedgerEntry {
     pub since_start: Tally,
 }
 
-/// Whose account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum Owner {
-    Key,
-    Route,
-}
-
 /// Per key and per route accounts. Cheap to share behind an `Arc`; one short lock per
 /// finished request.
 #[derive(Debug)]
 pub struct Ledger {
-    accounts: Mutex<HashMap<(Owner, String), Account>>,
+    accounts: Mutex<Accounts>,
     started: SystemTime,
+}
+
+/// The accounts by key name and by route name (looked up by `&str`: no allocation per
+/// request once an account exists).
+#[derive(Debug, Default)]
+struct Accounts {
+    keys: HashMap<String, Account>,
+    routes: HashMap<String, Account>,
 }
 
 impl Default for Ledger {
@@ -111,7 +112,7 @@ impl Ledger {
     /// An empty ledger, started now.
     pub fn new() -> Self {
         Ledger {
-            accounts: Mutex::new(HashMap::new()),
+            accounts: Mutex::new(Accounts::default()),
             started: SystemTime::now(),
         }
     }
@@ -132,19 +133,25 @@ impl Ledger {
         cost: Option<f64>,
     ) {
         let at = unix(started_at);
-        let mut accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
-        let owners = [(Owner::Key, key.unwrap_or("")), (Owner::Route, route)];
-        for (owner, name) in owners {
+        let starts = Period::ALL.map(|period| period.window(at).0);
+        let mut guard = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+        let accounts = &mut *guard;
+        let owners = [
+            (&mut accounts.keys, key.unwrap_or("")),
+            (&mut accounts.routes, route),
+        ];
+        for (map, name) in owners {
             if name.is_empty() {
                 continue;
             }
-            let account = match accounts.get_mut(&(owner, name.to_owned())) {
-                Some(account) => account,
-                None => accounts.entry((owner, name.to_owned())).or_default(),
+            if !map.contains_key(name) {
+                map.insert(name.to_owned(), Account::default());
+            }
+            let Some(account) = map.get_mut(name) else {
+                continue;
             };
             account.total.add(tokens, cost);
-            for (slot, period) in account.windows.iter_mut().zip(Period::ALL) {
-                let (start, _) = period.window(at);
+            for (slot, &start) in account.windows.iter_mut().zip(&starts) {
                 if slot.0 < start {
                     *slot = (start, Tally::default());
                 }
@@ -162,7 +169,12 @@ impl Ledger {
         let accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
         let mut keys = Vec::new();
         let mut routes = Vec::new();
-        for ((owner, name), account) in accounts.iter() {
+        let owned = accounts
+            .keys
+            .iter()
+            .map(|a| (true, a))
+            .chain(accounts.routes.iter().map(|a| (false, a)));
+        for (is_key, (name, account)) in owned {
             let windows = Period::ALL
                 .into_iter()
                 .zip(&account.windows)
@@ -180,9 +192,10 @@ impl Ledger {
                 windows,
                 since_start: account.total,
             };
-            match owner {
-                Owner::Key => keys.push(entry),
-                Owner::Route => routes.push(entry),
+            if is_key {
+                keys.push(entry);
+            } else {
+                routes.push(entry);
             }
         }
         keys.sort_by(|a, b| a.name.cmp(&b.name));

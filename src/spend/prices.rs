@@ -12,6 +12,7 @@
 //! "Most specific glob" is the one with the most characters that are not wildcards, so
 //! `gpt-4o-mini*` wins over `gpt-4o*` for `gpt-4o-mini-tts`; on a tie, file order decides.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, LazyLock};
 
@@ -202,15 +203,53 @@ pub struct Priced<'a> {
 /// The prices in force: the configured entries, then the built-in table.
 #[derive(Clone)]
 pub struct PriceTable {
-    configured: Vec<PriceEntry>,
+    configured: Entries,
     builtin: Arc<BuiltIn>,
+}
+
+/// A table's entries, with its exact names hashed (a price is looked up for every answer).
+#[derive(Debug, Clone, Default)]
+struct Entries {
+    list: Vec<PriceEntry>,
+    exact: HashMap<String, usize>,
+    globs: Vec<usize>,
+}
+
+impl Entries {
+    fn new(list: Vec<PriceEntry>) -> Self {
+        let mut exact = HashMap::new();
+        let mut globs = Vec::new();
+        for (i, e) in list.iter().enumerate() {
+            if e.pattern.is_glob() {
+                globs.push(i);
+            } else {
+                // The first entry of a name wins, as in a search in file order.
+                exact.entry(e.pattern.pattern.clone()).or_insert(i);
+            }
+        }
+        Entries { list, exact, globs }
+    }
+
+    /// The exact entry for `model`, else the most specific glob that matches it.
+    fn find(&self, model: &str) -> Option<&PriceEntry> {
+        if let Some(&i) = self.exact.get(model) {
+            return Some(&self.list[i]);
+        }
+        let mut best: Option<&PriceEntry> = None;
+        for entry in self.globs.iter().map(|&i| &self.list[i]) {
+            if entry.pattern.matches(model) && best.is_none_or(|b| entry.literal > b.literal) {
+                best = Some(entry);
+            }
+        }
+        best
+    }
 }
 
 impl fmt::Debug for PriceTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PriceTable")
-            .field("configured", &self.configured.len())
-            .field("builtin", &self.builtin.entries.len())
+            .field("configured", &self.configured.list.len())
+            .field("builtin", &self.builtin.entries.list.len())
             .field("taken", &self.builtin.taken)
             .finish()
     }
@@ -226,7 +265,7 @@ impl PriceTable {
     /// The built-in table extended (and overridden) by `configured` entries.
     pub fn new(configured: Vec<PriceEntry>) -> Self {
         PriceTable {
-            configured,
+            configured: Entries::new(configured),
             builtin: Arc::clone(&BUILTIN),
         }
     }
@@ -234,10 +273,10 @@ impl PriceTable {
     /// A table of `configured` entries only, without the built-in one (tests).
     pub fn only(configured: Vec<PriceEntry>) -> Self {
         PriceTable {
-            configured,
+            configured: Entries::new(configured),
             builtin: Arc::new(BuiltIn {
                 taken: String::new(),
-                entries: Vec::new(),
+                entries: Entries::default(),
             }),
         }
     }
@@ -249,7 +288,7 @@ impl PriceTable {
 
     /// Entries in the built-in table.
     pub fn builtin_len(&self) -> usize {
-        self.builtin.entries.len()
+        self.builtin.entries.list.len()
     }
 
     /// The price of `model`, if either table has one (see the module docs for the order).
@@ -259,7 +298,9 @@ impl PriceTable {
             (&self.configured, PriceSource::Configured),
             (&self.builtin.entries, PriceSource::BuiltIn),
         ] {
-            let found = find(entries, model).or_else(|| undated.and_then(|m| find(entries, m)));
+            let found = entries
+                .find(model)
+                .or_else(|| undated.and_then(|m| entries.find(m)));
             if let Some(entry) = found {
                 return Some(Priced {
                     pattern: &entry.pattern.pattern,
@@ -278,32 +319,14 @@ impl PriceTable {
     pub fn prices_some_of(&self, glob: &ModelPattern) -> bool {
         let named = self
             .configured
+            .list
             .iter()
-            .chain(&self.builtin.entries)
+            .chain(&self.builtin.entries.list)
             .any(|e| e.pattern.pattern == glob.pattern || glob.matches(&e.pattern.pattern));
         let shortest = (!glob.pattern.contains(['[', '{']))
             .then(|| glob.pattern.replace('*', "").replace('?', "a"));
         named || shortest.is_some_and(|name| self.price(&name).is_some())
     }
-}
-
-fn find<'a>(entries: &'a [PriceEntry], model: &str) -> Option<&'a PriceEntry> {
-    if let Some(exact) = entries
-        .iter()
-        .find(|e| !e.pattern.is_glob() && e.pattern.pattern == model)
-    {
-        return Some(exact);
-    }
-    let mut best: Option<&PriceEntry> = None;
-    for entry in entries
-        .iter()
-        .filter(|e| e.pattern.is_glob() && e.pattern.matches(model))
-    {
-        if best.is_none_or(|b| entry.literal > b.literal) {
-            best = Some(entry);
-        }
-    }
-    best
 }
 
 /// `gpt-4o-2024-08-06` → `gpt-4o`, `claude-sonnet-4-5-20250929` → `claude-sonnet-4-5`,
@@ -340,7 +363,7 @@ pub fn strip_snapshot_date(model: &str) -> Option<&str> {
 /// The built-in table, read once from `conf/prices.yaml`.
 struct BuiltIn {
     taken: String,
-    entries: Vec<PriceEntry>,
+    entries: Entries,
 }
 
 /// The text of the built-in table.
@@ -350,12 +373,15 @@ static BUILTIN: LazyLock<Arc<BuiltIn>> = LazyLock::new(|| {
     // The file is compiled in and a unit test loads it; should it still fail, prices come
     // only from the configuration, and `veilgate check` says which models have none.
     match crate::config::load_price_file(BUILTIN_PRICES, "conf/prices.yaml (built in)") {
-        Ok((taken, entries)) => Arc::new(BuiltIn { taken, entries }),
+        Ok((taken, entries)) => Arc::new(BuiltIn {
+            taken,
+            entries: Entries::new(entries),
+        }),
         Err(e) => {
             log::error!("the built-in price table is unusable: {e}");
             Arc::new(BuiltIn {
                 taken: String::new(),
-                entries: Vec::new(),
+                entries: Entries::default(),
             })
         }
     }
