@@ -223,6 +223,61 @@ proptest! {
         prop_assert_eq!(completed["response"]["output"][1]["arguments"].as_str(), Some(want_args.as_str()));
     }
 
+    /// Anthropic Messages streams: a text block, a tool's partial JSON and a thinking block,
+    /// each split anywhere and chunked anywhere, reach the client as the batch redaction of
+    /// their whole texts, and a changed thinking block's seal opens to the original.
+    #[test]
+    fn messages_deltas(text in text(), think in text(), cuts_t in cuts(), cuts_j in cuts(), cuts_k in cuts(), chunk in 1usize..64) {
+        let r = policy();
+        let args = json!({"command": text.clone()}).to_string();
+        let ev = |v: Value| format!("event: {}\ndata: {v}\n\n", v["type"].as_str().unwrap_or(""));
+        let mut input = ev(json!({"type": "message_start", "message": {"id": "m", "content": [], "usage": {"input_tokens": 1}}}));
+        let blocks: [(&str, &str, &str, &Vec<u16>); 3] = [
+            ("thinking_delta", "thinking", think.as_str(), &cuts_k),
+            ("text_delta", "text", text.as_str(), &cuts_t),
+            ("input_json_delta", "partial_json", args.as_str(), &cuts_j),
+        ];
+        for (i, (kind, field, whole, cuts)) in blocks.iter().enumerate() {
+            input.push_str(&ev(json!({"type": "content_block_start", "index": i, "content_block": {"type": "x"}})));
+            for d in split(whole, cuts) {
+                input.push_str(&ev(json!({"type": "content_block_delta", "index": i, "delta": {"type": kind, *field: d}})));
+            }
+            if *kind == "thinking_delta" {
+                input.push_str(&ev(json!({"type": "content_block_delta", "index": i, "delta": {"type": "signature_delta", "signature": "EqQBCkgIARABGAIiQLmZ"}})));
+            }
+            input.push_str(&ev(json!({"type": "content_block_stop", "index": i})));
+        }
+        input.push_str(&ev(json!({"type": "message_stop"})));
+        let out = run(&mut r.stream(Endpoint::Messages), input.as_bytes(), chunk, &mut RequestRedaction::default()).unwrap();
+        let mut got = [String::new(), String::new(), String::new()];
+        let mut signature = String::new();
+        for e in events(&out) {
+            let v: Value = serde_json::from_str(&e.data).unwrap();
+            if v["type"] != "content_block_delta" {
+                continue;
+            }
+            let i = v["index"].as_u64().unwrap() as usize;
+            for field in ["thinking", "text", "partial_json"] {
+                if let Some(t) = v["delta"][field].as_str() {
+                    got[i].push_str(t);
+                }
+            }
+            if let Some(sig) = v["delta"]["signature"].as_str() {
+                signature.push_str(sig);
+            }
+        }
+        let want_think = batch(&r, &think);
+        prop_assert_eq!(&got[0], &want_think);
+        prop_assert_eq!(&got[1], &batch(&r, &text));
+        prop_assert_eq!(&got[2], &batch(&r, &args));
+        if want_think != think {
+            let turn = json!({"messages": [{"role": "assistant", "content": [
+                {"type": "thinking", "thinking": want_think, "signature": signature}]}]}).to_string();
+            let back: Value = serde_json::from_slice(&r.unseal_thinking(turn.as_bytes()).unwrap().unwrap()).unwrap();
+            prop_assert_eq!(back["messages"][0]["content"][0]["thinking"].as_str(), Some(think.as_str()));
+        }
+    }
+
     #[test]
     fn pseudonyms_restored_across_splits(text in text(), cuts in cuts(), chunk in 1usize..32) {
         // The request pseudonymizes two addresses; the reply mentions their placeholders among
