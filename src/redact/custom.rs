@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use regex::RegexBuilder;
 
-use super::byteset::ByteSet;
 use super::checks::Check;
+use super::derive;
 use super::detector::{Anchor, Detector, Matcher, StartRule};
 use super::pem::PEM_MAX_LEN;
 use super::policy::{CustomDetectorSpec, PolicyError};
@@ -15,9 +15,11 @@ pub(crate) const DEFAULT_MAX_LEN: usize = 64;
 
 /// Compiles a custom detector.
 ///
-/// Nothing is known about the bytes a user pattern can match, so its alphabet is every byte.
-/// When the pattern starts with a plain literal (`EMP-\d{6}` starts with `EMP-`), that literal
-/// anchors the prefilter and tells the stream redactor where a match can start.
+/// What the prefilter and the stream redactor need is derived from the pattern (see
+/// `derive.rs`): the bytes a match can hold, its shortest and longest length, and the literals
+/// every match starts with (`EMP-\d{6}` starts with `EMP-`), which anchor the prefilter. A
+/// pattern whose matches are bounded is redacted whole whatever `max_len` says; `max_len`
+/// (default 64) bounds only unbounded patterns (`\w+`) and those longer than 16 KiB.
 ///
 /// # Errors
 ///
@@ -47,12 +49,21 @@ pub(crate) fn compile(spec: &CustomDetectorSpec) -> Result<Detector, PolicyError
             detector: spec.name.clone(),
         });
     }
-    let prefix = literal_prefix(&spec.pattern);
-    let (anchors, start) = match prefix {
-        Some(lit) => (
-            vec![Anchor::Literal(lit.as_bytes().into())],
+    let facts = derive::facts(&spec.pattern).map_err(|reason| PolicyError::InvalidPattern {
+        detector: spec.name.clone(),
+        reason,
+    })?;
+    let max_len = match facts.max_len {
+        Some(bound) if bound <= PEM_MAX_LEN => bound,
+        _ => max_len,
+    };
+    let (anchors, start) = match facts.prefixes {
+        Some(lits) => (
+            lits.iter()
+                .map(|l| Anchor::Literal(l.as_slice().into()))
+                .collect(),
             StartRule::Literals {
-                lits: vec![lit.as_bytes().into()],
+                lits: lits.iter().map(|l| l.as_slice().into()).collect(),
                 ci: false,
             },
         ),
@@ -65,8 +76,8 @@ pub(crate) fn compile(spec: &CustomDetectorSpec) -> Result<Detector, PolicyError
         matcher: Matcher::Regex { re, group: 0 },
         anchors,
         start,
-        alphabet: ByteSet::ALL,
-        min_len: 1,
+        alphabet: facts.alphabet,
+        min_len: facts.min_len.max(1),
         min_digits: 0,
         max_len,
         check: Check::None,
@@ -79,22 +90,6 @@ pub(crate) fn valid_name(name: &str) -> bool {
     name.len() <= 48
         && bytes.next().is_some_and(|b| b.is_ascii_lowercase())
         && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
-
-/// The literal every match of `pattern` starts with, when that is plain to see: the leading
-/// run of characters that are literal in any regex context, minus the last one if a quantifier
-/// makes it optional. Patterns with an alternation anywhere get none (an alternative could
-/// start differently), as do patterns starting with a group, class, escape or flag.
-pub(crate) fn literal_prefix(pattern: &str) -> Option<String> {
-    if pattern.contains('|') {
-        return None;
-    }
-    let plain = |c: char| c.is_ascii_alphanumeric() || "_-:@%=/,!~<>'\"".contains(c);
-    let mut lit: String = pattern.chars().take_while(|&c| plain(c)).collect();
-    if matches!(pattern[lit.len()..].chars().next(), Some('?' | '*' | '{')) {
-        lit.pop();
-    }
-    (!lit.is_empty()).then_some(lit)
 }
 
 #[cfg(test)]
@@ -112,14 +107,29 @@ mod tests {
     }
 
     #[test]
-    fn literal_prefixes() {
-        assert_eq!(literal_prefix(r"EMP-\d{6}").as_deref(), Some("EMP-"));
-        assert_eq!(literal_prefix(r"ACME_[0-9]+").as_deref(), Some("ACME_"));
-        assert_eq!(literal_prefix(r"EMPX?-\d").as_deref(), Some("EMP"));
-        assert_eq!(literal_prefix(r"AB{2}").as_deref(), Some("A"));
-        assert_eq!(literal_prefix(r"(?i)emp-\d+"), None);
-        assert_eq!(literal_prefix(r"EMP-\d|XYZ"), None);
-        assert_eq!(literal_prefix(r"\d+"), None);
+    fn facts_come_from_the_pattern() {
+        let d = compile(&spec("employee_id", r"EMP-\d{6}")).unwrap();
+        assert_eq!(
+            (d.min_len, d.max_len),
+            (10, 28),
+            "Unicode digits: up to 4 bytes each"
+        );
+        assert!(matches!(&d.start, StartRule::Literals { lits, .. } if lits.len() == 1));
+        assert!(d.alphabet.contains(b'E') && !d.alphabet.contains(b' '));
+        // Case-insensitive: every case of the prefix anchors it.
+        let d = compile(&spec("emp", r"(?i)emp-\d+")).unwrap();
+        assert_eq!(d.anchors.len(), 8);
+        assert_eq!(
+            d.max_len, DEFAULT_MAX_LEN,
+            "unbounded: max_len (default) bounds it"
+        );
+        // No common start: any position.
+        let d = compile(&spec("either", r"\d+|x")).unwrap();
+        assert!(matches!(d.start, StartRule::Any) && d.anchors.is_empty());
+        // A bounded pattern longer than max_len is not cut to it.
+        let mut long = spec("acme", r"ACME-[A-Z0-9]{100}");
+        long.max_len = Some(16);
+        assert_eq!(compile(&long).unwrap().max_len, 105);
     }
 
     #[test]

@@ -78,6 +78,7 @@ mod byteset;
 mod checks;
 mod context;
 mod custom;
+mod derive;
 mod detector;
 mod error;
 mod json;

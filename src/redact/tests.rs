@@ -310,6 +310,52 @@ fn custom_detectors() {
     );
 }
 
+/// A custom pattern longer than the default `max_len` is redacted whole, in a body and in a
+/// stream: its bound comes from the pattern (it used to be cut at 64 bytes).
+#[test]
+fn long_custom_values_are_redacted_whole() {
+    let r = redactor(|s| {
+        s.detectors.push(CustomDetectorSpec {
+            name: "acme_token".into(),
+            pattern: r"ACME-[A-Z0-9]{100}".into(),
+            category: Category::Secret,
+            max_len: None,
+        });
+    });
+    let token = format!("ACME-{}", "K7Q2".repeat(25));
+    let text = format!("deploy with {token} now");
+    let mut cx = RequestRedaction::default();
+    let out = r.redact_text(Direction::Response, &text, &mut cx).unwrap();
+    assert_eq!(out, "deploy with [REDACTED:acme_token] now");
+    let deltas: Vec<String> = text
+        .as_bytes()
+        .chunks(7)
+        .map(|c| String::from_utf8(c.to_vec()).unwrap())
+        .collect();
+    let mut input = String::new();
+    for d in &deltas {
+        input.push_str(&crate::redact::stream::tests::chunk_event(
+            0,
+            serde_json::json!({"content": d}),
+            None,
+        ));
+    }
+    input.push_str("data: [DONE]\n\n");
+    let out = crate::redact::stream::tests::run(
+        &mut r.stream(Endpoint::ChatCompletions),
+        input.as_bytes(),
+        5,
+        &mut cx,
+    )
+    .unwrap();
+    let streamed =
+        crate::redact::stream::tests::chat_texts(&crate::redact::stream::tests::events(&out));
+    assert_eq!(
+        streamed[&(0, "content".into())],
+        "deploy with [REDACTED:acme_token] now"
+    );
+}
+
 #[test]
 fn policy_errors() {
     let build = |f: fn(&mut PolicySpec)| {

@@ -106,7 +106,8 @@ pub(crate) const SPECS: &[Spec] = &[
     .anchors(&["sk-proj-", "sk-svcacct-", "sk-admin-", "T3BlbkFJ"])
     .starts(&["sk-"])
     .alphabet(r"A-Za-z0-9_\-")
-    .min_len(29)
+    // `sk-proj-` and 20 characters (derive.rs holds this to the regex).
+    .min_len(28)
     .max_len(262)
     .check(RANDOM),
     Spec::secret("google_api_key", r"\bAIza[0-9A-Za-z_-]{35}")
@@ -206,7 +207,8 @@ pub(crate) const SPECS: &[Spec] = &[
     .alphabet(r#"^ \t\r\n"'\\<>?#"#)
     .non_ascii()
     .min_len(8)
-    .max_len(424)
+    // 1 + 30 + 3 + 128 + 1 + 256 + 1 characters, the user and the password up to 4 bytes each.
+    .max_len(1_572)
     .check(Check::Password),
     Spec::assignment_secret("connection_string_password", &CONNECTION_STRING)
         .assignment(&["password", "pwd"], "=", 0, 4)
@@ -346,6 +348,9 @@ mod tests {
             "ucAUsdMlHUvTCQCyEZDz-TddJ8HyS5SUkCnD8zRA9a9SkpXz9w3QlY7Zkuvqdt7s8Stqcbnr3yT3BlbkFJBdGBLEPH1qhT61qtc4xatws8phP9nhFyJfm5di4PzJ59FHz5r1pY4OjE2jBMptUsGr7CmY_uCu",
         );
         finds("openai_key", &format!("OPENAI_API_KEY={proj}"), &proj);
+        // The shortest the regex takes (28 bytes): the prefilter's minimum once said 29.
+        let shortest = tok("sk-proj-", "Xq7Lm2Vb9Rt4Wz8Kp3Nd");
+        finds("openai_key", &format!("key {shortest} end"), &shortest);
         let legacy = format!(
             "sk-{}{}{}",
             "TBGzvAmwufUxbvJDCTby", "T3BlbkFJ", "vHNsG9eh6Yo4gfqrc5Xl"
@@ -487,6 +492,10 @@ mod tests {
             "S3cr3tP4ss",
         );
         finds("url_password", "redis://:hunter2@cache:6379/0", "hunter2");
+        // Non-ASCII passwords take up to 4 bytes a character: the declared maximum once
+        // counted characters (424 bytes) and cut this one.
+        let long = "é".repeat(250);
+        finds("url_password", &format!("https://user:{long}@host/"), &long);
         finds(
             "url_password",
             "amqp://user:p%40ss!w0rd@mq/vhost",
