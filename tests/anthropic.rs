@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::mock::{MockUpstream, Recorded, Reply};
 use common::otlp::{int_attr, str_attr, OtlpReceiver};
-use common::{client, GatewayProcess};
+use common::{access_log, client, GatewayProcess};
 use serde_json::{json, Value};
 
 const KEY: &str = "vk-claude-app-7";
@@ -145,25 +145,6 @@ async fn post(gw: &GatewayProcess, path: &str, key: &str, body: &Value) -> reqwe
         .send()
         .await
         .unwrap()
-}
-
-/// The access log's JSON lines, once `n` are written.
-async fn access_log(gw: &GatewayProcess, n: usize) -> Vec<Value> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let lines: Vec<Value> = gw
-            .logs()
-            .lines()
-            .filter_map(|l| l.find("{\"").map(|i| &l[i..]))
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v.get("request_id").is_some() && v.get("status").is_some())
-            .collect();
-        if lines.len() >= n || std::time::Instant::now() > deadline {
-            assert_eq!(lines.len(), n, "{}", gw.logs());
-            return lines;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]

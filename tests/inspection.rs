@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::mock::{event, MockUpstream, Recorded, Reply};
-use common::{client, GatewayProcess};
+use common::{check, client, GatewayProcess};
 use serde_json::json;
 
 /// Assembled at run time so this file holds no literal token.
@@ -288,23 +288,6 @@ async fn error_bodies_are_redacted_and_the_provider_key_never_reaches_the_client
     .await;
     assert!(status >= 500, "{status}");
     assert!(!text.contains(&secret), "{text}");
-}
-
-/// `veilgate check` on `config`: (exit success, stderr).
-fn check(config: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("veilgate.yaml");
-    std::fs::write(&path, config).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_veilgate"))
-        .arg("--config")
-        .arg(&path)
-        .arg("check")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]

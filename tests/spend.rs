@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::mock::{event, MockUpstream, Recorded, Reply};
-use common::{client, expect_error, metrics_when, GatewayProcess, RedisServer};
+use common::{access_log, check, client, expect_error, metrics_when, GatewayProcess, RedisServer};
 use serde_json::{json, Value};
 
 const KEY: &str = "vk-spend-app-1";
@@ -119,25 +119,6 @@ async fn post(gw: &GatewayProcess, path: &str, body: Value) -> reqwest::Response
 fn chat(model: &str, stream: bool, max_tokens: u64) -> Value {
     json!({"model": model, "stream": stream, "max_tokens": max_tokens,
            "messages": [{"role": "user", "content": "hi"}]})
-}
-
-/// The access log's JSON lines (stdout), once `n` of them are written.
-async fn access_log(gw: &GatewayProcess, n: usize) -> Vec<Value> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let lines: Vec<Value> = gw
-            .logs()
-            .lines()
-            .filter_map(|l| l.find("{\"").map(|i| &l[i..]))
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v.get("request_id").is_some() && v.get("status").is_some())
-            .collect();
-        if lines.len() >= n || std::time::Instant::now() > deadline {
-            assert_eq!(lines.len(), n, "access log lines:\n{}", gw.logs());
-            return lines;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn usage(gw: &GatewayProcess) -> Value {
@@ -545,21 +526,10 @@ async fn a_reload_changes_prices_and_budgets_and_keeps_the_spend() {
 /// `veilgate check` names each routed model without a price, and still passes.
 #[test]
 fn check_warns_about_models_without_a_price() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("veilgate.yaml");
-    std::fs::write(
-        &path,
+    let (ok, stderr) = check(
         "environment: test\nlisten: 127.0.0.1:0\nupstreams:\n  u: {url: http://127.0.0.1:9/v1}\nroutes:\n  - models: [gpt-4o, \"claude-*\", my-finetune]\n    upstream: u\n    name: chat\n  - models: [fast]\n    model: llama-3-8b\n    upstream: u\nprices:\n  llama-3-8b: {input: 0.1, output: 0.1}\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_veilgate"))
-        .arg("--config")
-        .arg(&path)
-        .arg("check")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    );
+    assert!(ok, "{stderr}");
     let warnings: Vec<&str> = stderr
         .lines()
         .filter(|l| l.starts_with("warning:"))

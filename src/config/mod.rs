@@ -70,15 +70,21 @@ pub fn load_price_file(
         let raw: schema::RawPriceFile = de::from_tree(&root, &mut problems)?;
         validate::validate_price_file(raw, &index, &mut problems)
     });
-    match table {
-        Some(table) if problems.is_empty() => Ok(table),
+    finish(table, problems, "price table")
+}
+
+/// The loaded value, or every problem found. Never success without a value, nor failure
+/// without a reason (unreachable in practice: every `None` records why).
+fn finish<T>(value: Option<T>, mut problems: Problems, what: &str) -> Result<T, ConfigError> {
+    match value {
+        Some(value) if problems.is_empty() => Ok(value),
         _ => {
             if problems.is_empty() {
                 let origin = problems.origin().to_owned();
                 problems.push(
                     error::Pos::START,
                     "",
-                    format!("{origin} is not a valid price table"),
+                    format!("{origin} is not a valid {what}"),
                 );
             }
             Err(ConfigError::Invalid(problems.into_sorted()))
@@ -104,20 +110,5 @@ pub fn load_str(
         let raw: schema::RawConfig = de::from_tree(&root, &mut problems)?;
         validate::validate(raw, &index, &mut problems)
     });
-    match config {
-        Some(config) if problems.is_empty() => Ok(config),
-        _ => {
-            if problems.is_empty() {
-                // Unreachable in practice: every `None` above records why. Never report success
-                // without a config, nor failure without a reason.
-                let origin = problems.origin().to_owned();
-                problems.push(
-                    error::Pos::START,
-                    "",
-                    format!("{origin} is not a valid config"),
-                );
-            }
-            Err(ConfigError::Invalid(problems.into_sorted()))
-        }
-    }
+    finish(config, problems, "config")
 }

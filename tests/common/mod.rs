@@ -313,3 +313,40 @@ pub async fn metrics_when(gw: &GatewayProcess, ready: impl Fn(&str) -> bool) -> 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The gateway's JSON access-log lines (stdout), once `n` of them are written (the writer
+/// flushes on a timer); asserts there are exactly `n` within 5 s.
+pub async fn access_log(gw: &GatewayProcess, n: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let lines: Vec<serde_json::Value> = gw
+            .logs()
+            .lines()
+            .filter_map(|l| l.find("{\"").map(|i| &l[i..]))
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v.get("request_id").is_some() && v.get("status").is_some())
+            .collect();
+        if lines.len() >= n || Instant::now() > deadline {
+            assert_eq!(lines.len(), n, "access log lines:\n{}", gw.logs());
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `veilgate check` on `config`: (exit success, stderr).
+pub fn check(config: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("veilgate.yaml");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_veilgate"))
+        .arg("--config")
+        .arg(&path)
+        .arg("check")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -107,7 +107,7 @@ fn index(raw: Option<Raw<'_>>) -> u64 {
 }
 
 /// Where a string value sits in `src` (it borrows from it).
-fn offset(src: &str, raw: Raw<'_>) -> usize {
+pub(super) fn offset(src: &str, raw: Raw<'_>) -> usize {
     (raw.get().as_ptr() as usize).saturating_sub(src.as_ptr() as usize)
 }
 
@@ -217,7 +217,7 @@ impl StreamRedactor {
     }
 }
 
-fn rewritten(ev: &Event, edits: Edits<'_>) -> Event {
+pub(super) fn rewritten(ev: &Event, edits: Edits<'_>) -> Event {
     let data = if edits.is_empty() {
         ev.data.clone()
     } else {

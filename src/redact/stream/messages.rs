@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::events::{offset, rewritten};
 use super::{Emit, Field, Key, StreamRedactor};
 use crate::openai::sse::Event;
 use crate::redact::context::RequestRedaction;
@@ -182,20 +183,6 @@ impl StreamRedactor {
             block.emitted != block.original || self.inner.request.would_change(&block.original)?;
         Ok(changed.then(|| self.inner.seal.seal(&block.original, &signature)))
     }
-}
-
-/// Where a string value sits in `src` (it borrows from it).
-fn offset(src: &str, raw: Raw<'_>) -> usize {
-    (raw.get().as_ptr() as usize).saturating_sub(src.as_ptr() as usize)
-}
-
-fn rewritten(ev: &Event, edits: Edits<'_>) -> Event {
-    let data = if edits.is_empty() {
-        ev.data.clone()
-    } else {
-        edits.apply()
-    };
-    Event { data, ..ev.clone() }
 }
 
 /// Writes `template` (the channel's last delta event) with its text replaced by `text`.
