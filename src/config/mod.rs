@@ -20,6 +20,8 @@ mod de;
 mod duration;
 mod error;
 mod expand;
+#[allow(dead_code)] // Only the tests use it until the schema does.
+mod located;
 mod model;
 mod scalar;
 mod schema;

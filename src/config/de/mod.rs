@@ -18,6 +18,7 @@ use super::tree::Node;
 use node::NodeDe;
 
 mod access;
+mod located;
 mod node;
 #[cfg(test)]
 mod tests;

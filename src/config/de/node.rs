@@ -4,7 +4,9 @@ use serde::de::value::StrDeserializer;
 use serde::de::{self, IntoDeserializer, Visitor};
 
 use super::access::{Empty, MapDe, SeqDe, VariantDe};
+use super::located::LocatedDe;
 use super::{DeError, Recorder};
+use crate::config::located;
 use crate::config::scalar::{resolve, Plain};
 use crate::config::suggest::closest;
 use crate::config::tree::{is_null, quote, Entry, Node, Scalar, Style, Value};
@@ -319,10 +321,13 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_, '_> {
 
     fn deserialize_struct<V: Visitor<'de>>(
         self,
-        _name: &'static str,
+        name: &'static str,
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DeError> {
+        if name == located::NAME {
+            return visitor.visit_map(LocatedDe::new(self));
+        }
         match &self.node.value {
             Value::Map(entries) => visitor
                 .visit_map(self.map(entries, Some(fields)))
