@@ -47,6 +47,26 @@ pub(crate) struct Located<T> {
 }
 
 impl<T> Located<T> {
+    /// The same position and expansion facts around another value.
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Located<U> {
+        Located {
+            value: f(self.value),
+            pos: self.pos,
+            source: self.source,
+            failed: self.failed,
+        }
+    }
+
+    /// Where this value is, without the value: for checks that report here later.
+    pub(crate) fn at(&self) -> Located<()> {
+        Located {
+            value: (),
+            pos: self.pos,
+            source: self.source.clone(),
+            failed: self.failed,
+        }
+    }
+
     /// Quotes `text` (this value, or part of it, as text) for a message; a value from
     /// `${VAR}` is named by its source instead, so that no expanded text is printed.
     pub(crate) fn show(&self, text: &str) -> String {

@@ -5,11 +5,17 @@
 //! 1. `tree`: saphyr-parser events → a small tree of nodes that keep their line and column
 //!    (syntax errors, duplicate keys, aliases and tags are reported here);
 //! 2. `expand`: `${VAR}` and `${VAR:-default}` in every scalar value, per scalar so a value can
-//!    never change the document's structure;
+//!    never change the document's structure; a changed scalar keeps its source text, a failed
+//!    one is marked;
 //! 3. `de`: a serde deserializer over the tree into the raw `schema` that records problems
-//!    (unknown keys, wrong types) and keeps going instead of stopping at the first;
-//! 4. `validate`: semantic checks (unknown upstreams, urls, durations, globs, duplicate route
-//!    names) that build the runtime model ([`Config`]) the proxy uses.
+//!    (unknown keys, wrong types) and keeps going instead of stopping at the first. Schema
+//!    values whose problems are reported later are `located::Located`: the deserializer fills
+//!    in their node's position and expansion facts, so positions travel with the values;
+//! 4. `validate` (one file per domain: upstreams, routes, keys, redaction, limits, telemetry,
+//!    prices): semantic checks (unknown upstreams, urls, durations, globs, duplicate route
+//!    names) that build the runtime model ([`Config`]) the proxy uses. Each problem is
+//!    reported at the position its value carries, or, for a missing required key, at the
+//!    mapping that should hold it; key paths are built along the way for the messages.
 //!
 //! Every problem is reported as `file:line:column: key.path: message`, sorted by position.
 //! Messages never contain secrets: API keys are never shown, and a value that came from `${VAR}`
@@ -20,7 +26,6 @@ mod de;
 mod duration;
 mod error;
 mod expand;
-#[allow(dead_code)] // Only the tests use it until the schema does.
 mod located;
 mod model;
 mod scalar;
@@ -39,6 +44,7 @@ pub use error::{display_problems, ConfigError, Problem};
 pub use model::*;
 
 use error::Problems;
+use located::Located;
 
 /// Reads the file at `path`, expands `${VAR}` from the process environment, and validates it.
 ///
@@ -68,9 +74,8 @@ pub fn load_price_file(
 ) -> Result<(String, Vec<crate::spend::PriceEntry>), ConfigError> {
     let mut problems = Problems::new(origin);
     let table = tree::parse(text, &mut problems).and_then(|root| {
-        let index = root.index();
-        let raw: schema::RawPriceFile = de::from_tree(&root, &mut problems)?;
-        validate::validate_price_file(raw, &index, &mut problems)
+        let raw: Located<schema::RawPriceFile> = de::from_tree(&root, &mut problems)?;
+        validate::validate_price_file(raw, &mut problems)
     });
     finish(table, problems, "price table")
 }
@@ -108,9 +113,8 @@ pub fn load_str(
     let mut problems = Problems::new(origin);
     let config = tree::parse(text, &mut problems).and_then(|mut root| {
         expand::expand_tree(&mut root, "", env, &mut problems);
-        let index = root.index();
-        let raw: schema::RawConfig = de::from_tree(&root, &mut problems)?;
-        validate::validate(raw, &index, &mut problems)
+        let raw: Located<schema::RawConfig> = de::from_tree(&root, &mut problems)?;
+        validate::validate(raw, &mut problems)
     });
     finish(config, problems, "config")
 }

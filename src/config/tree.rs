@@ -4,8 +4,6 @@
 //! column. Each node keeps its position; scalars keep their text and whether they were plain (so
 //! `123` may be an integer) or quoted (so `"123"` is always a string).
 
-use std::collections::HashMap;
-
 use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
 
 use super::error::{Pos, Problems};
@@ -75,13 +73,6 @@ impl Node {
             },
         }
     }
-
-    /// Every value's position by key path (`routes[1].upstream`), for the validation pass.
-    pub(crate) fn index(&self) -> Index {
-        let mut index = Index::default();
-        index.add(String::new(), self);
-        index
-    }
 }
 
 /// Quotes text for a message: double quotes, escapes, and at most 80 characters.
@@ -107,80 +98,6 @@ pub(crate) fn child_path(parent: &str, key: &str) -> String {
 /// Appends a list index to a key path.
 pub(crate) fn item_path(parent: &str, index: usize) -> String {
     format!("{parent}[{index}]")
-}
-
-/// What the validation pass needs to know about a value found at a key path.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Located {
-    pub pos: Pos,
-    /// The scalar text as written, when `${VAR}` expansion changed it.
-    pub source: Option<String>,
-    pub failed: bool,
-}
-
-/// Positions of every value in the document, by key path.
-#[derive(Debug, Default)]
-pub(crate) struct Index {
-    by_path: HashMap<String, Located>,
-}
-
-impl Index {
-    fn add(&mut self, path: String, node: &Node) {
-        let (source, failed) = match &node.value {
-            Value::Scalar(s) => (s.source.clone(), s.failed),
-            Value::Seq(items) => {
-                for (i, item) in items.iter().enumerate() {
-                    self.add(item_path(&path, i), item);
-                }
-                (None, false)
-            }
-            Value::Map(entries) => {
-                for entry in entries {
-                    self.add(child_path(&path, &entry.key), &entry.value);
-                }
-                (None, false)
-            }
-        };
-        let located = Located {
-            pos: node.pos,
-            source,
-            failed,
-        };
-        self.by_path.insert(path, located);
-    }
-
-    /// The value at exactly `path`, if the document has one.
-    pub(crate) fn get(&self, path: &str) -> Option<&Located> {
-        self.by_path.get(path)
-    }
-
-    /// The position of `path`, or of its nearest ancestor present in the document.
-    pub(crate) fn pos(&self, path: &str) -> Pos {
-        let mut path = path;
-        loop {
-            if let Some(found) = self.by_path.get(path) {
-                return found.pos;
-            }
-            match path.rfind(['.', '[']) {
-                Some(cut) => path = &path[..cut],
-                None if path.is_empty() => return Pos::START,
-                None => path = "",
-            }
-        }
-    }
-
-    /// Whether the value at `path` had a failed `${VAR}` expansion (already reported).
-    pub(crate) fn failed(&self, path: &str) -> bool {
-        self.by_path.get(path).is_some_and(|l| l.failed)
-    }
-
-    /// Quotes the value at `path` for a message; an expanded value is named by its source text.
-    pub(crate) fn show(&self, path: &str, value: &str) -> String {
-        match self.by_path.get(path).and_then(|l| l.source.as_deref()) {
-            Some(source) => format!("the expansion of {}", quote(source)),
-            None => quote(value),
-        }
-    }
 }
 
 /// Parses one YAML document into a tree. Returns `None` (with the problem recorded) on a syntax
@@ -436,13 +353,31 @@ mod tests {
     #[test]
     fn positions_are_one_based_line_and_column() {
         let root = parse_ok("a: 1\nb:\n  - x\n  - {c: 'd'}\n");
-        let index = root.index();
-        assert_eq!(index.pos("a"), Pos { line: 1, column: 4 });
-        assert_eq!(index.pos("b[0]"), Pos { line: 3, column: 5 });
-        assert_eq!(index.pos("b[1].c"), Pos { line: 4, column: 9 });
-        // Missing paths fall back to the nearest ancestor.
-        assert_eq!(index.pos("b[1].zzz"), Pos { line: 4, column: 5 });
-        assert_eq!(index.pos("nope.deeper"), Pos { line: 1, column: 1 });
+        let entry = |node: &Node, key: &str| match &node.value {
+            Value::Map(entries) => entries
+                .iter()
+                .find(|e| e.key == key)
+                .map(|e| e.value.clone()),
+            _ => None,
+        };
+        let item = |node: &Node, i: usize| match &node.value {
+            Value::Seq(items) => items.get(i).cloned(),
+            _ => None,
+        };
+        let pos = |node: Option<Node>| node.map(|n| n.pos);
+        let b = entry(&root, "b");
+        let b1 = b.as_ref().and_then(|b| item(b, 1));
+        assert_eq!(root.pos, Pos { line: 1, column: 1 });
+        assert_eq!(pos(entry(&root, "a")), Some(Pos { line: 1, column: 4 }));
+        assert_eq!(
+            pos(b.as_ref().and_then(|b| item(b, 0))),
+            Some(Pos { line: 3, column: 5 })
+        );
+        assert_eq!(pos(b1.clone()), Some(Pos { line: 4, column: 5 }));
+        assert_eq!(
+            pos(b1.and_then(|b1| entry(&b1, "c"))),
+            Some(Pos { line: 4, column: 9 })
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub(super) struct LocatedDe<'a, 'p> {
 }
 
 impl<'a, 'p> LocatedDe<'a, 'p> {
+    /// The fields of `node`: `source` only when `${VAR}` expansion changed its scalar.
     pub(super) fn new(node: NodeDe<'a, 'p>) -> Self {
         let has_source = matches!(&node.node.value, Value::Scalar(s) if s.source.is_some());
         let mut fields = vec!["value", "failed"];

@@ -7,6 +7,10 @@
 //! Errors that still abort (a visitor's own error, such as a missing required field) carry the
 //! position and path of the node being deserialized. The schema makes every field an `Option`
 //! so that nothing aborts in practice; required keys are checked by validation.
+//!
+//! A struct requested under [`located::NAME`](crate::config::located::NAME) is a
+//! [`Located`](crate::config::located::Located) value: it gets the node's position and
+//! `${VAR}` facts as fields, then the node itself as its value (see `located.rs` here).
 
 use std::cell::RefCell;
 use std::fmt;

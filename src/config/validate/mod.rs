@@ -1,8 +1,9 @@
 //! Semantic checks on the raw schema, building the runtime model.
 //!
-//! Every check reports at the position of the offending value (looked up by key path in the
-//! [`Index`]) and carries on, so one run lists every problem. Values whose `${VAR}` expansion
-//! failed were reported already and are not reported again.
+//! Every check reports at the position its value carries ([`Located`]), or, for a missing
+//! required key, at the mapping that should hold it, and carries on, so one run lists every
+//! problem. Key paths (`routes[1].upstream`) are built along the way for the messages. Values
+//! whose `${VAR}` expansion failed were reported already and are not reported again.
 //!
 //! This file holds the checker's core (reporting, required values, the top-level keys and the
 //! assembly of the [`Config`]); each domain is checked in a file of its own.
@@ -11,10 +12,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::duration::{parse_duration, DurationError};
-use super::error::Problems;
-use super::model::{Config, MODEL_PLACEHOLDER};
+use super::error::{Pos, Problems};
+use super::located::Located;
+use super::model::Config;
 use super::schema::{RawConfig, RawRedaction};
-use super::tree::{child_path, item_path, quote, Index};
+use super::tree::{child_path, item_path, quote};
 use crate::redact::PolicySpec;
 use crate::spend::PriceTable;
 
@@ -33,93 +35,119 @@ mod telemetry;
 mod upstreams;
 
 /// Checks `raw` and builds the [`Config`]; `None` when anything was reported.
-pub(crate) fn validate(raw: RawConfig, index: &Index, problems: &mut Problems) -> Option<Config> {
-    let mut checker = Checker { index, problems };
+pub(crate) fn validate(raw: Located<RawConfig>, problems: &mut Problems) -> Option<Config> {
+    let mut checker = Checker { problems };
     checker.config(raw)
 }
 
+/// Reports problems, each once, and builds the model from what is valid.
 struct Checker<'a> {
-    index: &'a Index,
     problems: &'a mut Problems,
 }
 
 impl Checker<'_> {
-    pub(super) fn report(&mut self, path: &str, message: impl Into<String>) {
-        if !self.index.failed(path) && !self.problems.is_quiet(path) {
-            self.problems.push(self.index.pos(path), path, message);
+    /// Reports a problem with `value` at its position, unless it was reported already (its
+    /// `${VAR}` expansion failed, or it or a parent was replaced by a stand-in).
+    pub(super) fn report<T>(&mut self, value: &Located<T>, path: &str, message: impl Into<String>) {
+        if !value.failed {
+            self.report_at(value.pos, path, message);
         }
     }
 
-    /// Quotes the value at `path` for a message (an expanded value by its `${VAR}` source).
-    pub(super) fn show(&self, path: &str, value: &str) -> String {
-        self.index.show(path, value)
+    /// Reports a problem at `pos`: the position of the mapping for a key missing from it.
+    pub(super) fn report_at(&mut self, pos: Pos, path: &str, message: impl Into<String>) {
+        if !self.problems.is_quiet(path) {
+            self.problems.push(pos, path, message);
+        }
     }
 
-    /// A required, non-blank string; reports it missing or empty (with `hint`) otherwise.
+    /// A required, non-blank string: reported missing (at `parent`, the mapping that should
+    /// hold it) or empty (at the value), with `hint`.
     pub(super) fn required_text(
         &mut self,
-        value: Option<String>,
+        value: Option<Located<Option<String>>>,
+        parent: Pos,
         path: &str,
         hint: &str,
-    ) -> Option<String> {
-        if let Some(value) = value.filter(|v| !v.trim().is_empty()) {
-            return Some(value);
-        }
-        let message = match self.index.get(path) {
-            Some(found) => match &found.source {
-                Some(source) => format!("is empty (the expansion of {}); {hint}", quote(source)),
-                None => format!("is empty; {hint}"),
-            },
-            None => {
-                let key = path.rsplit('.').next().unwrap_or(path);
-                format!("missing required key `{key}`; {hint}")
-            }
+    ) -> Option<Located<String>> {
+        let Some(found) = value else {
+            let key = path.rsplit('.').next().unwrap_or(path);
+            let message = format!("missing required key `{key}`; {hint}");
+            self.report_at(parent, path, message);
+            return None;
         };
-        self.report(path, message);
+        if found.value.as_deref().is_some_and(|v| !v.trim().is_empty()) {
+            return found.transpose();
+        }
+        let message = match &found.source {
+            Some(source) => format!("is empty (the expansion of {}); {hint}", quote(source)),
+            None => format!("is empty; {hint}"),
+        };
+        self.report(&found, path, message);
         None
     }
 
-    /// Like [`Checker::required_text`] for a collection that must be present and non-empty.
+    /// Like [`Checker::required_text`] for a top-level collection that must be present and
+    /// non-empty (an empty one is `None` in `value`).
     pub(super) fn required_some<T>(
         &mut self,
-        value: Option<T>,
+        value: Option<Located<Option<T>>>,
+        root: Pos,
         path: &str,
         hint: &str,
     ) -> Option<T> {
-        if value.is_none() {
-            let message = match self.index.get(path) {
-                Some(_) => format!("is empty; {hint}"),
-                None => format!("missing required key `{path}`; {hint}"),
-            };
-            self.report(path, message);
+        match value {
+            None => {
+                let message = format!("missing required key `{path}`; {hint}");
+                self.report_at(root, path, message);
+                None
+            }
+            Some(found) if found.value.is_none() => {
+                self.report(&found, path, format!("is empty; {hint}"));
+                None
+            }
+            Some(found) => found.value,
         }
-        value
     }
 
-    fn config(&mut self, raw: RawConfig) -> Option<Config> {
+    fn config(&mut self, raw: Located<RawConfig>) -> Option<Config> {
+        let document = raw.at();
+        let root = raw.pos;
+        let raw = raw.value;
         let environment = self.required_text(
             raw.environment,
+            root,
             "environment",
             "set a label such as production or development",
         );
         let listen = self
             .required_text(
                 raw.listen,
+                root,
                 "listen",
                 "set the address to serve on, like 0.0.0.0:8080",
             )
             .and_then(|text| self.socket_addr(&text, "listen"));
-        let admin = match raw.admin.filter(|t| !t.is_empty()) {
+        let admin_text = raw.admin.filter(|t| !t.value.is_empty());
+        let admin = match &admin_text {
             None => Ok(None),
-            Some(text) => self.socket_addr(&text, "admin").map(Some).ok_or(()),
+            Some(text) => self.socket_addr(text, "admin").map(Some).ok_or(()),
         };
-        if let (Some(listen), Ok(Some(admin))) = (listen, admin) {
+        if let (Some(listen), Ok(Some(admin)), Some(text)) = (listen, admin, &admin_text) {
             if overlap(listen, admin) {
-                self.report("admin", "uses the same port as listen; pick another port");
+                self.report(
+                    text,
+                    "admin",
+                    "uses the same port as listen; pick another port",
+                );
             }
         }
-        let max_body_bytes = self.max_body_bytes(raw.max_body_bytes);
-        let max_buffered_bytes = self.max_buffered_bytes(raw.max_buffered_bytes, max_body_bytes);
+        let max_body_bytes = self.max_body_bytes(raw.max_body_bytes.as_ref());
+        let max_buffered_bytes = self.max_buffered_bytes(
+            raw.max_buffered_bytes.as_ref(),
+            max_body_bytes,
+            raw.max_body_bytes.as_ref(),
+        );
         let shutdown_grace = self.duration(
             raw.shutdown_grace,
             "shutdown_grace",
@@ -130,32 +158,15 @@ impl Checker<'_> {
             "client_timeout",
             Config::DEFAULT_CLIENT_TIMEOUT,
         );
-        let upstream_names = UpstreamNames {
-            all: raw
-                .upstreams
-                .iter()
-                .flat_map(|u| u.keys().cloned())
-                .collect(),
-            with_model: raw
-                .upstreams
-                .iter()
-                .flatten()
-                .filter(|(_, u)| {
-                    u.url
-                        .as_deref()
-                        .is_some_and(|url| url.contains(MODEL_PLACEHOLDER))
-                })
-                .map(|(name, _)| name.clone())
-                .collect(),
-        };
-        let upstreams = self.upstreams(raw.upstreams);
+        let upstream_names = UpstreamNames::of(raw.upstreams.as_ref());
+        let upstreams = self.upstreams(raw.upstreams, root);
         let mut raw_routes = raw.routes;
-        let route_policies: Vec<Option<RawRedaction>> = raw_routes
+        let route_policies: Vec<Option<Located<RawRedaction>>> = raw_routes
             .iter_mut()
-            .flatten()
-            .map(|r| r.redaction.take())
+            .flat_map(|routes| routes.value.iter_mut().flatten())
+            .map(|r| r.value.redaction.take())
             .collect();
-        let routes = self.routes(raw_routes, &upstream_names);
+        let routes = self.routes(raw_routes, root, &upstream_names);
         let keys = self.keys(raw.keys.unwrap_or_default());
         let rate_limit = self.rate_limit(raw.rate_limit);
         let traces = self.traces(raw.telemetry.and_then(|t| t.traces));
@@ -167,14 +178,16 @@ impl Checker<'_> {
             }
         }
         let redaction_spec = apply_redaction(PolicySpec::default(), raw.redaction.as_ref());
-        let redaction = self.redactor(&redaction_spec, "redaction");
+        let block = raw.redaction.as_ref().map_or(document, Located::at);
+        let redaction = self.redactor(&redaction_spec, raw.redaction.as_ref(), block, "redaction");
         let routes = match (routes, &redaction) {
             (Some(mut routes), Some(_)) => {
                 for (i, raw_policy) in route_policies.iter().enumerate() {
                     if let (Some(route), Some(raw_policy)) = (routes.get_mut(i), raw_policy) {
                         let spec = apply_redaction(redaction_spec.clone(), Some(raw_policy));
+                        let path = child_path(&item_path("routes", i), "redaction");
                         route.redaction =
-                            self.redactor(&spec, &child_path(&item_path("routes", i), "redaction"));
+                            self.redactor(&spec, Some(raw_policy), raw_policy.at(), &path);
                     }
                 }
                 Some(routes)
@@ -182,16 +195,16 @@ impl Checker<'_> {
             (routes, _) => routes,
         };
         Some(Config {
-            environment: environment?,
+            environment: environment?.value,
             listen: listen?,
             admin: admin.ok()?,
             max_body_bytes: max_body_bytes?,
             max_buffered_bytes: max_buffered_bytes?,
             shutdown_grace: shutdown_grace?,
             client_timeout: client_timeout?,
-            keys: keys?,
+            keys: keys?.into_iter().map(|k| k.key).collect(),
             rate_limit: rate_limit?,
-            traces: traces?,
+            traces: traces?.spec,
             redaction: redaction?,
             redaction_policy: redaction_spec,
             upstreams: upstreams?,
@@ -200,34 +213,35 @@ impl Checker<'_> {
         })
     }
 
-    fn socket_addr(&mut self, text: &str, path: &str) -> Option<SocketAddr> {
-        if let Ok(addr) = text.parse() {
+    fn socket_addr(&mut self, text: &Located<String>, path: &str) -> Option<SocketAddr> {
+        if let Ok(addr) = text.value.parse() {
             return Some(addr);
         }
         let mut message = format!(
             "expected an IP address and port like 0.0.0.0:8080 or [::]:8080, found {}",
-            self.show(path, text)
+            text.show(&text.value)
         );
-        if text.starts_with("localhost") {
+        if text.value.starts_with("localhost") {
             message.push_str("; write 127.0.0.1 for localhost (host names are not resolved)");
         }
-        self.report(path, message);
+        self.report(text, path, message);
         None
     }
 
-    fn max_body_bytes(&mut self, value: Option<u64>) -> Option<usize> {
-        match value.map(usize::try_from) {
-            None => Some(Config::DEFAULT_MAX_BODY_BYTES),
-            Some(Ok(0)) => {
-                self.report(
-                    "max_body_bytes",
-                    "must be greater than 0 (the default is 33554432, 32 MiB)",
-                );
+    fn max_body_bytes(&mut self, value: Option<&Located<u64>>) -> Option<usize> {
+        const PATH: &str = "max_body_bytes";
+        let Some(value) = value else {
+            return Some(Config::DEFAULT_MAX_BODY_BYTES);
+        };
+        match usize::try_from(value.value) {
+            Ok(0) => {
+                let message = "must be greater than 0 (the default is 33554432, 32 MiB)";
+                self.report(value, PATH, message);
                 None
             }
-            Some(Ok(n)) => Some(n),
-            Some(Err(_)) => {
-                self.report("max_body_bytes", "is too large for this platform");
+            Ok(n) => Some(n),
+            Err(_) => {
+                self.report(value, PATH, "is too large for this platform");
                 None
             }
         }
@@ -237,33 +251,33 @@ impl Checker<'_> {
     /// (when that is valid).
     fn max_buffered_bytes(
         &mut self,
-        value: Option<u64>,
+        value: Option<&Located<u64>>,
         max_body_bytes: Option<usize>,
+        max_body_written: Option<&Located<u64>>,
     ) -> Option<usize> {
         const PATH: &str = "max_buffered_bytes";
-        let n = match value.map(usize::try_from) {
+        let n = match value.map(|v| (v, usize::try_from(v.value))) {
             None => Config::DEFAULT_MAX_BUFFERED_BYTES,
-            Some(Ok(0)) => {
-                self.report(
-                    PATH,
-                    "must be greater than 0 (the default is 268435456, 256 MiB)",
-                );
+            Some((v, Ok(0))) => {
+                let message = "must be greater than 0 (the default is 268435456, 256 MiB)";
+                self.report(v, PATH, message);
                 return None;
             }
-            Some(Ok(n)) => n,
-            Some(Err(_)) => {
-                self.report(PATH, "is too large for this platform");
+            Some((_, Ok(n))) => n,
+            Some((v, Err(_))) => {
+                self.report(v, PATH, "is too large for this platform");
                 return None;
             }
         };
         match max_body_bytes {
             Some(body) if n < body => {
-                if value.is_some() {
-                    self.report(PATH, format!(
+                if let Some(v) = value {
+                    self.report(v, PATH, format!(
                         "is {n}, less than max_body_bytes ({body}): a body of the largest accepted size could never be read; raise it to at least {body}"
                     ));
-                } else {
-                    self.report("max_body_bytes", format!(
+                } else if let Some(written) = max_body_written {
+                    // Only a written max_body_bytes can be more than the default buffer.
+                    self.report(written, "max_body_bytes", format!(
                         "is {body}, more than max_buffered_bytes (not set: 268435456, 256 MiB), the most request bytes buffered at once; set max_buffered_bytes to at least {body}"
                     ));
                 }
@@ -273,9 +287,10 @@ impl Checker<'_> {
         }
     }
 
+    /// A duration above 0, or `default` when absent.
     pub(super) fn duration(
         &mut self,
-        text: Option<String>,
+        text: Option<Located<String>>,
         path: &str,
         default: Duration,
     ) -> Option<Duration> {
@@ -283,16 +298,16 @@ impl Checker<'_> {
             return Some(default);
         };
         const EXAMPLES: &str = "like 30s, 250ms, 5m or 1h";
-        let message = match parse_duration(&text) {
+        let message = match parse_duration(&text.value) {
             Ok(duration) if !duration.is_zero() => return Some(duration),
             Ok(_) => "must be greater than 0".to_owned(),
             Err(DurationError::NoUnit) => format!(
                 "expected a duration {EXAMPLES}, found the bare number {}; add a unit (ms, s, m or h)",
-                self.show(path, &text)
+                text.show(&text.value)
             ),
-            Err(err) => format!("invalid duration {}: {err}; write it {EXAMPLES}", self.show(path, &text)),
+            Err(err) => format!("invalid duration {}: {err}; write it {EXAMPLES}", text.show(&text.value)),
         };
-        self.report(path, message);
+        self.report(&text, path, message);
         None
     }
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::Checker;
+use crate::config::located::Located;
 use crate::config::schema::{RawCategoryActions, RawRedaction};
 use crate::config::suggest::closest;
 use crate::config::tree::{child_path, item_path, quote};
@@ -10,8 +11,11 @@ use crate::redact::{CategoryActions, PolicyError, PolicySpec, Redactor};
 
 /// `base` with the parts `raw` names replaced (actions merged by detector, custom detectors
 /// and allow-list entries added).
-pub(super) fn apply_redaction(mut base: PolicySpec, raw: Option<&RawRedaction>) -> PolicySpec {
-    let Some(raw) = raw else {
+pub(super) fn apply_redaction(
+    mut base: PolicySpec,
+    raw: Option<&Located<RawRedaction>>,
+) -> PolicySpec {
+    let Some(raw) = raw.map(|r| &r.value) else {
         return base;
     };
     let merge = |base: CategoryActions, raw: &Option<RawCategoryActions>| match raw {
@@ -25,67 +29,88 @@ pub(super) fn apply_redaction(mut base: PolicySpec, raw: Option<&RawRedaction>) 
     base.response = merge(base.response, &raw.response);
     if let Some(actions) = &raw.actions {
         base.actions
-            .extend(actions.iter().map(|(k, v)| (k.clone(), *v)));
+            .extend(actions.value.iter().map(|(k, v)| (k.clone(), v.value)));
     }
     if let Some(detectors) = &raw.detectors {
         for d in detectors {
-            base.detectors.retain(|existing| existing.name != d.name);
-            base.detectors.push(d.clone());
+            base.detectors
+                .retain(|existing| existing.name != d.value.name);
+            base.detectors.push(d.value.clone());
         }
     }
     if let Some(allow) = &raw.allow {
-        base.allow.extend(allow.iter().cloned());
+        base.allow.extend(allow.value.iter().cloned());
     }
-    if let Some(key) = &raw.hash_key {
+    if let Some(key) = raw.hash_key.as_ref().and_then(|k| k.value.as_ref()) {
         base.hash_key = key.clone().into_bytes();
     }
     base
 }
 
 impl Checker<'_> {
-    /// Compiles a redaction policy, reporting its problems at `path`.
-    pub(super) fn redactor(&mut self, spec: &PolicySpec, path: &str) -> Option<Arc<Redactor>> {
-        match Redactor::new(spec) {
-            Ok(r) => Some(Arc::new(r)),
-            Err(e) => {
-                let at = match &e {
-                    PolicyError::UnknownDetector { name } => {
-                        let p = child_path(&child_path(path, "actions"), name);
-                        let names: Vec<String> = Redactor::detector_names()
-                            .map(str::to_owned)
-                            .chain(spec.detectors.iter().map(|d| d.name.clone()))
-                            .collect();
-                        let mut message = format!("unknown detector {}", quote(name));
-                        if let Some(similar) = closest(name, names.iter().map(String::as_str)) {
-                            message.push_str(&format!(" (did you mean {}?)", quote(similar)));
-                        }
-                        message.push_str(&format!("; detectors: {}", names.join(", ")));
-                        self.report(&p, message);
-                        return None;
-                    }
-                    PolicyError::MissingHashKey => child_path(path, "hash_key"),
-                    PolicyError::EmptyAllowEntry => child_path(path, "allow"),
-                    PolicyError::InvalidPattern { detector, .. }
-                    | PolicyError::EmptyMatch { detector }
-                    | PolicyError::InvalidMaxLen { detector }
-                    | PolicyError::DuplicateDetector { name: detector }
-                    | PolicyError::InvalidName { name: detector } => {
-                        let idx = spec.detectors.iter().rposition(|d| &d.name == detector);
-                        match idx {
-                            Some(i) => item_path(&child_path(path, "detectors"), i),
-                            None => path.to_owned(),
-                        }
-                    }
-                    _ => path.to_owned(),
+    /// Compiles the redaction policy `spec`, merged from `raw` (the `redaction:` block at
+    /// `path`, if written) and what it inherits. A problem is reported at the part of `raw`
+    /// it names when `raw` has that part, else at `block` (the block, or the document).
+    pub(super) fn redactor(
+        &mut self,
+        spec: &PolicySpec,
+        raw: Option<&Located<RawRedaction>>,
+        block: Located<()>,
+        path: &str,
+    ) -> Option<Arc<Redactor>> {
+        let e = match Redactor::new(spec) {
+            Ok(r) => return Some(Arc::new(r)),
+            Err(e) => e,
+        };
+        let raw = raw.map(|r| &r.value);
+        let part = |key: &str| child_path(path, key);
+        let (at, at_path) = match &e {
+            PolicyError::UnknownDetector { name } => {
+                let names: Vec<String> = Redactor::detector_names()
+                    .map(str::to_owned)
+                    .chain(spec.detectors.iter().map(|d| d.name.clone()))
+                    .collect();
+                let mut message = format!("unknown detector {}", quote(name));
+                if let Some(similar) = closest(name, names.iter().map(String::as_str)) {
+                    message.push_str(&format!(" (did you mean {}?)", quote(similar)));
+                }
+                message.push_str(&format!("; detectors: {}", names.join(", ")));
+                // At the action that names it, else (an inherited one) at `actions:`.
+                let actions = raw.and_then(|r| r.actions.as_ref());
+                let at = match actions.map(|a| (a.value.get(name.as_str()), a)) {
+                    Some((Some(action), _)) => action.at(),
+                    Some((None, actions)) => actions.at(),
+                    None => block,
                 };
-                let at = if self.index.get(&at).is_some() {
-                    at
-                } else {
-                    path.to_owned()
-                };
-                self.report(&at, e.to_string());
-                None
+                let p = child_path(&part("actions"), name);
+                self.report(&at, &p, message);
+                return None;
             }
-        }
+            PolicyError::MissingHashKey => match raw.and_then(|r| r.hash_key.as_ref()) {
+                Some(key) => (key.at(), part("hash_key")),
+                None => (block, path.to_owned()),
+            },
+            PolicyError::EmptyAllowEntry => match raw.and_then(|r| r.allow.as_ref()) {
+                Some(allow) => (allow.at(), part("allow")),
+                None => (block, path.to_owned()),
+            },
+            PolicyError::InvalidPattern { detector, .. }
+            | PolicyError::EmptyMatch { detector }
+            | PolicyError::InvalidMaxLen { detector }
+            | PolicyError::DuplicateDetector { name: detector }
+            | PolicyError::InvalidName { name: detector } => {
+                // The detector's index in the merged policy, looked up in this block's list
+                // (as the key path `detectors[i]` always was).
+                let idx = spec.detectors.iter().rposition(|d| &d.name == detector);
+                let written = idx.and_then(|i| {
+                    let item = raw?.detectors.as_ref()?.get(i)?;
+                    Some((item.at(), item_path(&part("detectors"), i)))
+                });
+                written.unwrap_or((block, path.to_owned()))
+            }
+            _ => (block, path.to_owned()),
+        };
+        self.report(&at, &at_path, e.to_string());
+        None
     }
 }

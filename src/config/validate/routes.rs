@@ -6,28 +6,36 @@ use std::collections::HashMap;
 use super::targets::RouteUpstreams;
 use super::upstreams::UpstreamNames;
 use super::Checker;
+use crate::config::error::Pos;
+use crate::config::located::Located;
 use crate::config::model::{ModelPattern, Route, RouteMatch};
-use crate::config::schema::RawRoute;
+use crate::config::schema::{RawRoute, RawRoutes};
 use crate::config::tree::{child_path, item_path, quote};
 
 impl Checker<'_> {
+    /// `routes:`: required, at least one, each valid, no two with the same name.
     pub(super) fn routes(
         &mut self,
-        raw: Option<Vec<RawRoute>>,
+        raw: Option<Located<Option<RawRoutes>>>,
+        root: Pos,
         upstream_names: &UpstreamNames,
     ) -> Option<Vec<Route>> {
         const HINT: &str = "add at least one route, like `- {models: [\"*\"], upstream: openai}`";
-        let raw = raw.filter(|routes| !routes.is_empty());
-        let raw = self.required_some(raw, "routes", HINT)?;
+        let raw = raw.map(|r| r.map(|routes| routes.filter(|routes| !routes.is_empty())));
+        let raw = self.required_some(raw, root, "routes", HINT)?;
         let mut names: HashMap<String, String> = HashMap::new();
         let mut routes = Vec::with_capacity(raw.len());
         let mut complete = true;
         for (i, raw) in raw.into_iter().enumerate() {
             let path = item_path("routes", i);
+            // Where a duplicate name is reported: at `name:` when it is written, else the route.
+            let name_at = match &raw.value.name {
+                Some(name) => (name.at(), child_path(&path, "name")),
+                None => (raw.at(), path.clone()),
+            };
             match self.route(&path, raw, upstream_names) {
                 Some(route) => {
-                    let explicit = self.index.get(&child_path(&path, "name")).is_some();
-                    if !self.unique_name(&route.name, &path, explicit, &mut names) {
+                    if !self.unique_name(&route.name, &path, name_at, &mut names) {
                         complete = false;
                     }
                     routes.push(route);
@@ -38,12 +46,13 @@ impl Checker<'_> {
         complete.then_some(routes)
     }
 
-    /// Records `name` for the route at `path`; reports it when an earlier route has it.
+    /// Records `name` for the route at `path`; reports it (at `at`, with its path) when an
+    /// earlier route has it.
     fn unique_name(
         &mut self,
         name: &str,
         path: &str,
-        explicit: bool,
+        (at, at_path): (Located<()>, String),
         names: &mut HashMap<String, String>,
     ) -> bool {
         let Some(first) = names.get(name) else {
@@ -54,49 +63,54 @@ impl Checker<'_> {
             "duplicate route name {} (also the name of {first})",
             quote(name)
         );
-        if explicit {
-            self.report(&child_path(path, "name"), message);
-        } else {
+        if at_path == path {
             message.push_str(
                 "; a route's name defaults to its first model or path: set a distinct name:",
             );
-            self.report(path, message);
         }
+        self.report(&at, &at_path, message);
         false
     }
 
     fn route(
         &mut self,
         path: &str,
-        raw: RawRoute,
+        raw: Located<RawRoute>,
         upstream_names: &UpstreamNames,
     ) -> Option<Route> {
         let at = |key: &str| child_path(path, key);
-        let has_models = raw.models.is_some() || self.index.get(&at("models")).is_some();
-        let has_paths = raw.paths.is_some() || self.index.get(&at("paths")).is_some();
-        let matcher = match (has_models, has_paths) {
-            (true, false) => self.models(raw.models.unwrap_or_default(), &at("models")),
-            (false, true) => self.paths(raw.paths.unwrap_or_default(), &at("paths")),
-            (true, true) => {
+        let route_at = raw.at();
+        let raw = raw.value;
+        let has_models = raw.models.is_some();
+        let has_paths = raw.paths.is_some();
+        let matcher = match (raw.models, raw.paths) {
+            (Some(models), None) => {
+                let models = models.map(Option::unwrap_or_default);
+                self.models(models, &at("models")).map(|patterns| {
+                    RouteMatch::Models(patterns.into_iter().map(|p| p.value).collect())
+                })
+            }
+            (None, Some(paths)) => self.paths(paths.map(Option::unwrap_or_default), &at("paths")),
+            (Some(_), Some(paths)) => {
                 let message =
                     "a route matches either models: or paths:, not both; split it into two routes";
-                self.report(&at("paths"), message);
+                self.report(&paths, &at("paths"), message);
                 None
             }
-            (false, false) => {
+            (None, None) => {
                 let message =
                     "a route needs models: (model names or globs) or paths: (path prefixes)";
-                self.report(path, message);
+                self.report(&route_at, path, message);
                 None
             }
         };
-        if has_models && raw.inspect.is_some() {
+        if let (true, Some(inspect)) = (has_models, &raw.inspect) {
             let message = "inspect: applies only to paths: routes (models: routes are always inspected); remove it";
-            self.report(&at("inspect"), message);
+            self.report(inspect, &at("inspect"), message);
         }
-        if has_paths && raw.model.is_some() {
+        if let (true, Some(model)) = (has_paths, &raw.model) {
             let message = "model: (the model name the upstream sees) applies only to models: routes; remove it";
-            self.report(&at("model"), message);
+            self.report(model, &at("model"), message);
         }
         let (targets, fallbacks) = self.route_upstreams(
             RouteUpstreams {
@@ -104,39 +118,49 @@ impl Checker<'_> {
                 weighted: raw.upstreams,
                 fallbacks: raw.fallbacks.unwrap_or_default(),
                 has_model: !has_paths,
+                route: route_at,
             },
             path,
             upstream_names,
         );
         let retry_on = self.retry_on(raw.retry_on, &at("retry_on"));
-        let route_name = raw.name.clone().unwrap_or_else(|| path.to_owned());
+        let written_name = raw.name.and_then(Located::transpose);
+        let route_name = written_name
+            .as_ref()
+            .map_or_else(|| path.to_owned(), |name| name.value.clone());
         let limits = self.limits(raw.limits, "route", &route_name, &at("limits"));
         let environment = match raw.environment {
-            Some(env) if env.trim().is_empty() => {
+            Some(env) if env.value.trim().is_empty() => {
                 self.report(
+                    &env,
                     &at("environment"),
                     "is empty; write a label such as staging, or remove environment:",
                 );
                 None
             }
-            other => Some(other),
+            other => Some(other.map(|env| env.value)),
         };
         let model = match raw.model {
-            Some(model) if model.trim().is_empty() => {
+            Some(model) if model.value.trim().is_empty() => {
                 self.report(
+                    &model,
                     &at("model"),
                     "is empty; name the model the upstream should see, or remove model:",
                 );
                 None
             }
-            other => other,
+            other => other.map(|model| model.value),
         };
-        let name = match raw.name {
-            Some(name) if name.trim().is_empty() => {
-                self.report(&at("name"), "is empty; name the route or remove name:");
+        let name = match written_name {
+            Some(name) if name.value.trim().is_empty() => {
+                self.report(
+                    &name,
+                    &at("name"),
+                    "is empty; name the route or remove name:",
+                );
                 None
             }
-            Some(name) => Some(name),
+            Some(name) => Some(name.value),
             None => matcher.as_ref().map(default_route_name),
         };
         Some(Route {
@@ -149,58 +173,71 @@ impl Checker<'_> {
             environment: environment?,
             limits: limits?,
             redaction: None,
-            inspect: raw.inspect.unwrap_or(true),
+            inspect: raw.inspect.is_none_or(|inspect| inspect.value),
         })
     }
 
-    pub(super) fn models(&mut self, models: Vec<String>, path: &str) -> Option<RouteMatch> {
-        if models.is_empty() {
+    /// `models:` of a route or a key: model names or globs, at least one.
+    pub(super) fn models(
+        &mut self,
+        models: Located<Vec<Located<String>>>,
+        path: &str,
+    ) -> Option<Vec<Located<ModelPattern>>> {
+        if models.value.is_empty() {
             self.report(
+                &models,
                 path,
                 "is empty; list model names or globs, like [gpt-4o, \"gpt-4.1*\"]",
             );
             return None;
         }
-        let mut patterns = Vec::with_capacity(models.len());
-        for (j, model) in models.iter().enumerate() {
+        let count = models.value.len();
+        let mut patterns = Vec::with_capacity(count);
+        for (j, model) in models.value.into_iter().enumerate() {
             let item = item_path(path, j);
-            if model.trim().is_empty() {
-                self.report(&item, "is empty; write a model name or a glob");
+            if model.value.trim().is_empty() {
+                self.report(&model, &item, "is empty; write a model name or a glob");
                 continue;
             }
-            match ModelPattern::new(model) {
-                Ok(pattern) => patterns.push(pattern),
+            match ModelPattern::new(&model.value) {
+                Ok(pattern) => patterns.push(model.map(|_| pattern)),
                 Err(err) => {
                     let message =
-                        format!("invalid glob {}: {}", self.show(&item, model), err.kind());
-                    self.report(&item, message);
+                        format!("invalid glob {}: {}", model.show(&model.value), err.kind());
+                    self.report(&model, &item, message);
                 }
             }
         }
-        (patterns.len() == models.len()).then_some(RouteMatch::Models(patterns))
+        (patterns.len() == count).then_some(patterns)
     }
 
-    pub(super) fn paths(&mut self, paths: Vec<String>, path: &str) -> Option<RouteMatch> {
-        if paths.is_empty() {
-            self.report(path, "is empty; list path prefixes, like [/v1/files]");
+    /// `paths:` of a route: path prefixes, at least one.
+    fn paths(&mut self, paths: Located<Vec<Located<String>>>, path: &str) -> Option<RouteMatch> {
+        if paths.value.is_empty() {
+            self.report(
+                &paths,
+                path,
+                "is empty; list path prefixes, like [/v1/files]",
+            );
             return None;
         }
-        let mut prefixes = Vec::with_capacity(paths.len());
-        for (j, prefix) in paths.iter().enumerate() {
+        let mut prefixes = Vec::with_capacity(paths.value.len());
+        for (j, prefix) in paths.value.iter().enumerate() {
             let item = item_path(path, j);
-            let message = if !prefix.starts_with('/') {
+            let text = &prefix.value;
+            let message = if !text.starts_with('/') {
                 "must start with /, like /v1/files"
-            } else if prefix.contains(['?', '#']) || prefix.contains(char::is_whitespace) {
+            } else if text.contains(['?', '#']) || text.contains(char::is_whitespace) {
                 "a path prefix must not contain a query (?), a fragment (#) or spaces"
             } else {
-                let trimmed = prefix.trim_end_matches('/');
+                let trimmed = text.trim_end_matches('/');
                 prefixes.push(if trimmed.is_empty() { "/" } else { trimmed }.to_owned());
                 continue;
             };
-            let message = format!("{message}; found {}", self.show(&item, prefix));
-            self.report(&item, message);
+            let message = format!("{message}; found {}", prefix.show(text));
+            self.report(prefix, &item, message);
         }
-        (prefixes.len() == paths.len()).then_some(RouteMatch::Paths(prefixes))
+        (prefixes.len() == paths.value.len()).then_some(RouteMatch::Paths(prefixes))
     }
 }
 

@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use super::Checker;
 use crate::config::base_url::parse_base_url;
+use crate::config::error::Pos;
+use crate::config::located::Located;
 use crate::config::model::{HealthCheck, Upstream, UpstreamApi, UpstreamAuth, MODEL_PLACEHOLDER};
-use crate::config::schema::{RawHealthCheck, RawUpstream};
+use crate::config::schema::{RawHealthCheck, RawUpstream, RawUpstreams};
 use crate::config::suggest::closest;
 use crate::config::tree::{child_path, quote};
 
@@ -17,6 +19,28 @@ pub(super) struct UpstreamNames {
     pub(super) all: Vec<String>,
     /// Those whose url has `{model}`: they need a model, so `paths:` routes cannot use them.
     pub(super) with_model: Vec<String>,
+}
+
+impl UpstreamNames {
+    /// The names in `upstreams:` as written.
+    pub(super) fn of(raw: Option<&Located<Option<RawUpstreams>>>) -> Self {
+        let upstreams = raw.and_then(|u| u.value.as_ref());
+        UpstreamNames {
+            all: upstreams.iter().flat_map(|u| u.keys().cloned()).collect(),
+            with_model: upstreams
+                .iter()
+                .flat_map(|u| u.iter())
+                .filter(|(_, u)| {
+                    u.value
+                        .url
+                        .as_ref()
+                        .and_then(|url| url.value.as_deref())
+                        .is_some_and(|url| url.contains(MODEL_PLACEHOLDER))
+                })
+                .map(|(name, _)| name.clone())
+                .collect(),
+        }
+    }
 }
 
 /// Headers the gateway itself writes (framing, routing, hop-by-hop): never an `auth_header`.
@@ -33,13 +57,15 @@ const RESERVED_HEADERS: [&str; 9] = [
 ];
 
 impl Checker<'_> {
+    /// `upstreams:`: required, at least one, each valid.
     pub(super) fn upstreams(
         &mut self,
-        raw: Option<BTreeMap<String, RawUpstream>>,
+        raw: Option<Located<Option<RawUpstreams>>>,
+        root: Pos,
     ) -> Option<BTreeMap<String, Arc<Upstream>>> {
         const HINT: &str = "define at least one, like `openai: {url: https://api.openai.com/v1}`";
-        let raw = raw.filter(|map| !map.is_empty());
-        let raw = self.required_some(raw, "upstreams", HINT)?;
+        let raw = raw.map(|u| u.map(|map| map.filter(|map| !map.is_empty())));
+        let raw = self.required_some(raw, root, "upstreams", HINT)?;
         let mut upstreams = BTreeMap::new();
         let mut complete = true;
         for (name, raw) in raw {
@@ -53,34 +79,37 @@ impl Checker<'_> {
         complete.then_some(upstreams)
     }
 
-    fn upstream(&mut self, name: &str, raw: RawUpstream) -> Option<Upstream> {
+    fn upstream(&mut self, name: &str, raw: Located<RawUpstream>) -> Option<Upstream> {
         let path = child_path("upstreams", name);
         let at = |key: &str| child_path(&path, key);
         if name.trim().is_empty() {
-            self.report(&path, "an upstream name must not be empty");
+            self.report(&raw, &path, "an upstream name must not be empty");
         }
-        let url = self
-            .required_text(
-                raw.url,
-                &at("url"),
-                "set the API's base url, like https://api.openai.com/v1",
-            )
-            .and_then(|text| match parse_base_url(&text) {
+        let (pos, raw) = (raw.pos, raw.value);
+        let url_text = self.required_text(
+            raw.url,
+            pos,
+            &at("url"),
+            "set the API's base url, like https://api.openai.com/v1",
+        );
+        let url = url_text
+            .as_ref()
+            .and_then(|text| match parse_base_url(&text.value) {
                 Ok(url) => Some(url),
                 Err(message) => {
-                    self.report(&at("url"), message);
+                    self.report(text, &at("url"), message);
                     None
                 }
             });
-        let api_key = raw.api_key.filter(|key| !key.is_empty());
+        let api_key = raw.api_key.filter(|key| !key.value.is_empty());
         let api_key_ok = api_key
-            .as_deref()
-            .is_none_or(|key| key.chars().all(|c| c.is_ascii_graphic()));
-        if !api_key_ok {
+            .as_ref()
+            .is_none_or(|key| key.value.chars().all(|c| c.is_ascii_graphic()));
+        if let (false, Some(key)) = (api_key_ok, &api_key) {
             let message =
                 "contains spaces, control or non-ASCII characters (a trailing newline from a \
                            secrets file?); the value is not shown";
-            self.report(&at("api_key"), message);
+            self.report(key, &at("api_key"), message);
         }
         let connect_timeout = self.duration(
             raw.connect_timeout,
@@ -93,36 +122,44 @@ impl Checker<'_> {
             &at("idle_timeout"),
             Upstream::DEFAULT_IDLE_TIMEOUT,
         );
-        let api = match raw.api.as_deref().map(str::trim) {
-            None | Some("openai") => Some(UpstreamApi::OpenAi),
-            Some("anthropic") => Some(UpstreamApi::Anthropic),
-            Some(other) => {
-                let shown = self.show(&at("api"), other);
-                self.report(
-                    &at("api"),
-                    format!("{shown} is not an API Veilgate speaks; write openai (the default) or anthropic"),
-                );
-                None
-            }
+        let api = match &raw.api {
+            None => Some(UpstreamApi::OpenAi),
+            Some(api) => match api.value.trim() {
+                "openai" => Some(UpstreamApi::OpenAi),
+                "anthropic" => Some(UpstreamApi::Anthropic),
+                other => {
+                    let shown = api.show(other);
+                    self.report(
+                        api,
+                        &at("api"),
+                        format!("{shown} is not an API Veilgate speaks; write openai (the default) or anthropic"),
+                    );
+                    None
+                }
+            },
         };
         let auth = match (&raw.auth_header, api) {
             (None, Some(UpstreamApi::Anthropic)) => Some(UpstreamAuth::Header("x-api-key".into())),
             _ => self.auth_header(raw.auth_header, &at("auth_header")),
         };
         let mut query = Vec::new();
-        for (key, value) in raw.query.unwrap_or_default().0 {
-            if key.trim().is_empty() {
-                self.report(&at("query"), "has an empty parameter name");
-            } else {
-                query.push((key, value));
+        if let Some(pairs) = raw.query {
+            let written = pairs.at();
+            for (key, value) in pairs.value.0 {
+                if key.trim().is_empty() {
+                    self.report(&written, &at("query"), "has an empty parameter name");
+                } else {
+                    query.push((key, value));
+                }
             }
         }
         let has_model_placeholder = url
             .as_ref()
             .is_some_and(|url| url.base_path.contains(MODEL_PLACEHOLDER));
-        let placeholder_ok = url
-            .as_ref()
-            .is_none_or(|url| self.placeholders(&url.base_path, &at("url")));
+        let placeholder_ok = match (&url, &url_text) {
+            (Some(url), Some(text)) => self.placeholders(&url.base_path, text, &at("url")),
+            _ => true,
+        };
         let health_check = match raw.health_check {
             None => Some(None),
             Some(check) => self
@@ -136,7 +173,7 @@ impl Checker<'_> {
             host: url.host,
             port: url.port,
             base_path: url.base_path,
-            api_key: if api_key_ok { api_key } else { None },
+            api_key: api_key.filter(|_| api_key_ok).map(|key| key.value),
             connect_timeout: connect_timeout?,
             timeout: timeout?,
             idle_timeout: idle_timeout?,
@@ -150,13 +187,14 @@ impl Checker<'_> {
     }
 
     /// `auth_header:`: absent, empty or `authorization` is the Bearer form.
-    fn auth_header(&mut self, raw: Option<String>, path: &str) -> Option<UpstreamAuth> {
-        let header = match raw.as_deref().map(str::trim) {
-            None | Some("") => return Some(UpstreamAuth::Bearer),
-            Some(h) if h.eq_ignore_ascii_case("authorization") => {
-                return Some(UpstreamAuth::Bearer)
-            }
-            Some(h) => h,
+    fn auth_header(&mut self, raw: Option<Located<String>>, path: &str) -> Option<UpstreamAuth> {
+        let Some(raw) = raw else {
+            return Some(UpstreamAuth::Bearer);
+        };
+        let header = match raw.value.trim() {
+            "" => return Some(UpstreamAuth::Bearer),
+            h if h.eq_ignore_ascii_case("authorization") => return Some(UpstreamAuth::Bearer),
+            h => h,
         };
         let message = match http::HeaderName::from_bytes(header.as_bytes()) {
             Ok(name) if !RESERVED_HEADERS.contains(&name.as_str()) => {
@@ -165,19 +203,19 @@ impl Checker<'_> {
             Ok(_) => format!(
                 "{} is a header the gateway sets itself; name the header the API reads its key \
                  from, like api-key",
-                self.show(path, header)
+                raw.show(header)
             ),
             Err(_) => format!(
                 "{} is not a valid HTTP header name; write e.g. api-key",
-                self.show(path, header)
+                raw.show(header)
             ),
         };
-        self.report(path, message);
+        self.report(&raw, path, message);
         None
     }
 
     /// Reports a `{…}` other than `{model}`, or a stray brace, in an upstream url's path.
-    fn placeholders(&mut self, base_path: &str, path: &str) -> bool {
+    fn placeholders(&mut self, base_path: &str, url: &Located<String>, path: &str) -> bool {
         let rest = base_path.replace(MODEL_PLACEHOLDER, "");
         let Some(start) = rest.find(['{', '}']) else {
             return true;
@@ -190,7 +228,7 @@ impl Checker<'_> {
             .filter(|inner| inner.ends_with('}'))
             .map(|inner| format!("{{{inner}"));
         // An expanded url is never quoted, not even in part: it is named by its `${VAR}`.
-        let expanded = self.index.get(path).is_some_and(|l| l.source.is_some());
+        let expanded = url.source.is_some();
         let message = match token {
             Some(token) if !expanded => {
                 let mut message = format!("unknown placeholder {}; {ONLY}", quote(&token));
@@ -200,10 +238,10 @@ impl Checker<'_> {
                 }
                 message
             }
-            Some(_) => format!("{} has an unknown placeholder; {ONLY}", self.show(path, "")),
+            Some(_) => format!("{} has an unknown placeholder; {ONLY}", url.show("")),
             None => format!("unbalanced {{ or }} in the url path; {ONLY}"),
         };
-        self.report(path, message);
+        self.report(url, path, message);
         false
     }
 
@@ -211,7 +249,7 @@ impl Checker<'_> {
     /// root (a check has no model to put in the url), like Azure's `/openai/models`.
     fn health_check(
         &mut self,
-        raw: RawHealthCheck,
+        raw: Located<RawHealthCheck>,
         path: &str,
         from_root: bool,
     ) -> Option<HealthCheck> {
@@ -222,21 +260,22 @@ impl Checker<'_> {
         } else {
             "set the path to GET, relative to the upstream url, like /models"
         };
+        let (pos, raw) = (raw.pos, raw.value);
         let check_path =
-            self.required_text(raw.path, &at("path"), missing)
+            self.required_text(raw.path, pos, &at("path"), missing)
                 .and_then(|text| {
-                    let problem = if text.contains("://") {
+                    let problem = if text.value.contains("://") {
                         "must be a path relative to the upstream url, like /models, not a url"
-                    } else if text.chars().any(|c| {
+                    } else if text.value.chars().any(|c| {
                         c.is_whitespace() || c.is_control() || matches!(c, '#' | '{' | '}')
                     }) {
                         "must not contain spaces, control characters, braces or a fragment (#); \
                      write a path relative to the upstream url, like /models"
                     } else {
-                        return Some(text.trim_start_matches('/').to_owned());
+                        return Some(text.value.trim_start_matches('/').to_owned());
                     };
-                    let message = format!("{}: {problem}", self.show(&at("path"), &text));
-                    self.report(&at("path"), message);
+                    let message = format!("{}: {problem}", text.show(&text.value));
+                    self.report(&text, &at("path"), message);
                     None
                 });
         let interval = self.duration(raw.interval, &at("interval"), HealthCheck::DEFAULT_INTERVAL);
