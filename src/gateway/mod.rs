@@ -52,9 +52,7 @@ use crate::openai::{self, ApiError, Endpoint};
 use crate::redact::{Direction as RedactDirection, Endpoint as RedactEndpoint};
 use crate::shutdown::Inflight;
 use crate::spend::to_micros;
-use crate::telemetry::record::{
-    CapturedContent, Direction as TelemetryDirection, UpstreamAttempt, UpstreamErrorReason,
-};
+use crate::telemetry::record::{CapturedContent, UpstreamAttempt, UpstreamErrorReason};
 use crate::telemetry::Telemetry;
 
 use admission::Estimate;
@@ -1227,12 +1225,12 @@ impl ProxyHttp for Gateway {
             ctx.record.environment = ctx.runtime.config.environment.clone();
         }
         for count in ctx.redaction.counts() {
-            let direction = match count.direction {
-                RedactDirection::Request => TelemetryDirection::Request,
-                RedactDirection::Response => TelemetryDirection::Response,
-            };
-            ctx.record
-                .add_redactions(direction, &count.detector, count.action.as_str(), count.n);
+            ctx.record.add_redactions(
+                count.direction,
+                &count.detector,
+                count.action.as_str(),
+                count.n,
+            );
         }
         ctx.record.ended = Some(Instant::now());
         if let Some(ticket) = ctx.ticket.take() {

@@ -10,7 +10,7 @@ use crate::openai::{ApiError, Endpoint};
 use crate::redact::{
     Direction as RedactDirection, Endpoint as RedactEndpoint, RedactError, Redactor,
 };
-use crate::telemetry::record::{Direction as TelemetryDirection, RedactionFailure};
+use crate::telemetry::record::RedactionFailure;
 
 impl Gateway {
     /// Redacts a request body under the route's policy: every string of a JSON body, every
@@ -48,7 +48,7 @@ impl Gateway {
             Ok(None) => Ok(body),
             Err(e) => {
                 ctx.record.redaction_failure = Some(RedactionFailure {
-                    direction: TelemetryDirection::Request,
+                    direction: RedactDirection::Request,
                     reason: e.code(),
                 });
                 Err(request_refusal(&e))
@@ -91,7 +91,7 @@ impl Gateway {
         } else {
             let Ok(text) = std::str::from_utf8(&body) else {
                 ctx.record.redaction_failure = Some(RedactionFailure {
-                    direction: TelemetryDirection::Request,
+                    direction: RedactDirection::Request,
                     reason: "content_type",
                 });
                 return Err(ApiError::new(
@@ -116,7 +116,7 @@ impl Gateway {
             Ok(None) => Ok(body),
             Err(e) => {
                 ctx.record.redaction_failure = Some(RedactionFailure {
-                    direction: TelemetryDirection::Request,
+                    direction: RedactDirection::Request,
                     reason: e.code(),
                 });
                 Err(request_refusal(&e))
@@ -148,7 +148,7 @@ impl Gateway {
                     continue;
                 }
                 ctx.record.redaction_failure = Some(RedactionFailure {
-                    direction: TelemetryDirection::Request,
+                    direction: RedactDirection::Request,
                     reason: "invalid_utf8",
                 });
                 return Err(ApiError::invalid_request(
@@ -166,7 +166,7 @@ impl Gateway {
                 }
                 Err(e) => {
                     ctx.record.redaction_failure = Some(RedactionFailure {
-                        direction: TelemetryDirection::Request,
+                        direction: RedactDirection::Request,
                         reason: e.code(),
                     });
                     return Err(request_refusal(&e));
@@ -252,7 +252,7 @@ impl Gateway {
         upstream: &str,
     ) -> ApiError {
         ctx.record.redaction_failure = Some(RedactionFailure {
-            direction: TelemetryDirection::Response,
+            direction: RedactDirection::Response,
             reason: e.code(),
         });
         ctx.record.status = if e.is_blocked() { 403 } else { 502 };
@@ -321,7 +321,7 @@ pub(super) fn redact_endpoint(endpoint: Endpoint) -> RedactEndpoint {
 
 fn unsupported_media(ctx: &mut RequestCtx) -> ApiError {
     ctx.record.redaction_failure = Some(RedactionFailure {
-        direction: TelemetryDirection::Request,
+        direction: RedactDirection::Request,
         reason: "content_type",
     });
     ApiError::new(

@@ -436,14 +436,14 @@ impl Metrics {
         for r in &record.redactions {
             add(
                 &self.redactions,
-                &[env, r.direction.label(), &r.detector, &r.action],
+                &[env, r.direction.as_str(), &r.detector, &r.action],
                 r.count,
             );
         }
         if let Some(failure) = &record.redaction_failure {
             add(
                 &self.redaction_failures,
-                &[env, failure.direction.label(), failure.reason],
+                &[env, failure.direction.as_str(), failure.reason],
                 1,
             );
         }

@@ -83,8 +83,8 @@ pub use access_log::AccessLogSink;
 pub use health::{HealthReport, OverallStatus, UpstreamHealth, UpstreamState};
 pub use metrics::{InflightGuard, Metrics, ReloadResult, METRICS_CONTENT_TYPE};
 pub use record::{
-    operation, CapturedContent, Direction, RateLimitOutcome, RedactionCount, RedactionFailure,
-    RequestParams, RequestRecord, ResponseInfo, TokenUsage, UpstreamAttempt, UpstreamErrorReason,
+    operation, CapturedContent, RateLimitOutcome, RedactionCount, RedactionFailure, RequestParams,
+    RequestRecord, ResponseInfo, TokenUsage, UpstreamAttempt, UpstreamErrorReason,
 };
 pub use spec::{EnvironmentExporter, TraceSpec};
 pub use trace_ids::{AttemptIds, TraceIds};

@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::metrics::names;
 use super::*;
+use crate::redact::Direction;
 
 const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 const STAGING_SECRET: &str = "Basic c3RhZ2luZy1TRUNSRVQtcGxhbnRlZA==";
