@@ -48,8 +48,8 @@ use crate::config::{Config, Route, RouteMatch, Upstream};
 use crate::limits::Limiter;
 use crate::openai::error::ErrorShape;
 use crate::openai::usage::{self, Usage};
-use crate::openai::{self, ApiError, Endpoint};
-use crate::redact::{Direction as RedactDirection, Endpoint as RedactEndpoint};
+use crate::openai::{self, ApiError, Endpoint, WireFamily};
+use crate::redact::Direction as RedactDirection;
 use crate::shutdown::Inflight;
 use crate::spend::to_micros;
 use crate::telemetry::record::{CapturedContent, UpstreamAttempt, UpstreamErrorReason};
@@ -61,7 +61,6 @@ use context::RequestCtx;
 use forward::{Exchange, ForwardError, Forwarder};
 use health::UpstreamHealth;
 use observe::StreamObserver;
-use redaction::redact_endpoint;
 use runtime::SharedRuntime;
 
 /// Largest non-streamed JSON answer the gateway reads whole (to inspect it).
@@ -303,7 +302,7 @@ impl Gateway {
                 &upstream,
                 &mut exchange,
                 &mut estimate,
-                RedactEndpoint::Other,
+                WireFamily::Other,
             )
             .await;
         if let Some(attempt) = ctx.record.attempts.last_mut() {
@@ -442,7 +441,7 @@ impl Gateway {
                 &upstream,
                 &mut exchange,
                 &mut estimate,
-                RedactEndpoint::Other,
+                WireFamily::Other,
             )
             .await;
         if let Some(attempt) = ctx.record.attempts.last_mut() {
@@ -603,7 +602,7 @@ impl Gateway {
                 &upstream,
                 &mut exchange,
                 &mut estimate,
-                redact_endpoint(endpoint),
+                endpoint.family(),
             )
             .await;
         if let Some(attempt) = ctx.record.attempts.last_mut() {
@@ -742,7 +741,7 @@ impl Gateway {
         upstream: &Upstream,
         exchange: &mut Exchange,
         estimate: &mut Estimate,
-        kind: RedactEndpoint,
+        kind: WireFamily,
     ) -> Result<(), Stop> {
         let Some(upstream_header) = exchange.header() else {
             return Err(ApiError::bad_gateway(&upstream.name, "no response header").into());
@@ -779,7 +778,7 @@ impl Gateway {
         let redacting = !binary_media
             && ctx.redactor.as_ref().is_some_and(|r| {
                 r.is_active(RedactDirection::Response)
-                    || (kind == RedactEndpoint::Messages && r.is_active(RedactDirection::Request))
+                    || (kind == WireFamily::Messages && r.is_active(RedactDirection::Request))
             });
         // Read whole: JSON answers (to inspect them), any answer on a redacting route that is
         // not a stream (text is scanned, anything else refused), and every error answer (an

@@ -11,9 +11,10 @@
 use super::context::RequestRedaction;
 use super::error::RedactError;
 use super::policy::Direction;
-use super::redactor::{Endpoint, Redactor};
+use super::redactor::Redactor;
 use super::scanner::Env;
 use super::text_stream::TextStream;
+use crate::openai::WireFamily;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -170,11 +171,11 @@ impl BodyStream {
         let walked = match self.direction {
             Direction::Request => {
                 self.redactor
-                    .redact_request(Endpoint::Other, body.as_bytes(), cx)
+                    .redact_request(WireFamily::Other, body.as_bytes(), cx)
             }
             Direction::Response => {
                 self.redactor
-                    .redact_response(Endpoint::Other, body.as_bytes(), cx)
+                    .redact_response(WireFamily::Other, body.as_bytes(), cx)
             }
         };
         match walked {

@@ -2,12 +2,13 @@
 //! and before the client sees a response — whole or streamed.
 //!
 //! ```
-//! use veilgate::redact::{Endpoint, PolicySpec, Redactor, RequestRedaction};
+//! use veilgate::openai::Endpoint;
+//! use veilgate::redact::{PolicySpec, Redactor, RequestRedaction};
 //!
 //! let redactor = Redactor::new(&PolicySpec::default())?;
 //! let mut cx = RequestRedaction::default();
 //! let body = br#"{"model":"gpt-4o","messages":[{"role":"user","content":"key AKIAATJPUU5XFMZKP2EC"}]}"#;
-//! let out = redactor.redact_request(Endpoint::ChatCompletions, body, &mut cx)?.unwrap();
+//! let out = redactor.redact_request(Endpoint::ChatCompletions.family(), body, &mut cx)?.unwrap();
 //! assert_eq!(
 //!     String::from_utf8(out).unwrap(),
 //!     r#"{"model":"gpt-4o","messages":[{"role":"user","content":"key [REDACTED:aws_access_key]"}]}"#
@@ -109,6 +110,6 @@ pub use error::{EventProblem, RedactError};
 pub use policy::{
     Action, Category, CategoryActions, CustomDetectorSpec, Direction, PolicyError, PolicySpec,
 };
-pub use redactor::{Endpoint, Redactor};
+pub use redactor::Redactor;
 pub use stream::{Emit, StreamRedactor, MAX_CHANNELS};
 pub use thinking::Unsealed;
