@@ -488,7 +488,7 @@ impl Metrics {
     ///
     /// Take it as soon as the environment is known and keep it in the request context, so
     /// that early returns and panics still decrement.
-    pub fn inflight(&self, environment: &str) -> InflightGuard {
+    pub fn inflight(&self, environment: &str) -> EnvironmentInflightGuard {
         let gauge = self
             .inflight
             .get_metric_with_label_values(&[environment])
@@ -496,7 +496,7 @@ impl Metrics {
         if let Some(g) = &gauge {
             g.inc();
         }
-        InflightGuard { gauge }
+        EnvironmentInflightGuard { gauge }
     }
 
     /// Mirrors the limiter's own counters (read at scrape time).
@@ -555,14 +555,16 @@ impl Metrics {
     }
 }
 
-/// Keeps a request counted in `veilgate_inflight_requests` while alive.
+/// Keeps a request counted in its environment's `veilgate_inflight_requests` gauge while
+/// alive. (The process-wide count that graceful shutdown waits for is
+/// [`shutdown::InflightGuard`](crate::shutdown::InflightGuard), a different thing.)
 #[derive(Debug)]
 #[must_use = "the request stops counting as in flight when the guard drops"]
-pub struct InflightGuard {
+pub struct EnvironmentInflightGuard {
     gauge: Option<prometheus::IntGauge>,
 }
 
-impl Drop for InflightGuard {
+impl Drop for EnvironmentInflightGuard {
     fn drop(&mut self) {
         if let Some(g) = &self.gauge {
             g.dec();

@@ -1102,9 +1102,9 @@ fn health_report_uses_the_telemetry_version() {
     let t = telemetry(TraceSpec::default(), AccessLogSink::Disabled);
     let report = t.health(
         7,
-        vec![UpstreamHealth {
+        vec![UpstreamReport {
             name: "openai".into(),
-            state: UpstreamState::Healthy,
+            state: UpstreamVerdict::Healthy,
             detail: None,
         }],
     );
@@ -1229,5 +1229,5 @@ fn telemetry_is_shareable_across_threads() {
     fn shareable<T: Send + Sync + 'static>() {}
     shareable::<Telemetry>();
     shareable::<RequestRecord>();
-    shareable::<InflightGuard>();
+    shareable::<EnvironmentInflightGuard>();
 }
