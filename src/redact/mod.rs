@@ -76,19 +76,19 @@ mod assignment;
 mod body_stream;
 mod builtin;
 mod byteset;
-mod checks;
-mod context;
 mod custom;
 mod derive;
 mod detector;
 mod error;
 mod json;
 mod jwt;
+mod match_checks;
 mod numbers;
 mod pem;
 mod policy;
 mod prefilter;
 mod redactor;
+mod request_redaction;
 mod scanner;
 mod stream;
 mod text_stream;
@@ -105,11 +105,11 @@ mod proptests;
 mod tests;
 
 pub use body_stream::BodyStream;
-pub use context::{Count, RequestRedaction};
 pub use error::{EventProblem, RedactError};
 pub use policy::{
     Action, Category, CategoryActions, CustomDetectorSpec, Direction, PolicyError, PolicySpec,
 };
 pub use redactor::Redactor;
+pub use request_redaction::{Count, RequestRedaction};
 pub use stream::{Emit, StreamRedactor, MAX_CHANNELS};
 pub use thinking::Unsealed;

@@ -10,12 +10,12 @@ use hmac::Mac;
 use super::action::HashKey;
 use super::body_stream::BodyStream;
 use super::builtin::{self, Builtins};
-use super::context::RequestRedaction;
 use super::custom;
 use super::detector::Detector;
 use super::error::RedactError;
 use super::policy::{Action, Direction, PolicyError, PolicySpec};
-use super::scanner::{Entry, Env, Scanner, Treatment};
+use super::request_redaction::RequestRedaction;
+use super::scanner::{Entry, Recorder, Scanner, Treatment};
 use super::stream::StreamRedactor;
 use super::thinking::{self, Seal, Unsealed};
 use super::walk::{self, Logprobs, Mode};
@@ -261,8 +261,8 @@ impl Redactor {
         text: &'t str,
         cx: &mut RequestRedaction,
     ) -> Result<Cow<'t, str>, RedactError> {
-        let mut env = Env { cx, count: true };
-        self.scanner(direction).redact_text(text, &mut env)
+        let mut rec = Recorder { cx, count: true };
+        self.scanner(direction).redact_text(text, &mut rec)
     }
 
     /// A redactor for a body (or one form part) that arrives in pieces: JSON Lines line by line,
@@ -312,11 +312,11 @@ impl Redactor {
             return Ok(None);
         }
         let src = std::str::from_utf8(body).map_err(|_| RedactError::InvalidUtf8)?;
-        let mut env = Env { cx, count: true };
+        let mut rec = Recorder { cx, count: true };
         // Every string of the body, whatever the family: the walker knows no field list, and
         // the opaque table (binary payloads, the model) is the same for every OpenAI format.
         let _: WireFamily = family;
-        let out = walk::document(src, scanner, &mut env, Mode::Body, Logprobs::WhenChanged)?;
+        let out = walk::document(src, scanner, &mut rec, Mode::Body, Logprobs::WhenChanged)?;
         Ok(out.map(String::into_bytes))
     }
 }

@@ -15,8 +15,8 @@ use regex::Regex;
 
 use super::assignment::Grammar;
 use super::byteset::ByteSet;
-use super::checks::Check;
 use super::detector::{Anchor, Detector, Matcher, Prefixed, SpanFn, StartRule};
+use super::match_checks::Check;
 use super::numbers::Number;
 use super::pem::{Pem, PEM_MAX_LEN};
 use super::policy::{Category, PolicyError};

@@ -3,7 +3,7 @@
 //! has one.
 
 use super::Spec;
-use crate::redact::checks::Check;
+use crate::redact::match_checks::Check;
 use crate::redact::numbers::{Number, CARD_MAX, IBAN_MAX, PHONE_MAX, SSN_LEN};
 
 pub(crate) const SPECS: &[Spec] = &[

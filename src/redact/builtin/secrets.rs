@@ -5,8 +5,8 @@ use super::Spec;
 use crate::redact::assignment::{
     AWS_SECRET, AWS_SECRET_MAX, CONNECTION_STRING, CONNECTION_STRING_MAX, GENERIC, GENERIC_MAX,
 };
-use crate::redact::checks::Check;
 use crate::redact::jwt::JWT_MAX;
+use crate::redact::match_checks::Check;
 use crate::redact::token::Form;
 
 /// Entropy floor for random token bodies: rejects `…xxxxxxxx` placeholders behind real prefixes.

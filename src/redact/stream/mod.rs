@@ -17,10 +17,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::context::RequestRedaction;
 use super::error::RedactError;
 use super::redactor::Inner;
-use super::scanner::{Env, Scanner};
+use super::request_redaction::RequestRedaction;
+use super::scanner::{Recorder, Scanner};
 use super::text_stream::TextStream;
 use crate::openai::sse::{self, Event, Item, Parser, DEFAULT_MAX_EVENT_BYTES};
 use crate::openai::WireFamily;
@@ -320,10 +320,10 @@ impl StreamRedactor {
         }
         self.streamed = true;
         let channel = self.channels.entry(key).or_default();
-        let mut env = Env { cx, count: true };
-        let mut emitted = channel.text.push(scanner, text, &mut env)?;
+        let mut rec = Recorder { cx, count: true };
+        let mut emitted = channel.text.push(scanner, text, &mut rec)?;
         if finish {
-            emitted.push_str(&channel.text.finish(scanner, &mut env)?);
+            emitted.push_str(&channel.text.finish(scanner, &mut rec)?);
             self.channels.remove(&key);
         }
         Ok(emitted)
@@ -342,7 +342,9 @@ impl StreamRedactor {
             let Some(mut channel) = self.channels.remove(&key) else {
                 continue;
             };
-            let held = channel.text.finish(scanner, &mut Env { cx, count: true })?;
+            let held = channel
+                .text
+                .finish(scanner, &mut Recorder { cx, count: true })?;
             if held.is_empty() {
                 continue;
             }
