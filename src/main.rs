@@ -27,8 +27,9 @@ use veilgate::shutdown::{Drain, Inflight};
 use veilgate::telemetry::Telemetry;
 
 /// mimalloc instead of glibc's allocator: a request allocates and frees many small buffers on
-/// whichever worker runs it, where glibc spent ~12% of the gateway's CPU under load (perf), and
-/// glibc kept the memory of 1,000 finished streams instead of returning it.
+/// whichever worker runs it, where glibc took a large share of the gateway's CPU under load
+/// (`perf`; the figure is in the README's Performance section, "Figures behind design
+/// choices"), and glibc kept the memory of 1,000 finished streams instead of returning it.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -59,12 +59,13 @@
 //! dots lie further out is not recognized); no real key or token is that long.
 //! [`Redactor::max_hold`] reports the bound of a compiled policy.
 //!
-//! Measured (`cargo test --release -- --ignored holdback_report --nocapture`): English prose
-//! streamed in 4-byte deltas holds back 2.9 bytes on average, 9 at the 99th percentile and 20
-//! at most (prose with keys, e-mail addresses, phone and card numbers mixed in: 2.8 / 9 / 20),
-//! with the default policy and with every built-in detector on. A word reaches the client when
-//! the byte after it does — under one token of added latency. Processing costs 2–3 µs of CPU
-//! per chat delta event (parse, scan, rewrite, re-frame; `stream/chat_events` bench).
+//! What is typically held back — about the current word, so that a word reaches the client
+//! when the byte after it does, under one token of added latency — is measured by
+//! `cargo test --release -- --ignored holdback_report --nocapture` (English prose, and prose
+//! with keys, e-mail addresses, phone and card numbers mixed in, streamed in 4-byte deltas,
+//! with the default policy and with every built-in detector on); the CPU cost per chat delta
+//! event (parse, scan, rewrite, re-frame) by the `stream/chat_events` bench. The figures are in
+//! the README's Redaction section.
 //!
 //! # Speed
 //!

@@ -10,9 +10,9 @@
 //! Windows shorter than the detector's `min_len` are dropped. The matcher runs only inside
 //! windows.
 //!
-//! Finding anchors is the hot loop of clean text. aho-corasick over all anchor literals
-//! measured ~590 MB/s on English prose: with ~60 literals starting with common letters no SIMD
-//! prefilter applies. Instead every anchor contains at least one *trigger* byte — a digit, one
+//! Finding anchors is the hot loop of clean text. aho-corasick over all anchor literals is slow
+//! on English prose (the figure is in the README's Performance section, "Figures behind design
+//! choices"): with ~60 literals starting with common letters no SIMD prefilter applies. Instead every anchor contains at least one *trigger* byte — a digit, one
 //! of `:;<=>?@`, `+-_~`, or an upper-case letter from `B` to `K` — rare in prose, and the scan
 //! tests 8 bytes at a time for trigger bytes with plain integer arithmetic (SWAR). Each trigger
 //! byte is then checked against the few literals that chose it (each literal picks its rarest

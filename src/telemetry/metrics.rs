@@ -109,7 +109,7 @@ const FIRST_BYTE_BUCKETS: &[f64] = &[
     0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0,
 ];
 /// Gateway overhead: 10 µs to 1 s. The gateway's own time is typically well under a
-/// millisecond (80 µs added at p50 in benches/RESULTS.md), so the small buckets are µs-scale.
+/// millisecond (the added latency in `benches/RESULTS.md`), so the small buckets are µs-scale.
 const OVERHEAD_BUCKETS: &[f64] = &[
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
     0.1, 0.25, 1.0,

@@ -595,8 +595,8 @@ fn long_values_stream_exactly() {
     );
 }
 
-/// The hold-back figures the README gives (English prose in 4-byte deltas: 2.9 bytes on
-/// average, 9 at p99, 20 at most), held to bounds just above them; `--nocapture` prints them.
+/// The hold-back figures the README gives (English prose in 4-byte deltas: average, p99 and
+/// most), held to bounds just above them; `--nocapture` prints them.
 /// Deterministic: bytes, not time. The CPU cost per event is the `stream/chat_events` bench.
 #[test]
 fn holdback_report() {
