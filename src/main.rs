@@ -211,7 +211,8 @@ fn run(cli: &Cli) -> ExitCode {
         // One single-threaded runtime per worker (nginx's model): a connection, its upstream
         // connections and their readiness events stay on one thread. With tokio's
         // work-stealing runtime, wake-ups crossed threads several times per request; under
-        // load this runtime needed ~25% less CPU per request (perf, strace: benches/README).
+        // load this runtime needed ~25% less CPU per request (perf, strace; the README's
+        // Performance section, "Figures behind design choices").
         work_stealing: false,
         upgrade_sock: cli.upgrade_sock.clone(),
         // Pingora's own grace period is only the backstop: the Drain service exits as soon as
