@@ -13,6 +13,9 @@
 //! attempts and fallbacks, relay), so they get the same redaction, budgets, retries, health
 //! feedback and telemetry as requests routed by model.
 
+// TODO(#17): gateway docs after the stage split
+#![allow(missing_docs)]
+
 mod admission;
 pub mod attempts;
 pub mod body;
