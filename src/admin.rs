@@ -18,7 +18,7 @@ use crate::gateway::health::UpstreamHealth;
 use crate::gateway::runtime::SharedRuntime;
 use crate::limits::{Budget, LimitSpec, Limiter};
 use crate::spend::{LedgerEntry, Tally};
-use crate::telemetry::{self, rfc3339, Telemetry, UpstreamState};
+use crate::telemetry::{self, rfc3339, Telemetry, UpstreamVerdict};
 
 /// Answers health probes and scrapes from the shared state.
 pub struct Admin {
@@ -86,12 +86,12 @@ impl Admin {
             .keys()
             .map(|name| {
                 let status = self.health.status(name);
-                telemetry::UpstreamHealth {
+                telemetry::UpstreamReport {
                     name: name.clone(),
                     state: if status.is_down() {
-                        UpstreamState::Unhealthy
+                        UpstreamVerdict::Unhealthy
                     } else {
-                        UpstreamState::Healthy
+                        UpstreamVerdict::Healthy
                     },
                     detail: Some(match self.health.last_failure(name) {
                         Some(reason) => format!("{}; last failure: {reason}", status.as_str()),

@@ -4,6 +4,8 @@
 //! validated runtime model, [`openai`] knows the wire format, [`gateway`] holds the thin
 //! Pingora glue that calls the stages in order.
 
+#![deny(missing_docs)]
+
 pub mod admin;
 pub mod config;
 pub mod demo;

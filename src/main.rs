@@ -27,8 +27,9 @@ use veilgate::shutdown::{Drain, Inflight};
 use veilgate::telemetry::Telemetry;
 
 /// mimalloc instead of glibc's allocator: a request allocates and frees many small buffers on
-/// whichever worker runs it, where glibc spent ~12% of the gateway's CPU under load (perf), and
-/// glibc kept the memory of 1,000 finished streams instead of returning it.
+/// whichever worker runs it, where glibc took a large share of the gateway's CPU under load
+/// (`perf`; the figure is in the README's Performance section, "Figures behind design
+/// choices"), and glibc kept the memory of 1,000 finished streams instead of returning it.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -210,7 +211,8 @@ fn run(cli: &Cli) -> ExitCode {
         // One single-threaded runtime per worker (nginx's model): a connection, its upstream
         // connections and their readiness events stay on one thread. With tokio's
         // work-stealing runtime, wake-ups crossed threads several times per request; under
-        // load this runtime needed ~25% less CPU per request (perf, strace: benches/README).
+        // load this runtime needed ~25% less CPU per request (perf, strace; the README's
+        // Performance section, "Figures behind design choices").
         work_stealing: false,
         upgrade_sock: cli.upgrade_sock.clone(),
         // Pingora's own grace period is only the backstop: the Drain service exits as soon as

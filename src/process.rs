@@ -7,8 +7,9 @@ use std::net::{SocketAddr, TcpListener};
 use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 
 /// The client connection's read buffer. Pingora's default is 64 KiB, zero-filled, per
-/// connection (heaptrack: 64 MB requested at 1,000 open streams); without it the gateway's RSS
-/// at 1,000 open streams fell from 112 to 101 MB. Pingora reads request heads into its own
+/// connection: a large share of the memory of many open streams, which dropping it gave back
+/// (heaptrack and `benches/load.sh`; the figures are in the README's Performance section,
+/// "Figures behind design choices"). Pingora reads request heads into its own
 /// 4 KiB buffer and bodies into its body buffer, so the socket buffer only saved copies for
 /// pipelined requests; without it each read goes straight to the socket.
 const L4_READ_BUFFER: usize = 0;
@@ -60,11 +61,14 @@ const PURGE_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 /// Freed memory goes back to the OS within about a second, and never on the request path:
 ///
 /// - mimalloc carries out a delayed purge only on a later allocation, which an idle worker never
-///   makes, so the memory of 1,000 finished streams stayed resident (benches/load.sh: 116 MB
-///   after they ended vs 27 MB when purged);
+///   makes, so the memory of 1,000 finished streams stayed resident (`benches/load.sh`);
 /// - purging at once (`purge_delay` 0, what this did before) costs a `madvise` on almost every
 ///   request under load, the TLB shootdowns it sends to the other cores and the page faults that
-///   commit the memory again: ~10% of the gateway's CPU in a `perf` profile under wrk.
+///   commit the memory again: a visible share of the gateway's CPU in a `perf` profile under
+///   wrk.
+///
+/// The figures of both are in the README's Performance section, "Figures behind design
+/// choices".
 ///
 /// So purges wait [`PURGE_DELAY_MS`] (memory reused within that time is never decommitted), and a
 /// background thread runs the expired ones every [`PURGE_EVERY`].

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::shutdown::InflightGuard;
-use crate::telemetry::metrics::InflightGuard as EnvInflight;
+use crate::telemetry::metrics::EnvironmentInflightGuard as EnvInflight;
 use crate::telemetry::record::RequestRecord;
 use crate::telemetry::TraceIds;
 

@@ -6,11 +6,9 @@ use pingora_proxy::Session;
 
 use super::context::RequestCtx;
 use super::{header_str, Gateway, Stop};
-use crate::openai::{ApiError, Endpoint};
-use crate::redact::{
-    Direction as RedactDirection, Endpoint as RedactEndpoint, RedactError, Redactor,
-};
-use crate::telemetry::record::{Direction as TelemetryDirection, RedactionFailure};
+use crate::openai::{ApiError, WireFamily};
+use crate::redact::{Direction as RedactDirection, RedactError, Redactor};
+use crate::telemetry::record::RedactionFailure;
 
 impl Gateway {
     /// Redacts a request body under the route's policy: every string of a JSON body, every
@@ -43,12 +41,12 @@ impl Gateway {
             return Err(unsupported_media(ctx));
         }
         // Request bodies are walked alike whatever the endpoint.
-        match redactor.redact_request(RedactEndpoint::Other, &body, &mut ctx.redaction) {
+        match redactor.redact_request(WireFamily::Other, &body, &mut ctx.redaction) {
             Ok(Some(rewritten)) => Ok(Bytes::from(rewritten)),
             Ok(None) => Ok(body),
             Err(e) => {
                 ctx.record.redaction_failure = Some(RedactionFailure {
-                    direction: TelemetryDirection::Request,
+                    direction: RedactDirection::Request,
                     reason: e.code(),
                 });
                 Err(request_refusal(&e))
@@ -86,12 +84,12 @@ impl Gateway {
         }
         let result = if media == "application/json" || media.ends_with("+json") {
             redactor
-                .redact_request(RedactEndpoint::Other, &body, &mut ctx.redaction)
+                .redact_request(WireFamily::Other, &body, &mut ctx.redaction)
                 .map(|out| out.map(Bytes::from))
         } else {
             let Ok(text) = std::str::from_utf8(&body) else {
                 ctx.record.redaction_failure = Some(RedactionFailure {
-                    direction: TelemetryDirection::Request,
+                    direction: RedactDirection::Request,
                     reason: "content_type",
                 });
                 return Err(ApiError::new(
@@ -116,7 +114,7 @@ impl Gateway {
             Ok(None) => Ok(body),
             Err(e) => {
                 ctx.record.redaction_failure = Some(RedactionFailure {
-                    direction: TelemetryDirection::Request,
+                    direction: RedactDirection::Request,
                     reason: e.code(),
                 });
                 Err(request_refusal(&e))
@@ -148,7 +146,7 @@ impl Gateway {
                     continue;
                 }
                 ctx.record.redaction_failure = Some(RedactionFailure {
-                    direction: TelemetryDirection::Request,
+                    direction: RedactDirection::Request,
                     reason: "invalid_utf8",
                 });
                 return Err(ApiError::invalid_request(
@@ -166,7 +164,7 @@ impl Gateway {
                 }
                 Err(e) => {
                     ctx.record.redaction_failure = Some(RedactionFailure {
-                        direction: TelemetryDirection::Request,
+                        direction: RedactDirection::Request,
                         reason: e.code(),
                     });
                     return Err(request_refusal(&e));
@@ -186,7 +184,7 @@ impl Gateway {
     pub(super) fn redact_response(
         &self,
         ctx: &mut RequestCtx,
-        kind: RedactEndpoint,
+        kind: WireFamily,
         body: Bytes,
         upstream: &str,
     ) -> Result<Bytes, Stop> {
@@ -204,7 +202,7 @@ impl Gateway {
         };
         // Messages API: thinking blocks changed for the client (or that the request policy
         // would change on their way back) carry a sealed signature (redact/thinking.rs).
-        if kind == RedactEndpoint::Messages {
+        if kind == WireFamily::Messages {
             match redactor.seal_thinking(&body, &redacted) {
                 Ok(Some(sealed)) => return Ok(Bytes::from(sealed)),
                 Ok(None) => {}
@@ -252,7 +250,7 @@ impl Gateway {
         upstream: &str,
     ) -> ApiError {
         ctx.record.redaction_failure = Some(RedactionFailure {
-            direction: TelemetryDirection::Response,
+            direction: RedactDirection::Response,
             reason: e.code(),
         });
         ctx.record.status = if e.is_blocked() { 403 } else { 502 };
@@ -300,28 +298,9 @@ impl Gateway {
     }
 }
 
-/// The redactor's view of an endpoint (how its streams are read; bodies are walked alike).
-pub(super) fn redact_endpoint(endpoint: Endpoint) -> RedactEndpoint {
-    match endpoint {
-        Endpoint::ChatCompletions => RedactEndpoint::ChatCompletions,
-        Endpoint::Completions => RedactEndpoint::Completions,
-        Endpoint::Embeddings => RedactEndpoint::Embeddings,
-        Endpoint::Responses => RedactEndpoint::Responses,
-        Endpoint::Messages => RedactEndpoint::Messages,
-        Endpoint::AudioTranscriptions
-        | Endpoint::AudioTranslations
-        | Endpoint::AudioSpeech
-        | Endpoint::Moderations
-        | Endpoint::ImagesGenerations
-        | Endpoint::ImagesEdits
-        | Endpoint::ImagesVariations
-        | Endpoint::MessagesCountTokens => RedactEndpoint::Other,
-    }
-}
-
 fn unsupported_media(ctx: &mut RequestCtx) -> ApiError {
     ctx.record.redaction_failure = Some(RedactionFailure {
-        direction: TelemetryDirection::Request,
+        direction: RedactDirection::Request,
         reason: "content_type",
     });
     ApiError::new(
@@ -361,10 +340,10 @@ fn redact_text_body<'t>(
         }
         let redacted = match direction {
             RedactDirection::Request => {
-                redactor.redact_request(RedactEndpoint::Other, body.as_bytes(), cx)
+                redactor.redact_request(WireFamily::Other, body.as_bytes(), cx)
             }
             RedactDirection::Response => {
-                redactor.redact_response(RedactEndpoint::Other, body.as_bytes(), cx)
+                redactor.redact_response(WireFamily::Other, body.as_bytes(), cx)
             }
         };
         match redacted {

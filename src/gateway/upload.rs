@@ -19,7 +19,7 @@ use pingora_proxy::Session;
 use super::body::{self, Reservation};
 use crate::openai::ApiError;
 use crate::redact::{BodyStream, Direction, RedactError, Redactor, RequestRedaction};
-use crate::telemetry::record::{Direction as TelemetryDirection, RedactionFailure};
+use crate::telemetry::record::RedactionFailure;
 
 /// Bodies larger than this (or of unknown length) are streamed.
 pub const STREAM_ABOVE: usize = 1024 * 1024;
@@ -243,7 +243,7 @@ impl<'a> Upload<'a> {
 
     fn refuse(&mut self, e: &RedactError) -> ApiError {
         *self.failure = Some(RedactionFailure {
-            direction: TelemetryDirection::Request,
+            direction: Direction::Request,
             reason: e.code(),
         });
         super::redaction::request_refusal(e)

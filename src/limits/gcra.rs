@@ -36,7 +36,7 @@ pub(crate) struct Level {
 
 /// The outcome of checking one admission against one budget, without changing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Check {
+pub(crate) struct Fit {
     /// Whether the cost fits.
     pub(crate) allowed: bool,
     /// The level after the admission if allowed, else the current level.
@@ -74,13 +74,13 @@ impl Rate {
     }
 
     /// Whether `cost` fits at `now`, and the level it would leave.
-    pub(crate) fn check(self, level: Level, now: u64, cost: u64) -> Check {
+    pub(crate) fn check(self, level: Level, now: u64, cost: u64) -> Fit {
         let current = self.drained(level, now);
         // A cost above the whole budget needs the budget entirely unused (see module docs).
         let need = self.scaled(cost.min(self.limit));
         let fill = current.scaled.saturating_add(need);
         if fill <= self.capacity() {
-            Check {
+            Fit {
                 allowed: true,
                 level: Level {
                     scaled: current.scaled.saturating_add(self.scaled(cost)),
@@ -89,7 +89,7 @@ impl Rate {
                 retry_after: Duration::ZERO,
             }
         } else {
-            Check {
+            Fit {
                 allowed: false,
                 level: current,
                 retry_after: self.drain_time(fill - self.capacity()),

@@ -3,8 +3,9 @@
 //! A [`KeyStore`] keeps only SHA-256 digests of the keys, whether they were configured in the
 //! clear (`key:`) or as a digest (`key_sha256:`). Authenticating a presented key hashes it once
 //! and compares the digest with *every* stored digest in constant time, so the time taken says
-//! nothing about which key, or how much of one, matched. That is linear in the number of keys
-//! (about 10 ns per key); fine for the hundreds a gateway has.
+//! nothing about which key, or how much of one, matched. That is linear in the number of keys,
+//! and cheap enough for the hundreds a gateway has (`limits/keys/authenticate among 100` in
+//! `benches/limits.rs`; the figure is in the README's Performance section).
 //!
 //! No type here prints a key: [`KeySecret`]'s `Debug` is redacted, and the store's `Debug`
 //! lists only the configured names.

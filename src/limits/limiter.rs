@@ -5,9 +5,9 @@ use std::fmt;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::headers::{HeaderFigures, RateLimitHeaders};
-use super::health::{bump, Health, LimiterStats};
+use super::backend_health::{bump, BackendHealth, LimiterStats};
 use super::memory::{MemoryOptions, MemoryStore};
+use super::rate_limit_headers::{HeaderFigures, RateLimitHeaders};
 use super::redis::{RedisOptions, RedisStore};
 use super::{Budget, BudgetKind, Clock, LimitError, MonotonicClock, OnBackendError};
 
@@ -368,7 +368,7 @@ pub struct Limiter {
 
 struct Inner {
     backend: Backend,
-    health: Health,
+    health: BackendHealth,
 }
 
 enum Backend {
@@ -397,7 +397,7 @@ impl Limiter {
 
     /// An in-process limiter with these options, reading time from `clock`.
     pub fn memory_with(options: MemoryOptions, clock: Arc<dyn Clock>) -> Limiter {
-        let health = Health::new("memory", options.on_backend_error, Duration::ZERO);
+        let health = BackendHealth::new("memory", options.on_backend_error, Duration::ZERO);
         Limiter::with_backend(Backend::Memory(MemoryStore::new(&options, clock)), health)
     }
 
@@ -413,7 +413,7 @@ impl Limiter {
     /// [`LimitError::RedisUrl`] for a URL that is not a Redis URL, [`LimitError::RedisTls`]
     /// for an unreadable [`RedisOptions::tls_root_certificate`].
     pub fn redis(url: &str, options: RedisOptions) -> Result<Limiter, LimitError> {
-        let health = Health::new("redis", options.on_backend_error, options.probe_interval);
+        let health = BackendHealth::new("redis", options.on_backend_error, options.probe_interval);
         let store = RedisStore::new(url, options)?;
         Ok(Limiter::with_backend(
             Backend::Redis(Box::new(store)),
@@ -421,7 +421,7 @@ impl Limiter {
         ))
     }
 
-    fn with_backend(backend: Backend, health: Health) -> Limiter {
+    fn with_backend(backend: Backend, health: BackendHealth) -> Limiter {
         Limiter {
             inner: Arc::new(Inner { backend, health }),
         }

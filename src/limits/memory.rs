@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::gcra::{Level, Rate};
-use super::headers::HeaderFigures;
 use super::limiter::Decision;
+use super::rate_limit_headers::HeaderFigures;
 use super::{Budget, BudgetKind, Clock, OnBackendError};
 
 /// Settings of the memory backend.

@@ -55,16 +55,16 @@
 //! bounded waits, and [`OnBackendError`] deciding while Redis is away ([`RedisOptions`]).
 //! [`Limiter::stats`] exposes counters for telemetry.
 
+mod backend_health;
+mod budget;
 mod clock;
 mod error;
 mod gcra;
-mod headers;
-mod health;
 mod keys;
 mod limiter;
 mod memory;
+mod rate_limit_headers;
 mod redis;
-mod spec;
 
 #[cfg(test)]
 mod redis_tests;
@@ -72,11 +72,11 @@ mod redis_tests;
 mod tests;
 
 pub use self::redis::RedisOptions;
+pub use backend_health::{LimiterStats, OnBackendError};
+pub use budget::{Budget, BudgetKind, LimitSpec, Period, Usd, Window};
 pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use error::LimitError;
-pub use headers::{format_reset, HeaderFigures, RateLimitHeaders};
-pub use health::{LimiterStats, OnBackendError};
 pub use keys::{presented_key, KeySecret, KeyStore};
 pub use limiter::{Admission, AdmissionPlan, Limiter, Refusal, RefusalCause, Ticket};
 pub use memory::MemoryOptions;
-pub use spec::{Budget, BudgetKind, LimitSpec, Period, Usd, Window};
+pub use rate_limit_headers::{format_reset, HeaderFigures, RateLimitHeaders};

@@ -38,8 +38,8 @@ use redis::{
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
-use super::headers::HeaderFigures;
 use super::limiter::{Decision, Settlement};
+use super::rate_limit_headers::HeaderFigures;
 use super::{Budget, BudgetKind, LimitError, OnBackendError};
 
 static ADMIT: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("lua/admit.lua")));

@@ -9,4 +9,6 @@ pub mod sse;
 pub mod usage;
 
 pub use error::ApiError;
-pub use request::{inspect_json, multipart_model, replace_model, Endpoint, JsonRequest};
+pub use request::{
+    inspect_json, multipart_model, replace_model, Endpoint, JsonRequest, WireFamily,
+};

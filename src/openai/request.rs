@@ -140,6 +140,50 @@ impl Endpoint {
     pub fn answers_binary(self) -> bool {
         self == Endpoint::AudioSpeech
     }
+
+    /// The wire family of its bodies and streams, for the redactor: the four OpenAI text APIs
+    /// and Anthropic's Messages each have their own; every other endpoint is
+    /// [`WireFamily::Other`].
+    pub fn family(self) -> WireFamily {
+        match self {
+            Endpoint::ChatCompletions => WireFamily::ChatCompletions,
+            Endpoint::Completions => WireFamily::Completions,
+            Endpoint::Embeddings => WireFamily::Embeddings,
+            Endpoint::Responses => WireFamily::Responses,
+            Endpoint::Messages => WireFamily::Messages,
+            Endpoint::AudioTranscriptions
+            | Endpoint::AudioTranslations
+            | Endpoint::AudioSpeech
+            | Endpoint::Moderations
+            | Endpoint::ImagesGenerations
+            | Endpoint::ImagesEdits
+            | Endpoint::ImagesVariations
+            | Endpoint::MessagesCountTokens => WireFamily::Other,
+        }
+    }
+}
+
+/// The shape a JSON body and its SSE stream take on the wire, which is what redaction needs to
+/// know of an API (an [`Endpoint`] says more: path, multipart, default model, operation).
+/// Bodies are walked the same way whatever the family (every string is inspected); the family
+/// decides how a stream's events are read. Get it from [`Endpoint::family`]; answers that come
+/// from no endpoint (error bodies, uploads) are [`WireFamily::Other`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WireFamily {
+    /// `POST /v1/chat/completions`: `chat.completion.chunk` streams, one text per choice and
+    /// tool call.
+    ChatCompletions,
+    /// `POST /v1/completions`: streams read like chat completions.
+    Completions,
+    /// `POST /v1/embeddings` (the API does not stream them).
+    Embeddings,
+    /// `POST /v1/responses`: typed events, every event with a text `delta` is a channel.
+    Responses,
+    /// `POST /v1/messages` (Anthropic): streams of `content_block_delta` events.
+    Messages,
+    /// Any other JSON API (audio transcriptions and translations, error bodies, …): streams
+    /// are read like Responses streams (every event with a text `delta` is a channel).
+    Other,
 }
 
 /// What routing needs from a JSON request body.

@@ -1,9 +1,10 @@
 //! Assignments — `password = value`, `"aws_secret_access_key": "…"`, `;Password=…` — matched
 //! by a small hand-written grammar instead of regexes.
 //!
-//! As regexes these need a capture group for the value, and captures cost ~1 µs per candidate;
-//! candidates are frequent in configuration text and most are then rejected (placeholders, low
-//! entropy, a specific token inside). The same grammar also answers the stream redactor's
+//! As regexes these need a capture group for the value, and a capture search is costly per
+//! candidate (the figure is in the README's Performance section, "Figures behind design
+//! choices"); candidates are frequent in configuration text and most are then rejected
+//! (placeholders, low entropy, a specific token inside). The same grammar also answers the stream redactor's
 //! question "could a match still start here?" precisely, so streamed prose that merely
 //! mentions a password is not held back.
 //!

@@ -8,18 +8,22 @@
 //! text that could still become part of a match is held back. Bytes that are not UTF-8 end the
 //! body with [`RedactError::InvalidUtf8`] (fail closed: what cannot be read is not forwarded).
 
-use super::context::RequestRedaction;
 use super::error::RedactError;
 use super::policy::Direction;
-use super::redactor::{Endpoint, Redactor};
-use super::scanner::Env;
+use super::redactor::Redactor;
+use super::request_redaction::RequestRedaction;
+use super::scanner::Recorder;
 use super::text_stream::TextStream;
+use crate::openai::WireFamily;
 
+/// How the body is cut for scanning, decided by its first byte that is not blank.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+enum Framing {
     /// Only blanks so far.
     Undecided,
+    /// JSON Lines (it starts with `{`): each line is a JSON document.
     Lines,
+    /// Anything else: one text, scanned as if whole.
     Text,
 }
 
@@ -28,9 +32,10 @@ pub struct BodyStream {
     redactor: Redactor,
     direction: Direction,
     max_line: usize,
-    mode: Mode,
+    framing: Framing,
     /// Bytes not yet redacted: the current line (JSON Lines), the blanks before the first byte
-    /// that decides the mode, or the start of a UTF-8 character cut by a chunk boundary (text).
+    /// that decides the framing, or the start of a UTF-8 character cut by a chunk boundary
+    /// (text).
     pending: Vec<u8>,
     text: TextStream,
     failed: bool,
@@ -39,7 +44,7 @@ pub struct BodyStream {
 impl std::fmt::Debug for BodyStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BodyStream")
-            .field("mode", &self.mode)
+            .field("framing", &self.framing)
             .field("pending", &self.pending.len())
             .finish_non_exhaustive()
     }
@@ -51,7 +56,7 @@ impl BodyStream {
             redactor,
             direction,
             max_line,
-            mode: Mode::Undecided,
+            framing: Framing::Undecided,
             pending: Vec::new(),
             text: TextStream::default(),
             failed: false,
@@ -105,19 +110,19 @@ impl BodyStream {
         at_end: bool,
         cx: &mut RequestRedaction,
     ) -> Result<Vec<u8>, RedactError> {
-        if self.mode == Mode::Undecided {
+        if self.framing == Framing::Undecided {
             self.pending.extend_from_slice(chunk);
             match self.pending.iter().find(|b| !b.is_ascii_whitespace()) {
-                Some(b'{') => self.mode = Mode::Lines,
-                Some(_) => self.mode = Mode::Text,
+                Some(b'{') => self.framing = Framing::Lines,
+                Some(_) => self.framing = Framing::Text,
                 None if at_end => return Ok(std::mem::take(&mut self.pending)),
                 None => return Ok(Vec::new()),
             }
             let first = std::mem::take(&mut self.pending);
             return self.step(&first, at_end, cx);
         }
-        match self.mode {
-            Mode::Lines => self.lines(chunk, at_end, cx),
+        match self.framing {
+            Framing::Lines => self.lines(chunk, at_end, cx),
             _ => self.text(chunk, at_end, cx),
         }
     }
@@ -170,11 +175,11 @@ impl BodyStream {
         let walked = match self.direction {
             Direction::Request => {
                 self.redactor
-                    .redact_request(Endpoint::Other, body.as_bytes(), cx)
+                    .redact_request(WireFamily::Other, body.as_bytes(), cx)
             }
             Direction::Response => {
                 self.redactor
-                    .redact_response(Endpoint::Other, body.as_bytes(), cx)
+                    .redact_response(WireFamily::Other, body.as_bytes(), cx)
             }
         };
         match walked {
@@ -219,10 +224,10 @@ impl BodyStream {
             Err(_) => return Err(RedactError::InvalidUtf8),
         };
         let scanner = self.redactor.scanner(self.direction);
-        let mut env = Env { cx, count: true };
-        let mut out = self.text.push(scanner, valid, &mut env)?;
+        let mut rec = Recorder { cx, count: true };
+        let mut out = self.text.push(scanner, valid, &mut rec)?;
         if at_end {
-            out.push_str(&self.text.finish(scanner, &mut env)?);
+            out.push_str(&self.text.finish(scanner, &mut rec)?);
         }
         Ok(out.into_bytes())
     }

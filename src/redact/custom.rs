@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use regex::RegexBuilder;
 
-use super::checks::Check;
 use super::derive;
 use super::detector::{Anchor, Detector, Matcher, StartRule};
+use super::match_checks::Check;
 use super::pem::PEM_MAX_LEN;
 use super::policy::{CustomDetectorSpec, PolicyError};
 

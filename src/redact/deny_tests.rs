@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use super::stream::tests::{events, run};
 use super::tests::{aws_key, github_token, redactor};
 use super::*;
+use crate::openai::WireFamily;
 
 const S: &str = "{S}";
 
@@ -15,12 +16,12 @@ fn fill(template: &Value, secret: &str) -> String {
     template.to_string().replace(S, secret)
 }
 
-fn redacted(endpoint: Endpoint, dir: Direction, body: &str) -> String {
+fn redacted(family: WireFamily, dir: Direction, body: &str) -> String {
     let r = redactor(|_| {});
     let mut cx = RequestRedaction::default();
     let out = match dir {
-        Direction::Request => r.redact_request(endpoint, body.as_bytes(), &mut cx),
-        Direction::Response => r.redact_response(endpoint, body.as_bytes(), &mut cx),
+        Direction::Request => r.redact_request(family, body.as_bytes(), &mut cx),
+        Direction::Response => r.redact_response(family, body.as_bytes(), &mut cx),
     }
     .unwrap();
     let out = String::from_utf8(out.unwrap_or_else(|| body.as_bytes().to_vec())).unwrap();
@@ -57,12 +58,12 @@ fn request_fields_an_allow_list_missed() {
     let secret = github_token();
     for (i, case) in cases.iter().enumerate() {
         let body = fill(case, &secret);
-        for endpoint in [
-            Endpoint::ChatCompletions,
-            Endpoint::Responses,
-            Endpoint::Other,
+        for family in [
+            WireFamily::ChatCompletions,
+            WireFamily::Responses,
+            WireFamily::Other,
         ] {
-            let out = redacted(endpoint, Direction::Request, &body);
+            let out = redacted(family, Direction::Request, &body);
             assert!(!out.contains(&secret), "case {i}: {out}");
             assert!(out.contains("[REDACTED:github_token]"), "case {i}: {out}");
         }
@@ -85,7 +86,7 @@ fn answer_fields_an_allow_list_missed() {
     let secret = aws_key();
     for (i, case) in cases.iter().enumerate() {
         let body = fill(case, &secret);
-        let out = redacted(Endpoint::Other, Direction::Response, &body);
+        let out = redacted(WireFamily::Other, Direction::Response, &body);
         assert!(!out.contains(&secret), "case {i}: {out}");
     }
 }
@@ -97,7 +98,7 @@ fn json_inside_strings_is_walked_with_escapes_decoded() {
     let body =
         json!({"model": "m", "messages": [{"role": "tool", "tool_call_id": "c", "content": args}]})
             .to_string();
-    let out = redacted(Endpoint::ChatCompletions, Direction::Request, &body);
+    let out = redacted(WireFamily::ChatCompletions, Direction::Request, &body);
     assert!(!out.contains(password), "{out}");
     // The inner document is still JSON, redacted in place.
     let v: Value = serde_json::from_str(&out).unwrap();
@@ -113,13 +114,13 @@ fn member_keys_give_their_values_context() {
     let body =
         json!({"model": "m", "messages": [], "metadata": {"db_password": "Tr0ub4dor-and-3"}})
             .to_string();
-    let out = redacted(Endpoint::ChatCompletions, Direction::Request, &body);
+    let out = redacted(WireFamily::ChatCompletions, Direction::Request, &body);
     assert!(!out.contains("Tr0ub4dor-and-3"), "{out}");
     // Without a secret-sounding key, the same value is left alone.
     let body =
         json!({"model": "m", "messages": [], "metadata": {"note": "Tr0ub4dor-and-3"}}).to_string();
     assert_eq!(
-        redacted(Endpoint::ChatCompletions, Direction::Request, &body),
+        redacted(WireFamily::ChatCompletions, Direction::Request, &body),
         body
     );
 }
@@ -129,7 +130,7 @@ fn percent_encoded_values_are_read_decoded() {
     let secret = github_token();
     let body = json!({"model": "m", "messages": [{"role": "user", "content": format!("https://x.test/cb?token%3D{secret}%26a%3Db")}]})
         .to_string();
-    let out = redacted(Endpoint::ChatCompletions, Direction::Request, &body);
+    let out = redacted(WireFamily::ChatCompletions, Direction::Request, &body);
     assert!(!out.contains(&secret), "{out}");
     assert!(
         out.contains("token%3D[REDACTED:github_token]%26a%3Db"),
@@ -142,14 +143,14 @@ fn keys_and_long_numbers_are_inspected() {
     let secret = github_token();
     let body =
         format!(r#"{{"model":"m","metadata":{{"{secret}":1}},"card":4111111111111111,"n":12}}"#);
-    let out = redacted(Endpoint::ChatCompletions, Direction::Request, &body);
+    let out = redacted(WireFamily::ChatCompletions, Direction::Request, &body);
     assert!(!out.contains(&secret), "{out}");
     assert!(!out.contains("4111111111111111"), "{out}");
     assert!(out.contains(r#""n":12"#), "{out}");
     // Phone-shaped timestamps and seeds stay numbers: a string there would break the request.
     let body = r#"{"model":"m","created":4155552671,"seed":4111111111111111,"x":[1741569952000]}"#;
     assert_eq!(
-        redacted(Endpoint::ChatCompletions, Direction::Request, body),
+        redacted(WireFamily::ChatCompletions, Direction::Request, body),
         body
     );
 }
@@ -164,7 +165,7 @@ fn the_opaque_table_is_all_that_is_skipped() {
     ]}]})
     .to_string();
     assert_eq!(
-        redacted(Endpoint::ChatCompletions, Direction::Request, &body),
+        redacted(WireFamily::ChatCompletions, Direction::Request, &body),
         body
     );
     // A value at an opaque place without the opaque shape is scanned like any other.
@@ -174,11 +175,11 @@ fn the_opaque_table_is_all_that_is_skipped() {
         {"type": "input_audio", "input_audio": {"data": format!("key {secret}"), "format": "wav"}}
     ]}]})
     .to_string();
-    let out = redacted(Endpoint::ChatCompletions, Direction::Request, &body);
+    let out = redacted(WireFamily::ChatCompletions, Direction::Request, &body);
     assert!(!out.contains(&secret), "{out}");
     // The model name is routed, not scanned; a `model` deeper down is text.
     let body = format!(r#"{{"model":"m","messages":[],"metadata":{{"model":"{secret}"}}}}"#);
-    let out = redacted(Endpoint::ChatCompletions, Direction::Request, &body);
+    let out = redacted(WireFamily::ChatCompletions, Direction::Request, &body);
     assert!(!out.contains(&secret), "{out}");
 }
 
@@ -188,7 +189,7 @@ fn untouched_bodies_keep_every_byte() {
     let r = redactor(|_| {});
     assert_eq!(
         r.redact_request(
-            Endpoint::ChatCompletions,
+            WireFamily::ChatCompletions,
             body.as_bytes(),
             &mut RequestRedaction::default()
         )
@@ -197,13 +198,13 @@ fn untouched_bodies_keep_every_byte() {
     );
 }
 
-fn stream_out(endpoint: Endpoint, events_in: &[Value], chunk: usize) -> String {
+fn stream_out(family: WireFamily, events_in: &[Value], chunk: usize) -> String {
     let r = redactor(|_| {});
     let mut input = Vec::new();
     for e in events_in {
         input.extend(format!("data: {e}\n\n").bytes());
     }
-    let mut s = r.stream(endpoint);
+    let mut s = r.stream(family);
     let out = run(&mut s, &input, chunk, &mut RequestRedaction::default()).unwrap();
     events(&out);
     String::from_utf8(out).unwrap()
@@ -229,7 +230,7 @@ fn every_stream_event_type_is_inspected() {
         "transcript.text.delta",
     ] {
         for chunk in [1, 7, 4096] {
-            let out = stream_out(Endpoint::Other, &split(t), chunk);
+            let out = stream_out(WireFamily::Other, &split(t), chunk);
             assert!(!out.contains(b), "{t}: {out}");
             assert!(!out.contains(&secret), "{t}: {out}");
         }
@@ -243,7 +244,7 @@ fn every_stream_event_type_is_inspected() {
         json!({"type": "never.seen.before", "payload": {"x": [secret]}}),
     ];
     for e in whole {
-        let out = stream_out(Endpoint::Responses, std::slice::from_ref(&e), 5);
+        let out = stream_out(WireFamily::Responses, std::slice::from_ref(&e), 5);
         assert!(!out.contains(&secret), "{out}");
     }
     // Chat chunks: content given as parts, audio transcripts, annotations, unknown fields.
@@ -263,7 +264,7 @@ fn every_stream_event_type_is_inspected() {
         vec![chunk(json!({"brand_new": {"deep": secret}}))],
     ];
     for case in cases {
-        let out = stream_out(Endpoint::ChatCompletions, &case, 3);
+        let out = stream_out(WireFamily::ChatCompletions, &case, 3);
         assert!(!out.contains(&secret), "{out}");
         assert!(!out.contains(b), "{out}");
     }
@@ -273,7 +274,7 @@ fn every_stream_event_type_is_inspected() {
 fn audio_deltas_are_opaque_base64() {
     let audio = "UklGRiQAAABXQVZFZm10IBAAAAABAAEARKwAAIhYAQACABAAZGF0YQAAAAA=";
     let e = json!({"type": "response.output_audio.delta", "output_index": 0, "delta": audio});
-    let out = stream_out(Endpoint::Responses, &[e], 4096);
+    let out = stream_out(WireFamily::Responses, &[e], 4096);
     assert!(out.contains(audio), "{out}");
 }
 
@@ -292,7 +293,7 @@ fn a_long_value_under_a_secret_key_is_redacted_whole() {
         json!({"model": "m", "messages": [{"role": "tool", "content": format!("{{\"client_secret\": \"{long}\"}}")}]}),
     ] {
         let out = redacted(
-            Endpoint::ChatCompletions,
+            WireFamily::ChatCompletions,
             Direction::Request,
             &body.to_string(),
         );
@@ -301,7 +302,7 @@ fn a_long_value_under_a_secret_key_is_redacted_whole() {
     }
     // A value that ends by itself is untouched after it, as before.
     let out = redacted(
-        Endpoint::ChatCompletions,
+        WireFamily::ChatCompletions,
         Direction::Request,
         &json!({"model": "m", "messages": [], "metadata": {"note": "password=Xk9vmP2qvL7qR4tw and more"}}).to_string(),
     );

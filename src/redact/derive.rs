@@ -96,7 +96,7 @@ fn collect(hir: &Hir, set: &mut ByteSet) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::redact::builtin::{all_specs, Kind};
+    use crate::redact::builtin::{all_declarations, Kind};
 
     fn set(spec: &str) -> ByteSet {
         ByteSet::parse(spec)
@@ -133,13 +133,13 @@ mod tests {
     fn built_in_declarations_are_safe_against_their_regexes() {
         let mut checked = 0;
         let mut problems = Vec::new();
-        for spec in all_specs() {
-            let Kind::Regex { pattern, .. } = spec.kind else {
+        for decl in all_declarations() {
+            let Kind::Regex { pattern, .. } = decl.kind else {
                 continue;
             };
-            let f = facts(pattern).unwrap_or_else(|e| panic!("{}: {e}", spec.name));
-            let mut declared = ByteSet::parse(spec.alphabet);
-            if spec.non_ascii {
+            let f = facts(pattern).unwrap_or_else(|e| panic!("{}: {e}", decl.name));
+            let mut declared = ByteSet::parse(decl.alphabet);
+            if decl.non_ascii {
                 declared = declared.with_non_ascii();
             }
             let missing: Vec<char> = (0..=255u8)
@@ -149,19 +149,19 @@ mod tests {
             if !missing.is_empty() {
                 problems.push(format!(
                     "{}: its regex can match {missing:?}, which its alphabet lacks",
-                    spec.name
+                    decl.name
                 ));
             }
-            if spec.min_len > f.min_len {
+            if decl.min_len > f.min_len {
                 problems.push(format!(
                     "{}: declared min_len {} > the regex's {}",
-                    spec.name, spec.min_len, f.min_len
+                    decl.name, decl.min_len, f.min_len
                 ));
             }
-            if spec.max_len < f.max_len.unwrap_or(usize::MAX) {
+            if decl.max_len < f.max_len.unwrap_or(usize::MAX) {
                 problems.push(format!(
                     "{}: declared max_len {} < the regex's {:?}",
-                    spec.name, spec.max_len, f.max_len
+                    decl.name, decl.max_len, f.max_len
                 ));
             }
             checked += 1;

@@ -1,7 +1,8 @@
 //! Hand-written matchers for numbers: payment cards, US SSNs, phone numbers, IBANs.
 //!
 //! Regexes for these need alternations that the regex crate cannot accelerate (no common
-//! literal), which made each search cost ~0.5 µs; and two of them need a checksum that picks
+//! literal), which made every search slow (the figure is in the README's Performance section,
+//! "Figures behind design choices"); and two of them need a checksum that picks
 //! where the number ends anyway. These matchers walk the digits directly. Like any detector
 //! they find the leftmost valid match, and whether a match starts at `s` depends only on the
 //! byte before `s` and at most `max_len + 1` bytes from `s`.

@@ -10,9 +10,9 @@
 //! Windows shorter than the detector's `min_len` are dropped. The matcher runs only inside
 //! windows.
 //!
-//! Finding anchors is the hot loop of clean text. aho-corasick over all anchor literals
-//! measured ~590 MB/s on English prose: with ~60 literals starting with common letters no SIMD
-//! prefilter applies. Instead every anchor contains at least one *trigger* byte — a digit, one
+//! Finding anchors is the hot loop of clean text. aho-corasick over all anchor literals is slow
+//! on English prose (the figure is in the README's Performance section, "Figures behind design
+//! choices"): with ~60 literals starting with common letters no SIMD prefilter applies. Instead every anchor contains at least one *trigger* byte — a digit, one
 //! of `:;<=>?@`, `+-_~`, or an upper-case letter from `B` to `K` — rare in prose, and the scan
 //! tests 8 bytes at a time for trigger bytes with plain integer arithmetic (SWAR). Each trigger
 //! byte is then checked against the few literals that chose it (each literal picks its rarest
@@ -38,7 +38,7 @@ const RARITY: &[u8] = b"~_+-;<=>@:?JKGFBHDCEI0123456789";
 
 /// A byte range of the haystack where detector `det` must run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Window {
+pub(crate) struct ScanWindow {
     pub det: usize,
     pub start: usize,
     pub end: usize,
@@ -112,11 +112,11 @@ struct Collector<'a> {
     from: usize,
     /// Per detector: the window that later anchors may still extend. Allocated at the first
     /// anchor: most strings a request carries have none, and then cost no allocation.
-    open: Vec<Option<Window>>,
+    open: Vec<Option<ScanWindow>>,
     /// Per distinct alphabet ([`Shape::alphabet_id`]): the last run walked (allocated with
     /// `open`).
     runs: Vec<Option<Run>>,
-    out: &'a mut Vec<Window>,
+    out: &'a mut Vec<ScanWindow>,
 }
 
 impl Collector<'_> {
@@ -167,7 +167,7 @@ impl Collector<'_> {
         if end.saturating_sub(start) < shape.min_len {
             return;
         }
-        let w = Window {
+        let w = ScanWindow {
             det,
             start: floor_boundary(self.hay, start),
             end: ceil_boundary(self.hay, end + LOOKAHEAD),
@@ -383,7 +383,7 @@ impl Prefilter {
     ///
     /// Window boundaries are char boundaries; an anchor must start at or after `from` (a match
     /// that starts at or after `from` contains one there).
-    pub(crate) fn windows(&self, hay: &str, from: usize, out: &mut Vec<Window>) {
+    pub(crate) fn windows(&self, hay: &str, from: usize, out: &mut Vec<ScanWindow>) {
         let bytes = hay.as_bytes();
         let mut c = Collector {
             hay,
@@ -438,7 +438,7 @@ impl Prefilter {
         let Collector { open, out, .. } = c;
         out.extend(open.into_iter().flatten());
         for &det in &self.always {
-            out.push(Window {
+            out.push(ScanWindow {
                 det,
                 start: from,
                 end: bytes.len(),
@@ -560,7 +560,7 @@ pub(crate) fn is_assignment(
 ///
 /// Windows arrive grouped by nothing but nearly sorted by start within each detector: a counting
 /// sort by detector, then a sort of each detector's (usually already sorted) slice.
-fn merge(windows: &mut Vec<Window>) {
+fn merge(windows: &mut Vec<ScanWindow>) {
     if windows.is_empty() {
         return;
     }
@@ -573,7 +573,7 @@ fn merge(windows: &mut Vec<Window>) {
         offsets[d + 1] += offsets[d];
     }
     let mut sorted = vec![
-        Window {
+        ScanWindow {
             det: 0,
             start: 0,
             end: 0
@@ -665,7 +665,7 @@ mod tests {
             min_len: 1,
             min_digits: 0,
             max_len: 4,
-            check: super::super::checks::Check::None,
+            check: super::super::match_checks::Check::None,
         };
         let p = Prefilter::new([&det(vec![Anchor::DigitPair])]);
         let text = "ab 12345678 x 9 77        123456789012345678901234 z";

@@ -10,35 +10,17 @@ use hmac::Mac;
 use super::action::HashKey;
 use super::body_stream::BodyStream;
 use super::builtin::{self, Builtins};
-use super::context::RequestRedaction;
 use super::custom;
 use super::detector::Detector;
 use super::error::RedactError;
 use super::policy::{Action, Direction, PolicyError, PolicySpec};
-use super::scanner::{Entry, Env, Scanner, Treatment};
+use super::request_redaction::RequestRedaction;
+use super::scanner::{Entry, Recorder, Scanner, Treatment};
 use super::stream::StreamRedactor;
 use super::thinking::{self, Seal, Unsealed};
 use super::walk::{self, Logprobs, Mode};
+use crate::openai::WireFamily;
 use serde_json::Value;
-
-/// The API a body or stream belongs to. Bodies are walked the same way for every endpoint
-/// (every string is inspected); the endpoint chooses how a stream's events are read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Endpoint {
-    /// `POST /v1/chat/completions`
-    ChatCompletions,
-    /// `POST /v1/completions`
-    Completions,
-    /// `POST /v1/embeddings`
-    Embeddings,
-    /// `POST /v1/responses`
-    Responses,
-    /// `POST /v1/messages` (Anthropic): streams of `content_block_delta` events.
-    Messages,
-    /// Any other JSON API (audio transcriptions and translations, error bodies, …): streams
-    /// are read like Responses streams (every event with a text `delta` is a channel).
-    Other,
-}
 
 /// A compiled, immutable redaction policy. Build one per configuration; it is `Send + Sync`
 /// and cloning it is cheap (an `Arc`).
@@ -234,9 +216,9 @@ impl Redactor {
         self.scanner(direction).max_hold()
     }
 
-    /// Redacts a request body for `endpoint`. `Ok(None)`: nothing changed, forward the
-    /// original bytes. `Ok(Some(body))`: forward `body` (valid JSON; only the redacted strings
-    /// differ from the original).
+    /// Redacts a request body of wire family `family`. `Ok(None)`: nothing changed, forward
+    /// the original bytes. `Ok(Some(body))`: forward `body` (valid JSON; only the redacted
+    /// strings differ from the original).
     ///
     /// # Errors
     ///
@@ -245,11 +227,11 @@ impl Redactor {
     /// matched. Never forward the original body after an error.
     pub fn redact_request(
         &self,
-        endpoint: Endpoint,
+        family: WireFamily,
         body: &[u8],
         cx: &mut RequestRedaction,
     ) -> Result<Option<Vec<u8>>, RedactError> {
-        self.redact_body(Direction::Request, endpoint, body, cx)
+        self.redact_body(Direction::Request, family, body, cx)
     }
 
     /// Redacts a (non-streamed) response body, and restores pseudonymized values. Like
@@ -261,11 +243,11 @@ impl Redactor {
     /// As for [`redact_request`](Redactor::redact_request).
     pub fn redact_response(
         &self,
-        endpoint: Endpoint,
+        family: WireFamily,
         body: &[u8],
         cx: &mut RequestRedaction,
     ) -> Result<Option<Vec<u8>>, RedactError> {
-        self.redact_body(Direction::Response, endpoint, body, cx)
+        self.redact_body(Direction::Response, family, body, cx)
     }
 
     /// Redacts one plain text in `direction`.
@@ -279,8 +261,8 @@ impl Redactor {
         text: &'t str,
         cx: &mut RequestRedaction,
     ) -> Result<Cow<'t, str>, RedactError> {
-        let mut env = Env { cx, count: true };
-        self.scanner(direction).redact_text(text, &mut env)
+        let mut rec = Recorder { cx, count: true };
+        self.scanner(direction).redact_text(text, &mut rec)
     }
 
     /// A redactor for a body (or one form part) that arrives in pieces: JSON Lines line by line,
@@ -289,10 +271,10 @@ impl Redactor {
         BodyStream::new(self.clone(), direction, max_line)
     }
 
-    /// A redactor for a streamed (SSE) response of `endpoint`. It shares this policy and can
-    /// live in a per-request context.
-    pub fn stream(&self, endpoint: Endpoint) -> StreamRedactor {
-        StreamRedactor::new(Arc::clone(&self.inner), endpoint)
+    /// A redactor for a streamed (SSE) response of wire family `family`. It shares this policy
+    /// and can live in a per-request context.
+    pub fn stream(&self, family: WireFamily) -> StreamRedactor {
+        StreamRedactor::new(Arc::clone(&self.inner), family)
     }
 
     /// This policy without the prefilter (tests compare the two).
@@ -321,7 +303,7 @@ impl Redactor {
     fn redact_body(
         &self,
         direction: Direction,
-        endpoint: Endpoint,
+        family: WireFamily,
         body: &[u8],
         cx: &mut RequestRedaction,
     ) -> Result<Option<Vec<u8>>, RedactError> {
@@ -330,11 +312,11 @@ impl Redactor {
             return Ok(None);
         }
         let src = std::str::from_utf8(body).map_err(|_| RedactError::InvalidUtf8)?;
-        let mut env = Env { cx, count: true };
-        // Every string of the body, whatever the endpoint: the walker knows no field list, and
+        let mut rec = Recorder { cx, count: true };
+        // Every string of the body, whatever the family: the walker knows no field list, and
         // the opaque table (binary payloads, the model) is the same for every OpenAI format.
-        let _: Endpoint = endpoint;
-        let out = walk::document(src, scanner, &mut env, Mode::Body, Logprobs::WhenChanged)?;
+        let _: WireFamily = family;
+        let out = walk::document(src, scanner, &mut rec, Mode::Body, Logprobs::WhenChanged)?;
         Ok(out.map(String::into_bytes))
     }
 }

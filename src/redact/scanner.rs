@@ -31,11 +31,11 @@ use std::sync::Arc;
 use super::action::{self, HashKey};
 use super::builtin::Specific;
 use super::byteset::floor_boundary;
-use super::context::RequestRedaction;
 use super::detector::{Detector, RawMatch, LOOKAHEAD};
 use super::error::RedactError;
 use super::policy::{Action, Direction};
-use super::prefilter::{Prefilter, Window};
+use super::prefilter::{Prefilter, ScanWindow};
+use super::request_redaction::RequestRedaction;
 
 /// Longest member key given to the detectors as context for its value.
 const MAX_KEY_CONTEXT: usize = 128;
@@ -69,8 +69,9 @@ impl Entry {
     }
 }
 
-/// Per-call state a scan needs besides the text.
-pub(crate) struct Env<'a> {
+/// Where a scan records what it found, besides the text it rewrites: the request's counts and
+/// pseudonym table, and whether this scan counts.
+pub(crate) struct Recorder<'a> {
     pub cx: &'a mut RequestRedaction,
     /// Record counts (off when re-scanning text already counted, e.g. a stream's `.done` event).
     pub count: bool,
@@ -160,11 +161,11 @@ impl Scanner {
     /// [`RedactError::Blocked`] when a blocking detector matches.
     pub(crate) fn would_change(&self, text: &str) -> Result<bool, RedactError> {
         let mut cx = RequestRedaction::new();
-        let mut env = Env {
+        let mut rec = Recorder {
             cx: &mut cx,
             count: false,
         };
-        match self.redact_text(text, &mut env) {
+        match self.redact_text(text, &mut rec) {
             Ok(out) => Ok(matches!(out, Cow::Owned(_))),
             Err(RedactError::Blocked { .. }) => Ok(true),
             Err(e) => Err(e),
@@ -175,7 +176,7 @@ impl Scanner {
     pub(crate) fn redact_text<'t>(
         &self,
         text: &'t str,
-        env: &mut Env<'_>,
+        rec: &mut Recorder<'_>,
     ) -> Result<Cow<'t, str>, RedactError> {
         if self.entries.is_empty() || text.len() < self.min_len {
             return Ok(Cow::Borrowed(text));
@@ -183,7 +184,7 @@ impl Scanner {
         let mut out: Option<String> = None;
         let mut copied = 0;
         self.scan(text, 0, true, |entry, m| {
-            if let Some(rep) = self.replacement(entry, text, m, env)? {
+            if let Some(rep) = self.replacement(entry, text, m, rec)? {
                 let o = out.get_or_insert_with(|| String::with_capacity(text.len() + 32));
                 o.push_str(&text[copied..m.span.start]);
                 o.push_str(&rep);
@@ -212,7 +213,7 @@ impl Scanner {
         &self,
         key: Option<&str>,
         value: &'t str,
-        env: &mut Env<'_>,
+        rec: &mut Recorder<'_>,
     ) -> Result<Cow<'t, str>, RedactError> {
         if self.entries.is_empty() {
             return Ok(Cow::Borrowed(value));
@@ -232,7 +233,7 @@ impl Scanner {
             })
             .map(|k| format!("\"{k}\": \""));
         if decoded.is_none() && head.is_none() {
-            return self.redact_text(value, env);
+            return self.redact_text(value, rec);
         }
         let (text, map) = match &decoded {
             Some((view, map)) => (view.as_str(), Some(map)),
@@ -264,7 +265,7 @@ impl Scanner {
             if a < copied {
                 return Ok(());
             }
-            if let Some(rep) = self.replacement(entry, &hay, m, env)? {
+            if let Some(rep) = self.replacement(entry, &hay, m, rec)? {
                 let o = out.get_or_insert_with(|| String::with_capacity(value.len() + 32));
                 o.push_str(&value[copied..a]);
                 o.push_str(&rep);
@@ -301,11 +302,11 @@ impl Scanner {
         from: usize,
         at_end: bool,
         out: &mut String,
-        env: &mut Env<'_>,
+        rec: &mut Recorder<'_>,
     ) -> Result<usize, RedactError> {
         let mut copied = from;
         let commit = self.scan(hay, from, at_end, |entry, m| {
-            if let Some(rep) = self.replacement(entry, hay, m, env)? {
+            if let Some(rep) = self.replacement(entry, hay, m, rec)? {
                 out.push_str(&hay[copied..m.span.start]);
                 out.push_str(&rep);
                 copied = m.span.end;
@@ -332,7 +333,7 @@ impl Scanner {
         };
         let mut windows = Vec::new();
         if self.exhaustive {
-            windows.extend((0..self.entries.len()).map(|det| Window {
+            windows.extend((0..self.entries.len()).map(|det| ScanWindow {
                 det,
                 start: from,
                 end: hay.len(),
@@ -378,7 +379,7 @@ impl Scanner {
     fn next_in(
         &self,
         c: &mut Cursor,
-        windows: &[Window],
+        windows: &[ScanWindow],
         hay: &str,
         pos: usize,
     ) -> Option<RawMatch> {
@@ -432,7 +433,7 @@ impl Scanner {
         entry: &'s Entry,
         hay: &str,
         m: &RawMatch,
-        env: &mut Env<'_>,
+        rec: &mut Recorder<'_>,
     ) -> Result<Option<Cow<'s, str>>, RedactError> {
         let value = &hay[m.span.clone()];
         if !self.allow.is_empty()
@@ -443,20 +444,20 @@ impl Scanner {
         let det = &entry.det;
         let action = match entry.treatment {
             Treatment::Restore => {
-                let Some((original, source)) = env.cx.original(value) else {
+                let Some((original, source)) = rec.cx.original(value) else {
                     return Ok(None);
                 };
                 let (original, source) = (original.to_owned(), Arc::clone(source));
-                if env.count {
-                    env.cx
+                if rec.count {
+                    rec.cx
                         .record(&source, Direction::Response, Action::Pseudonymize);
                 }
                 return Ok(Some(Cow::Owned(original)));
             }
             Treatment::Apply(action) => action,
         };
-        if env.count {
-            env.cx.record(&det.name, self.direction, action);
+        if rec.count {
+            rec.cx.record(&det.name, self.direction, action);
         }
         Ok(Some(match action {
             Action::Off => return Ok(None),
@@ -467,7 +468,7 @@ impl Scanner {
                 None => return Err(RedactError::Internal("hash action without a key")),
             },
             Action::Pseudonymize => {
-                Cow::Owned(env.cx.pseudonym(&det.name, &det.label, value).to_owned())
+                Cow::Owned(rec.cx.pseudonym(&det.name, &det.label, value).to_owned())
             }
             Action::Block => {
                 return Err(RedactError::Blocked {
@@ -516,7 +517,7 @@ struct Cursor {
 }
 
 /// Cursors over windows sorted by `(det, start)`: one per detector that has windows.
-fn cursors(windows: &[Window]) -> Vec<Cursor> {
+fn cursors(windows: &[ScanWindow]) -> Vec<Cursor> {
     let mut out: Vec<Cursor> = Vec::new();
     for (i, w) in windows.iter().enumerate() {
         match out.last_mut() {

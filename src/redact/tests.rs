@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use super::builtin::testing::tok;
 use super::*;
+use crate::openai::WireFamily;
 
 /// A policy with both categories redacted both ways, adjusted by `f`.
 pub(crate) fn redactor(f: impl FnOnce(&mut PolicySpec)) -> Redactor {
@@ -121,16 +122,16 @@ fn chat(content: &str) -> String {
     .to_string()
 }
 
-fn request(r: &Redactor, endpoint: Endpoint, body: &str) -> Option<String> {
+fn request(r: &Redactor, family: WireFamily, body: &str) -> Option<String> {
     let mut cx = RequestRedaction::default();
-    r.redact_request(endpoint, body.as_bytes(), &mut cx)
+    r.redact_request(family, body.as_bytes(), &mut cx)
         .unwrap()
         .map(|b| String::from_utf8(b).unwrap())
 }
 
-fn response(r: &Redactor, endpoint: Endpoint, body: &str) -> Option<String> {
+fn response(r: &Redactor, family: WireFamily, body: &str) -> Option<String> {
     let mut cx = RequestRedaction::default();
-    r.redact_response(endpoint, body.as_bytes(), &mut cx)
+    r.redact_response(family, body.as_bytes(), &mut cx)
         .unwrap()
         .map(|b| String::from_utf8(b).unwrap())
 }
@@ -241,7 +242,7 @@ fn default_policy_is_secrets_only() {
     .unwrap();
     assert!(!off.is_active(Direction::Request));
     assert_eq!(
-        request(&off, Endpoint::ChatCompletions, "not even json"),
+        request(&off, WireFamily::ChatCompletions, "not even json"),
         None
     );
 }
@@ -342,7 +343,7 @@ fn long_custom_values_are_redacted_whole() {
     }
     input.push_str("data: [DONE]\n\n");
     let out = crate::redact::stream::tests::run(
-        &mut r.stream(Endpoint::ChatCompletions),
+        &mut r.stream(WireFamily::ChatCompletions),
         input.as_bytes(),
         5,
         &mut cx,
@@ -429,7 +430,7 @@ fn chat_request_fields() {
         ]
     })
     .to_string();
-    let out = request(&r, Endpoint::ChatCompletions, &body).unwrap();
+    let out = request(&r, WireFamily::ChatCompletions, &body).unwrap();
     let v: Value = serde_json::from_str(&out).unwrap();
     let m = &v["messages"];
     assert_eq!(m[0]["content"], "You are helpful.");
@@ -470,7 +471,7 @@ fn rewriting_keeps_every_other_byte() {
         "{{ \"model\" : \"m\",\n  \"top_p\": 1.0e0, \"messages\": [ {{\"role\":\"user\", \"content\": \"k {}\" }} ] }}",
         aws_key()
     );
-    let out = request(&r, Endpoint::ChatCompletions, &body).unwrap();
+    let out = request(&r, WireFamily::ChatCompletions, &body).unwrap();
     assert_eq!(
         out,
         "{ \"model\" : \"m\",\n  \"top_p\": 1.0e0, \"messages\": [ {\"role\":\"user\", \"content\": \"k [REDACTED:aws_access_key]\" } ] }"
@@ -481,13 +482,13 @@ fn rewriting_keeps_every_other_byte() {
 fn unchanged_bodies_are_none() {
     let r = redactor(|_| {});
     assert_eq!(
-        request(&r, Endpoint::ChatCompletions, &chat("hello there")),
+        request(&r, WireFamily::ChatCompletions, &chat("hello there")),
         None
     );
     assert_eq!(
         response(
             &r,
-            Endpoint::ChatCompletions,
+            WireFamily::ChatCompletions,
             r#"{"choices":[{"index":0,"message":{"role":"assistant","content":"hi"}}]}"#
         ),
         None
@@ -495,7 +496,7 @@ fn unchanged_bodies_are_none() {
     assert_eq!(
         response(
             &r,
-            Endpoint::Embeddings,
+            WireFamily::Embeddings,
             r#"{"data":[{"embedding":[0.1,0.2]}]}"#
         ),
         None
@@ -508,7 +509,7 @@ fn completions_and_embeddings_requests() {
     let key = aws_key();
     let out = request(
         &r,
-        Endpoint::Completions,
+        WireFamily::Completions,
         &format!(r#"{{"model":"m","prompt":"k {key}","max_tokens":5}}"#),
     )
     .unwrap();
@@ -518,29 +519,29 @@ fn completions_and_embeddings_requests() {
     );
     let out = request(
         &r,
-        Endpoint::Completions,
+        WireFamily::Completions,
         &format!(r#"{{"prompt":["a","k {key}"]}}"#),
     )
     .unwrap();
     assert_eq!(out, r#"{"prompt":["a","k [REDACTED:aws_access_key]"]}"#);
     let out = request(
         &r,
-        Endpoint::Embeddings,
+        WireFamily::Embeddings,
         &format!(r#"{{"input":"{key}","model":"e"}}"#),
     )
     .unwrap();
     assert_eq!(out, r#"{"input":"[REDACTED:aws_access_key]","model":"e"}"#);
     let out = request(
         &r,
-        Endpoint::Embeddings,
+        WireFamily::Embeddings,
         &format!(r#"{{"input":["x","{key}"]}}"#),
     )
     .unwrap();
     assert_eq!(out, r#"{"input":["x","[REDACTED:aws_access_key]"]}"#);
     let tokens = r#"{"input":[[4111,1111,1111,1111],[123,45,6789]],"model":"e"}"#;
-    assert_eq!(request(&r, Endpoint::Embeddings, tokens), None);
+    assert_eq!(request(&r, WireFamily::Embeddings, tokens), None);
     assert_eq!(
-        request(&r, Endpoint::Completions, r#"{"prompt":[1,2,3]}"#),
+        request(&r, WireFamily::Completions, r#"{"prompt":[1,2,3]}"#),
         None
     );
 }
@@ -551,7 +552,7 @@ fn responses_requests() {
     let key = aws_key();
     let out = request(
         &r,
-        Endpoint::Responses,
+        WireFamily::Responses,
         &format!(r#"{{"model":"m","input":"k {key}","instructions":"mail a@example.com"}}"#),
     )
     .unwrap();
@@ -572,7 +573,8 @@ fn responses_requests() {
         ]
     })
     .to_string();
-    let v: Value = serde_json::from_str(&request(&r, Endpoint::Responses, &body).unwrap()).unwrap();
+    let v: Value =
+        serde_json::from_str(&request(&r, WireFamily::Responses, &body).unwrap()).unwrap();
     assert_eq!(
         v["input"][0]["content"][0]["text"],
         "key [REDACTED:aws_access_key]"
@@ -602,7 +604,7 @@ fn response_bodies() {
     })
     .to_string();
     let v: Value =
-        serde_json::from_str(&response(&r, Endpoint::ChatCompletions, &body).unwrap()).unwrap();
+        serde_json::from_str(&response(&r, WireFamily::ChatCompletions, &body).unwrap()).unwrap();
     assert_eq!(
         v["choices"][0]["message"]["content"],
         "k [REDACTED:aws_access_key]"
@@ -619,7 +621,7 @@ fn response_bodies() {
 
     let body = format!(r#"{{"choices":[{{"index":0,"text":"k {key}","logprobs":null}}]}}"#);
     assert_eq!(
-        response(&r, Endpoint::Completions, &body).unwrap(),
+        response(&r, WireFamily::Completions, &body).unwrap(),
         r#"{"choices":[{"index":0,"text":"k [REDACTED:aws_access_key]","logprobs":null}]}"#
     );
 
@@ -634,7 +636,7 @@ fn response_bodies() {
     })
     .to_string();
     let v: Value =
-        serde_json::from_str(&response(&r, Endpoint::Responses, &body).unwrap()).unwrap();
+        serde_json::from_str(&response(&r, WireFamily::Responses, &body).unwrap()).unwrap();
     assert_eq!(
         v["output"][0]["summary"][0]["text"],
         "user gave [REDACTED:us_ssn]"
@@ -662,7 +664,7 @@ fn pseudonym_round_trip() {
         "from john@example.com to jane@example.com, cc john@example.com, key {key}"
     ));
     let out = r
-        .redact_request(Endpoint::ChatCompletions, body.as_bytes(), &mut cx)
+        .redact_request(WireFamily::ChatCompletions, body.as_bytes(), &mut cx)
         .unwrap()
         .unwrap();
     let v: Value = serde_json::from_slice(&out).unwrap();
@@ -672,7 +674,7 @@ fn pseudonym_round_trip() {
     );
     let reply = r#"{"choices":[{"index":0,"message":{"role":"assistant","content":"Wrote to <EMAIL_2> and <EMAIL_1>; <EMAIL_9> is unknown; key <AWS_ACCESS_KEY_1>"}}]}"#;
     let back = r
-        .redact_response(Endpoint::ChatCompletions, reply.as_bytes(), &mut cx)
+        .redact_response(WireFamily::ChatCompletions, reply.as_bytes(), &mut cx)
         .unwrap()
         .unwrap();
     let v: Value = serde_json::from_slice(&back).unwrap();
@@ -696,7 +698,7 @@ fn fail_closed() {
     let mut cx = RequestRedaction::default();
     let e = |body: &[u8]| {
         r.redact_request(
-            Endpoint::ChatCompletions,
+            WireFamily::ChatCompletions,
             body,
             &mut RequestRedaction::default(),
         )
@@ -718,7 +720,7 @@ fn fail_closed() {
     let key = aws_key();
     let out = r
         .redact_request(
-            Endpoint::ChatCompletions,
+            WireFamily::ChatCompletions,
             format!(r#"{{"messages": "{key}"}}"#).as_bytes(),
             &mut cx,
         )
@@ -727,7 +729,7 @@ fn fail_closed() {
     assert_eq!(out, br#"{"messages": "[REDACTED:aws_access_key]"}"#);
     let out = r
         .redact_request(
-            Endpoint::ChatCompletions,
+            WireFamily::ChatCompletions,
             format!(r#"{{"messages": [{{"content":"{key}","content":"{key}"}}]}}"#).as_bytes(),
             &mut cx,
         )
@@ -738,10 +740,10 @@ fn fail_closed() {
         r#"{"messages": [{"content":"[REDACTED:aws_access_key]","content":"[REDACTED:aws_access_key]"}]}"#
     );
     assert!(r
-        .redact_response(Endpoint::Responses, b"<html>", &mut cx)
+        .redact_response(WireFamily::Responses, b"<html>", &mut cx)
         .is_err());
     assert!(r
-        .redact_response(Endpoint::Embeddings, b"nope", &mut cx)
+        .redact_response(WireFamily::Embeddings, b"nope", &mut cx)
         .is_err());
 }
 
@@ -751,7 +753,7 @@ fn blocked_request_names_detector_not_value() {
     let key = aws_key();
     let err = r
         .redact_request(
-            Endpoint::ChatCompletions,
+            WireFamily::ChatCompletions,
             chat(&key).as_bytes(),
             &mut RequestRedaction::default(),
         )
@@ -780,7 +782,7 @@ fn debug_output_never_shows_values() {
         &mut cx,
     )
     .unwrap();
-    let mut stream = r.stream(Endpoint::ChatCompletions);
+    let mut stream = r.stream(WireFamily::ChatCompletions);
     let chunk = format!(
         "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{}\"}}}}]}}\n\n",
         &key[..10]

@@ -3,7 +3,7 @@
 
 use super::byteset::floor_boundary;
 use super::error::RedactError;
-use super::scanner::{Env, Scanner};
+use super::scanner::{Recorder, Scanner};
 
 /// Look-behind kept before the pending text: detectors look one character back (`\b`).
 const CONTEXT: usize = 16;
@@ -26,11 +26,11 @@ impl TextStream {
         &mut self,
         scanner: &Scanner,
         delta: &str,
-        env: &mut Env<'_>,
+        rec: &mut Recorder<'_>,
     ) -> Result<String, RedactError> {
         self.buf.push_str(delta);
         let mut out = String::new();
-        let commit = scanner.redact_step(&self.buf, self.from, false, &mut out, env)?;
+        let commit = scanner.redact_step(&self.buf, self.from, false, &mut out, rec)?;
         let keep = floor_boundary(&self.buf, commit.saturating_sub(CONTEXT));
         self.buf.drain(..keep);
         self.from = commit - keep;
@@ -45,10 +45,10 @@ impl TextStream {
     pub(crate) fn finish(
         &mut self,
         scanner: &Scanner,
-        env: &mut Env<'_>,
+        rec: &mut Recorder<'_>,
     ) -> Result<String, RedactError> {
         let mut out = String::new();
-        scanner.redact_step(&self.buf, self.from, true, &mut out, env)?;
+        scanner.redact_step(&self.buf, self.from, true, &mut out, rec)?;
         self.buf.clear();
         self.from = 0;
         Ok(out)

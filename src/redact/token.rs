@@ -207,9 +207,9 @@ mod tests {
     }
 
     fn token_specs() -> Vec<(&'static str, &'static str, &'static [Form])> {
-        crate::redact::builtin::all_specs()
-            .filter_map(|spec| match (spec.kind, spec.token) {
-                (Kind::Regex { pattern, .. }, Some(forms)) => Some((spec.name, pattern, forms)),
+        crate::redact::builtin::all_declarations()
+            .filter_map(|decl| match (decl.kind, decl.token) {
+                (Kind::Regex { pattern, .. }, Some(forms)) => Some((decl.name, pattern, forms)),
                 _ => None,
             })
             .collect()
@@ -241,20 +241,20 @@ mod tests {
         assert_eq!(token_specs().len(), 12);
     }
 
-    /// The prefilter anchors on a spec's start literals: they must be exactly the prefixes its
+    /// The prefilter anchors on a declaration's start literals: they must be exactly the prefixes its
     /// forms match.
     #[test]
     fn token_prefixes_are_the_start_literals() {
-        for spec in crate::redact::builtin::all_specs() {
-            let Some(forms) = spec.token else { continue };
+        for decl in crate::redact::builtin::all_declarations() {
+            let Some(forms) = decl.token else { continue };
             let mut prefixes: Vec<&str> = forms
                 .iter()
                 .flat_map(|f| f.prefixes.iter().copied())
                 .collect();
-            let mut start = spec.start.to_vec();
+            let mut start = decl.start.to_vec();
             prefixes.sort_unstable();
             start.sort_unstable();
-            assert_eq!(prefixes, start, "{}", spec.name);
+            assert_eq!(prefixes, start, "{}", decl.name);
         }
     }
 

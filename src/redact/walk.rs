@@ -46,7 +46,7 @@ use std::ops::Range;
 
 use super::error::RedactError;
 use super::json::{parse, Edits};
-use super::scanner::{Env, Scanner};
+use super::scanner::{Recorder, Scanner};
 
 /// How many levels of JSON-inside-a-string are walked as JSON; deeper ones are scanned as text.
 pub(crate) const MAX_NESTING: u8 = 4;
@@ -99,12 +99,12 @@ pub(crate) enum Logprobs {
 pub(crate) fn document(
     src: &str,
     scanner: &Scanner,
-    env: &mut Env<'_>,
+    rec: &mut Recorder<'_>,
     mode: Mode,
     logprobs: Logprobs,
 ) -> Result<Option<String>, RedactError> {
     parse::<serde::de::IgnoredAny>(src)?;
-    let edits = walk_into(src, scanner, env, mode, logprobs, &[], 0, Edits::new(src))?;
+    let edits = walk_into(src, scanner, rec, mode, logprobs, &[], 0, Edits::new(src))?;
     Ok((!edits.is_empty()).then(|| edits.apply()))
 }
 
@@ -118,14 +118,14 @@ pub(crate) fn document(
 pub(crate) fn event<'s>(
     src: &'s str,
     scanner: &Scanner,
-    env: &mut Env<'_>,
+    rec: &mut Recorder<'_>,
     skip: &[usize],
     edits: Edits<'s>,
 ) -> Result<Edits<'s>, RedactError> {
     walk_into(
         src,
         scanner,
-        env,
+        rec,
         Mode::Stream,
         Logprobs::Always,
         skip,
@@ -138,7 +138,7 @@ pub(crate) fn event<'s>(
 fn walk_into<'s>(
     src: &'s str,
     scanner: &Scanner,
-    env: &mut Env<'_>,
+    rec: &mut Recorder<'_>,
     mode: Mode,
     logprobs: Logprobs,
     skip: &[usize],
@@ -151,7 +151,7 @@ fn walk_into<'s>(
         src,
         bytes: src.as_bytes(),
         scanner,
-        env,
+        rec,
         mode,
         skip,
         nesting,
@@ -179,7 +179,7 @@ struct Walker<'s, 'c, 'e> {
     src: &'s str,
     bytes: &'s [u8],
     scanner: &'c Scanner,
-    env: &'c mut Env<'e>,
+    rec: &'c mut Recorder<'e>,
     mode: Mode,
     skip: &'c [usize],
     nesting: u8,
@@ -257,7 +257,7 @@ impl<'s> Walker<'s, '_, '_> {
     /// Scans a member key (plain text); returns it decoded.
     fn key(&mut self, span: Range<usize>) -> Result<Cow<'s, str>, RedactError> {
         let key = decode(self.src, span.clone())?;
-        if let Cow::Owned(new) = self.scanner.redact_text(&key, self.env)? {
+        if let Cow::Owned(new) = self.scanner.redact_text(&key, self.rec)? {
             self.edits.set_string_range(span, &new);
         }
         Ok(key)
@@ -274,13 +274,13 @@ impl<'s> Walker<'s, '_, '_> {
             return Ok(());
         }
         let new = match self.mode {
-            Mode::Stream => self.scanner.redact_text(&text, self.env)?,
+            Mode::Stream => self.scanner.redact_text(&text, self.rec)?,
             Mode::Body => {
                 if self.nesting < MAX_NESTING && looks_like_json(&text) && is_json(&text) {
                     let edits = walk_into(
                         &text,
                         self.scanner,
-                        self.env,
+                        self.rec,
                         Mode::Body,
                         Logprobs::WhenChanged,
                         &[],
@@ -293,7 +293,7 @@ impl<'s> Walker<'s, '_, '_> {
                     }
                     return Ok(());
                 }
-                self.scanner.redact_member(key, &text, self.env)?
+                self.scanner.redact_member(key, &text, self.rec)?
             }
         };
         if let Cow::Owned(new) = new {
@@ -309,7 +309,7 @@ impl<'s> Walker<'s, '_, '_> {
         if raw.bytes().filter(u8::is_ascii_digit).count() < MIN_NUMBER_DIGITS {
             return Ok(());
         }
-        if let Cow::Owned(new) = self.scanner.redact_text(raw, self.env)? {
+        if let Cow::Owned(new) = self.scanner.redact_text(raw, self.rec)? {
             self.edits.set_string_range(span, &new);
         }
         Ok(())

@@ -289,7 +289,7 @@ impl<'a> Line<'a> {
                 .redactions
                 .iter()
                 .map(|x| Redaction {
-                    direction: x.direction.label(),
+                    direction: x.direction.as_str(),
                     detector: &x.detector,
                     action: &x.action,
                     count: x.count,

@@ -33,7 +33,7 @@ use tokio::task::JoinSet;
 use super::metrics::Metrics;
 use super::record::RequestRecord;
 use super::spans::{content_bytes, request_spans, SpanOptions};
-use super::spec::{endpoint_for_log, TraceSpec};
+use super::trace_spec::{endpoint_for_log, TraceSpec};
 use super::TelemetryError;
 
 /// At most this many environments get a lane; spans of further ones are dropped (and

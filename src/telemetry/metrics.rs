@@ -109,7 +109,7 @@ const FIRST_BYTE_BUCKETS: &[f64] = &[
     0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0,
 ];
 /// Gateway overhead: 10 µs to 1 s. The gateway's own time is typically well under a
-/// millisecond (80 µs added at p50 in benches/RESULTS.md), so the small buckets are µs-scale.
+/// millisecond (the added latency in `benches/RESULTS.md`), so the small buckets are µs-scale.
 const OVERHEAD_BUCKETS: &[f64] = &[
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
     0.1, 0.25, 1.0,
@@ -436,14 +436,14 @@ impl Metrics {
         for r in &record.redactions {
             add(
                 &self.redactions,
-                &[env, r.direction.label(), &r.detector, &r.action],
+                &[env, r.direction.as_str(), &r.detector, &r.action],
                 r.count,
             );
         }
         if let Some(failure) = &record.redaction_failure {
             add(
                 &self.redaction_failures,
-                &[env, failure.direction.label(), failure.reason],
+                &[env, failure.direction.as_str(), failure.reason],
                 1,
             );
         }
@@ -488,7 +488,7 @@ impl Metrics {
     ///
     /// Take it as soon as the environment is known and keep it in the request context, so
     /// that early returns and panics still decrement.
-    pub fn inflight(&self, environment: &str) -> InflightGuard {
+    pub fn inflight(&self, environment: &str) -> EnvironmentInflightGuard {
         let gauge = self
             .inflight
             .get_metric_with_label_values(&[environment])
@@ -496,7 +496,7 @@ impl Metrics {
         if let Some(g) = &gauge {
             g.inc();
         }
-        InflightGuard { gauge }
+        EnvironmentInflightGuard { gauge }
     }
 
     /// Mirrors the limiter's own counters (read at scrape time).
@@ -555,14 +555,16 @@ impl Metrics {
     }
 }
 
-/// Keeps a request counted in `veilgate_inflight_requests` while alive.
+/// Keeps a request counted in its environment's `veilgate_inflight_requests` gauge while
+/// alive. (The process-wide count that graceful shutdown waits for is
+/// [`shutdown::InflightGuard`](crate::shutdown::InflightGuard), a different thing.)
 #[derive(Debug)]
 #[must_use = "the request stops counting as in flight when the guard drops"]
-pub struct InflightGuard {
+pub struct EnvironmentInflightGuard {
     gauge: Option<prometheus::IntGauge>,
 }
 
-impl Drop for InflightGuard {
+impl Drop for EnvironmentInflightGuard {
     fn drop(&mut self) {
         if let Some(g) = &self.gauge {
             g.dec();

@@ -64,12 +64,12 @@
 
 mod access_log;
 mod export;
-mod health;
+mod health_report;
 pub mod metrics;
 pub mod record;
 pub mod spans;
-mod spec;
 mod trace_ids;
+mod trace_spec;
 
 #[cfg(test)]
 mod tests;
@@ -80,14 +80,14 @@ use std::time::{Duration, Instant};
 
 pub(crate) use access_log::rfc3339;
 pub use access_log::AccessLogSink;
-pub use health::{HealthReport, OverallStatus, UpstreamHealth, UpstreamState};
-pub use metrics::{InflightGuard, Metrics, ReloadResult, METRICS_CONTENT_TYPE};
+pub use health_report::{HealthReport, OverallStatus, UpstreamReport, UpstreamVerdict};
+pub use metrics::{EnvironmentInflightGuard, Metrics, ReloadResult, METRICS_CONTENT_TYPE};
 pub use record::{
-    operation, CapturedContent, Direction, RateLimitOutcome, RedactionCount, RedactionFailure,
-    RequestParams, RequestRecord, ResponseInfo, TokenUsage, UpstreamAttempt, UpstreamErrorReason,
+    operation, CapturedContent, RateLimitOutcome, RedactionCount, RedactionFailure, RequestParams,
+    RequestRecord, ResponseInfo, TokenUsage, UpstreamAttempt, UpstreamErrorReason,
 };
-pub use spec::{EnvironmentExporter, TraceSpec};
 pub use trace_ids::{AttemptIds, TraceIds};
+pub use trace_spec::{EnvironmentExporter, TraceSpec};
 
 use access_log::AccessLog;
 use export::TracePipeline;
@@ -266,7 +266,7 @@ impl Telemetry {
 
     /// The `/health/detailed` document for the given facts; version and uptime are this
     /// telemetry's.
-    pub fn health(&self, config_version: u64, upstreams: Vec<UpstreamHealth>) -> HealthReport {
+    pub fn health(&self, config_version: u64, upstreams: Vec<UpstreamReport>) -> HealthReport {
         HealthReport::new(
             &self.version,
             self.started.elapsed(),

@@ -19,6 +19,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::trace_ids::{AttemptIds, TraceIds};
+use crate::redact::Direction;
 
 /// Well-known `gen_ai.operation.name` values (OpenTelemetry GenAI semantic conventions).
 pub mod operation {
@@ -237,25 +238,6 @@ impl UpstreamErrorReason {
             UpstreamErrorReason::Protocol => "protocol".into(),
             UpstreamErrorReason::Status(code @ 100..=599) => format!("http_{code}").into(),
             UpstreamErrorReason::Status(_) => "http_invalid".into(),
-        }
-    }
-}
-
-/// Which way content was flowing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// Client to upstream.
-    Request,
-    /// Upstream to client.
-    Response,
-}
-
-impl Direction {
-    /// The label value: `request` or `response`.
-    pub fn label(self) -> &'static str {
-        match self {
-            Direction::Request => "request",
-            Direction::Response => "response",
         }
     }
 }

@@ -17,7 +17,8 @@ use opentelemetry::trace::{Event, SpanContext, SpanId, SpanKind, Status, TraceFl
 use opentelemetry::{Array, InstrumentationScope, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
-use super::record::{Direction, RateLimitOutcome, RequestRecord, UpstreamAttempt};
+use super::record::{RateLimitOutcome, RequestRecord, UpstreamAttempt};
+use crate::redact::Direction;
 
 /// Attribute names used on spans.
 pub mod attr {
@@ -159,7 +160,7 @@ fn server_span(record: &RequestRecord, end: Instant, opts: &SpanOptions<'_>) -> 
             .map(|r| {
                 StringValue::from(format!(
                     "{}/{}/{}={}",
-                    r.direction.label(),
+                    r.direction.as_str(),
                     r.detector,
                     r.action,
                     r.count

@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::metrics::names;
 use super::*;
+use crate::redact::Direction;
 
 const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 const STAGING_SECRET: &str = "Basic c3RhZ2luZy1TRUNSRVQtcGxhbnRlZA==";
@@ -1101,9 +1102,9 @@ fn health_report_uses_the_telemetry_version() {
     let t = telemetry(TraceSpec::default(), AccessLogSink::Disabled);
     let report = t.health(
         7,
-        vec![UpstreamHealth {
+        vec![UpstreamReport {
             name: "openai".into(),
-            state: UpstreamState::Healthy,
+            state: UpstreamVerdict::Healthy,
             detail: None,
         }],
     );
@@ -1228,5 +1229,5 @@ fn telemetry_is_shareable_across_threads() {
     fn shareable<T: Send + Sync + 'static>() {}
     shareable::<Telemetry>();
     shareable::<RequestRecord>();
-    shareable::<InflightGuard>();
+    shareable::<EnvironmentInflightGuard>();
 }

@@ -15,8 +15,8 @@ use regex::Regex;
 
 use super::assignment::Grammar;
 use super::byteset::ByteSet;
-use super::checks::Check;
 use super::detector::{Anchor, Detector, Matcher, Prefixed, SpanFn, StartRule};
+use super::match_checks::Check;
 use super::numbers::Number;
 use super::pem::{Pem, PEM_MAX_LEN};
 use super::policy::{Category, PolicyError};
@@ -34,7 +34,7 @@ pub(crate) enum Kind {
 
 /// A built-in detector as data. See `detector.rs` for what each declaration promises.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Spec {
+pub(crate) struct Declaration {
     pub name: &'static str,
     pub category: Category,
     pub kind: Kind,
@@ -55,9 +55,9 @@ pub(crate) struct Spec {
     pub token: Option<&'static [Form]>,
 }
 
-impl Spec {
-    const fn new(name: &'static str, category: Category, kind: Kind) -> Spec {
-        Spec {
+impl Declaration {
+    const fn new(name: &'static str, category: Category, kind: Kind) -> Declaration {
+        Declaration {
             name,
             category,
             kind,
@@ -77,43 +77,46 @@ impl Spec {
         }
     }
 
-    pub(crate) const fn secret(name: &'static str, pattern: &'static str) -> Spec {
-        Spec::new(name, Category::Secret, Kind::Regex { pattern, group: 0 })
+    pub(crate) const fn secret(name: &'static str, pattern: &'static str) -> Declaration {
+        Declaration::new(name, Category::Secret, Kind::Regex { pattern, group: 0 })
     }
 
-    pub(crate) const fn pii(name: &'static str, pattern: &'static str) -> Spec {
-        Spec::new(name, Category::Pii, Kind::Regex { pattern, group: 0 })
+    pub(crate) const fn pii(name: &'static str, pattern: &'static str) -> Declaration {
+        Declaration::new(name, Category::Pii, Kind::Regex { pattern, group: 0 })
     }
 
-    pub(crate) const fn pem(name: &'static str) -> Spec {
-        Spec::new(name, Category::Secret, Kind::Pem)
+    pub(crate) const fn pem(name: &'static str) -> Declaration {
+        Declaration::new(name, Category::Secret, Kind::Pem)
     }
 
-    pub(crate) const fn assignment_secret(name: &'static str, grammar: &'static Grammar) -> Spec {
-        Spec::new(name, Category::Secret, Kind::Assignment(grammar))
+    pub(crate) const fn assignment_secret(
+        name: &'static str,
+        grammar: &'static Grammar,
+    ) -> Declaration {
+        Declaration::new(name, Category::Secret, Kind::Assignment(grammar))
     }
 
-    pub(crate) const fn jwt(name: &'static str) -> Spec {
-        Spec::new(name, Category::Secret, Kind::Jwt)
+    pub(crate) const fn jwt(name: &'static str) -> Declaration {
+        Declaration::new(name, Category::Secret, Kind::Jwt)
     }
 
-    pub(crate) const fn number(name: &'static str, number: Number) -> Spec {
-        Spec::new(name, Category::Pii, Kind::Number(number))
+    pub(crate) const fn number(name: &'static str, number: Number) -> Declaration {
+        Declaration::new(name, Category::Pii, Kind::Number(number))
     }
 
     /// Only this capture group is replaced.
-    pub(crate) const fn group(self, group: usize) -> Spec {
+    pub(crate) const fn group(self, group: usize) -> Declaration {
         let kind = match self.kind {
             Kind::Regex { pattern, .. } => Kind::Regex { pattern, group },
             other => other,
         };
-        Spec { kind, ..self }
+        Declaration { kind, ..self }
     }
 
     /// The replaced part follows from the match: `span` gives what capture group `group`
     /// would (a test checks that on the samples), without a capture search.
-    pub(crate) const fn span(self, span: SpanFn) -> Spec {
-        Spec {
+    pub(crate) const fn span(self, span: SpanFn) -> Declaration {
+        Declaration {
             span: Some(span),
             ..self
         }
@@ -121,16 +124,16 @@ impl Spec {
 
     /// The pattern's format as token forms, for the hand-written matcher: a property test
     /// holds it to the pattern.
-    pub(crate) const fn token(self, forms: &'static [Form]) -> Spec {
-        Spec {
+    pub(crate) const fn token(self, forms: &'static [Form]) -> Declaration {
+        Declaration {
             token: Some(forms),
             ..self
         }
     }
 
     /// Every match starts with one of these: they are both anchors and start literals.
-    pub(crate) const fn prefixes(self, lits: &'static [&'static str]) -> Spec {
-        Spec {
+    pub(crate) const fn prefixes(self, lits: &'static [&'static str]) -> Declaration {
+        Declaration {
             anchors: lits,
             start: lits,
             ..self
@@ -138,45 +141,45 @@ impl Spec {
     }
 
     /// Every match starts with one of these (case-sensitive).
-    pub(crate) const fn starts(self, lits: &'static [&'static str]) -> Spec {
-        Spec {
+    pub(crate) const fn starts(self, lits: &'static [&'static str]) -> Declaration {
+        Declaration {
             start: lits,
             ..self
         }
     }
 
     /// Every match starts with a byte of this set (a [`ByteSet::parse`] spec).
-    pub(crate) const fn starts_with_bytes(self, spec: &'static str) -> Spec {
-        Spec {
+    pub(crate) const fn starts_with_bytes(self, spec: &'static str) -> Declaration {
+        Declaration {
             start_bytes: spec,
             ..self
         }
     }
 
     /// Every match contains one of these.
-    pub(crate) const fn anchors(self, lits: &'static [&'static str]) -> Spec {
-        Spec {
+    pub(crate) const fn anchors(self, lits: &'static [&'static str]) -> Declaration {
+        Declaration {
             anchors: lits,
             ..self
         }
     }
 
-    pub(crate) const fn digit_pair(self) -> Spec {
-        Spec {
+    pub(crate) const fn digit_pair(self) -> Declaration {
+        Declaration {
             digit_pair: true,
             ..self
         }
     }
 
-    pub(crate) const fn alphabet(self, spec: &'static str) -> Spec {
-        Spec {
+    pub(crate) const fn alphabet(self, spec: &'static str) -> Declaration {
+        Declaration {
             alphabet: spec,
             ..self
         }
     }
 
-    pub(crate) const fn non_ascii(self) -> Spec {
-        Spec {
+    pub(crate) const fn non_ascii(self) -> Declaration {
+        Declaration {
             non_ascii: true,
             ..self
         }
@@ -190,29 +193,29 @@ impl Spec {
         operators: &'static str,
         suffix: usize,
         lead: usize,
-    ) -> Spec {
-        Spec {
+    ) -> Declaration {
+        Declaration {
             assignment: Some((keywords, operators, suffix, lead)),
             ..self
         }
     }
 
     /// No match is shorter than `min_len` bytes: shorter stretches are not searched.
-    pub(crate) const fn min_len(self, min_len: usize) -> Spec {
-        Spec { min_len, ..self }
+    pub(crate) const fn min_len(self, min_len: usize) -> Declaration {
+        Declaration { min_len, ..self }
     }
 
     /// No match has fewer than `min_digits` ASCII digits.
-    pub(crate) const fn min_digits(self, min_digits: usize) -> Spec {
-        Spec { min_digits, ..self }
+    pub(crate) const fn min_digits(self, min_digits: usize) -> Declaration {
+        Declaration { min_digits, ..self }
     }
 
-    pub(crate) const fn max_len(self, max_len: usize) -> Spec {
-        Spec { max_len, ..self }
+    pub(crate) const fn max_len(self, max_len: usize) -> Declaration {
+        Declaration { max_len, ..self }
     }
 
-    pub(crate) const fn check(self, check: Check) -> Spec {
-        Spec { check, ..self }
+    pub(crate) const fn check(self, check: Check) -> Declaration {
+        Declaration { check, ..self }
     }
 }
 
@@ -286,19 +289,20 @@ impl Specific {
 }
 
 /// The placeholder pattern: everything [`Action::Pseudonymize`](super::Action) produces.
-const PLACEHOLDER: Spec = Spec::secret("pseudonym", r"<[A-Z][A-Z0-9_]{0,63}_[1-9][0-9]{0,8}>")
-    .prefixes(&["<"])
-    .alphabet("<>A-Z0-9_")
-    .min_len(5)
-    .max_len(80);
+const PLACEHOLDER: Declaration =
+    Declaration::secret("pseudonym", r"<[A-Z][A-Z0-9_]{0,63}_[1-9][0-9]{0,8}>")
+        .prefixes(&["<"])
+        .alphabet("<>A-Z0-9_")
+        .min_len(5)
+        .max_len(80);
 
 /// Names of the built-in detectors, in priority order.
 pub(crate) fn names() -> impl Iterator<Item = &'static str> + Clone {
-    all_specs().map(|s| s.name)
+    all_declarations().map(|s| s.name)
 }
 
-pub(crate) fn all_specs() -> impl Iterator<Item = &'static Spec> + Clone {
-    secrets::SPECS.iter().chain(pii::SPECS.iter())
+pub(crate) fn all_declarations() -> impl Iterator<Item = &'static Declaration> + Clone {
+    secrets::DECLARATIONS.iter().chain(pii::DECLARATIONS.iter())
 }
 
 /// The compiled built-ins.
@@ -319,9 +323,9 @@ pub(crate) fn builtins() -> Result<&'static Builtins, PolicyError> {
 fn compile_all() -> Result<Builtins, String> {
     let mut detectors = Vec::new();
     let mut specific = Vec::new();
-    for spec in all_specs() {
-        let det = Arc::new(compile(spec)?);
-        if spec.category == Category::Secret && spec.check != Check::GenericSecret {
+    for decl in all_declarations() {
+        let det = Arc::new(compile(decl)?);
+        if decl.category == Category::Secret && decl.check != Check::GenericSecret {
             specific.push(Arc::clone(&det));
         }
         detectors.push(det);
@@ -333,43 +337,43 @@ fn compile_all() -> Result<Builtins, String> {
     })
 }
 
-fn compile(spec: &Spec) -> Result<Detector, String> {
-    let (matcher, max_len) = match spec.kind {
+fn compile(decl: &Declaration) -> Result<Detector, String> {
+    let (matcher, max_len) = match decl.kind {
         Kind::Regex { pattern, group } => {
             // ASCII word boundaries: see the module docs.
             let pattern = pattern.replace(r"\b", r"(?-u:\b)");
-            let matcher = if let Some(forms) = spec.token {
+            let matcher = if let Some(forms) = decl.token {
                 Matcher::Token(Token::new(pattern.starts_with(r"(?-u:\b)"), forms))
-            } else if let Some(span) = spec.span {
-                let re = Regex::new(&pattern).map_err(|e| format!("{}: {e}", spec.name))?;
+            } else if let Some(span) = decl.span {
+                let re = Regex::new(&pattern).map_err(|e| format!("{}: {e}", decl.name))?;
                 Matcher::Derived { re, span }
-            } else if group == 0 && !spec.start.is_empty() {
-                let p = Prefixed::new(&pattern, spec.start)
-                    .map_err(|e| format!("{}: {e}", spec.name))?;
+            } else if group == 0 && !decl.start.is_empty() {
+                let p = Prefixed::new(&pattern, decl.start)
+                    .map_err(|e| format!("{}: {e}", decl.name))?;
                 Matcher::Prefixed(p)
             } else {
-                let re = Regex::new(&pattern).map_err(|e| format!("{}: {e}", spec.name))?;
+                let re = Regex::new(&pattern).map_err(|e| format!("{}: {e}", decl.name))?;
                 Matcher::Regex { re, group }
             };
-            (matcher, spec.max_len)
+            (matcher, decl.max_len)
         }
         Kind::Pem => {
-            let pem = Pem::new().map_err(|e| format!("{}: {e}", spec.name))?;
+            let pem = Pem::new().map_err(|e| format!("{}: {e}", decl.name))?;
             (Matcher::Pem(pem), PEM_MAX_LEN)
         }
-        Kind::Number(n) => (Matcher::Number(n), spec.max_len),
-        Kind::Assignment(g) => (Matcher::Assignment(g), spec.max_len),
-        Kind::Jwt => (Matcher::Jwt, spec.max_len),
+        Kind::Number(n) => (Matcher::Number(n), decl.max_len),
+        Kind::Assignment(g) => (Matcher::Assignment(g), decl.max_len),
+        Kind::Jwt => (Matcher::Jwt, decl.max_len),
     };
-    let mut anchors: Vec<Anchor> = spec
+    let mut anchors: Vec<Anchor> = decl
         .anchors
         .iter()
         .map(|a| Anchor::Literal(a.as_bytes().into()))
         .collect();
-    if spec.digit_pair {
+    if decl.digit_pair {
         anchors.push(Anchor::DigitPair);
     }
-    if let Some((keywords, operators, suffix, lead)) = spec.assignment {
+    if let Some((keywords, operators, suffix, lead)) = decl.assignment {
         anchors.push(Anchor::Assignment {
             keywords: keywords.iter().map(|k| k.as_bytes().into()).collect(),
             operators: operators.as_bytes().into(),
@@ -377,34 +381,34 @@ fn compile(spec: &Spec) -> Result<Detector, String> {
             lead,
         });
     }
-    let start = if let Kind::Assignment(g) = spec.kind {
+    let start = if let Kind::Assignment(g) = decl.kind {
         StartRule::Grammar(g)
-    } else if !spec.start.is_empty() {
+    } else if !decl.start.is_empty() {
         StartRule::Literals {
-            lits: spec.start.iter().map(|s| s.as_bytes().into()).collect(),
+            lits: decl.start.iter().map(|s| s.as_bytes().into()).collect(),
             ci: false,
         }
-    } else if !spec.start_bytes.is_empty() {
-        StartRule::Bytes(ByteSet::parse(spec.start_bytes))
+    } else if !decl.start_bytes.is_empty() {
+        StartRule::Bytes(ByteSet::parse(decl.start_bytes))
     } else {
         StartRule::Any
     };
-    let mut alphabet = ByteSet::parse(spec.alphabet);
-    if spec.non_ascii {
+    let mut alphabet = ByteSet::parse(decl.alphabet);
+    if decl.non_ascii {
         alphabet = alphabet.with_non_ascii();
     }
     Ok(Detector {
-        name: Arc::from(spec.name),
-        label: spec.name.to_ascii_uppercase().into(),
-        category: spec.category,
+        name: Arc::from(decl.name),
+        label: decl.name.to_ascii_uppercase().into(),
+        category: decl.category,
         matcher,
         anchors,
         start,
         alphabet,
-        min_len: spec.min_len,
-        min_digits: spec.min_digits,
+        min_len: decl.min_len,
+        min_digits: decl.min_digits,
         max_len,
-        check: spec.check,
+        check: decl.check,
     })
 }
 
@@ -546,17 +550,17 @@ mod tests {
 
     #[test]
     fn declarations_are_usable() {
-        for spec in all_specs() {
+        for decl in all_declarations() {
             assert!(
-                spec.max_len > 0 || matches!(spec.kind, Kind::Pem),
+                decl.max_len > 0 || matches!(decl.kind, Kind::Pem),
                 "{}",
-                spec.name
+                decl.name
             );
-            assert!(!spec.alphabet.is_empty(), "{}", spec.name);
+            assert!(!decl.alphabet.is_empty(), "{}", decl.name);
             assert!(
-                !spec.anchors.is_empty() || spec.digit_pair || spec.assignment.is_some(),
+                !decl.anchors.is_empty() || decl.digit_pair || decl.assignment.is_some(),
                 "{}: unanchored detectors scan all text",
-                spec.name
+                decl.name
             );
         }
     }
@@ -585,17 +589,17 @@ mod tests {
             })
             .chain([joined])
             .collect();
-        for spec in all_specs().chain([&PLACEHOLDER]) {
-            let Kind::Regex { pattern, group: 0 } = spec.kind else {
+        for decl in all_declarations().chain([&PLACEHOLDER]) {
+            let Kind::Regex { pattern, group: 0 } = decl.kind else {
                 continue;
             };
-            if spec.start.is_empty() {
+            if decl.start.is_empty() {
                 continue;
             }
             let pattern = pattern.replace(r"\b", r"(?-u:\b)");
             let plain = Regex::new(&pattern).unwrap();
-            let prefixed = Matcher::Prefixed(Prefixed::new(&pattern, spec.start).unwrap());
-            let token = spec
+            let prefixed = Matcher::Prefixed(Prefixed::new(&pattern, decl.start).unwrap());
+            let token = decl
                 .token
                 .map(|forms| Matcher::Token(Token::new(pattern.starts_with(r"(?-u:\b)"), forms)));
             for text in texts.iter().chain(&variants) {
@@ -607,7 +611,7 @@ mod tests {
                     let want = plain.find_at(text, start).map(|m| m.range());
                     for matcher in [Some(&prefixed), token.as_ref()].into_iter().flatten() {
                         let got = matcher.find_at(text, start).map(|m| m.start..m.end);
-                        assert_eq!(got, want, "{} on {text:?} from {start}", spec.name);
+                        assert_eq!(got, want, "{} on {text:?} from {start}", decl.name);
                     }
                 }
             }
@@ -634,8 +638,8 @@ mod tests {
             .map(String::from),
         );
         let mut checked = 0;
-        for spec in all_specs() {
-            let (Some(span), Kind::Regex { pattern, group }) = (spec.span, spec.kind) else {
+        for decl in all_declarations() {
+            let (Some(span), Kind::Regex { pattern, group }) = (decl.span, decl.kind) else {
                 continue;
             };
             let re = Regex::new(&pattern.replace(r"\b", r"(?-u:\b)")).unwrap();
@@ -645,7 +649,7 @@ mod tests {
                     let want = caps.get(group).map_or(whole.range(), |g| g.range());
                     let part = span(whole.as_str()).unwrap();
                     let got = whole.start() + part.start..whole.start() + part.end;
-                    assert_eq!(got, want, "{} on {text:?}", spec.name);
+                    assert_eq!(got, want, "{} on {text:?}", decl.name);
                     checked += 1;
                 }
             }

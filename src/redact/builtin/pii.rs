@@ -2,12 +2,12 @@
 //! digits" (or `+` for international phone numbers) and confirmed by checksums where the format
 //! has one.
 
-use super::Spec;
-use crate::redact::checks::Check;
+use super::Declaration;
+use crate::redact::match_checks::Check;
 use crate::redact::numbers::{Number, CARD_MAX, IBAN_MAX, PHONE_MAX, SSN_LEN};
 
-pub(crate) const SPECS: &[Spec] = &[
-    Spec::pii(
+pub(crate) const DECLARATIONS: &[Declaration] = &[
+    Declaration::pii(
         "email",
         r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,4}\.[A-Za-z]{2,24}\b",
     )
@@ -17,20 +17,20 @@ pub(crate) const SPECS: &[Spec] = &[
     .min_len(6)
     .max_len(412)
     .check(Check::Email),
-    Spec::number("credit_card", Number::Card)
+    Declaration::number("credit_card", Number::Card)
         .digit_pair()
         .starts_with_bytes("2-6")
         .alphabet(r"0-9 \-")
         .min_len(13)
         .min_digits(13)
         .max_len(CARD_MAX),
-    Spec::number("iban", Number::Iban)
+    Declaration::number("iban", Number::Iban)
         .digit_pair()
         .starts_with_bytes("A-Z")
         .alphabet("A-Z0-9 ")
         .min_len(15)
         .max_len(IBAN_MAX),
-    Spec::number("us_ssn", Number::Ssn)
+    Declaration::number("us_ssn", Number::Ssn)
         .digit_pair()
         .starts_with_bytes("0-9")
         .alphabet(r"0-9 \-")
@@ -38,7 +38,7 @@ pub(crate) const SPECS: &[Spec] = &[
         .min_digits(9)
         .max_len(SSN_LEN),
     // Every North American number has a 3-digit area code; international ones start with `+`.
-    Spec::number("phone", Number::Phone)
+    Declaration::number("phone", Number::Phone)
         .anchors(&["+"])
         .digit_pair()
         .starts_with_bytes("0-9+(")

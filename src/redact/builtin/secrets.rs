@@ -1,12 +1,12 @@
 //! Built-in secret detectors, most specific first; `generic_secret` comes last and defers to
 //! the others.
 
-use super::Spec;
+use super::Declaration;
 use crate::redact::assignment::{
     AWS_SECRET, AWS_SECRET_MAX, CONNECTION_STRING, CONNECTION_STRING_MAX, GENERIC, GENERIC_MAX,
 };
-use crate::redact::checks::Check;
 use crate::redact::jwt::JWT_MAX;
+use crate::redact::match_checks::Check;
 use crate::redact::token::Form;
 
 /// Entropy floor for random token bodies: rejects `…xxxxxxxx` placeholders behind real prefixes.
@@ -29,23 +29,23 @@ const SLACK: &[&str] = &[
 const STRIPE: &[&str] = &["sk_live_", "sk_test_", "rk_live_", "rk_test_"];
 const SHOPIFY: &[&str] = &["shpat_", "shpca_", "shppa_", "shpss_"];
 
-pub(crate) const SPECS: &[Spec] = &[
-    Spec::pem("private_key").prefixes(&["-----BEGIN"]).alphabet(r"\t\n\r -~")
+pub(crate) const DECLARATIONS: &[Declaration] = &[
+    Declaration::pem("private_key").prefixes(&["-----BEGIN"]).alphabet(r"\t\n\r -~")
         .min_len(27),
-    Spec::secret("aws_access_key", r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b")
+    Declaration::secret("aws_access_key", r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b")
         .token(&[Form::new(&["AKIA", "ASIA", "ABIA", "ACCA"], "A-Z2-7", 16, 16).word_end()])
         .prefixes(&["AKIA", "ASIA", "ABIA", "ACCA"])
         .alphabet("A-Z2-7")
         .min_len(20)
         .max_len(20)
         .check(RANDOM),
-    Spec::assignment_secret("aws_secret_key", &AWS_SECRET)
+    Declaration::assignment_secret("aws_secret_key", &AWS_SECRET)
         .assignment(&["secret"], ":=", 11, 0)
         .alphabet(r#"A-Za-z0-9_"'`\\ \t=:>/+"#)
         .min_len(50)
         .max_len(AWS_SECRET_MAX)
         .check(Check::MinEntropy(3.5)),
-    Spec::secret(
+    Declaration::secret(
         "github_token",
         r"\b(?:(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,244})\b",
     )
@@ -58,7 +58,7 @@ pub(crate) const SPECS: &[Spec] = &[
     .min_len(33)
     .max_len(255)
     .check(RANDOM),
-    Spec::secret(
+    Declaration::secret(
         "gitlab_token",
         r"\b(?:glpat|gldt|glrt|glptt|glft|glimt|glsoat)-[A-Za-z0-9_.-]{19,254}[A-Za-z0-9_-]",
     )
@@ -68,14 +68,14 @@ pub(crate) const SPECS: &[Spec] = &[
     .min_len(25)
     .max_len(262)
     .check(RANDOM),
-    Spec::secret("slack_token", r"\b(?:xox[abposre]|xapp)-[A-Za-z0-9-]{9,249}[A-Za-z0-9]")
+    Declaration::secret("slack_token", r"\b(?:xox[abposre]|xapp)-[A-Za-z0-9-]{9,249}[A-Za-z0-9]")
         .token(&[Form::new(SLACK, r"A-Za-z0-9\-", 10, 250).last("A-Za-z0-9")])
         .prefixes(SLACK)
         .alphabet(r"A-Za-z0-9\-")
         .min_len(15)
         .max_len(256)
         .check(RANDOM),
-    Spec::secret(
+    Declaration::secret(
         "slack_webhook",
         r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_+-]{20,200}",
     )
@@ -83,14 +83,14 @@ pub(crate) const SPECS: &[Spec] = &[
     .alphabet(r"A-Za-z0-9:/._+\-")
     .min_len(50)
     .max_len(240),
-    Spec::secret("stripe_key", r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,247}\b")
+    Declaration::secret("stripe_key", r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,247}\b")
         .token(&[Form::new(STRIPE, "A-Za-z0-9", 10, 247).word_end()])
         .prefixes(STRIPE)
         .alphabet("A-Za-z0-9_")
         .min_len(18)
         .max_len(255)
         .check(RANDOM),
-    Spec::secret(
+    Declaration::secret(
         "anthropic_key",
         r"\bsk-ant-(?:api|admin)[0-9]{2}-[A-Za-z0-9_-]{20,250}",
     )
@@ -99,7 +99,7 @@ pub(crate) const SPECS: &[Spec] = &[
     .min_len(33)
     .max_len(272)
     .check(RANDOM),
-    Spec::secret(
+    Declaration::secret(
         "openai_key",
         r"\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,250}|\bsk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}\b",
     )
@@ -110,14 +110,14 @@ pub(crate) const SPECS: &[Spec] = &[
     .min_len(28)
     .max_len(262)
     .check(RANDOM),
-    Spec::secret("google_api_key", r"\bAIza[0-9A-Za-z_-]{35}")
+    Declaration::secret("google_api_key", r"\bAIza[0-9A-Za-z_-]{35}")
         .token(&[Form::new(&["AIza"], r"0-9A-Za-z_\-", 35, 35)])
         .prefixes(&["AIza"])
         .alphabet(r"0-9A-Za-z_\-")
         .min_len(39)
         .max_len(39)
         .check(RANDOM),
-    Spec::secret(
+    Declaration::secret(
         "gcp_private_key_id",
         r#"private_key_id\\?"[ \t]{0,3}:[ \t]{0,3}\\?"([a-f0-9]{40})\b"#,
     )
@@ -127,59 +127,59 @@ pub(crate) const SPECS: &[Spec] = &[
     .min_len(57)
     .max_len(72),
     // Hand-written (see `jwt.rs`).
-    Spec::jwt("jwt")
+    Declaration::jwt("jwt")
         .prefixes(&["eyJ"])
         .alphabet(r"A-Za-z0-9_.\-")
         .min_len(31)
         .max_len(JWT_MAX),
-    Spec::secret("sendgrid_key", r"\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}")
+    Declaration::secret("sendgrid_key", r"\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}")
         .prefixes(&["SG."])
         .alphabet(r"A-Za-z0-9_.\-")
         .min_len(69)
         .max_len(69)
         .check(RANDOM),
-    Spec::secret("npm_token", r"\bnpm_[A-Za-z0-9]{36}\b")
+    Declaration::secret("npm_token", r"\bnpm_[A-Za-z0-9]{36}\b")
         .token(&[Form::new(&["npm_"], "A-Za-z0-9", 36, 36).word_end()])
         .prefixes(&["npm_"])
         .alphabet("A-Za-z0-9_")
         .min_len(40)
         .max_len(40)
         .check(RANDOM),
-    Spec::secret("pypi_token", r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,1000}")
+    Declaration::secret("pypi_token", r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,1000}")
         .token(&[Form::new(&["pypi-AgEIcHlwaS5vcmc"], r"A-Za-z0-9_\-", 50, 1000)])
         .prefixes(&["pypi-AgEIcHlwaS5vcmc"])
         .alphabet(r"A-Za-z0-9_\-")
         .min_len(70)
         .max_len(1020),
-    Spec::secret("huggingface_token", r"\b(?:hf|api_org)_[A-Za-z]{34}\b")
+    Declaration::secret("huggingface_token", r"\b(?:hf|api_org)_[A-Za-z]{34}\b")
         .token(&[Form::new(&["hf_", "api_org_"], "A-Za-z", 34, 34).word_end()])
         .prefixes(&["hf_", "api_org_"])
         .alphabet("A-Za-z_")
         .min_len(37)
         .max_len(42)
         .check(RANDOM),
-    Spec::secret("shopify_token", r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b")
+    Declaration::secret("shopify_token", r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b")
         .token(&[Form::new(SHOPIFY, "a-fA-F0-9", 32, 32).word_end()])
         .prefixes(SHOPIFY)
         .alphabet("a-zA-Z0-9_")
         .min_len(38)
         .max_len(38)
         .check(RANDOM),
-    Spec::secret("twilio_api_key", r"\bSK[0-9a-fA-F]{32}\b")
+    Declaration::secret("twilio_api_key", r"\bSK[0-9a-fA-F]{32}\b")
         .token(&[Form::new(&["SK"], "0-9a-fA-F", 32, 32).word_end()])
         .prefixes(&["SK"])
         .alphabet("0-9a-fA-FSK")
         .min_len(34)
         .max_len(34)
         .check(RANDOM),
-    Spec::secret("mailgun_key", r"\bkey-[0-9a-zA-Z]{32}\b")
+    Declaration::secret("mailgun_key", r"\bkey-[0-9a-zA-Z]{32}\b")
         .token(&[Form::new(&["key-"], "0-9a-zA-Z", 32, 32).word_end()])
         .prefixes(&["key-"])
         .alphabet(r"0-9a-zA-Z\-")
         .min_len(36)
         .max_len(36)
         .check(RANDOM),
-    Spec::secret(
+    Declaration::secret(
         "azure_client_secret",
         r"[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}",
     )
@@ -189,14 +189,14 @@ pub(crate) const SPECS: &[Spec] = &[
     .min_len(37)
     .max_len(40)
     .check(RANDOM),
-    Spec::secret("telegram_bot_token", r"[0-9]{8,10}:AA[A-Za-z0-9_-]{33}")
+    Declaration::secret("telegram_bot_token", r"[0-9]{8,10}:AA[A-Za-z0-9_-]{33}")
         .anchors(&[":AA"])
         .starts_with_bytes("0-9")
         .alphabet(r"0-9A-Za-z_:\-")
         .min_len(44)
         .min_digits(8)
         .max_len(46),
-    Spec::secret(
+    Declaration::secret(
         "url_password",
         r#"\b[A-Za-z][A-Za-z0-9+.-]{1,30}://[^ \t\r\n:@/?#"'\\<>]{0,128}:([^ \t\r\n@/?#"'\\<>]{1,256})@"#,
     )
@@ -210,7 +210,7 @@ pub(crate) const SPECS: &[Spec] = &[
     // 1 + 30 + 3 + 128 + 1 + 256 + 1 characters, the user and the password up to 4 bytes each.
     .max_len(1_572)
     .check(Check::Password),
-    Spec::assignment_secret("connection_string_password", &CONNECTION_STRING)
+    Declaration::assignment_secret("connection_string_password", &CONNECTION_STRING)
         .assignment(&["password", "pwd"], "=", 0, 4)
         .alphabet(r#"^\r\n"'\\"#)
         .non_ascii()
@@ -219,7 +219,7 @@ pub(crate) const SPECS: &[Spec] = &[
         .check(Check::Password),
     // Every keyword form contains one of these anchor keywords, at most 23 identifier bytes
     // before the end of the identifier (`passw` + `ord` + 20).
-    Spec::assignment_secret("generic_secret", &GENERIC)
+    Declaration::assignment_secret("generic_secret", &GENERIC)
         .assignment(&["passw", "pwd", "secret", "token", "key", "credential"], ":=", 23, 0)
         .alphabet(r#"A-Za-z0-9_.\-\\"'` \t=>:/+~!@#$%^&*"#)
         .min_len(12)

@@ -11,10 +11,10 @@ use serde_json::{Map, Value};
 
 use super::{Emit, Field, Key, StreamRedactor};
 use crate::openai::sse::Event;
-use crate::redact::context::RequestRedaction;
 use crate::redact::error::RedactError;
 use crate::redact::json::{decode_str, parse, Edits};
-use crate::redact::scanner::{Env, Scanner};
+use crate::redact::request_redaction::RequestRedaction;
+use crate::redact::scanner::{Recorder, Scanner};
 use crate::redact::walk;
 
 type Raw<'a> = &'a RawValue;
@@ -118,7 +118,7 @@ impl StreamRedactor {
         let edits = walk::event(
             &ev.data,
             scanner,
-            &mut Env { cx, count: true },
+            &mut Recorder { cx, count: true },
             &skip,
             edits,
         )?;

@@ -17,12 +17,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::context::RequestRedaction;
 use super::error::RedactError;
-use super::redactor::{Endpoint, Inner};
-use super::scanner::{Env, Scanner};
+use super::redactor::Inner;
+use super::request_redaction::RequestRedaction;
+use super::scanner::{Recorder, Scanner};
 use super::text_stream::TextStream;
 use crate::openai::sse::{self, Event, Item, Parser, DEFAULT_MAX_EVENT_BYTES};
+use crate::openai::WireFamily;
 
 /// At most this many texts are tracked at once in one stream (choices × fields × tool calls).
 pub const MAX_CHANNELS: usize = 1024;
@@ -114,7 +115,7 @@ enum State {
 /// spent: end the stream (e.g. with [`sse::error_event`]) and drop it.
 pub struct StreamRedactor {
     inner: Arc<Inner>,
-    endpoint: Endpoint,
+    family: WireFamily,
     parser: Parser,
     channels: BTreeMap<Key, Channel>,
     /// Chat/completions: the data of the latest chunk, the envelope of synthesized chunks.
@@ -135,7 +136,7 @@ pub struct StreamRedactor {
 impl fmt::Debug for StreamRedactor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StreamRedactor")
-            .field("endpoint", &self.endpoint)
+            .field("family", &self.family)
             .field("events", &self.events)
             .field("channels", &self.channels.len())
             .field("held", &self.held())
@@ -145,10 +146,10 @@ impl fmt::Debug for StreamRedactor {
 }
 
 impl StreamRedactor {
-    pub(crate) fn new(inner: Arc<Inner>, endpoint: Endpoint) -> Self {
+    pub(crate) fn new(inner: Arc<Inner>, family: WireFamily) -> Self {
         StreamRedactor {
             inner,
-            endpoint,
+            family,
             parser: Parser::new(DEFAULT_MAX_EVENT_BYTES),
             channels: BTreeMap::new(),
             envelope: None,
@@ -292,12 +293,12 @@ impl StreamRedactor {
             out.push(Emit::Event(ev));
             return Ok(());
         }
-        match self.endpoint {
-            Endpoint::ChatCompletions | Endpoint::Completions => {
+        match self.family {
+            WireFamily::ChatCompletions | WireFamily::Completions => {
                 self.chat_event(scanner, ev, cx, out)
             }
-            Endpoint::Messages => self.messages_event(scanner, ev, cx, out),
-            Endpoint::Responses | Endpoint::Embeddings | Endpoint::Other => {
+            WireFamily::Messages => self.messages_event(scanner, ev, cx, out),
+            WireFamily::Responses | WireFamily::Embeddings | WireFamily::Other => {
                 self.typed_event(scanner, ev, cx, out)
             }
         }
@@ -319,10 +320,10 @@ impl StreamRedactor {
         }
         self.streamed = true;
         let channel = self.channels.entry(key).or_default();
-        let mut env = Env { cx, count: true };
-        let mut emitted = channel.text.push(scanner, text, &mut env)?;
+        let mut rec = Recorder { cx, count: true };
+        let mut emitted = channel.text.push(scanner, text, &mut rec)?;
         if finish {
-            emitted.push_str(&channel.text.finish(scanner, &mut env)?);
+            emitted.push_str(&channel.text.finish(scanner, &mut rec)?);
             self.channels.remove(&key);
         }
         Ok(emitted)
@@ -341,15 +342,17 @@ impl StreamRedactor {
             let Some(mut channel) = self.channels.remove(&key) else {
                 continue;
             };
-            let held = channel.text.finish(scanner, &mut Env { cx, count: true })?;
+            let held = channel
+                .text
+                .finish(scanner, &mut Recorder { cx, count: true })?;
             if held.is_empty() {
                 continue;
             }
-            match self.endpoint {
-                Endpoint::ChatCompletions | Endpoint::Completions => {
+            match self.family {
+                WireFamily::ChatCompletions | WireFamily::Completions => {
                     chat::write_synthesized(self.envelope.as_deref(), key, &held, out)?;
                 }
-                Endpoint::Messages => {
+                WireFamily::Messages => {
                     if let Some(template) = channel.template.take() {
                         messages::write_synthesized(&template, key.field, &held, out)?;
                     }

@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-/// What the gateway believes about one upstream.
+/// The report's verdict on one upstream: the gateway's finer upstream status (circuit open,
+/// check failing, cooling down) reduced to what a probe needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum UpstreamState {
+pub enum UpstreamVerdict {
     /// Answering.
     Healthy,
     /// Failing (connect errors, timeouts, 5xx) or ejected.
@@ -25,13 +26,14 @@ pub enum UpstreamState {
     Unknown,
 }
 
-/// One upstream's line in the report.
+/// One upstream's line in the report: a rendering for operators, not the circuit state the
+/// gateway routes by.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct UpstreamHealth {
+pub struct UpstreamReport {
     /// Configured name.
     pub name: String,
-    /// Its state.
-    pub state: UpstreamState,
+    /// Its verdict (the JSON field is `state`).
+    pub state: UpstreamVerdict,
     /// A short explanation for operators; must not contain secrets.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -61,7 +63,7 @@ pub struct HealthReport {
     /// The version of the configuration in force (increments on each successful reload).
     pub config_version: u64,
     /// Upstreams, sorted by name.
-    pub upstreams: Vec<UpstreamHealth>,
+    pub upstreams: Vec<UpstreamReport>,
 }
 
 impl HealthReport {
@@ -72,12 +74,12 @@ impl HealthReport {
         version: &str,
         uptime: Duration,
         config_version: u64,
-        mut upstreams: Vec<UpstreamHealth>,
+        mut upstreams: Vec<UpstreamReport>,
     ) -> HealthReport {
         upstreams.sort_by(|a, b| a.name.cmp(&b.name));
         let unhealthy = upstreams
             .iter()
-            .filter(|u| u.state == UpstreamState::Unhealthy)
+            .filter(|u| u.state == UpstreamVerdict::Unhealthy)
             .count();
         let status = match unhealthy {
             0 => OverallStatus::Ok,
@@ -118,8 +120,8 @@ impl HealthReport {
 mod tests {
     use super::*;
 
-    fn upstream(name: &str, state: UpstreamState) -> UpstreamHealth {
-        UpstreamHealth {
+    fn upstream(name: &str, state: UpstreamVerdict) -> UpstreamReport {
+        UpstreamReport {
             name: name.into(),
             state,
             detail: None,
@@ -133,10 +135,10 @@ mod tests {
             Duration::from_millis(3_600_900),
             4,
             vec![
-                upstream("openai", UpstreamState::Healthy),
-                UpstreamHealth {
+                upstream("openai", UpstreamVerdict::Healthy),
+                UpstreamReport {
                     detail: Some("3 consecutive timeouts".into()),
-                    ..upstream("azure", UpstreamState::Unhealthy)
+                    ..upstream("azure", UpstreamVerdict::Unhealthy)
                 },
             ],
         );
@@ -161,7 +163,7 @@ mod tests {
             "v",
             Duration::ZERO,
             1,
-            vec![upstream("a", UpstreamState::Unknown)],
+            vec![upstream("a", UpstreamVerdict::Unknown)],
         );
         assert_eq!(ok.status, OverallStatus::Ok);
         let none = HealthReport::new("v", Duration::ZERO, 1, vec![]);
@@ -170,7 +172,7 @@ mod tests {
             "v",
             Duration::ZERO,
             1,
-            vec![upstream("a", UpstreamState::Unhealthy)],
+            vec![upstream("a", UpstreamVerdict::Unhealthy)],
         );
         assert_eq!(down.status, OverallStatus::Down);
         assert_eq!(down.http_status(), 503);

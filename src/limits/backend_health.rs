@@ -70,10 +70,10 @@ pub(crate) fn bump(counter: &AtomicU64) {
 /// Incident tracking and the breaker.
 ///
 /// An incident is a run of failed checks on the request path (admissions, probes). While one
-/// is under way, [`Health::may_try`] lets one caller per `probe_interval` try the backend; the
+/// is under way, [`BackendHealth::may_try`] lets one caller per `probe_interval` try the backend; the
 /// others are decided by the policy at once. The first successful check ends the incident.
 #[derive(Debug)]
-pub(crate) struct Health {
+pub(crate) struct BackendHealth {
     backend: &'static str,
     policy: OnBackendError,
     origin: Instant,
@@ -87,13 +87,13 @@ pub(crate) struct Health {
     pub(crate) counters: Counters,
 }
 
-impl Health {
+impl BackendHealth {
     pub(crate) fn new(
         backend: &'static str,
         policy: OnBackendError,
         probe_interval: Duration,
     ) -> Self {
-        Health {
+        BackendHealth {
             backend,
             policy,
             origin: Instant::now(),
@@ -234,7 +234,7 @@ mod tests {
 
     #[test]
     fn breaker_lets_one_probe_through_per_interval_and_closes_on_success() {
-        let health = Health::new("test", OnBackendError::Deny, Duration::from_secs(3600));
+        let health = BackendHealth::new("test", OnBackendError::Deny, Duration::from_secs(3600));
         assert!(health.may_try() && health.may_try());
         health.failed("check", &"boom");
         health.failed("check", &"boom again");
