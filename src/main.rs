@@ -15,7 +15,7 @@ use pingora_core::services::listening::Service;
 use veilgate::admin::Admin;
 use veilgate::config;
 use veilgate::config::RateLimitBackend;
-use veilgate::gateway::body::ClientDeadlines;
+use veilgate::gateway::adapter::ClientDeadlines;
 use veilgate::gateway::checks::HealthChecker;
 use veilgate::gateway::forward::Forwarder;
 use veilgate::gateway::health::UpstreamHealth;

@@ -24,7 +24,7 @@ use pingora_core::services::background::BackgroundService;
 pub const LATE_REQUEST_GRACE: Duration = Duration::from_secs(1);
 
 /// Counts requests in flight, and client connections being served or awaiting their next
-/// request (`gateway::body::ClientDeadlines`); each [`InflightGuard`] is one.
+/// request (`gateway::adapter::ClientDeadlines`); each [`InflightGuard`] is one.
 #[derive(Debug, Default, Clone)]
 pub struct Inflight(Arc<AtomicUsize>);
 

@@ -2,10 +2,10 @@
 //! and what the answer used recorded for the reconcile and telemetry.
 
 use bytes::Bytes;
-use pingora_proxy::Session;
 
 use super::context::RequestCtx;
-use super::Gateway;
+use super::pipeline::Pipeline;
+use super::transport::Transport;
 use crate::config::Route;
 use crate::limits::{Admission, AdmissionPlan, BudgetKind, RefusalCause, Usd};
 use crate::openai::usage::{self, Usage};
@@ -13,7 +13,7 @@ use crate::openai::{ApiError, Endpoint};
 use crate::spend::{format_usd, to_micros};
 use crate::telemetry::record::{RateLimitOutcome, TokenUsage};
 
-impl Gateway {
+impl<T: Transport> Pipeline<T> {
     /// Checks the key's and the route's budgets at once; refuses with 429 (or 503 when the
     /// backend cannot decide and `on_backend_error: deny`).
     ///
@@ -23,7 +23,7 @@ impl Gateway {
     /// is not priced and reserves nothing.
     pub(super) async fn admit(
         &self,
-        session: &Session,
+        client_ip: Option<std::net::IpAddr>,
         ctx: &mut RequestCtx,
         route: &Route,
         upstream_model: Option<&str>,
@@ -40,10 +40,7 @@ impl Gateway {
         let ip_budgets;
         let per_ip = route.limits.without_spend();
         if !runtime.requires_keys() && !per_ip.is_empty() {
-            let ip = session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
+            let ip = client_ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
             ip_budgets = per_ip
                 .budgets("route-ip", &format!("{}@{ip}", route.name))
                 .unwrap_or_default();

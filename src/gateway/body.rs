@@ -1,174 +1,16 @@
 //! Reading a client's request, bounded in size and time: the whole header within
-//! `client_timeout` ([`ClientDeadlines`]), each piece of the body within it too, the body
+//! `client_timeout` (`adapter::ClientDeadlines`), each piece of the body within it too, the body
 //! within `max_body_bytes` ([`read`]), and the bodies of all requests together within
 //! `max_buffered_bytes` ([`BufferPool`]).
 
-use std::any::Any;
-use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use pingora_core::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream};
-use pingora_core::modules::http::{HttpModule, HttpModuleBuilder, Module};
-use pingora_core::protocols::http::v2::server::H2Options;
-use pingora_core::protocols::http::ServerSession;
-use pingora_core::protocols::Stream;
-use pingora_core::server::ShutdownWatch;
-use pingora_core::ErrorType;
-use pingora_http::RequestHeader;
-use pingora_proxy::{HttpProxy, ProxyHttp, Session};
-use pingora_timeout::fast_timeout::fast_sleep;
 
-use crate::gateway::runtime::SharedRuntime;
+use super::downstream::{Downstream, ReadError};
 use crate::openai::ApiError;
-use crate::shutdown::{Inflight, LATE_REQUEST_GRACE};
-
-/// Pingora's HTTP proxy with the configured `client_timeout` around every request it reads:
-///
-/// - **The header**: the whole request header must arrive within `client_timeout`, counted
-///   from when the gateway starts waiting for it (a new connection, or a kept-alive one after
-///   its previous answer); otherwise the connection is closed without an answer (Pingora has
-///   no request yet to answer). Pingora 0.9.1 alone bounds only each single read of a header,
-///   by the 60 s keep-alive timeout it gives every new connection
-///   (`pingora-core/src/apps/mod.rs`, `protocols/http/v1/server.rs` `read_request_buf`), so a
-///   client sending a byte a minute could hold a connection for ever.
-/// - **The body**: each read waits at most `client_timeout` (Pingora's downstream read
-///   timeout, default 60 s), for the bodies [`read`] reads as for those Pingora streams on
-///   `paths:` routes.
-///
-/// The header is known to be complete when [`HeaderReceived`], a downstream module, sees it:
-/// Pingora runs module header filters after reading the header and before
-/// `request_filter`, inside the task this wrapper drives.
-///
-/// **Stopping** (SIGTERM, or SIGQUIT once the sockets are handed over): every connection
-/// counts in [`Inflight`] while it is served or awaits its next request, so the drain does
-/// not exit under a connection accepted just before the listeners closed whose request is
-/// still arriving. Pingora drops every connection still waiting for a header at once when
-/// its listeners close (`HttpProxy::http_cleanup`); this waits [`LATE_REQUEST_GRACE`]
-/// first, so such a request is served instead of reset (found by a hand-over under load:
-/// 1–3 resets in ~10,000 requests in about half the runs without it). Idle kept-alive
-/// connections are closed after it.
-pub struct ClientDeadlines<SV> {
-    proxy: Arc<HttpProxy<SV>>,
-    runtime: SharedRuntime,
-    inflight: Inflight,
-}
-
-impl<SV: ProxyHttp> ClientDeadlines<SV> {
-    /// Wraps `proxy` (from `pingora_proxy::http_proxy`, its modules initialised); the timeout
-    /// is read from `runtime` for every request, so a reload changes it. Connections count
-    /// in `inflight` (the drain's).
-    pub fn new(mut proxy: HttpProxy<SV>, runtime: SharedRuntime, inflight: Inflight) -> Self {
-        proxy
-            .downstream_modules
-            .add_module(Box::new(HeaderReceivedBuilder));
-        ClientDeadlines {
-            proxy: Arc::new(proxy),
-            runtime,
-            inflight,
-        }
-    }
-}
-
-tokio::task_local! {
-    /// Set once the request header of the request this task serves has been read.
-    static HEADER_RECEIVED: Cell<bool>;
-}
-
-#[async_trait]
-impl<SV> HttpServerApp for ClientDeadlines<SV>
-where
-    SV: ProxyHttp + Send + Sync + 'static,
-    SV::CTX: Send + Sync,
-{
-    async fn process_new_http(
-        self: &Arc<Self>,
-        mut session: ServerSession,
-        shutdown: &ShutdownWatch,
-    ) -> Option<ReusedHttpStream> {
-        let _connection = self.inflight.enter();
-        let timeout = self.runtime.load().config.client_timeout;
-        session.set_read_timeout(Some(timeout));
-        let serve = self.proxy.process_new_http(session, shutdown);
-        HEADER_RECEIVED
-            .scope(Cell::new(false), async move {
-                tokio::pin!(serve);
-                tokio::select! {
-                    biased;
-                    done = &mut serve => return done,
-                    () = fast_sleep(timeout) => {}
-                }
-                if HEADER_RECEIVED.with(Cell::get) {
-                    // Past the header: the request runs to its end under its own bounds.
-                    return serve.await;
-                }
-                log::debug!(
-                    "no complete request header within {timeout:?}: closing the connection"
-                );
-                None
-            })
-            .await
-    }
-
-    fn h2_options(&self) -> Option<H2Options> {
-        self.proxy.h2_options()
-    }
-
-    fn server_options(&self) -> Option<&HttpServerOptions> {
-        self.proxy.server_options()
-    }
-
-    async fn http_cleanup(&self) {
-        // The listeners are closed: let connections accepted just before send their request.
-        tokio::time::sleep(LATE_REQUEST_GRACE).await;
-        self.proxy.http_cleanup().await;
-    }
-
-    async fn process_custom_session(
-        self: Arc<Self>,
-        stream: Stream,
-        shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
-        self.proxy
-            .clone()
-            .process_custom_session(stream, shutdown)
-            .await
-    }
-}
-
-/// The downstream module telling [`ClientDeadlines`] that a request header has arrived.
-struct HeaderReceived;
-
-#[async_trait]
-impl HttpModule for HeaderReceived {
-    async fn request_header_filter(
-        &mut self,
-        _req: &mut RequestHeader,
-    ) -> pingora_core::Result<()> {
-        // Outside a ClientDeadlines task (none today) there is no deadline to lift.
-        let _ = HEADER_RECEIVED.try_with(|received| received.set(true));
-        Ok(())
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
-}
-
-struct HeaderReceivedBuilder;
-
-impl HttpModuleBuilder for HeaderReceivedBuilder {
-    fn init(&self) -> Module {
-        Box::new(HeaderReceived)
-    }
-}
 
 /// The request body bytes buffered at once by all the requests of the process, held to the
 /// `max_buffered_bytes` cap: each request takes bytes from it as its body arrives (a
@@ -311,56 +153,43 @@ pub struct Bounds<'a> {
 /// 413 past `limit`, 408 when the client stalls for `timeout`, 503 ([`overloaded`]) when the
 /// bodies buffered by all requests would go over `cap`, 400 when the body cannot be read.
 /// The bytes read so far are dropped then, and given back to the pool at once.
-pub async fn read(session: &mut Session, bounds: Bounds<'_>) -> Result<Bytes, ApiError> {
+pub async fn read<D: Downstream>(client: &mut D, bounds: Bounds<'_>) -> Result<Bytes, ApiError> {
     let Bounds {
         limit,
         timeout,
         reservation,
         cap,
     } = bounds;
-    let read = read_bounded(session, limit, timeout, reservation, cap).await;
+    let read = read_bounded(client, limit, timeout, reservation, cap).await;
     if read.is_err() {
         reservation.release();
     }
     read
 }
 
-async fn read_bounded(
-    session: &mut Session,
+async fn read_bounded<D: Downstream>(
+    client: &mut D,
     limit: usize,
     timeout: Duration,
     reservation: &mut Reservation,
     cap: usize,
 ) -> Result<Bytes, ApiError> {
-    let declared = session
-        .req_header()
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let declared = client.declared_length();
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::body_too_large(limit));
     }
-    let expects_continue = session
-        .req_header()
-        .headers
-        .get(http::header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if expects_continue {
-        session
-            .write_continue_response()
-            .await
-            .map_err(|_| read_failed())?;
+    if client.expects_continue() {
+        client.write_continue().await.map_err(|_| read_failed())?;
     }
 
     let capacity = declared.map_or(8 * 1024, |n| (n as usize).min(FIRST_CAPACITY));
     let mut body = BytesMut::with_capacity(capacity);
     // Pingora times each read of the body out (`ReadTimedout`); no timer of our own per read.
-    session.set_read_timeout(Some(timeout));
+    client.set_read_timeout(timeout);
     loop {
-        let chunk = match session.read_request_body().await {
-            Err(e) if e.etype == ErrorType::ReadTimedout => return Err(timed_out(timeout)),
-            Err(_) => return Err(read_failed()),
+        let chunk = match client.read_body().await {
+            Err(ReadError::TimedOut) => return Err(timed_out(timeout)),
+            Err(ReadError::Failed) => return Err(read_failed()),
             Ok(None) => break,
             Ok(Some(chunk)) => chunk,
         };
@@ -409,11 +238,11 @@ const LINGER_TIME: Duration = Duration::from_secs(2);
 
 /// After a refusal written mid-body: reads and discards what the client is still sending,
 /// bounded by [`LINGER_BYTES`] and [`LINGER_TIME`]. The connection is not reused afterwards.
-pub async fn linger(session: &mut Session) {
+pub async fn linger<D: Downstream>(client: &mut D) {
     let deadline = tokio::time::Instant::now() + LINGER_TIME;
     let mut drained = 0usize;
     while drained < LINGER_BYTES {
-        match tokio::time::timeout_at(deadline, session.read_request_body()).await {
+        match tokio::time::timeout_at(deadline, client.read_body()).await {
             Ok(Ok(Some(chunk))) => drained += chunk.len(),
             _ => break,
         }

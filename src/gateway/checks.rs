@@ -13,6 +13,7 @@ use pingora_http::RequestHeader;
 use super::forward::Forwarder;
 use super::health::UpstreamHealth;
 use super::runtime::SharedRuntime;
+use super::transport::{Answer, Transport};
 use crate::config::Upstream;
 
 /// How often idle upstream connections past their idle limit are closed.
@@ -47,7 +48,7 @@ impl HealthChecker {
             return Ok(());
         };
         let (status, _) = get(
-            &self.forwarder,
+            self.forwarder.as_ref(),
             upstream,
             &path,
             "veilgate-health-check",
@@ -66,8 +67,8 @@ impl HealthChecker {
 /// A `GET` of `path` (a request target) on `upstream` by the gateway itself, with the
 /// upstream's key: its status and up to `limit` bytes of its body, within `timeout`. The error
 /// names what failed, never the key.
-pub(super) async fn get(
-    forwarder: &Forwarder,
+pub(super) async fn get<T: Transport>(
+    forwarder: &T,
     upstream: &Upstream,
     path: &str,
     user_agent: &str,

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use super::checks;
-use super::forward::Forwarder;
 use super::runtime::Runtime;
+use super::transport::Transport;
 use crate::config::{Config, RouteMatch};
 use crate::openai::models::Model;
 
@@ -54,7 +54,7 @@ struct ListEntry {
 
 impl Discovery {
     /// The glob-routed models of `runtime`'s configuration, from the cache while it is fresh.
-    pub async fn models(&self, runtime: &Runtime, forwarder: &Forwarder) -> Arc<Vec<Model>> {
+    pub async fn models<T: Transport>(&self, runtime: &Runtime, forwarder: &T) -> Arc<Vec<Model>> {
         if !has_glob_routes(&runtime.config) {
             return Arc::new(Vec::new());
         }
@@ -84,7 +84,7 @@ fn has_glob_routes(config: &Config) -> bool {
 
 /// Asks every upstream of every glob route (once each, concurrently) and keeps what the
 /// configuration routes to that route.
-async fn discover(runtime: &Runtime, forwarder: &Forwarder) -> Vec<Model> {
+async fn discover<T: Transport>(runtime: &Runtime, forwarder: &T) -> Vec<Model> {
     let config = &runtime.config;
     let mut upstreams: Vec<&str> = Vec::new();
     for route in &config.routes {

@@ -63,9 +63,12 @@ pub enum ForwardError {
     /// The upstream host name did not resolve.
     #[error(transparent)]
     Resolve(#[from] ResolveError),
-    /// No connection (refused, TLS failure, connect timeout).
+    /// No connection (refused, reset, unreachable).
     #[error("{0}")]
     Connect(String),
+    /// The TLS handshake failed (certificate, protocol, or its timeout).
+    #[error("{0}")]
+    Tls(String),
     /// The connect attempt took longer than `connect_timeout`.
     #[error("connecting took longer than {0:?}")]
     ConnectTimeout(Duration),
@@ -84,11 +87,26 @@ pub enum ForwardError {
 }
 
 impl ForwardError {
+    /// Why connecting failed, from Pingora's error type: a timeout, TLS, or the connection.
+    pub fn connecting(e: &pingora_core::Error, connect_timeout: Duration) -> ForwardError {
+        use pingora_core::ErrorType as E;
+        match e.etype() {
+            E::ConnectTimedout => ForwardError::ConnectTimeout(connect_timeout),
+            E::TLSHandshakeFailure
+            | E::TLSHandshakeTimedout
+            | E::TLSWantX509Lookup
+            | E::InvalidCert
+            | E::HandshakeError => ForwardError::Tls(describe(e)),
+            _ => ForwardError::Connect(describe(e)),
+        }
+    }
+
     /// A short, stable reason for metrics and logs.
     pub fn reason(&self) -> &'static str {
         match self {
             ForwardError::Resolve(_) => "dns",
             ForwardError::Connect(_) => "connect",
+            ForwardError::Tls(_) => "tls",
             ForwardError::ConnectTimeout(_) => "connect_timeout",
             ForwardError::Send(_) => "send",
             ForwardError::FirstByteTimeout(_) => "timeout",
@@ -208,14 +226,7 @@ impl Forwarder {
                 // A pooled connection skips the allocation.
                 None => match Box::pin(self.connector.new_stream(&peer)).await {
                     Ok(stream) => (stream, false),
-                    Err(e) => {
-                        return Err(match e.etype() {
-                            pingora_core::ErrorType::ConnectTimedout => {
-                                ForwardError::ConnectTimeout(upstream.connect_timeout)
-                            }
-                            _ => ForwardError::Connect(describe(&e)),
-                        })
-                    }
+                    Err(e) => return Err(ForwardError::connecting(&e, upstream.connect_timeout)),
                 },
             };
             // Header and body leave in one write (one `writev`, one TCP segment when they fit):
@@ -294,15 +305,7 @@ impl Forwarder {
             .freeze();
         let mut stream = match Box::pin(self.connector.new_stream(&peer)).await {
             Ok(stream) => stream,
-            Err(e) => {
-                return Err(match e.etype() {
-                    pingora_core::ErrorType::ConnectTimedout => {
-                        ForwardError::ConnectTimeout(upstream.connect_timeout)
-                    }
-                    _ => ForwardError::Connect(describe(&e)),
-                }
-                .into())
-            }
+            Err(e) => return Err(ForwardError::connecting(&e, upstream.connect_timeout).into()),
         };
         let timeout = upstream.timeout;
         write_all(&mut stream, wire, timeout).await?;
@@ -410,22 +413,5 @@ impl Exchange {
             Ok(Err(e)) => Err(ForwardError::Protocol(describe(&e))),
             Ok(Ok(chunk)) => Ok(chunk),
         }
-    }
-
-    /// Reads the whole remaining body, bounded by `limit` bytes.
-    ///
-    /// # Errors
-    /// As [`Exchange::next_chunk`], and [`ForwardError::Protocol`] past `limit`.
-    pub async fn read_to_end(&mut self, limit: usize) -> Result<Bytes, ForwardError> {
-        let mut body = bytes::BytesMut::new();
-        while let Some(chunk) = self.next_chunk().await? {
-            if body.len() + chunk.len() > limit {
-                return Err(ForwardError::Protocol(format!(
-                    "response body larger than {limit} bytes"
-                )));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body.freeze())
     }
 }

@@ -2,15 +2,17 @@
 //! client sees it (whole, transcript, text or streamed), and how a failure to inspect ends.
 
 use bytes::Bytes;
-use pingora_proxy::Session;
 
 use super::context::RequestCtx;
-use super::{header_str, Gateway, Stop};
+use super::downstream::Downstream;
+use super::pipeline::Pipeline;
+use super::transport::Transport;
+use super::Stop;
 use crate::openai::{ApiError, WireFamily};
 use crate::redact::{Direction as RedactDirection, RedactError, Redactor};
 use crate::telemetry::record::RedactionFailure;
 
-impl Gateway {
+impl<T: Transport> Pipeline<T> {
     /// Redacts a request body under the route's policy: every string of a JSON body, every
     /// text field of a multipart form (the file parts are binary and stay as they are).
     pub(super) fn redact_request(
@@ -20,13 +22,12 @@ impl Gateway {
         multipart: bool,
         content_type: &str,
         body: Bytes,
-        session: &Session,
+        content_encoding: &str,
     ) -> Result<Bytes, ApiError> {
         if !redactor.is_active(RedactDirection::Request) {
             return Ok(body);
         }
-        let encoding = header_str(session.req_header(), http::header::CONTENT_ENCODING);
-        if !(encoding.is_empty() || encoding.eq_ignore_ascii_case("identity")) {
+        if !(content_encoding.is_empty() || content_encoding.eq_ignore_ascii_case("identity")) {
             return Err(unsupported_media(ctx));
         }
         if multipart {
@@ -64,13 +65,12 @@ impl Gateway {
         redactor: &Redactor,
         content_type: &str,
         body: Bytes,
-        session: &Session,
+        content_encoding: &str,
     ) -> Result<Bytes, ApiError> {
         if body.is_empty() || !redactor.is_active(RedactDirection::Request) {
             return Ok(body);
         }
-        let encoding = header_str(session.req_header(), http::header::CONTENT_ENCODING);
-        if !(encoding.is_empty() || encoding.eq_ignore_ascii_case("identity")) {
+        if !(content_encoding.is_empty() || content_encoding.eq_ignore_ascii_case("identity")) {
             return Err(unsupported_media(ctx));
         }
         let media = content_type
@@ -272,9 +272,9 @@ impl Gateway {
 
     /// Ends a stream whose next event could not be redacted (or was blocked) with an error
     /// event: nothing unredacted goes out.
-    pub(super) async fn end_stream_on_redaction_error(
+    pub(super) async fn end_stream_on_redaction_error<D: Downstream>(
         &self,
-        session: &mut Session,
+        client: &mut D,
         ctx: &mut RequestCtx,
         e: &RedactError,
     ) {
@@ -291,9 +291,9 @@ impl Gateway {
             "request {}: stream ended by the redaction policy: {e}",
             ctx.request_id
         );
-        session.set_keepalive(None);
-        let _ = session
-            .write_response_body(Some(Bytes::from(err.to_sse_event_in(ctx.shape))), true)
+        client.close_after();
+        let _ = client
+            .write_body(Some(Bytes::from(err.to_sse_event_in(ctx.shape))), true)
             .await;
     }
 }

@@ -11,15 +11,13 @@
 //! Bounds: the raw body by `max_body_bytes` (413), one JSON line by [`MAX_LINE`], and what a
 //! stream holds back counts in `max_buffered_bytes` like any buffered body (503 beyond).
 
-use bytes::Bytes;
-use futures_util::StreamExt;
-use pingora_core::ErrorType;
-use pingora_proxy::Session;
-
 use super::body::{self, Reservation};
+use super::downstream::{Downstream, ReadError};
 use crate::openai::ApiError;
 use crate::redact::{BodyStream, Direction, RedactError, Redactor, RequestRedaction};
 use crate::telemetry::record::RedactionFailure;
+use bytes::Bytes;
+use futures_util::StreamExt;
 
 /// Bodies larger than this (or of unknown length) are streamed.
 pub const STREAM_ABOVE: usize = 1024 * 1024;
@@ -37,7 +35,7 @@ pub enum Shape {
 }
 
 /// Whether this request's body is streamed, and how it is read.
-pub fn shape(session: &Session, media: &str) -> Option<Shape> {
+pub fn shape<D: Downstream>(client: &D, media: &str) -> Option<Shape> {
     let shape = if media == "multipart/form-data" {
         Shape::Form
     } else if media.starts_with("text/")
@@ -53,12 +51,10 @@ pub fn shape(session: &Session, media: &str) -> Option<Shape> {
     } else {
         return None;
     };
-    let headers = &session.req_header().headers;
-    let declared = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let chunked = headers
+    let declared = client.declared_length();
+    let chunked = client
+        .req_header()
+        .headers
         .get(http::header::TRANSFER_ENCODING)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
     let large = declared.is_some_and(|n| n > STREAM_ABOVE as u64);
@@ -66,45 +62,36 @@ pub fn shape(session: &Session, media: &str) -> Option<Shape> {
 }
 
 /// The client's body, piece by piece, within `max_body_bytes` and the client timeout.
-struct ClientBody<'a> {
-    session: &'a mut Session,
+struct ClientBody<'a, D> {
+    client: &'a mut D,
     limit: usize,
     read: usize,
     timeout: std::time::Duration,
     started: bool,
 }
 
-impl ClientBody<'_> {
+impl<D: Downstream> ClientBody<'_, D> {
     async fn next(&mut self) -> Result<Option<Bytes>, ApiError> {
         if !self.started {
             self.started = true;
-            let declared = self
-                .session
-                .req_header()
-                .headers
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            if declared.is_some_and(|n| n > self.limit as u64) {
+            if self
+                .client
+                .declared_length()
+                .is_some_and(|n| n > self.limit as u64)
+            {
                 return Err(ApiError::body_too_large(self.limit));
             }
-            let expects_continue = self
-                .session
-                .req_header()
-                .headers
-                .get(http::header::EXPECT)
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-            if expects_continue {
-                self.session
-                    .write_continue_response()
+            if self.client.expects_continue() {
+                self.client
+                    .write_continue()
                     .await
                     .map_err(|_| body::read_failed())?;
             }
-            self.session.set_read_timeout(Some(self.timeout));
+            self.client.set_read_timeout(self.timeout);
         }
-        match self.session.read_request_body().await {
-            Err(e) if e.etype == ErrorType::ReadTimedout => Err(body::timed_out(self.timeout)),
-            Err(_) => Err(body::read_failed()),
+        match self.client.read_body().await {
+            Err(ReadError::TimedOut) => Err(body::timed_out(self.timeout)),
+            Err(ReadError::Failed) => Err(body::read_failed()),
             Ok(None) => Ok(None),
             Ok(Some(chunk)) => {
                 self.read += chunk.len();
@@ -141,9 +128,9 @@ enum Part {
 
 // One per upload, never moved around: its size does not matter.
 #[allow(clippy::large_enum_variant)]
-enum Reader<'a> {
+enum Reader<'a, D> {
     Plain {
-        client: ClientBody<'a>,
+        client: ClientBody<'a, D>,
         redact: BodyStream,
         ended: bool,
     },
@@ -156,8 +143,8 @@ enum Reader<'a> {
 }
 
 /// A streamed upload: the client's body, redacted, as the upstream is sent it.
-pub struct Upload<'a> {
-    reader: Reader<'a>,
+pub struct Upload<'a, D> {
+    reader: Reader<'a, D>,
     redactor: Redactor,
     cx: &'a mut RequestRedaction,
     failure: &'a mut Option<RedactionFailure>,
@@ -167,7 +154,7 @@ pub struct Upload<'a> {
     pub started: bool,
 }
 
-/// What [`Upload::new`] needs besides the session.
+/// What [`Upload::new`] needs besides the client.
 pub struct Limits<'a> {
     /// `max_body_bytes`.
     pub body: usize,
@@ -179,23 +166,23 @@ pub struct Limits<'a> {
     pub reservation: &'a mut Reservation,
 }
 
-impl<'a> Upload<'a> {
-    /// An upload of `shape` read from `session`.
+impl<'a, D: Downstream> Upload<'a, D> {
+    /// An upload of `shape` read from `client`.
     ///
     /// # Errors
     /// A 400 when a form has no boundary.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        session: &'a mut Session,
+        client: &'a mut D,
         shape: Shape,
         content_type: &str,
         redactor: &Redactor,
         cx: &'a mut RequestRedaction,
         failure: &'a mut Option<RedactionFailure>,
         limits: Limits<'a>,
-    ) -> Result<Upload<'a>, ApiError> {
+    ) -> Result<Upload<'a, D>, ApiError> {
         let client = ClientBody {
-            session,
+            client,
             limit: limits.body,
             read: 0,
             timeout: limits.timeout,
@@ -401,7 +388,7 @@ fn bad_form(detail: &str) -> ApiError {
 }
 
 #[async_trait::async_trait]
-impl super::forward::BodySource for Upload<'_> {
+impl<D: Downstream> super::forward::BodySource for Upload<'_, D> {
     async fn next_piece(&mut self) -> Result<Option<Bytes>, ApiError> {
         self.next().await
     }
