@@ -30,6 +30,8 @@ pub mod checks;
 pub mod context;
 pub mod discovery;
 pub mod downstream;
+#[cfg(test)]
+mod fake;
 pub mod forward;
 pub mod headers;
 pub mod health;
@@ -44,6 +46,8 @@ pub mod respond;
 pub mod routing;
 pub mod runtime;
 pub mod scrub;
+#[cfg(test)]
+mod tests;
 pub mod transport;
 pub mod upload;
 pub mod upstream;
