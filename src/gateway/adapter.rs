@@ -120,7 +120,6 @@ impl ProxyHttp for Gateway {
         };
         log::warn!("request {}: {reason}", ctx.request_id);
         let code = api.status;
-        ctx.record.status = code;
         ctx.record.error = api.code;
         if session.response_written().is_none() {
             let _ =

@@ -83,13 +83,9 @@ impl<T: Transport> Pipeline<T> {
             Ok(()) => {}
             Err(Stop::ClientGone) => {
                 ctx.record.error = Some("client_disconnected");
-                if ctx.record.status == 0 {
-                    ctx.record.status = 499;
-                }
                 client.close_after();
             }
             Err(Stop::Error(err)) => {
-                ctx.record.status = err.status;
                 ctx.record.error = err.code;
                 let overloaded = err.code == body::overloaded().code;
                 if overloaded {
@@ -197,7 +193,6 @@ impl<T: Transport> Pipeline<T> {
                 }
             },
         };
-        ctx.record.status = status;
         if let Err(e) = respond::json(client, status, body, &ctx.request_id, &[]).await {
             log::debug!("request {}: client went away: {e}", ctx.request_id);
         }
@@ -502,12 +497,18 @@ impl<T: Transport> Pipeline<T> {
         result
     }
 
-    /// The request has ended (`written`: the status of the answer the client got, if any):
-    /// the redaction counts, the budget reconcile and telemetry, once.
+    /// The request has ended; `written` is the status of the answer the client got, if it
+    /// got one. Fills in the outcome — the status is the one the client saw, or 499 when it
+    /// went away before an answer — then the redaction counts, the budget reconcile and
+    /// telemetry, once.
     pub async fn finish(&self, ctx: &mut RequestCtx, written: Option<u16>) {
-        if ctx.record.status == 0 {
-            ctx.record.status = written.unwrap_or(0);
-        }
+        ctx.record.status = match written {
+            Some(status) => status,
+            None => {
+                ctx.record.error.get_or_insert("client_disconnected");
+                499
+            }
+        };
         if ctx.record.environment.is_empty() {
             ctx.record.environment = ctx.runtime.config.environment.clone();
         }

@@ -253,7 +253,6 @@ impl<T: Transport> Pipeline<T> {
             direction: RedactDirection::Response,
             reason: e.code(),
         });
-        ctx.record.status = if e.is_blocked() { 403 } else { 502 };
         match e {
             RedactError::Blocked { detector, .. } => ApiError::new(
                 403,
@@ -285,7 +284,6 @@ impl<T: Transport> Pipeline<T> {
             .map(|a| a.upstream.clone())
             .unwrap_or_default();
         let err = self.response_redaction_error(ctx, e, &upstream);
-        ctx.record.status = 200;
         ctx.record.error = err.code;
         log::warn!(
             "request {}: stream ended by the redaction policy: {e}",

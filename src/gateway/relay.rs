@@ -116,13 +116,11 @@ impl<T: Transport> Pipeline<T> {
         for (name, value) in &ctx.rate_headers {
             let _ = header.insert_header(*name, value.as_str());
         }
-        ctx.record.status = status;
 
         if how.whole {
             let body = match answer.read_to_end(MAX_WHOLE_ANSWER_BYTES).await {
                 Ok(body) => body,
                 Err(e) => {
-                    ctx.record.status = 502;
                     return Err(e.to_api_error(&upstream.name).into());
                 }
             };

@@ -66,7 +66,7 @@ pub struct RequestRecord {
     pub operation: &'static str,
     /// Whether the client asked for a streamed response.
     pub stream: bool,
-    /// The HTTP status sent to the client.
+    /// The HTTP status the client got; 499 when it went away before an answer.
     pub status: u16,
     /// A short, low-cardinality reason when the gateway answered with an error of its own
     /// (`"upstream_timeout"`, `"body_too_large"`…): `error.type` on the server span.
