@@ -42,12 +42,12 @@ impl StreamObserver {
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
         self.pending.extend_from_slice(chunk);
         let mut out = Vec::with_capacity(self.pending.len());
-        while let Some((end, sep)) = find_event_end(&self.pending) {
-            let event: Vec<u8> = self.pending.drain(..end + sep).collect();
+        while let Some(end) = sse::event_end(&self.pending) {
+            let event: Vec<u8> = self.pending.drain(..end).collect();
             let keep = if self.overflowed {
                 true
             } else {
-                self.observe_event(&event[..end])
+                self.observe_event(&event)
             };
             self.overflowed = false;
             if keep {
@@ -89,16 +89,19 @@ impl StreamObserver {
         let Ok(text) = std::str::from_utf8(event) else {
             return true;
         };
-        let mut data = String::new();
-        for line in text.lines() {
-            if let Some(rest) = line.strip_prefix("data:") {
-                if !data.is_empty() {
-                    data.push('\n');
-                }
-                data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+        // One reading of an event, the parser's (CRLF, LF and lone-CR line ends alike).
+        let mut items = Vec::new();
+        let mut parser = sse::Parser::new(MAX_EVENT_BYTES);
+        if parser.push(text.as_bytes(), &mut items).is_err() || parser.finish(&mut items).is_err() {
+            return true;
+        }
+        let mut keep = true;
+        for item in &items {
+            if let sse::Item::Event(ev) = item {
+                keep &= self.observe_data(&ev.data);
             }
         }
-        self.observe_data(&data)
+        keep
     }
 
     /// Learns from one event's data; returns whether the event goes to the client.
@@ -111,17 +114,6 @@ impl StreamObserver {
         };
         self.usage.observe(&value);
         !(self.strip_usage_chunk && usage::is_usage_only_chunk(&value))
-    }
-}
-
-/// The end of the first complete event (index of its blank-line separator) and the
-/// separator's length.
-fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
-    let lf = memchr::memmem::find(buf, b"\n\n").map(|i| (i, 2));
-    let crlf = memchr::memmem::find(buf, b"\r\n\r\n").map(|i| (i, 4));
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-        (a, b) => a.or(b),
     }
 }
 
@@ -236,6 +228,25 @@ mod tests {
             assert_eq!(o.usage.finish_reasons, ["stop"]);
             assert_eq!(o.usage.response_model.as_deref(), Some("m1"));
         }
+    }
+
+    #[test]
+    fn lone_cr_line_ends_are_events_too() {
+        // The parser's line ends, all of them: an upstream ending lines with a lone CR is
+        // observed (usage counted, the usage chunk hidden) and not held back to the end.
+        let stream = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\r\rdata: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}\r\rdata: [DONE]\r\r";
+        let mut o = StreamObserver::new(true);
+        let first = o.feed(&stream[..60]);
+        assert!(
+            first.starts_with(b"data: {"),
+            "the first event goes out at once"
+        );
+        let mut out = first;
+        out.extend(o.feed(&stream[60..]));
+        out.extend(o.finish());
+        let out = String::from_utf8(out).unwrap();
+        assert!(!out.contains("usage") && out.contains("[DONE]"), "{out:?}");
+        assert_eq!(o.usage.reported, Some(Usage::new(3, 4)));
     }
 
     #[test]

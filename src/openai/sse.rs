@@ -232,6 +232,32 @@ impl Parser {
     }
 }
 
+/// The end of the first complete event in `buf`: the index just past the blank line that
+/// dispatches it, with the parser's line ends (CRLF, LF or a lone CR). For relaying a stream
+/// byte for byte while looking at it event by event; [`Parser`] reads the events themselves.
+///
+/// A CR that ends `buf` counts as a line end: if an LF follows in the next chunk, that LF is
+/// a line end of its own at the start of what follows (an empty line, which dispatches
+/// nothing), so the bytes split this way read as the parser reads them whole.
+pub fn event_end(buf: &[u8]) -> Option<usize> {
+    let mut line_start = 0;
+    let mut from = 0;
+    while let Some(p) = memchr::memchr2(b'\r', b'\n', &buf[from..]) {
+        let at = from + p;
+        let end = if buf[at] == b'\r' && buf.get(at + 1) == Some(&b'\n') {
+            at + 2
+        } else {
+            at + 1
+        };
+        if at == line_start {
+            return Some(end);
+        }
+        line_start = end;
+        from = end;
+    }
+    None
+}
+
 /// Appends `event` in wire form, ending with the blank line that dispatches it.
 ///
 /// Data is split into one `data:` line per line of text (CR, LF and CRLF all end a line, so a
@@ -290,6 +316,51 @@ fn first_line(s: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn event_ends_follow_every_line_end_the_parser_knows() {
+        assert_eq!(event_end(b"data: a\n\ndata: b"), Some(9));
+        assert_eq!(event_end(b"data: a\r\n\r\nx"), Some(11));
+        assert_eq!(event_end(b"data: a\r\rdata: b\r\r"), Some(9), "lone CRs");
+        assert_eq!(event_end(b"data: a\r\n\n"), Some(10));
+        assert_eq!(event_end(b"data: a\n"), None);
+        assert_eq!(event_end(b"data: a\r"), None);
+        assert_eq!(event_end(b"\n"), Some(1), "a blank line alone");
+    }
+
+    proptest::proptest! {
+        /// Cut at every `event_end`, the pieces parse to the events of the whole stream.
+        #[test]
+        fn cutting_at_event_ends_keeps_the_events(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "data: a", "data: {\"x\":1}", "event: e", ": ping", "\n", "\r", "\r\n", "id: 7",
+                ]),
+                0..40,
+            ),
+            chunk in 1usize..9,
+        ) {
+            let stream: Vec<u8> = parts.concat().into_bytes();
+            let whole = parse_all(&[&stream]);
+            // Split as a relay would, fed in chunks of `chunk` bytes.
+            let mut pending: Vec<u8> = Vec::new();
+            let mut events: Vec<Vec<u8>> = Vec::new();
+            for piece in stream.chunks(chunk) {
+                pending.extend_from_slice(piece);
+                while let Some(end) = event_end(&pending) {
+                    events.push(pending.drain(..end).collect());
+                }
+            }
+            events.push(pending);
+            let pieces: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
+            let split: Vec<Item> = pieces.iter().flat_map(|p| parse_all(&[p])).collect();
+            let events_only = |items: Vec<Item>| -> Vec<Item> {
+                items.into_iter().filter(|i| matches!(i, Item::Event(_))).collect()
+            };
+            proptest::prop_assert_eq!(events_only(split), events_only(whole));
+        }
+    }
+
     use super::*;
 
     fn parse_all(chunks: &[&[u8]]) -> Vec<Item> {
