@@ -333,24 +333,20 @@ impl ApiError {
 
     /// The error as one SSE event in `shape` (Anthropic's streams name it `event: error`).
     pub fn to_sse_event_in(&self, shape: ErrorShape) -> Vec<u8> {
-        match shape {
-            ErrorShape::OpenAi => self.to_sse_event(),
-            ErrorShape::Anthropic => {
-                let mut out = b"event: error\ndata: ".to_vec();
-                out.extend_from_slice(&self.to_json_in(shape));
-                out.extend_from_slice(b"\n\n");
-                out
-            }
-        }
+        let event = match shape {
+            ErrorShape::OpenAi => None,
+            ErrorShape::Anthropic => Some("error"),
+        };
+        let json = self.to_json_in(shape);
+        let mut out = Vec::with_capacity(json.len() + 24);
+        // serde_json writes UTF-8 on one line: the data is one `data:` line.
+        crate::openai::sse::write_data(&mut out, event, std::str::from_utf8(&json).unwrap_or("{}"));
+        out
     }
 
     /// The error as one SSE event, OpenAI's shape.
     pub fn to_sse_event(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.message.len() + 96);
-        out.extend_from_slice(b"data: ");
-        out.extend_from_slice(&self.to_json());
-        out.extend_from_slice(b"\n\n");
-        out
+        self.to_sse_event_in(ErrorShape::OpenAi)
     }
 }
 
