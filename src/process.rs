@@ -70,8 +70,8 @@ const PURGE_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 /// The figures of both are in the README's Performance section, "Figures behind design
 /// choices".
 ///
-/// So purges wait [`PURGE_DELAY_MS`] (memory reused within that time is never decommitted), and a
-/// background thread runs the expired ones every [`PURGE_EVERY`].
+/// So purges wait `PURGE_DELAY_MS` (memory reused within that time is never decommitted), and a
+/// background thread runs the expired ones every `PURGE_EVERY`.
 pub fn tune_allocator() {
     #[cfg(feature = "mimalloc")]
     {

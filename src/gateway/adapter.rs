@@ -215,7 +215,7 @@ impl Downstream for Session {
 ///   timeout, default 60 s), for the bodies [`body::read`] reads as for those Pingora streams on
 ///   `paths:` routes.
 ///
-/// The header is known to be complete when [`HeaderReceived`], a downstream module, sees it:
+/// The header is known to be complete when `HeaderReceived`, a downstream module, sees it:
 /// Pingora runs module header filters after reading the header and before
 /// `request_filter`, inside the task this wrapper drives.
 ///

@@ -237,7 +237,7 @@ const LINGER_BYTES: usize = 4 * 1024 * 1024;
 const LINGER_TIME: Duration = Duration::from_secs(2);
 
 /// After a refusal written mid-body: reads and discards what the client is still sending,
-/// bounded by [`LINGER_BYTES`] and [`LINGER_TIME`]. The connection is not reused afterwards.
+/// bounded by `LINGER_BYTES` (4 MiB) and `LINGER_TIME` (2 s). The connection is not reused afterwards.
 pub async fn linger<D: Downstream>(client: &mut D) {
     let deadline = tokio::time::Instant::now() + LINGER_TIME;
     let mut drained = 0usize;

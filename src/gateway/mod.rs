@@ -18,9 +18,6 @@
 //! fallbacks, relay), so they get the same redaction, budgets, retries, health feedback and
 //! telemetry as requests routed by model.
 
-// TODO(#17): gateway docs after the stage split
-#![allow(missing_docs)]
-
 pub mod adapter;
 mod admission;
 pub mod attempts;

@@ -112,7 +112,7 @@ enum State {
 ///
 /// The output is valid SSE; every event's data is valid JSON in the upstream's shape (or
 /// `[DONE]`); comments are forwarded as bare `:` keep-alives. After an error the redactor is
-/// spent: end the stream (e.g. with [`sse::error_event`]) and drop it.
+/// spent: end the stream (e.g. with an error event: `ApiError::to_sse_event_in`) and drop it.
 pub struct StreamRedactor {
     inner: Arc<Inner>,
     family: WireFamily,
