@@ -13,8 +13,8 @@ use bytes::Bytes;
 use super::context::RequestCtx;
 use super::downstream::Downstream;
 use super::forward::{ForwardError, UploadError};
-use super::health::{self, UpstreamHealth};
 use super::transport::{Answer, Transport};
+use super::upstream_health::{self, UpstreamHealth};
 use super::{upload, upstream, Stop};
 use crate::config::{RetryOn, Route, Upstream, UpstreamApi};
 use crate::openai::ApiError;
@@ -187,7 +187,7 @@ pub async fn forward<T: Transport, D: Downstream>(
         attempt.server_port = Some(upstream.port);
         let header = upstream::request_header(
             client.req_header(),
-            &upstream::Target {
+            &upstream::Outbound {
                 upstream: &upstream,
                 model: to.model,
                 rest: to.rest,
@@ -283,7 +283,7 @@ pub async fn forward<T: Transport, D: Downstream>(
             Sent::Answer(answer) => {
                 attempt.first_byte = Some(Instant::now());
                 let (status, retry_after) = match answer.header() {
-                    Some(h) => (h.status.as_u16(), health::retry_after(&h.headers)),
+                    Some(h) => (h.status.as_u16(), upstream_health::retry_after(&h.headers)),
                     None => (502, None),
                 };
                 attempt.status = Some(status);

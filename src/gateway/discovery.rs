@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::checks;
+use super::health_checks;
 use super::runtime::Runtime;
 use super::transport::Transport;
 use crate::config::{Config, RouteMatch};
@@ -104,7 +104,7 @@ async fn discover<T: Transport>(runtime: &Runtime, forwarder: &T) -> Vec<Model> 
         // An upstream whose url has `{model}` serves one model per url: nothing to list.
         (!upstream.has_model_placeholder).then_some(async move {
             let path = upstream.path_for(None, "models", None);
-            let result = checks::get(
+            let result = health_checks::get(
                 forwarder,
                 upstream,
                 &path,

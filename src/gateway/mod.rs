@@ -23,7 +23,6 @@ mod admission;
 pub mod attempts;
 pub mod body;
 pub mod canonical;
-pub mod checks;
 pub mod context;
 pub mod discovery;
 pub mod downstream;
@@ -31,7 +30,7 @@ pub mod downstream;
 mod fake;
 pub mod forward;
 pub mod headers;
-pub mod health;
+pub mod health_checks;
 pub mod observe;
 pub mod pipeline;
 pub mod pool;
@@ -48,6 +47,7 @@ mod tests;
 pub mod transport;
 pub mod upload;
 pub mod upstream;
+pub mod upstream_health;
 
 use std::sync::Arc;
 
@@ -58,8 +58,8 @@ use crate::telemetry::Telemetry;
 
 pub use adapter::Gateway;
 use forward::Forwarder;
-use health::UpstreamHealth;
 use runtime::SharedRuntime;
+use upstream_health::UpstreamHealth;
 
 /// Why a request ended without the gateway writing an answer.
 pub enum Stop {

@@ -10,7 +10,7 @@ use crate::config::{Upstream, UpstreamApi, UpstreamAuth, ANTHROPIC_VERSION};
 use super::{headers, query};
 
 /// What varies per upstream attempt.
-pub struct Target<'a> {
+pub struct Outbound<'a> {
     /// The upstream.
     pub upstream: &'a Upstream,
     /// The model name the upstream sees (for a `{model}` url).
@@ -53,7 +53,7 @@ pub fn presented_key(client: &RequestHeader) -> Option<&str> {
 ///
 /// # Errors
 /// When a header value cannot be encoded (a configured key with invalid characters).
-pub fn request_header(client: &RequestHeader, t: &Target<'_>) -> Result<RequestHeader> {
+pub fn request_header(client: &RequestHeader, t: &Outbound<'_>) -> Result<RequestHeader> {
     let strip_auth = t.strip_client_auth || t.upstream.api_key.is_some();
     let presented = presented_key(client).filter(|_| strip_auth);
     let client_query = t.query.or(client.uri.query());
@@ -198,7 +198,7 @@ mod tests {
     fn build(client: &RequestHeader, upstream: &Upstream, strip: bool) -> RequestHeader {
         request_header(
             client,
-            &Target {
+            &Outbound {
                 upstream,
                 model: None,
                 rest: "chat/completions",
@@ -310,7 +310,7 @@ mod tests {
         let c = client("/v1/files?q=secret", &[]);
         let h = request_header(
             &c,
-            &Target {
+            &Outbound {
                 upstream: &upstream(None),
                 model: None,
                 rest: "files",

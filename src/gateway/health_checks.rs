@@ -11,9 +11,9 @@ use pingora_core::services::background::BackgroundService;
 use pingora_http::RequestHeader;
 
 use super::forward::Forwarder;
-use super::health::UpstreamHealth;
 use super::runtime::SharedRuntime;
 use super::transport::{Answer, Transport};
+use super::upstream_health::UpstreamHealth;
 use crate::config::Upstream;
 
 /// How often idle upstream connections past their idle limit are closed.
