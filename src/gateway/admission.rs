@@ -11,7 +11,7 @@ use crate::limits::{Admission, AdmissionPlan, BudgetKind, RefusalCause, Usd};
 use crate::openai::usage::{self, Usage};
 use crate::openai::{ApiError, Endpoint};
 use crate::spend::{format_usd, to_micros};
-use crate::telemetry::record::{RateLimitOutcome, TokenUsage};
+use crate::telemetry::record::RateLimitOutcome;
 
 impl<T: Transport> Pipeline<T> {
     /// Checks the key's and the route's budgets at once; refuses with 429 (or 503 when the
@@ -154,13 +154,7 @@ impl<T: Transport> Pipeline<T> {
             Some(_) => seen.charge(0),
             None => seen.charge(estimate.get().prompt),
         };
-        ctx.record.tokens = Some(TokenUsage {
-            prompt: charged.prompt,
-            completion: charged.completion,
-            cache_read: charged.cache_read,
-            cache_write: charged.cache_write,
-            reasoning: charged.reasoning,
-        });
+        ctx.record.tokens = Some(charged);
         let prices = &ctx.runtime.config.prices;
         let sent = ctx.record.attempts.last().map(|a| a.model.as_str());
         let priced = sent

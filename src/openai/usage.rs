@@ -14,24 +14,37 @@ use super::request::Endpoint;
 /// Tokens used by one request, as OpenAI counts them: `prompt` includes the cached, cache
 /// write, audio and image input tokens, `completion` the reasoning and audio output tokens.
 /// (Anthropic's `input_tokens` leaves cache reads and writes out; [`parse_usage`] adds them.)
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+///
+/// The request record carries it to telemetry: the access log writes the details only when
+/// they are not 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Usage {
     /// Prompt (input) tokens.
     pub prompt: u64,
     /// Completion (output) tokens.
     pub completion: u64,
     /// Of `prompt`: read from the provider's prompt cache.
+    #[serde(skip_serializing_if = "is_zero")]
     pub cache_read: u64,
     /// Of `prompt`: written to the prompt cache.
+    #[serde(skip_serializing_if = "is_zero")]
     pub cache_write: u64,
     /// Of `prompt`: audio input.
+    #[serde(skip_serializing_if = "is_zero")]
     pub audio_input: u64,
     /// Of `prompt`: image input.
+    #[serde(skip_serializing_if = "is_zero")]
     pub image_input: u64,
     /// Of `completion`: reasoning.
+    #[serde(skip_serializing_if = "is_zero")]
     pub reasoning: u64,
     /// Of `completion`: audio output.
+    #[serde(skip_serializing_if = "is_zero")]
     pub audio_output: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Usage {

@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::limits::Period;
-use crate::telemetry::TokenUsage;
+use crate::openai::usage::Usage;
 
 /// Requests, tokens and dollars counted over some span of time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -46,7 +46,7 @@ pub struct TokenTally {
 }
 
 impl Tally {
-    fn add(&mut self, tokens: Option<&TokenUsage>, cost: Option<f64>) {
+    fn add(&mut self, tokens: Option<&Usage>, cost: Option<f64>) {
         self.requests += 1;
         if let Some(t) = tokens {
             self.tokens.prompt += t.prompt;
@@ -129,7 +129,7 @@ impl Ledger {
         key: Option<&str>,
         route: &str,
         started_at: SystemTime,
-        tokens: Option<&TokenUsage>,
+        tokens: Option<&Usage>,
         cost: Option<f64>,
     ) {
         let at = unix(started_at);
@@ -219,9 +219,9 @@ mod tests {
         let ledger = Ledger::new();
         // 2026-12-05T09:17:17Z and the same day, an hour later.
         let t = 1_796_462_237;
-        let tokens = TokenUsage {
+        let tokens = Usage {
             cache_read: 100,
-            ..TokenUsage::new(1_000, 200)
+            ..Usage::new(1_000, 200)
         };
         ledger.record(Some("app"), "chat", at(t), Some(&tokens), Some(0.5));
         ledger.record(Some("app"), "chat", at(t + 3_600), Some(&tokens), None);

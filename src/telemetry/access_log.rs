@@ -29,8 +29,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use super::metrics::Metrics;
-use super::record::{RequestRecord, TokenUsage};
+use super::record::RequestRecord;
 use super::TelemetryError;
+use crate::openai::usage::Usage;
 
 /// Where access-log lines go: stdout in production, a buffer in tests.
 pub enum AccessLogSink {
@@ -231,7 +232,7 @@ struct Line<'a> {
     duration_ms: f64,
     upstream_first_byte_ms: Option<f64>,
     upstream_first_token_ms: Option<f64>,
-    tokens: Option<TokenUsage>,
+    tokens: Option<Usage>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cost_usd: Option<f64>,
     redactions: Vec<Redaction<'a>>,

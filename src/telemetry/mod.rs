@@ -84,7 +84,7 @@ pub use health_report::{HealthReport, OverallStatus, UpstreamReport, UpstreamVer
 pub use metrics::{EnvironmentInflightGuard, Metrics, ReloadResult, METRICS_CONTENT_TYPE};
 pub use record::{
     operation, CapturedContent, RateLimitOutcome, RedactionCount, RedactionFailure, RequestParams,
-    RequestRecord, ResponseInfo, TokenUsage, UpstreamAttempt, UpstreamErrorReason,
+    RequestRecord, ResponseInfo, UpstreamAttempt, UpstreamErrorReason,
 };
 pub use trace_ids::{AttemptIds, TraceIds};
 pub use trace_spec::{EnvironmentExporter, TraceSpec};

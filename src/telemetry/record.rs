@@ -19,6 +19,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::trace_ids::{AttemptIds, TraceIds};
+use crate::openai::usage::Usage;
 use crate::redact::Direction;
 
 /// Well-known `gen_ai.operation.name` values (OpenTelemetry GenAI semantic conventions).
@@ -76,7 +77,7 @@ pub struct RequestRecord {
     /// Upstream attempts in order; the last one answered (or failed last).
     pub attempts: Vec<UpstreamAttempt>,
     /// Token usage as reported by the upstream (streams included); `None` when unknown.
-    pub tokens: Option<TokenUsage>,
+    pub tokens: Option<Usage>,
     /// What the response said about itself (traces only; free text).
     pub response: ResponseInfo,
     /// Redactions made, one entry per (direction, detector, action).
@@ -101,42 +102,6 @@ pub struct RequestParams {
     pub max_tokens: Option<u64>,
     /// `temperature`.
     pub temperature: Option<f64>,
-}
-
-/// Token counts of a request. The details are parts of `prompt` or `completion` (as OpenAI
-/// counts them), written in the access log only when not 0.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct TokenUsage {
-    /// Input (prompt) tokens, cached ones included.
-    pub prompt: u64,
-    /// Output (completion) tokens, reasoning included.
-    pub completion: u64,
-    /// Of `prompt`: read from the provider's prompt cache.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub cache_read: u64,
-    /// Of `prompt`: written to the prompt cache.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub cache_write: u64,
-    /// Of `completion`: reasoning tokens.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub reasoning: u64,
-}
-
-impl TokenUsage {
-    /// Prompt and completion, without details.
-    pub const fn new(prompt: u64, completion: u64) -> TokenUsage {
-        TokenUsage {
-            prompt,
-            completion,
-            cache_read: 0,
-            cache_write: 0,
-            reasoning: 0,
-        }
-    }
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }
 
 /// What the upstream's response said about itself. Free text: traces only, never labels.

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::openai::usage::Usage;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue as PbKeyValue};
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode, Span};
@@ -94,9 +95,9 @@ fn record(t: &Telemetry, environment: &str, traceparent: Option<&str>) -> Reques
     r.attempts = vec![failed, ok];
     r.ended = Some(base + ms(100));
     r.status = 200;
-    r.tokens = Some(TokenUsage {
+    r.tokens = Some(Usage {
         cache_read: 16,
-        ..TokenUsage::new(31, 112)
+        ..Usage::new(31, 112)
     });
     // 31 prompt tokens at $2.50/M and 112 completion tokens at $10/M.
     r.cost_usd = Some(0.0011975);
