@@ -512,14 +512,7 @@ impl<T: Transport> Pipeline<T> {
         if ctx.record.environment.is_empty() {
             ctx.record.environment = ctx.runtime.config.environment.clone();
         }
-        for count in ctx.redaction.counts() {
-            ctx.record.add_redactions(
-                count.direction,
-                &count.detector,
-                count.action.as_str(),
-                count.n,
-            );
-        }
+        ctx.record.redactions = ctx.redaction.counts().to_vec();
         ctx.record.ended = Some(Instant::now());
         if let Some(ticket) = ctx.ticket.take() {
             let used = ctx.record.tokens.map_or(0, |t| t.prompt + t.completion);

@@ -421,10 +421,7 @@ async fn a_secret_in_any_field_is_redacted_before_it_leaves() {
     let sent = ups.received()[0].text();
     assert!(!sent.contains(GITHUB_TOKEN), "{sent}");
     assert!(sent.contains("[REDACTED:github_token]"), "{sent}");
-    assert!(
-        ctx.record.redactions.iter().any(|r| r.count >= 1),
-        "counted"
-    );
+    assert!(ctx.record.redactions.iter().any(|r| r.n >= 1), "counted");
 }
 
 #[tokio::test]

@@ -292,8 +292,8 @@ impl<'a> Line<'a> {
                 .map(|x| Redaction {
                     direction: x.direction.as_str(),
                     detector: &x.detector,
-                    action: &x.action,
-                    count: x.count,
+                    action: x.action.as_str(),
+                    count: x.n,
                 })
                 .collect(),
             ratelimit: r.rate_limit.label(),

@@ -436,8 +436,8 @@ impl Metrics {
         for r in &record.redactions {
             add(
                 &self.redactions,
-                &[env, r.direction.as_str(), &r.detector, &r.action],
-                r.count,
+                &[env, r.direction.as_str(), &r.detector, r.action.as_str()],
+                r.n,
             );
         }
         if let Some(failure) = &record.redaction_failure {

@@ -83,8 +83,8 @@ pub use access_log::AccessLogSink;
 pub use health_report::{HealthReport, OverallStatus, UpstreamReport, UpstreamVerdict};
 pub use metrics::{EnvironmentInflightGuard, Metrics, ReloadResult, METRICS_CONTENT_TYPE};
 pub use record::{
-    operation, CapturedContent, RateLimitOutcome, RedactionCount, RedactionFailure, RequestParams,
-    RequestRecord, ResponseInfo, UpstreamAttempt, UpstreamErrorReason,
+    operation, CapturedContent, RateLimitOutcome, RedactionFailure, RequestParams, RequestRecord,
+    ResponseInfo, UpstreamAttempt, UpstreamErrorReason,
 };
 pub use trace_ids::{AttemptIds, TraceIds};
 pub use trace_spec::{EnvironmentExporter, TraceSpec};

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::trace_ids::{AttemptIds, TraceIds};
 use crate::openai::usage::Usage;
-use crate::redact::Direction;
+use crate::redact::{Count, Direction};
 
 /// Well-known `gen_ai.operation.name` values (OpenTelemetry GenAI semantic conventions).
 pub mod operation {
@@ -81,7 +81,7 @@ pub struct RequestRecord {
     /// What the response said about itself (traces only; free text).
     pub response: ResponseInfo,
     /// Redactions made, one entry per (direction, detector, action).
-    pub redactions: Vec<RedactionCount>,
+    pub redactions: Vec<Count>,
     /// Set when a redacting route refused the request because redaction itself failed
     /// (fail closed).
     pub redaction_failure: Option<RedactionFailure>,
@@ -207,19 +207,6 @@ impl UpstreamErrorReason {
     }
 }
 
-/// How many times one detector acted in one direction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedactionCount {
-    /// Request or response.
-    pub direction: Direction,
-    /// Configured name: the detector.
-    pub detector: String,
-    /// Configured name: what was done (`mask`, `replace`, `block`…).
-    pub action: String,
-    /// How many values.
-    pub count: u64,
-}
-
 /// A fail-closed refusal: redaction could not be done, so the request was not served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedactionFailure {
@@ -318,39 +305,12 @@ impl RequestRecord {
         }
     }
 
-    /// Adds `count` redactions by `detector` in `direction` with `action`, merging with an
-    /// existing entry.
-    pub fn add_redactions(
-        &mut self,
-        direction: Direction,
-        detector: &str,
-        action: &str,
-        count: u64,
-    ) {
-        if count == 0 {
-            return;
-        }
-        match self
-            .redactions
-            .iter_mut()
-            .find(|r| r.direction == direction && r.detector == detector && r.action == action)
-        {
-            Some(entry) => entry.count += count,
-            None => self.redactions.push(RedactionCount {
-                direction,
-                detector: detector.to_owned(),
-                action: action.to_owned(),
-                count,
-            }),
-        }
-    }
-
     /// Total redactions in one direction.
     pub fn redactions_in(&self, direction: Direction) -> u64 {
         self.redactions
             .iter()
             .filter(|r| r.direction == direction)
-            .map(|r| r.count)
+            .map(|r| r.n)
             .sum()
     }
 
@@ -380,17 +340,22 @@ impl RequestRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::redact::Action;
 
     #[test]
-    fn redactions_merge_by_direction_detector_and_action() {
+    fn redactions_are_summed_by_direction() {
         let mut r = RequestRecord::begin("r1", TraceIds::start(None, 0.0));
-        r.add_redactions(Direction::Request, "email", "mask", 2);
-        r.add_redactions(Direction::Request, "email", "mask", 1);
-        r.add_redactions(Direction::Request, "email", "block", 1);
-        r.add_redactions(Direction::Response, "email", "mask", 4);
-        r.add_redactions(Direction::Response, "aws_key", "mask", 0);
-        assert_eq!(r.redactions.len(), 3);
-        assert_eq!(r.redactions[0].count, 3);
+        let count = |direction, detector: &str, action, n| Count {
+            detector: detector.into(),
+            direction,
+            action,
+            n,
+        };
+        r.redactions = vec![
+            count(Direction::Request, "email", Action::Mask, 3),
+            count(Direction::Request, "email", Action::Block, 1),
+            count(Direction::Response, "email", Action::Mask, 4),
+        ];
         assert_eq!(r.redactions_in(Direction::Request), 4);
         assert_eq!(r.redactions_in(Direction::Response), 4);
     }

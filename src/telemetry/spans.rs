@@ -162,8 +162,8 @@ fn server_span(record: &RequestRecord, end: Instant, opts: &SpanOptions<'_>) -> 
                     "{}/{}/{}={}",
                     r.direction.as_str(),
                     r.detector,
-                    r.action,
-                    r.count
+                    r.action.as_str(),
+                    r.n
                 ))
             })
             .collect();

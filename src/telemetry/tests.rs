@@ -17,7 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::metrics::names;
 use super::*;
-use crate::redact::Direction;
+use crate::redact::{Action, Count, Direction};
 
 const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 const STAGING_SECRET: &str = "Basic c3RhZ2luZy1TRUNSRVQtcGxhbnRlZA==";
@@ -106,8 +106,20 @@ fn record(t: &Telemetry, environment: &str, traceparent: Option<&str>) -> Reques
         id: Some("chatcmpl-1".into()),
         finish_reasons: vec!["stop".into()],
     };
-    r.add_redactions(Direction::Request, "email", "mask", 2);
-    r.add_redactions(Direction::Response, "aws_key", "mask", 1);
+    r.redactions = vec![
+        Count {
+            detector: "email".into(),
+            direction: Direction::Request,
+            action: Action::Mask,
+            n: 2,
+        },
+        Count {
+            detector: "aws_key".into(),
+            direction: Direction::Response,
+            action: Action::Mask,
+            n: 1,
+        },
+    ];
     r.rate_limit = RateLimitOutcome::Allowed;
     r.content = Some(CapturedContent {
         input: r#"[{"role":"user","parts":[{"type":"text","content":"hi [EMAIL]"}]}]"#.into(),
