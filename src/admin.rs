@@ -14,9 +14,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
-use crate::gateway::runtime::SharedRuntime;
 use crate::gateway::upstream_health::UpstreamHealth;
 use crate::limits::{Budget, LimitSpec, Limiter};
+use crate::runtime::SharedRuntime;
 use crate::spend::{LedgerEntry, Tally};
 use crate::telemetry::{self, rfc3339, Telemetry, UpstreamVerdict};
 

@@ -15,6 +15,7 @@ pub mod openai;
 pub mod process;
 pub mod redact;
 pub mod reload;
+pub mod runtime;
 pub mod shutdown;
 pub mod spend;
 pub mod telemetry;

@@ -19,10 +19,11 @@ use veilgate::gateway::adapter::ClientDeadlines;
 use veilgate::gateway::forward::Forwarder;
 use veilgate::gateway::health_checks::HealthChecker;
 use veilgate::gateway::upstream_health::UpstreamHealth;
-use veilgate::gateway::{runtime, Gateway, Shared};
+use veilgate::gateway::{Gateway, Shared};
 use veilgate::limits::{Limiter, MemoryOptions, MonotonicClock, RedisOptions};
 use veilgate::process;
 use veilgate::reload::Reloader;
+use veilgate::runtime;
 use veilgate::shutdown::{Drain, Inflight};
 use veilgate::telemetry::Telemetry;
 
@@ -92,6 +93,14 @@ fn check(cli: &Cli) -> ExitCode {
     let path = cli.config_path();
     match config::load_file(&path) {
         Ok(cfg) => {
+            let runtime = match runtime::Runtime::build(cfg) {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    eprintln!("{}: the configuration does not build: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            let cfg = &runtime.config;
             println!(
                 "{}: OK ({} upstreams, {} routes, environment {})",
                 path.display(),
@@ -99,7 +108,7 @@ fn check(cli: &Cli) -> ExitCode {
                 cfg.routes.len(),
                 cfg.environment
             );
-            for route in cfg.uninspected_routes() {
+            for route in runtime.uninspected_routes() {
                 eprintln!("warning: {}", uninspected(&route.name));
             }
             for (route, model) in cfg.unpriced_models() {
@@ -174,6 +183,14 @@ fn run(cli: &Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let runtime = match runtime::Runtime::build(cfg) {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("veilgate: not started: the configuration does not build: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cfg = &runtime.config;
     // With --upgrade the running process holds the ports and hands them over.
     if !cli.upgrade {
         for addr in std::iter::once(cfg.listen).chain(cfg.admin) {
@@ -183,7 +200,7 @@ fn run(cli: &Cli) -> ExitCode {
             }
         }
     }
-    for route in cfg.uninspected_routes() {
+    for route in runtime.uninspected_routes() {
         log::warn!("{}", uninspected(&route.name));
     }
     for (route, model) in cfg.unpriced_models() {
@@ -270,7 +287,7 @@ fn run(cli: &Cli) -> ExitCode {
         }
     };
     let shared = Shared {
-        runtime: runtime::shared(cfg),
+        runtime: runtime::shared(runtime),
         forwarder: Arc::new(Forwarder::new()),
         inflight: Inflight::default(),
         health: Arc::new(UpstreamHealth::default()),

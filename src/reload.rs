@@ -13,7 +13,7 @@ use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 
 use crate::config;
-use crate::gateway::runtime::{Runtime, SharedRuntime};
+use crate::runtime::{Runtime, SharedRuntime};
 use crate::telemetry::{ReloadResult, Telemetry};
 
 /// How often the file is checked for changes.
@@ -58,8 +58,13 @@ impl Reloader {
     /// backend, the shutdown grace period — stays as it was: the reload is then logged and
     /// counted as `partial`, naming those settings, never as a success.
     pub fn reload(&self, why: &str) -> bool {
-        match config::load_file(&self.path) {
-            Ok(cfg) => {
+        // Built before anything changes: a configuration that does not build changes nothing.
+        let built = config::load_file(&self.path)
+            .map_err(|e| e.to_string())
+            .and_then(|cfg| Runtime::build(cfg).map_err(|e| format!("it does not build: {e}")));
+        match built {
+            Ok(next) => {
+                let cfg = &next.config;
                 let old = self.runtime.load_full();
                 let mut kept = Vec::new();
                 if cfg.listen != old.config.listen {
@@ -82,7 +87,6 @@ impl Reloader {
                         kept.push("telemetry.traces");
                     }
                 }
-                let next = Runtime::new(cfg);
                 let version = next.version;
                 self.runtime.store(Arc::new(next));
                 if kept.is_empty() {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use globset::{Glob, GlobMatcher};
 
 use crate::limits::{KeySecret, LimitSpec, OnBackendError};
-use crate::redact::{CategoryActions, PolicySpec, Redactor};
+use crate::redact::{CategoryActions, PolicySpec};
 use crate::telemetry::TraceSpec;
 
 /// A loaded, validated gateway configuration.
@@ -41,10 +41,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// Trace exporters.
     pub traces: TraceSpec,
-    /// The default redaction policy, compiled.
-    pub redaction: Arc<Redactor>,
-    /// The default redaction policy as configured (for the start-up summary).
-    pub redaction_policy: PolicySpec,
+    /// The default redaction policy (compiled by `Runtime::build`).
+    pub redaction: PolicySpec,
     /// Model prices: the `prices:` entries, then the built-in table.
     pub prices: crate::spend::PriceTable,
 }
@@ -174,7 +172,7 @@ impl Config {
         fn side(actions: CategoryActions) -> String {
             format!("secrets={} pii={}", actions.secrets, actions.pii)
         }
-        let policy = &self.redaction_policy;
+        let policy = &self.redaction;
         let mut summary = format!(
             "requests {}; answers {}",
             side(policy.request),
@@ -192,20 +190,6 @@ impl Config {
             }
         }
         summary
-    }
-
-    /// The `paths:` routes with `inspect: false` whose policy redacts in some direction:
-    /// their bodies are proxied as they are, so redaction does not reach them. `veilgate
-    /// check` and the start-up log name each one.
-    pub fn uninspected_routes(&self) -> Vec<&Route> {
-        self.routes
-            .iter()
-            .filter(|route| {
-                matches!(route.matcher, RouteMatch::Paths(_))
-                    && !route.inspect
-                    && self.redacts(route)
-            })
-            .collect()
     }
 
     /// Models the `models:` routes send upstream that the price table cannot price, as
@@ -237,20 +221,6 @@ impl Config {
             }
         }
         unpriced
-    }
-
-    /// Whether the gateway reads, inspects and forwards a `paths:` route's requests itself
-    /// (its policy redacts and the route does not say `inspect: false`), instead of letting
-    /// Pingora stream them through.
-    pub fn inspects(&self, route: &Route) -> bool {
-        route.inspect && self.redacts(route)
-    }
-
-    /// Whether a route's policy redacts in either direction.
-    fn redacts(&self, route: &Route) -> bool {
-        use crate::redact::Direction;
-        let policy = route.redaction.as_ref().unwrap_or(&self.redaction);
-        policy.is_active(Direction::Request) || policy.is_active(Direction::Response)
     }
 
     /// The first `paths:` route with a prefix of `path` on a segment boundary: `/v1/files`
@@ -571,7 +541,7 @@ pub struct Route {
     /// The route-wide budget (shared by all keys; per client IP when the gateway runs open).
     pub limits: LimitSpec,
     /// Its own redaction policy (the default with this route's overrides), if it has one.
-    pub redaction: Option<Arc<Redactor>>,
+    pub redaction: Option<PolicySpec>,
     /// `paths:` routes: whether their bodies are inspected when the policy redacts (`true`
     /// unless `inspect: false`). `models:` routes are always inspected.
     pub inspect: bool,
@@ -848,8 +818,7 @@ mod tests {
             keys: Vec::new(),
             rate_limit: RateLimitConfig::default(),
             traces: TraceSpec::default(),
-            redaction: Arc::new(Redactor::new(&crate::redact::PolicySpec::default()).unwrap()),
-            redaction_policy: crate::redact::PolicySpec::default(),
+            redaction: crate::redact::PolicySpec::default(),
             upstreams: BTreeMap::new(),
             routes,
             prices: crate::spend::PriceTable::default(),

@@ -30,9 +30,9 @@ use super::context::RequestCtx;
 use super::downstream::{Downstream, Gone, ReadError};
 use super::forward::Forwarder;
 use super::pipeline::Pipeline;
-use super::runtime::SharedRuntime;
 use super::{body, respond, Shared};
 use crate::openai::ApiError;
+use crate::runtime::SharedRuntime;
 use crate::shutdown::{Inflight, LATE_REQUEST_GRACE};
 
 /// The gateway service: Pingora's hooks around the [`Pipeline`] on the gateway's upstream

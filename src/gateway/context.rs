@@ -9,9 +9,9 @@ use crate::telemetry::record::RequestRecord;
 use crate::telemetry::TraceIds;
 
 use super::body::Reservation;
-use super::runtime::{KeyEntry, Runtime};
 use crate::limits::Ticket;
 use crate::redact::{Redactor, RequestRedaction};
+use crate::runtime::{KeyEntry, Runtime};
 
 /// Per-request context.
 pub struct RequestCtx {

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use super::health_checks;
-use super::runtime::Runtime;
 use super::transport::Transport;
 use crate::config::{Config, RouteMatch};
 use crate::openai::models::Model;
+use crate::runtime::Runtime;
 
 /// How long a discovered list is served before the upstreams are asked again.
 pub const TTL: Duration = Duration::from_secs(60);

@@ -16,9 +16,10 @@ use super::forward::{BodySource, ForwardError, Forwarder, UploadError};
 use super::pipeline::Pipeline;
 use super::transport::{Answer, Transport};
 use super::upstream_health::UpstreamHealth;
-use super::{runtime, Shared};
+use super::Shared;
 use crate::config::Upstream;
 use crate::limits::Limiter;
+use crate::runtime;
 use crate::shutdown::Inflight;
 use crate::telemetry::{AccessLogSink, Telemetry};
 
@@ -346,7 +347,7 @@ pub fn pipeline(yaml: &str, upstreams: &Arc<Upstreams>) -> Pipeline<Upstreams> {
         .build()
         .expect("telemetry");
     let shared = Shared {
-        runtime: runtime::shared(config),
+        runtime: runtime::shared(runtime::Runtime::build(config).expect("runtime")),
         forwarder: Arc::new(Forwarder::new()),
         inflight: Inflight::default(),
         health: Arc::new(UpstreamHealth::default()),

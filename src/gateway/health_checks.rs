@@ -11,10 +11,10 @@ use pingora_core::services::background::BackgroundService;
 use pingora_http::RequestHeader;
 
 use super::forward::Forwarder;
-use super::runtime::SharedRuntime;
 use super::transport::{Answer, Transport};
 use super::upstream_health::UpstreamHealth;
 use crate::config::Upstream;
+use crate::runtime::SharedRuntime;
 
 /// How often idle upstream connections past their idle limit are closed.
 const IDLE_SWEEP: Duration = Duration::from_secs(5);

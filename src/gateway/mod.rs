@@ -40,7 +40,6 @@ pub mod relay;
 pub mod resolve;
 pub mod respond;
 pub mod routing;
-pub mod runtime;
 pub mod scrub;
 #[cfg(test)]
 mod tests;
@@ -56,9 +55,9 @@ use crate::openai::ApiError;
 use crate::shutdown::Inflight;
 use crate::telemetry::Telemetry;
 
+use crate::runtime::SharedRuntime;
 pub use adapter::Gateway;
 use forward::Forwarder;
-use runtime::SharedRuntime;
 use upstream_health::UpstreamHealth;
 
 /// Why a request ended without the gateway writing an answer.

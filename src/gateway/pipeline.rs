@@ -22,7 +22,6 @@ use super::body::{self, BufferPool};
 use super::context::RequestCtx;
 use super::downstream::Downstream;
 use super::routing::{self, Dispatch};
-use super::runtime::SharedRuntime;
 use super::transport::Transport;
 use super::upstream_health::UpstreamHealth;
 use super::{canonical, discovery, query, respond, upload, Shared, Stop};
@@ -32,6 +31,7 @@ use crate::openai::error::ErrorShape;
 use crate::openai::usage::{self, Usage};
 use crate::openai::{self, ApiError, Endpoint, WireFamily};
 use crate::redact::{Direction, Redactor};
+use crate::runtime::SharedRuntime;
 use crate::shutdown::Inflight;
 use crate::spend::to_micros;
 use crate::telemetry::record::CapturedContent;
@@ -234,13 +234,10 @@ impl<T: Transport> Pipeline<T> {
         ctx.record.model = route.name.clone();
         ctx.record.environment = routing::environment_of(ctx.key.as_deref(), Some(route), config);
         ctx.env_inflight = Some(self.telemetry.metrics().inflight(&ctx.record.environment));
-        let redactor = route
-            .redaction
-            .clone()
-            .unwrap_or_else(|| config.redaction.clone());
+        let redactor = runtime.redactor(route).clone();
         let content_type = client.header_str(http::header::CONTENT_TYPE).to_owned();
         let content_encoding = client.header_str(http::header::CONTENT_ENCODING).to_owned();
-        let inspects = config.inspects(route);
+        let inspects = runtime.inspects(route);
         let identity =
             content_encoding.is_empty() || content_encoding.eq_ignore_ascii_case("identity");
         let streamed = if inspects && redactor.is_active(Direction::Request) && identity {
@@ -402,10 +399,7 @@ impl<T: Transport> Pipeline<T> {
         }
 
         // redact the request (fail closed: what cannot be inspected is not forwarded)
-        let redactor = route
-            .redaction
-            .clone()
-            .unwrap_or_else(|| config.redaction.clone());
+        let redactor = runtime.redactor(route).clone();
         let content_encoding = client.header_str(http::header::CONTENT_ENCODING);
         let body = self.redact_request(
             ctx,

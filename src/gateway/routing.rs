@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use pingora_http::RequestHeader;
 
-use super::runtime::{KeyEntry, Runtime};
 use super::upstream;
 use crate::config::{Config, Route, RouteMatch};
 use crate::openai::error::ErrorShape;
 use crate::openai::{ApiError, Endpoint};
+use crate::runtime::{KeyEntry, Runtime};
 
 /// What a request's method and (canonical) path ask for.
 #[derive(Debug)]
@@ -127,7 +127,7 @@ pub fn media_of(content_type: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::runtime::Runtime;
+    use crate::runtime::Runtime;
 
     const CONFIG: &str = r#"
 listen: 127.0.0.1:0
@@ -165,7 +165,7 @@ keys:
     }
 
     fn runtime() -> Runtime {
-        Runtime::new(crate::config::load_str(CONFIG, "test.yaml", &env).expect("config"))
+        Runtime::build(crate::config::load_str(CONFIG, "test.yaml", &env).expect("config")).unwrap()
     }
 
     fn header(pairs: &[(&str, &str)]) -> RequestHeader {
@@ -220,7 +220,7 @@ keys:
         let config =
             crate::config::load_str(&CONFIG[..CONFIG.find("keys:").unwrap()], "test.yaml", &env)
                 .expect("config");
-        let rt = Runtime::new(config);
+        let rt = Runtime::build(config).unwrap();
         assert!(authenticate(&rt, &header(&[])).unwrap().is_none());
         assert!(
             authenticate(&rt, &header(&[("authorization", "Bearer anything")]))

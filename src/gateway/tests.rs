@@ -555,7 +555,8 @@ async fn a_large_upload_is_streamed_once_through_redaction() {
 #[test]
 fn how_answers_are_relayed() {
     let config = crate::config::load_str(BASE, "t.yaml", &super::fake::env).unwrap();
-    let redacts = Some(config.redaction.as_ref());
+    let runtime = crate::runtime::Runtime::build(config).unwrap();
+    let redacts = Some(runtime.redaction.as_ref());
     let r = |status, ct: &str, binary, family, policy| decide(status, ct, binary, family, policy);
     let chat = WireFamily::ChatCompletions;
     // JSON is read whole, whatever the policy.
@@ -621,7 +622,8 @@ fn how_answers_are_relayed() {
 fn on_the_messages_api_a_request_policy_alone_inspects_the_answer() {
     let yaml = "listen: 127.0.0.1:0\nenvironment: t\nupstreams:\n  u: {url: 'http://u.test/v1'}\nroutes:\n  - models: [m]\n    upstream: u\nredaction:\n  request: {secrets: redact}\n  response: {secrets: off}\n";
     let config = crate::config::load_str(yaml, "t.yaml", &|_| None).unwrap();
-    let policy = Some(config.redaction.as_ref());
+    let runtime = crate::runtime::Runtime::build(config).unwrap();
+    let policy = Some(runtime.redaction.as_ref());
     assert!(
         decide(
             200,

@@ -179,20 +179,23 @@ impl Checker<'_> {
         }
         let redaction_spec = apply_redaction(PolicySpec::default(), raw.redaction.as_ref());
         let block = raw.redaction.as_ref().map_or(document, Located::at);
-        let redaction = self.redactor(&redaction_spec, raw.redaction.as_ref(), block, "redaction");
-        let routes = match (routes, &redaction) {
-            (Some(mut routes), Some(_)) => {
+        let redaction =
+            self.check_policy(&redaction_spec, raw.redaction.as_ref(), block, "redaction");
+        let routes = match (routes, redaction) {
+            (Some(mut routes), true) => {
+                let mut valid = true;
                 for (i, raw_policy) in route_policies.iter().enumerate() {
                     if let (Some(route), Some(raw_policy)) = (routes.get_mut(i), raw_policy) {
                         let spec = apply_redaction(redaction_spec.clone(), Some(raw_policy));
                         let path = child_path(&item_path("routes", i), "redaction");
-                        route.redaction =
-                            self.redactor(&spec, Some(raw_policy), raw_policy.at(), &path);
+                        valid &= self.check_policy(&spec, Some(raw_policy), raw_policy.at(), &path);
+                        route.redaction = Some(spec);
                     }
                 }
-                Some(routes)
+                valid.then_some(routes)
             }
-            (routes, _) => routes,
+            (routes, true) => routes,
+            (_, false) => None,
         };
         Some(Config {
             environment: environment?.value,
@@ -205,8 +208,7 @@ impl Checker<'_> {
             keys: keys?.into_iter().map(|k| k.key).collect(),
             rate_limit: rate_limit?,
             traces: traces?.spec,
-            redaction: redaction?,
-            redaction_policy: redaction_spec,
+            redaction: redaction_spec,
             upstreams: upstreams?,
             routes: routes?,
             prices: PriceTable::new(prices?),

@@ -1,7 +1,5 @@
 //! `redaction:` at the top level and on routes: merged into policies and compiled.
 
-use std::sync::Arc;
-
 use super::Checker;
 use crate::config::located::Located;
 use crate::config::schema::{RawCategoryActions, RawRedaction};
@@ -48,18 +46,19 @@ pub(super) fn apply_redaction(
 }
 
 impl Checker<'_> {
-    /// Compiles the redaction policy `spec`, merged from `raw` (the `redaction:` block at
-    /// `path`, if written) and what it inherits. A problem is reported at the part of `raw`
-    /// it names when `raw` has that part, else at `block` (the block, or the document).
-    pub(super) fn redactor(
+    /// Checks that the redaction policy `spec`, merged from `raw` (the `redaction:` block at
+    /// `path`, if written) and what it inherits, compiles (`Runtime::build` compiles it for
+    /// good). A problem is reported at the part of `raw` it names when `raw` has that part,
+    /// else at `block` (the block, or the document); returns whether there was none.
+    pub(super) fn check_policy(
         &mut self,
         spec: &PolicySpec,
         raw: Option<&Located<RawRedaction>>,
         block: Located<()>,
         path: &str,
-    ) -> Option<Arc<Redactor>> {
+    ) -> bool {
         let e = match Redactor::new(spec) {
-            Ok(r) => return Some(Arc::new(r)),
+            Ok(_) => return true,
             Err(e) => e,
         };
         let raw = raw.map(|r| &r.value);
@@ -84,7 +83,7 @@ impl Checker<'_> {
                 };
                 let p = child_path(&part("actions"), name);
                 self.report(&at, &p, message);
-                return None;
+                return false;
             }
             PolicyError::MissingHashKey => match raw.and_then(|r| r.hash_key.as_ref()) {
                 Some(key) => (key.at(), part("hash_key")),
@@ -111,6 +110,6 @@ impl Checker<'_> {
             _ => (block, path.to_owned()),
         };
         self.report(&at, &at_path, e.to_string());
-        None
+        false
     }
 }
