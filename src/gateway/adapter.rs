@@ -8,7 +8,9 @@
 
 use std::any::Any;
 use std::cell::Cell;
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -260,33 +262,38 @@ where
     SV: ProxyHttp + Send + Sync + 'static,
     SV::CTX: Send + Sync,
 {
-    async fn process_new_http(
-        self: &Arc<Self>,
+    // Written out rather than `async fn`: an async body would keep room for the moved-in
+    // `ServerSession` (over a kilobyte) in its future for the connection's whole life. Here
+    // the session goes into Pingora's own future before this one is made.
+    fn process_new_http<'life0, 'life1, 'async_trait>(
+        self: &'life0 Arc<Self>,
         mut session: ServerSession,
-        shutdown: &ShutdownWatch,
-    ) -> Option<ReusedHttpStream> {
-        let _connection = self.inflight.enter();
+        shutdown: &'life1 ShutdownWatch,
+    ) -> Pin<Box<dyn Future<Output = Option<ReusedHttpStream>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        let connection = self.inflight.enter();
         let timeout = self.runtime.load().config.client_timeout;
         session.set_read_timeout(Some(timeout));
         let serve = self.proxy.process_new_http(session, shutdown);
-        HEADER_RECEIVED
-            .scope(Cell::new(false), async move {
-                tokio::pin!(serve);
-                tokio::select! {
-                    biased;
-                    done = &mut serve => return done,
-                    () = fast_sleep(timeout) => {}
-                }
-                if HEADER_RECEIVED.with(Cell::get) {
-                    // Past the header: the request runs to its end under its own bounds.
-                    return serve.await;
-                }
-                log::debug!(
-                    "no complete request header within {timeout:?}: closing the connection"
-                );
-                None
-            })
-            .await
+        Box::pin(HEADER_RECEIVED.scope(Cell::new(false), async move {
+            let _connection = connection;
+            let mut serve = serve;
+            tokio::select! {
+                biased;
+                done = &mut serve => return done,
+                () = fast_sleep(timeout) => {}
+            }
+            if HEADER_RECEIVED.with(Cell::get) {
+                // Past the header: the request runs to its end under its own bounds.
+                return serve.await;
+            }
+            log::debug!("no complete request header within {timeout:?}: closing the connection");
+            None
+        }))
     }
 
     fn h2_options(&self) -> Option<H2Options> {

@@ -298,7 +298,7 @@ impl<T: Transport> Pipeline<T> {
             ctx,
             route,
             to,
-            &body,
+            body,
             &mut estimate,
             WireFamily::Other,
         )
@@ -447,7 +447,7 @@ impl<T: Transport> Pipeline<T> {
             ctx,
             route,
             to,
-            &RequestBody::Whole(body),
+            RequestBody::Whole(body),
             &mut estimate,
             endpoint.family(),
         )
@@ -463,7 +463,7 @@ impl<T: Transport> Pipeline<T> {
         ctx: &mut RequestCtx,
         route: &Route,
         to: Destination<'_>,
-        body: &RequestBody,
+        body: RequestBody,
         estimate: &mut Estimate,
         family: WireFamily,
     ) -> Result<(), Stop> {
@@ -478,9 +478,11 @@ impl<T: Transport> Pipeline<T> {
             ctx,
             route,
             to,
-            body,
+            &body,
         ))
         .await?;
+        // Sent: what is left of the body is not kept for as long as the answer streams.
+        drop(body);
         let result = self
             .relay(client, ctx, &upstream, &mut answer, estimate, family)
             .await;

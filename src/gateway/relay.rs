@@ -169,6 +169,8 @@ impl<T: Transport> Pipeline<T> {
         };
         // Last before the client: the upstream's own key, whatever the policy.
         let mut scrubber = scrub::KeyScrubber::new(upstream);
+        // The request body is kept only until the stream is under way (see below).
+        let mut settled = false;
         loop {
             let next = tokio::select! {
                 next = answer.next_chunk() => next,
@@ -202,6 +204,15 @@ impl<T: Transport> Pipeline<T> {
                     if client.write_body(Some(chunk), false).await.is_err() {
                         self.account(ctx, &observer.usage, estimate);
                         return Err(Stop::ClientGone);
+                    }
+                    if !settled {
+                        // Once the first piece is out (not before: it would delay it), the
+                        // token estimate is made and the request body it was kept for goes,
+                        // with its share of `max_buffered_bytes`: an open stream holds no
+                        // copy of its request.
+                        settled = true;
+                        estimate.get();
+                        ctx.buffered.release();
                     }
                 }
                 Ok(None) => {

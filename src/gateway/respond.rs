@@ -31,7 +31,7 @@ fn json_header(
     request_id: &str,
     extra: &[(&'static str, String)],
 ) -> Option<ResponseHeader> {
-    let mut header = ResponseHeader::build(status, Some(4 + extra.len())).ok()?;
+    let mut header = ResponseHeader::build_no_case(status, Some(4 + extra.len())).ok()?;
     for (name, value) in extra {
         header.insert_header(*name, value.as_str()).ok()?;
     }

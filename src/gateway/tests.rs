@@ -645,3 +645,32 @@ fn on_the_messages_api_a_request_policy_alone_inspects_the_answer() {
         .redacting
     );
 }
+
+#[tokio::test]
+async fn an_open_stream_holds_no_copy_of_its_request() {
+    let ups = Upstreams::new();
+    ups.then("primary", Script::json(200, OK)).then(
+        "primary",
+        Script::sse(&[
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n",
+            "data: [DONE]\n\n",
+        ]),
+    );
+    let p = super::fake::pipeline(BASE, &ups);
+    // A whole answer: the body's bytes stay counted until the request ends.
+    let mut c = Client::chat(None, &chat_body("gpt-4o", "hello"));
+    let ctx = serve(&p, &mut c).await;
+    assert!(ctx.buffered.bytes() > 0);
+    // A stream: once under way, its request body (and its share of max_buffered_bytes) is
+    // given back, the token estimate made from it first.
+    let body = json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "x".repeat(400)}]}).to_string();
+    let mut c = Client::chat(None, &body);
+    let ctx = serve(&p, &mut c).await;
+    assert_eq!(c.status(), 200);
+    assert_eq!(ctx.buffered.bytes(), 0);
+    let tokens = ctx
+        .record
+        .tokens
+        .expect("estimated: the stream reported no usage");
+    assert!(tokens.prompt >= 100, "{tokens:?}");
+}

@@ -65,7 +65,7 @@ pub fn request_header(client: &RequestHeader, t: &Outbound<'_>) -> Result<Reques
     let path = t
         .upstream
         .path_for(t.model, t.rest, forwarded_query.as_deref());
-    let mut header = RequestHeader::build(
+    let mut header = RequestHeader::build_no_case(
         client.method.clone(),
         path.as_bytes(),
         Some(client.headers.len() + 4),
@@ -147,7 +147,10 @@ pub fn response_header(
     request_id: &str,
     drop_length: bool,
 ) -> Result<ResponseHeader> {
-    let mut header = ResponseHeader::build(upstream.status, Some(upstream.headers.len() + 1))?;
+    // No case map: the names are `http`'s lower-case ones either way, and the map would double
+    // the header's memory for as long as the answer streams.
+    let mut header =
+        ResponseHeader::build_no_case(upstream.status, Some(upstream.headers.len() + 1))?;
     for (name, value) in upstream.headers.iter() {
         if headers::forward_response_header(name)
             && !(drop_length && name == http::header::CONTENT_LENGTH)

@@ -294,7 +294,8 @@ impl RequestRecord {
             status: 0,
             error: None,
             params: RequestParams::default(),
-            attempts: Vec::new(),
+            // Almost every request makes one attempt: no room for four from the first push.
+            attempts: Vec::with_capacity(1),
             tokens: None,
             response: ResponseInfo::default(),
             redactions: Vec::new(),
