@@ -320,11 +320,105 @@ fn international(bytes: &[u8], s: usize) -> Option<usize> {
     best
 }
 
+/// The length of an IBAN of `country` in the SWIFT IBAN registry, for the countries whose
+/// length has been fixed for years; `None` for any other code (their IBANs are taken at any
+/// length from 15 to 34, as before the table). A registry country's IBAN of another length is
+/// malformed, not redacted on the prefix that happens to pass mod 97.
+fn iban_length(country: &[u8]) -> Option<usize> {
+    const LENGTHS: &[(&[u8; 2], usize)] = &[
+        (b"AD", 24),
+        (b"AE", 23),
+        (b"AL", 28),
+        (b"AT", 20),
+        (b"AZ", 28),
+        (b"BA", 20),
+        (b"BE", 16),
+        (b"BG", 22),
+        (b"BH", 22),
+        (b"BR", 29),
+        (b"BY", 28),
+        (b"CH", 21),
+        (b"CR", 22),
+        (b"CY", 28),
+        (b"CZ", 24),
+        (b"DE", 22),
+        (b"DK", 18),
+        (b"DO", 28),
+        (b"EE", 20),
+        (b"EG", 29),
+        (b"ES", 24),
+        (b"FI", 18),
+        (b"FO", 18),
+        (b"FR", 27),
+        (b"GB", 22),
+        (b"GE", 22),
+        (b"GI", 23),
+        (b"GL", 18),
+        (b"GR", 27),
+        (b"GT", 28),
+        (b"HR", 21),
+        (b"HU", 28),
+        (b"IE", 22),
+        (b"IL", 23),
+        (b"IQ", 23),
+        (b"IS", 26),
+        (b"IT", 27),
+        (b"JO", 30),
+        (b"KW", 30),
+        (b"KZ", 20),
+        (b"LB", 28),
+        (b"LC", 32),
+        (b"LI", 21),
+        (b"LT", 20),
+        (b"LU", 20),
+        (b"LV", 21),
+        (b"LY", 25),
+        (b"MC", 27),
+        (b"MD", 24),
+        (b"ME", 22),
+        (b"MK", 19),
+        (b"MR", 27),
+        (b"MT", 31),
+        (b"MU", 30),
+        (b"NL", 18),
+        (b"NO", 15),
+        (b"PK", 24),
+        (b"PL", 28),
+        (b"PS", 29),
+        (b"PT", 25),
+        (b"QA", 29),
+        (b"RO", 24),
+        (b"RS", 22),
+        (b"RU", 33),
+        (b"SA", 24),
+        (b"SC", 31),
+        (b"SD", 18),
+        (b"SE", 24),
+        (b"SI", 19),
+        (b"SK", 24),
+        (b"SM", 27),
+        (b"ST", 25),
+        (b"SV", 28),
+        (b"TL", 23),
+        (b"TN", 24),
+        (b"TR", 26),
+        (b"UA", 29),
+        (b"VA", 22),
+        (b"VG", 24),
+        (b"XK", 20),
+    ];
+    LENGTHS
+        .iter()
+        .find(|(c, _)| c.as_slice() == country)
+        .map(|&(_, n)| n)
+}
+
 fn iban_at(bytes: &[u8], s: usize) -> Option<usize> {
     let upper = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_uppercase);
     if !boundary_before(bytes, s) || !upper(s) || !upper(s + 1) || !digits(bytes, s + 2, 2) {
         return None;
     }
+    let length = iban_length(&bytes[s..s + 2]);
     // ISO 7064 mod 97 over BBAN + country + check digits, kept incrementally over the BBAN so
     // each possible end (before a space, or the run's end at a boundary) costs O(1). The
     // country and check digits are six decimal digits (`DE89` → 131489) appended to the BBAN.
@@ -336,22 +430,29 @@ fn iban_at(bytes: &[u8], s: usize) -> Option<usize> {
     let limit = bytes.len().min(s + IBAN_MAX);
     let alnum = |b: u8| b.is_ascii_uppercase() || b.is_ascii_digit();
     let valid = |bban: &Mod97, count: usize| {
-        (15..=34).contains(&count) && (bban.acc % 97 * 1_000_000 + head) % 97 == 1
+        length.map_or((15..=34).contains(&count), |n| count == n)
+            && (bban.acc % 97 * 1_000_000 + head) % 97 == 1
     };
     let mut rem = Mod97::default();
     let mut count = 4;
     let mut best = None;
     let mut i = s + 4;
+    // Groups are separated by one space or one dash, the same all along (`DE89-3704-…`).
+    let mut separator = None;
     loop {
         while i < limit && alnum(bytes[i]) {
             rem.push(bytes[i]);
             count += 1;
             i += 1;
         }
-        let spaced = i + 1 < limit && bytes[i] == b' ' && alnum(bytes[i + 1]);
+        let spaced = i + 1 < limit
+            && matches!(bytes[i], b' ' | b'-')
+            && separator.is_none_or(|sep| sep == bytes[i])
+            && alnum(bytes[i + 1]);
         if !spaced {
             break;
         }
+        separator = Some(bytes[i]);
         if valid(&rem, count) {
             best = Some(i);
         }
@@ -460,17 +561,18 @@ mod tests {
 
     #[test]
     fn long_ibans_pass_the_running_checksum() {
-        // 34 characters, letters among them: the running value is reduced several times.
+        // 34 characters, letters among them: the running value is reduced several times. `ZZ`
+        // is no registry country, so any length from 15 to 34 is taken.
         for bban in [
             "000100010012001200023015000000",
             "ABCD1234EFGH5678IJKL9012MNOP34",
         ] {
             let check = (0..100)
-                .find(|k| iban_mod97(format!("XK{k:02}{bban}").as_bytes()))
+                .find(|k| iban_mod97(format!("ZZ{k:02}{bban}").as_bytes()))
                 .unwrap();
-            let iban = format!("XK{check:02}{bban}");
+            let iban = format!("ZZ{check:02}{bban}");
             assert_eq!(all(Number::Iban, &iban), [iban.as_str()]);
-            let wrong = format!("XK{:02}{bban}", (check + 1) % 100);
+            let wrong = format!("ZZ{:02}{bban}", (check + 1) % 100);
             assert_eq!(all(Number::Iban, &wrong), Vec::<&str>::new());
         }
     }
@@ -569,6 +671,40 @@ mod tests {
         assert_eq!(
             all(Number::Iban, "xDE89370400440532013000"),
             Vec::<&str>::new()
+        );
+        // Dashes between the groups, one kind of separator all along.
+        assert_eq!(
+            all(Number::Iban, "DE89-3704-0044-0532-0130-00."),
+            ["DE89-3704-0044-0532-0130-00"]
+        );
+        assert_eq!(
+            all(Number::Iban, "DE89-3704 0044-0532 0130-00"),
+            Vec::<&str>::new()
+        );
+    }
+
+    #[test]
+    fn a_registry_country_takes_its_own_length_only() {
+        // HR is 21 characters. Presidio's negative `HR12 001 0051 8630 0016 A` used to lose its
+        // first 15 characters, a prefix that happens to pass mod 97: a registry country's IBAN
+        // of another length is malformed, and nothing of it is redacted.
+        assert_eq!(
+            all(Number::Iban, "HR12 001 0051 8630 0016 A"),
+            Vec::<&str>::new()
+        );
+        let short = (0..100)
+            .map(|k| format!("HR{k:02}10010051863"))
+            .find(|c| iban_mod97(c.as_bytes()))
+            .unwrap();
+        assert_eq!(short.len(), 15);
+        assert_eq!(all(Number::Iban, &short), Vec::<&str>::new());
+        assert_eq!(
+            all(Number::Iban, "HR1210010051863000160"),
+            ["HR1210010051863000160"]
+        );
+        assert_eq!(
+            all(Number::Iban, "HR12 1001 0051 8630 0016 0"),
+            ["HR12 1001 0051 8630 0016 0"]
         );
     }
 }

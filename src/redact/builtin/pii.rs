@@ -27,7 +27,7 @@ pub(crate) const DECLARATIONS: &[Declaration] = &[
     Declaration::number("iban", Number::Iban)
         .digit_pair()
         .starts_with_bytes("A-Z")
-        .alphabet("A-Z0-9 ")
+        .alphabet(r"A-Z0-9 \-")
         .min_len(15)
         .max_len(IBAN_MAX),
     Declaration::number("us_ssn", Number::Ssn)
