@@ -26,6 +26,10 @@ pub(crate) enum Check {
     Email,
     /// A password in a URL or connection string that is not a template (`${DB_PASS}`, `****`).
     Password,
+    /// The token ends where the match does: the next character (the one of look-ahead every
+    /// match has) is not a token character `[A-Za-z0-9_-]`, which `\b` cannot say after a
+    /// `-`. Rejects a fixed-length shape cut out of a longer run.
+    TokenEnd,
 }
 
 impl Check {
@@ -38,6 +42,10 @@ impl Check {
             Check::GenericSecret => generic_secret(value, specific),
             Check::Email => email(value),
             Check::Password => password(value),
+            Check::TokenEnd => !hay
+                .as_bytes()
+                .get(m.end)
+                .is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
         };
         keep.then_some(m)
     }

@@ -81,6 +81,11 @@ pub(crate) fn samples() -> Vec<(&'static str, String, String)> {
         same("mailgun_key", tok("key-", "A6Qd8Mj7zdnbMjAdTdlzC5T4uUhf7kvm")),
         same("azure_client_secret", tok("lP78Q~", "7eNWVQ4vnakJkS1pAWTN3lg8zV5yPU8d0F")),
         same("telegram_bot_token", tok("123456789:AA", "ZfWe7ihGyiRUIQfHOJMaidDn87XG3-q-x")),
+        same(
+            "age_secret_key",
+            tok("AGE-SECRET-KEY-1", "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7LQPZRY9X8GF2TVDW0S3JN54KHCE"),
+        ),
+        same("sourcegraph_token", tok("sgp_", "d3b07384d113edec49eaa6238ad5ff00a1b2c3d4")),
         s("url_password", "postgres://admin:S3cr3tP4ss@db.example.com/app".into(), "S3cr3tP4ss"),
         s("connection_string_password", "Server=db;User Id=sa;Password=Hunter2!x;".into(), "Hunter2!x"),
         s("generic_secret", r#"password = "Xk9#mP2$vL8q""#.into(), "Xk9#mP2$vL8q"),

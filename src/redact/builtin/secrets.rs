@@ -189,13 +189,39 @@ pub(crate) const DECLARATIONS: &[Declaration] = &[
     .min_len(37)
     .max_len(40)
     .check(RANDOM),
-    Declaration::secret("telegram_bot_token", r"[0-9]{8,10}:AA[A-Za-z0-9_-]{33}")
-        .anchors(&[":AA"])
-        .starts_with_bytes("0-9")
-        .alphabet(r"0-9A-Za-z_:\-")
-        .min_len(44)
-        .min_digits(8)
-        .max_len(46),
+    // Bot ids have grown past ten digits and the secret part is not always `AA…`: gitleaks'
+    // shape, an id of 5–16 digits, `:A`, 34 more characters, the id a word of its own — or
+    // after `bot`, as the Bot API's URLs write it (`/bot123456789:AA…/sendMessage`); a longer
+    // run is something else (gitleaks' negatives).
+    Declaration::secret(
+        "telegram_bot_token",
+        r"(?:\b|bot)([0-9]{5,16}:A[A-Za-z0-9_-]{34})",
+    )
+    .group(1)
+    .anchors(&[":A"])
+    .starts_with_bytes("0-9b")
+    .alphabet(r"0-9A-Za-z_:\-")
+    .min_len(41)
+    .min_digits(5)
+    .max_len(55)
+    .check(Check::TokenEnd),
+    Declaration::secret(
+        "age_secret_key",
+        r"\bAGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}\b",
+    )
+    .prefixes(&["AGE-SECRET-KEY-1"])
+    .alphabet("A-Z0-9-")
+    .min_len(74)
+    .max_len(74),
+    Declaration::secret(
+        "sourcegraph_token",
+        r"\bsgp_(?:(?:[a-fA-F0-9]{16}|local)_)?[a-fA-F0-9]{40}\b",
+    )
+    .prefixes(&["sgp_"])
+    .alphabet("A-Za-z0-9_")
+    .min_len(44)
+    .max_len(74)
+    .check(RANDOM),
     Declaration::secret(
         "url_password",
         r#"\b[A-Za-z][A-Za-z0-9+.-]{1,30}://[^ \t\r\n:@/?#"'\\<>]{0,128}:([^ \t\r\n@/?#"'\\<>]{1,256})@"#,
@@ -482,6 +508,50 @@ mod tests {
         let tg = tok("123456789:AA", "ZfWe7ihGyiRUIQfHOJMaidDn87XG3-q-x");
         finds("telegram_bot_token", &format!("bot{tg}"), &tg);
         misses("telegram_bot_token", "at 12:30 AA meeting");
+        // gitleaks' own samples: a single `A`, ids from 5 to 16 digits; not inside a word.
+        let tg = tok("28791204:A", "x46zp0d0705k4en5b1zt6y2w8oy3dktx5f");
+        finds(
+            "telegram_bot_token",
+            &format!("telegramToken=\"{tg}\""),
+            &tg,
+        );
+        misses(
+            "telegram_bot_token",
+            "2927:Aehazy0lse-wa1-qsnj986lpkaao47kt_xf",
+        );
+        misses(
+            "telegram_bot_token",
+            "73622275989326063:Abk0e1a3ll47zmmkx3lsgn_xthx2vyt7doi",
+        );
+        misses(
+            "telegram_bot_token",
+            "type=\"clm58804:AgencyIdentificationCodeContentType\"",
+        );
+        misses("telegram_bot_token", &format!("{tg}hello"));
+        misses("telegram_bot_token", &format!("{tg}-some-other-thing"));
+        let url = format!("https://api.telegram.org/bot{tg}/sendMessage");
+        finds("telegram_bot_token", &url, &tg);
+    }
+
+    #[test]
+    fn age_and_sourcegraph() {
+        let age = tok(
+            "AGE-SECRET-KEY-1",
+            "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7LQPZRY9X8GF2TVDW0S3JN54KHCE",
+        );
+        finds("age_secret_key", &format!("key: {age}\n"), &age);
+        misses(
+            "age_secret_key",
+            "AGE-SECRET-KEY-1 is the prefix of an age key",
+        );
+        let sg = tok("sgp_", "d3b07384d113edec49eaa6238ad5ff00a1b2c3d4");
+        finds("sourcegraph_token", &format!("SRC_ACCESS_TOKEN={sg}"), &sg);
+        let scoped = tok(
+            "sgp_",
+            "0123456789abcdef_c157a3d9f4e28b60a7d5c3e1f9b2a8d4c6e0f1a3",
+        );
+        finds("sourcegraph_token", &format!("token {scoped} end"), &scoped);
+        misses("sourcegraph_token", "sgp_not_a_token");
     }
 
     #[test]
