@@ -9,12 +9,14 @@
 //! mentions a password is not held back.
 //!
 //! ```text
-//! lead? [ \t]{0,3}  keyword  ident{0,ident_max}  (\? quote?)  [ \t]{0,3}  operator
-//!       [ \t]{0,3}  (\? quote?)  value{value_min,value_max}
+//! lead? [ \t]{0,3}  keyword  ident{0,ident_max}  (\? quote?)  [ \t]{0,3}
+//!       (string [ \t]{1,3})?  operator  [ \t]{0,3}  (\? quote?)  value{value_min,value_max}
 //! ```
 //!
 //! Keywords match ASCII case-insensitively, the longest wins; ident is `[A-Za-z0-9_.-]`; quote
-//! is one of `"'` and backtick (only where the grammar allows quoting). The match runs from the
+//! is one of `"'` and backtick (only where the grammar allows quoting); a `string` type name
+//! may stand between a name and its operator (Go's `var apiToken string = "…"`) in grammars
+//! with identifiers. The match runs from the
 //! lead or keyword to the end of the value; only the value is replaced.
 
 use super::byteset::Openings;
@@ -91,8 +93,9 @@ const fn first_bytes(lead: Option<u8>, keywords: &[&str]) -> [bool; 256] {
     table
 }
 
-/// `key = value`, `key: value`, `key := value`, `key => value`; longest first.
-const ASSIGNMENT_OPERATORS: &[&str] = &["=>", ":=", "=", ":"];
+/// `key = value`, `key: value`, `key := value`, `key => value`, Makefile's `?=`, `::=` and
+/// `:::=`, PHP's `.=`; longest first.
+const ASSIGNMENT_OPERATORS: &[&str] = &[":::=", "::=", "=>", ":=", "?=", ".=", "=", ":"];
 
 const GENERIC_KEYWORDS: &[&str] = &[
     "password",
@@ -156,8 +159,9 @@ pub(crate) static GENERIC: Grammar = Grammar {
     operator_first: operator_bytes(ASSIGNMENT_OPERATORS),
 };
 
-/// The longest generic match: keyword 13 + ident 20 + quoting and blanks 10 + value 128.
-pub(crate) const GENERIC_MAX: usize = 176;
+/// The longest generic match: keyword 13 + ident 20 + quoting and blanks 10 + `string` and
+/// its blanks 9 + operator 4 + value 128.
+pub(crate) const GENERIC_MAX: usize = 187;
 
 /// `aws_secret_access_key = …`, `secretAccessKey: "…"`: exactly 40 base64 bytes.
 pub(crate) static AWS_SECRET: Grammar = Grammar {
@@ -356,6 +360,23 @@ impl Grammar {
         if i == n {
             return Walk::Open;
         }
+        if self.ident_max > 0 {
+            // Go's `var apiToken string = "…"`: the type between the name and `=`.
+            const TYPE: &[u8] = b"string";
+            let rest = &bytes[i..];
+            let k = rest.len().min(TYPE.len());
+            if rest[..k].eq_ignore_ascii_case(&TYPE[..k]) {
+                if rest.len() <= TYPE.len() {
+                    return Walk::Open;
+                }
+                if is_blank(rest[TYPE.len()]) {
+                    i = skip(bytes, i + TYPE.len(), 3, is_blank);
+                    if i == n {
+                        return Walk::Open;
+                    }
+                }
+            }
+        }
         let rest = &bytes[i..];
         match self
             .operators
@@ -472,6 +493,23 @@ pub(crate) fn identifier_before(bytes: &[u8], from: usize, op: usize) -> (usize,
     while i > lo && is_ident(bytes[i - 1]) {
         i -= 1;
     }
+    // Go's `var apiToken string = …`: the name is the identifier before the `string` type.
+    if bytes[i..end].eq_ignore_ascii_case(b"string") {
+        let mut j = i;
+        let mut blanks = 0;
+        while j > from && blanks < 3 && is_blank(bytes[j - 1]) {
+            j -= 1;
+            blanks += 1;
+        }
+        let lo = from.max(j.saturating_sub(IDENTIFIER_MAX));
+        let mut k = j;
+        while k > lo && is_ident(bytes[k - 1]) {
+            k -= 1;
+        }
+        if blanks > 0 && k < j {
+            i = k;
+        }
+    }
     (i, end)
 }
 
@@ -512,6 +550,19 @@ mod tests {
         assert_eq!(values(g, "Api-Key:\tq1w2e3r4t5"), ["q1w2e3r4t5"]);
         assert_eq!(values(g, "token:=abcdefgh1"), ["abcdefgh1"]);
         assert_eq!(values(g, "x.pAsSwd = Xk9#mP2$vL8q"), ["Xk9#mP2$vL8q"]);
+        // Makefile, PHP and Go assignments.
+        for text in [
+            "API_TOKEN ?= Xk9mP2vL8qR4",
+            "API_TOKEN ::= Xk9mP2vL8qR4",
+            "API_TOKEN :::= Xk9mP2vL8qR4",
+            "$apiToken .= 'Xk9mP2vL8qR4';",
+            "var apiToken string = \"Xk9mP2vL8qR4\"",
+            "const dbPassword String = \"Xk9mP2vL8qR4\"",
+        ] {
+            assert_eq!(values(g, text), ["Xk9mP2vL8qR4"], "{text}");
+        }
+        assert!(values(g, "token strings are short").is_empty());
+        assert!(values(g, "var token string").is_empty());
         assert!(values(g, "the password is strong").is_empty());
         assert!(values(g, "password: short").is_empty());
         assert!(values(g, "token_with_a_very_long_identifier_name = abcdefgh12").is_empty());
