@@ -477,6 +477,12 @@ enum Keyword {
 /// most [`IDENTIFIER_MAX`] bytes). Returns `(start, end)`.
 pub(crate) fn identifier_before(bytes: &[u8], from: usize, op: usize) -> (usize, usize) {
     let mut i = op;
+    // The rest of an operator ending at `op`: `?=`, `.=`, `::=`, `:::=` (anchored at `=`).
+    let mut prefix = 0;
+    while i > from && prefix < 3 && matches!(bytes[i - 1], b'?' | b'.' | b':') {
+        i -= 1;
+        prefix += 1;
+    }
     let mut spaces = 0;
     while i > from && spaces < 3 && is_blank(bytes[i - 1]) {
         i -= 1;

@@ -247,7 +247,7 @@ pub(crate) const DECLARATIONS: &[Declaration] = &[
     // before the end of the identifier (`passw` + `ord` + 20).
     Declaration::assignment_secret("generic_secret", &GENERIC)
         .assignment(&["passw", "pwd", "secret", "token", "key", "credential"], ":=", 23, 0)
-        .alphabet(r#"A-Za-z0-9_.\-\\"'` \t=>:/+~!@#$%^&*"#)
+        .alphabet(r#"A-Za-z0-9_.\-\\"'` \t=>:/+~!@#$%^&*?"#)
         .min_len(12)
         .max_len(GENERIC_MAX)
         .check(Check::GenericSecret),
@@ -531,6 +531,30 @@ mod tests {
         misses("telegram_bot_token", &format!("{tg}-some-other-thing"));
         let url = format!("https://api.telegram.org/bot{tg}/sendMessage");
         finds("telegram_bot_token", &url, &tg);
+    }
+
+    #[test]
+    fn assignments_in_more_languages() {
+        for text in [
+            "API_TOKEN ?= Xk9mP2vL8qR4wT",
+            "API_TOKEN ::= Xk9mP2vL8qR4wT",
+            "API_TOKEN :::= Xk9mP2vL8qR4wT",
+            "$apiToken .= 'Xk9mP2vL8qR4wT';",
+            "var apiToken string = \"Xk9mP2vL8qR4wT\"",
+        ] {
+            finds("generic_secret", text, "Xk9mP2vL8qR4wT");
+            // And through the whole redactor: the prefilter opens a window there.
+            let redactor = crate::redact::Redactor::new(&crate::redact::PolicySpec::default())
+                .expect("default policy");
+            let mut cx = crate::redact::RequestRedaction::new();
+            let out = redactor
+                .redact_text(crate::redact::Direction::Request, text, &mut cx)
+                .expect("redacted");
+            assert!(
+                !out.contains("Xk9mP2vL8qR4wT") && out.contains("[REDACTED:generic_secret]"),
+                "{text} -> {out}"
+            );
+        }
     }
 
     #[test]
