@@ -1194,3 +1194,31 @@ fn anthropic_upstreams_send_x_api_key_unless_told_otherwise() {
         ["t.yaml:4:40: upstreams.u.api: \"gemini\" is not an API Veilgate speaks; write openai (the default) or anthropic"]
     );
 }
+
+#[test]
+fn a_routes_bad_detector_is_pointed_at_in_the_routes_own_list() {
+    // The route inherits one custom detector from the top level and adds its own: the problem
+    // is at the route's `detectors[0]` (line 13), not at an index of the merged policy.
+    let text = "\
+environment: t
+listen: 127.0.0.1:0
+upstreams:
+  u: {url: 'http://u.test/v1'}
+redaction:
+  detectors:
+    - {name: employee_id, pattern: 'EMP-[0-9]{6}', category: pii}
+routes:
+  - models: [m]
+    upstream: u
+    redaction:
+      detectors:
+        - {name: badge, pattern: 'B-[0-9', category: pii}
+";
+    let found = problems(text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("t.yaml:13:") && found[0].contains("routes[0].redaction.detectors[0]"),
+        "{found:?}"
+    );
+    assert!(found[0].contains("badge"), "{found:?}");
+}

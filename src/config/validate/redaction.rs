@@ -98,12 +98,12 @@ impl Checker<'_> {
             | PolicyError::InvalidMaxLen { detector }
             | PolicyError::DuplicateDetector { name: detector }
             | PolicyError::InvalidName { name: detector } => {
-                // The detector's index in the merged policy, looked up in this block's list
-                // (as the key path `detectors[i]` always was).
-                let idx = spec.detectors.iter().rposition(|d| &d.name == detector);
-                let written = idx.and_then(|i| {
-                    let item = raw?.detectors.as_ref()?.get(i)?;
-                    Some((item.at(), item_path(&part("detectors"), i)))
+                // Where this block writes the detector (a route's list holds only its own: the
+                // ones it inherits were checked with the block that wrote them).
+                let written = raw.and_then(|r| {
+                    let list = r.detectors.as_ref()?;
+                    let i = list.iter().rposition(|d| &d.value.name == detector)?;
+                    Some((list[i].at(), item_path(&part("detectors"), i)))
                 });
                 written.unwrap_or((block, path.to_owned()))
             }
