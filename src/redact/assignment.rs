@@ -95,7 +95,10 @@ const fn first_bytes(lead: Option<u8>, keywords: &[&str]) -> [bool; 256] {
 
 /// `key = value`, `key: value`, `key := value`, `key => value`, Makefile's `?=`, `::=` and
 /// `:::=`, PHP's `.=`; longest first.
-const ASSIGNMENT_OPERATORS: &[&str] = &[":::=", "::=", "=>", ":=", "?=", ".=", "=", ":"];
+///
+/// `>` ends an XML element's start tag: `<apiToken>…</apiToken>`, the value on the same line or
+/// the next (up to 8 blanks and line ends after the `>`).
+const ASSIGNMENT_OPERATORS: &[&str] = &[":::=", "::=", "=>", ":=", "?=", ".=", "=", ":", ">"];
 
 const GENERIC_KEYWORDS: &[&str] = &[
     "password",
@@ -160,8 +163,9 @@ pub(crate) static GENERIC: Grammar = Grammar {
 };
 
 /// The longest generic match: keyword 13 + ident 20 + quoting and blanks 10 + `string` and
-/// its blanks 9 + operator 4 + value 128.
-pub(crate) const GENERIC_MAX: usize = 187;
+/// its blanks 9 + operator 4 + value 128, and 5 for the line break an XML element may have
+/// after its `>`.
+pub(crate) const GENERIC_MAX: usize = 192;
 
 /// `aws_secret_access_key = …`, `secretAccessKey: "…"`: exactly 40 base64 bytes.
 pub(crate) static AWS_SECRET: Grammar = Grammar {
@@ -237,6 +241,13 @@ fn is_blank(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
+/// Blanks and line ends between an XML element's `>` and its value.
+const XML_SPACE: usize = 8;
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
 fn is_quote(b: u8) -> bool {
     matches!(b, b'"' | b'\'' | b'`')
 }
@@ -302,7 +313,7 @@ impl Grammar {
         let operator = |b: u8| self.operators.iter().any(|o| o.as_bytes().contains(&b));
         let op_max = self.operators.iter().map(|o| o.len()).max().unwrap_or(0);
         let mut i = skip(bytes, op, op_max, operator);
-        i = skip(bytes, i, 3, is_blank);
+        i = skip(bytes, i, XML_SPACE, is_space);
         if self.quotes {
             i = skip(bytes, i, 1, |b| b == b'\\');
             i = skip(bytes, i, 1, is_quote);
@@ -346,6 +357,14 @@ impl Grammar {
         }
         let ident_end = skip(bytes, i, self.ident_max + 1, is_ident);
         if ident_end - i > self.ident_max {
+            return Walk::Fail;
+        }
+        if ident_end < n
+            && ident_end - i >= 2
+            && bytes[ident_end - 2..ident_end].eq_ignore_ascii_case(b"id")
+        {
+            // `token_id`, `secretId`, `<UserSecretsId>`: the name of an identifier, not of a
+            // secret.
             return Walk::Fail;
         }
         i = ident_end;
@@ -395,7 +414,11 @@ impl Grammar {
             }
             None => return Walk::Fail,
         }
-        i = skip(bytes, i, 3, is_blank);
+        i = if bytes[i - 1] == b'>' {
+            skip(bytes, i, XML_SPACE, is_space)
+        } else {
+            skip(bytes, i, 3, is_blank)
+        };
         if self.quotes {
             i = skip(bytes, i, 1, |b| b == b'\\');
             i = skip(bytes, i, 1, is_quote);
@@ -566,6 +589,22 @@ mod tests {
             "const dbPassword String = \"Xk9mP2vL8qR4\"",
         ] {
             assert_eq!(values(g, text), ["Xk9mP2vL8qR4"], "{text}");
+        }
+        assert_eq!(
+            values(g, "<apiToken>\n    Xk9mP2vL8qR4\n</apiToken>"),
+            ["Xk9mP2vL8qR4"]
+        );
+        assert_eq!(
+            values(g, "<db_password>Xk9mP2vL8qR4</db_password>"),
+            ["Xk9mP2vL8qR4"]
+        );
+        assert!(values(g, "password > 8 characters").is_empty());
+        for id in [
+            "<UserSecretsId>79a3edd0-2092-40a2-a04d-dcb46d5ca9ed</UserSecretsId>",
+            "token_id = Xk9mP2vL8qR4",
+            "\"secretId\": \"Xk9mP2vL8qR4\"",
+        ] {
+            assert!(values(g, id).is_empty(), "{id}");
         }
         assert!(values(g, "token strings are short").is_empty());
         assert!(values(g, "var token string").is_empty());

@@ -246,8 +246,8 @@ pub(crate) const DECLARATIONS: &[Declaration] = &[
     // Every keyword form contains one of these anchor keywords, at most 23 identifier bytes
     // before the end of the identifier (`passw` + `ord` + 20).
     Declaration::assignment_secret("generic_secret", &GENERIC)
-        .assignment(&["passw", "pwd", "secret", "token", "key", "credential"], ":=", 23, 0)
-        .alphabet(r#"A-Za-z0-9_.\-\\"'` \t=>:/+~!@#$%^&*?"#)
+        .assignment(&["passw", "pwd", "secret", "token", "key", "credential"], ":=>", 23, 0)
+        .alphabet(r#"A-Za-z0-9_.\-\\"'` \t\r\n=>:/+~!@#$%^&*?"#)
         .min_len(12)
         .max_len(GENERIC_MAX)
         .check(Check::GenericSecret),
@@ -541,6 +541,7 @@ mod tests {
             "API_TOKEN :::= Xk9mP2vL8qR4wT",
             "$apiToken .= 'Xk9mP2vL8qR4wT';",
             "var apiToken string = \"Xk9mP2vL8qR4wT\"",
+            "<apiToken>\n    Xk9mP2vL8qR4wT\n</apiToken>",
         ] {
             finds("generic_secret", text, "Xk9mP2vL8qR4wT");
             // And through the whole redactor: the prefilter opens a window there.
