@@ -415,3 +415,32 @@ impl Exchange {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pingora_core::{Error, ErrorType};
+
+    #[test]
+    fn connect_failures_are_classified_by_pingoras_error_type() {
+        let t = Duration::from_secs(5);
+        let of = |etype| ForwardError::connecting(&Error::new(etype), t);
+        assert!(
+            matches!(of(ErrorType::ConnectTimedout), ForwardError::ConnectTimeout(d) if d == t)
+        );
+        for tls in [
+            ErrorType::TLSHandshakeFailure,
+            ErrorType::TLSHandshakeTimedout,
+            ErrorType::InvalidCert,
+            ErrorType::HandshakeError,
+        ] {
+            assert!(matches!(of(tls.clone()), ForwardError::Tls(_)), "{tls:?}");
+        }
+        assert!(matches!(
+            of(ErrorType::ConnectRefused),
+            ForwardError::Connect(_)
+        ));
+        // A TLS failure is a 502 (the upstream is broken), not a 504.
+        assert!(!of(ErrorType::TLSHandshakeTimedout).is_timeout());
+    }
+}

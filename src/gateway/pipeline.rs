@@ -37,6 +37,22 @@ use crate::spend::to_micros;
 use crate::telemetry::record::CapturedContent;
 use crate::telemetry::Telemetry;
 
+/// The whole request body, within the configuration's bounds (`max_body_bytes`,
+/// `client_timeout`, `max_buffered_bytes`), its bytes counted in the request's reservation.
+async fn read_body<D: Downstream>(client: &mut D, ctx: &mut RequestCtx) -> Result<Bytes, ApiError> {
+    let config = &ctx.runtime.config;
+    body::read(
+        client,
+        body::Bounds {
+            limit: config.max_body_bytes,
+            timeout: config.client_timeout,
+            reservation: &mut ctx.buffered,
+            cap: config.max_buffered_bytes,
+        },
+    )
+    .await
+}
+
 /// The request path, on transport `T` (the gateway's: [`super::forward::Forwarder`]).
 pub struct Pipeline<T> {
     runtime: SharedRuntime,
@@ -259,16 +275,7 @@ impl<T: Transport> Pipeline<T> {
                 }
             }
             None => {
-                let body = body::read(
-                    client,
-                    body::Bounds {
-                        limit: config.max_body_bytes,
-                        timeout: config.client_timeout,
-                        reservation: &mut ctx.buffered,
-                        cap: config.max_buffered_bytes,
-                    },
-                )
-                .await?;
+                let body = read_body(client, ctx).await?;
                 self.admit(client.client_ip(), ctx, route, None, &mut estimate)
                     .await?;
                 let body = if inspects {
@@ -316,16 +323,7 @@ impl<T: Transport> Pipeline<T> {
         let config = &runtime.config;
 
         // read body (bounded)
-        let body = body::read(
-            client,
-            body::Bounds {
-                limit: config.max_body_bytes,
-                timeout: config.client_timeout,
-                reservation: &mut ctx.buffered,
-                cap: config.max_buffered_bytes,
-            },
-        )
-        .await?;
+        let body = read_body(client, ctx).await?;
         let content_type = client.header_str(http::header::CONTENT_TYPE).to_owned();
 
         // inspect: which model, streamed or not
