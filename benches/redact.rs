@@ -20,10 +20,10 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
-use veilgate::openai::WireFamily;
 use veilgate::redact::{
     Action, CategoryActions, Direction, PolicySpec, Redactor, RequestRedaction,
 };
+use veilgate::wire::Family;
 
 const SENTENCES: &[&str] = &[
     "The committee met on a grey morning to review the proposal for the new library wing.",
@@ -218,7 +218,7 @@ fn request(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::from_parameter(name), &body, |b, body| {
             b.iter(|| {
                 let mut cx = RequestRedaction::default();
-                let out = r.redact_request(WireFamily::ChatCompletions, black_box(body), &mut cx);
+                let out = r.redact_request(Family::ChatCompletions, black_box(body), &mut cx);
                 black_box(out.map(|o| o.map_or(0, |v| v.len())).unwrap_or(0))
             })
         });
@@ -251,7 +251,7 @@ fn stream(c: &mut Criterion) {
     group.bench_function("chat_events", |b| {
         b.iter(|| {
             let mut cx = RequestRedaction::default();
-            let mut s = r.stream(WireFamily::ChatCompletions);
+            let mut s = r.stream(Family::ChatCompletions);
             let mut n = 0;
             for chunk in sse.chunks(512) {
                 n += s.push(black_box(chunk), &mut cx).map_or(0, |o| o.len());
@@ -299,7 +299,7 @@ fn once() -> bool {
         }),
         (_, Some(body)) => measured(iters, || {
             let mut cx = RequestRedaction::default();
-            let out = r.redact_request(WireFamily::ChatCompletions, black_box(&body), &mut cx);
+            let out = r.redact_request(Family::ChatCompletions, black_box(&body), &mut cx);
             out.map(|o| o.map_or(0, |v| v.len())).unwrap_or(0)
         }),
         _ => {

@@ -12,8 +12,8 @@ use arc_swap::ArcSwap;
 
 use crate::config::{Config, Route, RouteMatch, VirtualKey};
 use crate::limits::{Budget, KeyStore, LimitError};
-use crate::openai::models::Model;
 use crate::redact::{Direction, PolicyError, Redactor};
+use crate::wire::models::Model;
 
 /// A virtual key with its budgets.
 #[derive(Debug)]

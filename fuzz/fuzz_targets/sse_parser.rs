@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use veilgate::openai::sse::{Item, Parser};
+use veilgate::wire::sse::{Item, Parser};
 
 fn check(items: &[Item], max: usize) {
     for item in items {
@@ -25,7 +25,7 @@ fuzz_target!(|input: &[u8]| {
     let split_byte = input[0] as usize;
     // Caps 1..=256 bytes, or the default (8 MiB) for 0.
     let max = match input[1] {
-        0 => veilgate::openai::sse::DEFAULT_MAX_EVENT_BYTES,
+        0 => veilgate::wire::sse::DEFAULT_MAX_EVENT_BYTES,
         b => b as usize,
     };
     let data = &input[2..];

@@ -33,9 +33,9 @@ use super::downstream::{Downstream, Gone, ReadError};
 use super::forward::Forwarder;
 use super::pipeline::Pipeline;
 use super::{body, respond, Shared};
-use crate::openai::ApiError;
 use crate::runtime::SharedRuntime;
 use crate::shutdown::{Inflight, LATE_REQUEST_GRACE};
+use crate::wire::ApiError;
 
 /// The gateway service: Pingora's hooks around the [`Pipeline`] on the gateway's upstream
 /// connections ([`Forwarder`]).
@@ -144,7 +144,7 @@ fn summary(header: &RequestHeader) -> String {
     format!(
         "{} {}",
         header.method.as_str(),
-        crate::openai::error::echo(header.uri.path())
+        crate::wire::error::echo(header.uri.path())
     )
 }
 

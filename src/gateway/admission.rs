@@ -8,10 +8,10 @@ use super::pipeline::Pipeline;
 use super::transport::Transport;
 use crate::config::Route;
 use crate::limits::{Admission, AdmissionPlan, BudgetKind, RefusalCause, Usd};
-use crate::openai::usage::{self, Usage};
-use crate::openai::{ApiError, Endpoint};
 use crate::spend::{format_usd, to_micros};
 use crate::telemetry::record::RateLimitOutcome;
+use crate::wire::usage::{self, Usage};
+use crate::wire::{ApiError, Endpoint};
 
 impl<T: Transport> Pipeline<T> {
     /// Checks the key's and the route's budgets at once; refuses with 429 (or 503 when the

@@ -17,9 +17,9 @@ use super::transport::{Answer, Transport};
 use super::upstream_health::{self, UpstreamHealth};
 use super::{upload, upstream, Stop};
 use crate::config::{RetryOn, Route, Upstream, UpstreamApi};
-use crate::openai::ApiError;
 use crate::redact::Redactor;
 use crate::telemetry::record::{UpstreamAttempt, UpstreamErrorReason};
+use crate::wire::ApiError;
 
 /// At most this many attempts per request.
 pub const MAX_ATTEMPTS: usize = 5;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 
 use super::downstream::{Downstream, ReadError};
-use crate::openai::ApiError;
+use crate::wire::ApiError;
 
 /// The request body bytes buffered at once by all the requests of the process, held to the
 /// `max_buffered_bytes` cap: each request takes bytes from it as its body arrives (a

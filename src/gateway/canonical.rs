@@ -14,7 +14,7 @@
 //! `>`) is rewritten with those bytes percent-encoded (`escape_illegal_request_line` in
 //! `pingora-core/src/protocols/http/v1/server.rs`), so a NUL arrives here as `%00`.
 
-use crate::openai::ApiError;
+use crate::wire::ApiError;
 
 /// What makes a path non-canonical.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -49,7 +49,7 @@ pub struct RequestCtx {
     /// client's, as received.
     pub query: Option<String>,
     /// The error shape of the client's API (Anthropic's on `/v1/messages`).
-    pub shape: crate::openai::error::ErrorShape,
+    pub shape: crate::wire::error::ErrorShape,
 }
 
 impl RequestCtx {
@@ -69,7 +69,7 @@ impl RequestCtx {
             redactor: None,
             redaction: RequestRedaction::default(),
             query: None,
-            shape: crate::openai::error::ErrorShape::OpenAi,
+            shape: crate::wire::error::ErrorShape::OpenAi,
             buffered: Reservation::default(),
             record: RequestRecord::begin(String::new(), TraceIds::start(None, 0.0)),
         }

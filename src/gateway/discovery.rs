@@ -16,8 +16,8 @@ use serde::Deserialize;
 use super::health_checks;
 use super::transport::Transport;
 use crate::config::{Config, RouteMatch};
-use crate::openai::models::Model;
 use crate::runtime::Runtime;
+use crate::wire::models::Model;
 
 /// How long a discovered list is served before the upstreams are asked again.
 pub const TTL: Duration = Duration::from_secs(60);

@@ -24,7 +24,7 @@ use pingora_timeout::fast_timeout::fast_timeout;
 use super::pool::IdlePools;
 use super::resolve::{ResolveError, Resolver};
 use crate::config::Upstream;
-use crate::openai::ApiError;
+use crate::wire::ApiError;
 
 /// Where a streamed request body comes from.
 #[async_trait::async_trait]

@@ -51,9 +51,9 @@ pub mod upstream_health;
 use std::sync::Arc;
 
 use crate::limits::Limiter;
-use crate::openai::ApiError;
 use crate::shutdown::Inflight;
 use crate::telemetry::Telemetry;
+use crate::wire::ApiError;
 
 use crate::runtime::SharedRuntime;
 pub use adapter::Gateway;

@@ -9,9 +9,9 @@
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::openai::sse;
-use crate::openai::usage::{self, StreamUsage, Usage};
 use crate::redact::Emit;
+use crate::wire::sse;
+use crate::wire::usage::{self, StreamUsage, Usage};
 
 /// Longest SSE event buffered while looking for its end; a longer one is not inspected
 /// (usage is then estimated from what was seen).

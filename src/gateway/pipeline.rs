@@ -27,15 +27,15 @@ use super::upstream_health::UpstreamHealth;
 use super::{canonical, discovery, query, respond, upload, Shared, Stop};
 use crate::config::Route;
 use crate::limits::Limiter;
-use crate::openai::error::ErrorShape;
-use crate::openai::usage::{self, Usage};
-use crate::openai::{self, ApiError, Endpoint, WireFamily};
 use crate::redact::{Direction, Redactor};
 use crate::runtime::SharedRuntime;
 use crate::shutdown::Inflight;
 use crate::spend::to_micros;
 use crate::telemetry::record::CapturedContent;
 use crate::telemetry::Telemetry;
+use crate::wire::error::ErrorShape;
+use crate::wire::usage::{self, Usage};
+use crate::wire::{self, ApiError, Endpoint, Family};
 
 /// The whole request body, within the configuration's bounds (`max_body_bytes`,
 /// `client_timeout`, `max_buffered_bytes`), its bytes counted in the request's reservation.
@@ -137,7 +137,7 @@ impl<T: Transport> Pipeline<T> {
 
         // canonical paths: nothing a server could read as another path is routed
         canonical::check_path(&path).map_err(|p| Stop::Error(p.to_api_error()))?;
-        ctx.shape = routing::shape_of(&path);
+        ctx.shape = ErrorShape::of_path(&path);
 
         // authenticate: a virtual key, when keys are configured
         ctx.key = routing::authenticate(&runtime, client.req_header())?;
@@ -181,7 +181,7 @@ impl<T: Transport> Pipeline<T> {
                     .discovery
                     .models(&ctx.runtime, self.transport.as_ref())
                     .await;
-                let models: Vec<openai::models::Model> = ctx
+                let models: Vec<wire::models::Model> = ctx
                     .runtime
                     .models
                     .iter()
@@ -190,14 +190,14 @@ impl<T: Transport> Pipeline<T> {
                     .cloned()
                     .collect();
                 if anthropic {
-                    (200, openai::models::list_json_anthropic(&models))
+                    (200, wire::models::list_json_anthropic(&models))
                 } else {
-                    (200, openai::models::list_json(&models))
+                    (200, wire::models::list_json(&models))
                 }
             }
             Some(id) => match ctx.runtime.model(id).filter(|m| allowed(&m.id)) {
-                Some(m) if anthropic => (200, openai::models::model_json_anthropic(&m)),
-                Some(m) => (200, openai::models::model_json(&m)),
+                Some(m) if anthropic => (200, wire::models::model_json_anthropic(&m)),
+                Some(m) => (200, wire::models::model_json(&m)),
                 None => {
                     let err = ApiError::model_not_found(id);
                     let shape = if anthropic {
@@ -300,16 +300,8 @@ impl<T: Transport> Pipeline<T> {
             model: None,
             rest: &rest,
         };
-        self.forward_and_relay(
-            client,
-            ctx,
-            route,
-            to,
-            body,
-            &mut estimate,
-            WireFamily::Other,
-        )
-        .await
+        self.forward_and_relay(client, ctx, route, to, body, &mut estimate, Family::Other)
+            .await
     }
 
     /// The lifecycle of a request routed by its `model`.
@@ -330,11 +322,11 @@ impl<T: Transport> Pipeline<T> {
         let multipart = endpoint.is_multipart(&content_type);
         let (model, json) = if multipart {
             let model =
-                openai::multipart_model(&content_type, body.clone(), endpoint.default_model())
+                wire::multipart_model(&content_type, body.clone(), endpoint.default_model())
                     .await?;
             (model, None)
         } else {
-            let request = openai::inspect_json(endpoint, &body)?;
+            let request = wire::inspect_json(endpoint, &body)?;
             (request.model.clone(), Some(request))
         };
         if let Some(request) = &json {
@@ -349,7 +341,7 @@ impl<T: Transport> Pipeline<T> {
             .ok_or_else(|| ApiError::model_not_found(&model))?;
         ctx.record.route = route.name.clone();
         ctx.record.model = label;
-        ctx.record.request_model = crate::openai::error::echo(&model);
+        ctx.record.request_model = crate::wire::error::echo(&model);
         ctx.record.environment = routing::environment_of(ctx.key.as_deref(), Some(route), config);
         ctx.env_inflight = Some(self.telemetry.metrics().inflight(&ctx.record.environment));
         if let Some(entry) = &ctx.key {
@@ -361,13 +353,13 @@ impl<T: Transport> Pipeline<T> {
 
         // rewrite: model alias
         let body = match (&route.model, &json) {
-            (Some(alias), Some(request)) => Bytes::from(openai::replace_model(
+            (Some(alias), Some(request)) => Bytes::from(wire::replace_model(
                 &body,
                 request.model_span.clone(),
                 alias,
             )),
             (Some(alias), None) => {
-                match openai::request::multipart_set_model(&content_type, &body, alias) {
+                match wire::request::multipart_set_model(&content_type, &body, alias) {
                     Some(aliased) => Bytes::from(aliased),
                     None => body,
                 }
@@ -376,7 +368,7 @@ impl<T: Transport> Pipeline<T> {
         };
         // The token estimate is made only when it is needed. Counting tokens is free: it
         // is admitted like any request, but reserves and is charged nothing.
-        let free = endpoint == Endpoint::MessagesCountTokens;
+        let free = endpoint.is_free();
         let mut estimate = match &json {
             Some(_) if !free => Estimate::later(endpoint, body.clone()),
             _ => Estimate::known(Usage::default()),
@@ -409,7 +401,7 @@ impl<T: Transport> Pipeline<T> {
         )?;
         // Thinking blocks the gateway sealed for the client go back as the upstream signed
         // them (after redaction: they are the upstream's own text).
-        let body = if endpoint == Endpoint::Messages {
+        let body = if endpoint.family().seals_thinking() {
             match redactor.unseal_thinking(&body) {
                 Ok(Some(restored)) => Bytes::from(restored),
                 Ok(None) => body,
@@ -429,7 +421,7 @@ impl<T: Transport> Pipeline<T> {
         if self.telemetry.captures_content(&ctx.record.environment) {
             // What the upstream is sent, after redaction (GenAI `gen_ai.input.messages`).
             ctx.record.content =
-                openai::content::input_messages(endpoint, &body).map(|input| CapturedContent {
+                wire::content::input_messages(endpoint, &body).map(|input| CapturedContent {
                     input,
                     output: String::new(),
                 });
@@ -463,7 +455,7 @@ impl<T: Transport> Pipeline<T> {
         to: Destination<'_>,
         body: RequestBody,
         estimate: &mut Estimate,
-        family: WireFamily,
+        family: Family,
     ) -> Result<(), Stop> {
         // This future is allocated for as long as the request lives, streams included, and is
         // as large as its largest phase: the phases that end before the relay (connecting,

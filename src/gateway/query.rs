@@ -9,8 +9,8 @@ use std::borrow::Cow;
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use crate::openai::ApiError;
 use crate::redact::{Direction, RedactError, Redactor, RequestRedaction};
+use crate::wire::ApiError;
 
 /// Query parameter names that carry API keys (compared without case): never forwarded when
 /// the client's key is not (see [`without_keys`]).

@@ -8,9 +8,9 @@ use super::downstream::Downstream;
 use super::pipeline::Pipeline;
 use super::transport::Transport;
 use super::Stop;
-use crate::openai::{ApiError, WireFamily};
 use crate::redact::{Direction as RedactDirection, RedactError, Redactor};
 use crate::telemetry::record::RedactionFailure;
+use crate::wire::{ApiError, Family};
 
 impl<T: Transport> Pipeline<T> {
     /// Redacts a request body under the route's policy: every string of a JSON body, every
@@ -42,7 +42,7 @@ impl<T: Transport> Pipeline<T> {
             return Err(unsupported_media(ctx));
         }
         // Request bodies are walked alike whatever the endpoint.
-        match redactor.redact_request(WireFamily::Other, &body, &mut ctx.redaction) {
+        match redactor.redact_request(Family::Other, &body, &mut ctx.redaction) {
             Ok(Some(rewritten)) => Ok(Bytes::from(rewritten)),
             Ok(None) => Ok(body),
             Err(e) => {
@@ -84,7 +84,7 @@ impl<T: Transport> Pipeline<T> {
         }
         let result = if media == "application/json" || media.ends_with("+json") {
             redactor
-                .redact_request(WireFamily::Other, &body, &mut ctx.redaction)
+                .redact_request(Family::Other, &body, &mut ctx.redaction)
                 .map(|out| out.map(Bytes::from))
         } else {
             let Ok(text) = std::str::from_utf8(&body) else {
@@ -97,7 +97,7 @@ impl<T: Transport> Pipeline<T> {
                     "invalid_request_error",
                     format!(
                         "This route inspects request bodies for redaction, and this one is binary (`{}`), so it was not forwarded. To proxy such bodies unread, set `inspect: false` on the route.",
-                        crate::openai::error::echo(&media)
+                        crate::wire::error::echo(&media)
                     ),
                 )
                 .code("unsupported_media_type"));
@@ -131,7 +131,7 @@ impl<T: Transport> Pipeline<T> {
         content_type: &str,
         body: Bytes,
     ) -> Result<Bytes, ApiError> {
-        let Some(parts) = crate::openai::request::multipart_parts(content_type, &body) else {
+        let Some(parts) = crate::wire::request::multipart_parts(content_type, &body) else {
             return Err(ApiError::invalid_request(
                 "The multipart/form-data body could not be read, so it was not forwarded.",
             )
@@ -184,7 +184,7 @@ impl<T: Transport> Pipeline<T> {
     pub(super) fn redact_response(
         &self,
         ctx: &mut RequestCtx,
-        kind: WireFamily,
+        kind: Family,
         body: Bytes,
         upstream: &str,
     ) -> Result<Bytes, Stop> {
@@ -200,9 +200,9 @@ impl<T: Transport> Pipeline<T> {
         } else {
             body.clone()
         };
-        // Messages API: thinking blocks changed for the client (or that the request policy
-        // would change on their way back) carry a sealed signature (redact/thinking.rs).
-        if kind == WireFamily::Messages {
+        // Signed thinking blocks (the Messages API) changed for the client, or that the request
+        // policy would change on their way back, carry a sealed signature (redact/thinking.rs).
+        if kind.seals_thinking() {
             match redactor.seal_thinking(&body, &redacted) {
                 Ok(Some(sealed)) => return Ok(Bytes::from(sealed)),
                 Ok(None) => {}
@@ -337,11 +337,9 @@ fn redact_text_body<'t>(
             continue;
         }
         let redacted = match direction {
-            RedactDirection::Request => {
-                redactor.redact_request(WireFamily::Other, body.as_bytes(), cx)
-            }
+            RedactDirection::Request => redactor.redact_request(Family::Other, body.as_bytes(), cx),
             RedactDirection::Response => {
-                redactor.redact_response(WireFamily::Other, body.as_bytes(), cx)
+                redactor.redact_response(Family::Other, body.as_bytes(), cx)
             }
         };
         match redacted {

@@ -16,8 +16,8 @@ use super::pipeline::Pipeline;
 use super::transport::{Answer, Transport};
 use super::{scrub, upstream, Stop};
 use crate::config::Upstream;
-use crate::openai::{self, ApiError, WireFamily};
 use crate::redact::{Direction, Redactor};
+use crate::wire::{self, ApiError, Family};
 
 /// Largest non-streamed answer the gateway reads whole (to inspect it).
 pub const MAX_WHOLE_ANSWER_BYTES: usize = 64 * 1024 * 1024;
@@ -44,13 +44,14 @@ pub struct Relay {
 ///   may echo its key, or the request, in it).
 /// - Relayed unread: a successful `audio/*` or `application/octet-stream` answer from an
 ///   endpoint that answers with media — the one body never inspected.
-/// - On the Messages API a request policy alone redacts the answer: thinking blocks it would
-///   change on their way back are sealed (`redact/thinking.rs`).
+/// - Where answers carry signed thinking blocks ([`Family::seals_thinking`]: the Messages API)
+///   a request policy alone redacts the answer: thinking blocks it would change on their way
+///   back are sealed (`redact/thinking.rs`).
 pub fn decide(
     status: u16,
     content_type: &str,
     binary_answer: bool,
-    family: WireFamily,
+    family: Family,
     policy: Option<&Redactor>,
 ) -> Relay {
     let sse = content_type.starts_with("text/event-stream");
@@ -67,7 +68,7 @@ pub fn decide(
     let redacting = !binary_media
         && policy.is_some_and(|r| {
             r.is_active(Direction::Response)
-                || (family == WireFamily::Messages && r.is_active(Direction::Request))
+                || (family.seals_thinking() && r.is_active(Direction::Request))
         });
     Relay {
         sse,
@@ -86,7 +87,7 @@ impl<T: Transport> Pipeline<T> {
         upstream: &Upstream,
         answer: &mut T::Answer,
         estimate: &mut Estimate,
-        family: WireFamily,
+        family: Family,
     ) -> Result<(), Stop> {
         let Some(upstream_header) = answer.header() else {
             return Err(ApiError::bad_gateway(&upstream.name, "no response header").into());
@@ -147,7 +148,7 @@ impl<T: Transport> Pipeline<T> {
             };
             if success {
                 if let Some(content) = ctx.record.content.as_mut() {
-                    content.output = openai::content::output_messages(&body).unwrap_or_default();
+                    content.output = wire::content::output_messages(&body).unwrap_or_default();
                 }
             }
             return write_whole(client, header, body).await;
@@ -161,7 +162,7 @@ impl<T: Transport> Pipeline<T> {
         }
         let mut observer = StreamObserver::new(ctx.strip_usage_chunk);
         if ctx.record.content.is_some() {
-            observer.usage.text = Some(openai::content::StreamText::default());
+            observer.usage.text = Some(wire::content::StreamText::default());
         }
         let mut stream_redactor = match &ctx.redactor {
             Some(r) if how.redacting && how.sse => Some(r.stream(family)),

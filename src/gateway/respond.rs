@@ -4,8 +4,8 @@ use bytes::Bytes;
 use pingora_http::ResponseHeader;
 
 use super::downstream::{Downstream, Gone};
-use crate::openai::error::ErrorShape;
-use crate::openai::ApiError;
+use crate::wire::error::ErrorShape;
+use crate::wire::ApiError;
 
 /// Writes a complete JSON answer.
 ///

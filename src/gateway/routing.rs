@@ -8,9 +8,8 @@ use pingora_http::RequestHeader;
 
 use super::upstream;
 use crate::config::{Config, Route, RouteMatch};
-use crate::openai::error::ErrorShape;
-use crate::openai::{ApiError, Endpoint};
 use crate::runtime::{KeyEntry, Runtime};
+use crate::wire::{ApiError, Endpoint};
 
 /// What a request's method and (canonical) path ask for.
 #[derive(Debug)]
@@ -21,15 +20,6 @@ pub enum Dispatch<'a> {
     Model(Endpoint),
     /// A `paths:` route: the first in file order with a prefix of the path.
     Path(&'a Route),
-}
-
-/// The error shape of the client's API: Anthropic's on `/v1/messages`, OpenAI's elsewhere.
-pub fn shape_of(path: &str) -> ErrorShape {
-    if path == "/v1/messages" || path.starts_with("/v1/messages/") {
-        ErrorShape::Anthropic
-    } else {
-        ErrorShape::OpenAi
-    }
 }
 
 /// The virtual key of a request, when keys are configured (`None` when they are not).
@@ -128,6 +118,7 @@ pub fn media_of(content_type: &str) -> String {
 mod tests {
     use super::*;
     use crate::runtime::Runtime;
+    use crate::wire::ErrorShape;
 
     const CONFIG: &str = r#"
 listen: 127.0.0.1:0
@@ -293,9 +284,12 @@ keys:
 
     #[test]
     fn shapes_paths_and_media() {
-        assert_eq!(shape_of("/v1/messages"), ErrorShape::Anthropic);
-        assert_eq!(shape_of("/v1/messages/count_tokens"), ErrorShape::Anthropic);
-        assert_eq!(shape_of("/v1/messagesx"), ErrorShape::OpenAi);
+        assert_eq!(ErrorShape::of_path("/v1/messages"), ErrorShape::Anthropic);
+        assert_eq!(
+            ErrorShape::of_path("/v1/messages/count_tokens"),
+            ErrorShape::Anthropic
+        );
+        assert_eq!(ErrorShape::of_path("/v1/messagesx"), ErrorShape::OpenAi);
         assert_eq!(rest_of("/v1/files/abc"), "files/abc");
         assert_eq!(rest_of("/other"), "other");
         assert_eq!(media_of(" Text/Plain ; charset=utf-8"), "text/plain");

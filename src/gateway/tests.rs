@@ -11,8 +11,8 @@ use super::downstream::ReadError;
 use super::fake::{serve, Client, Script, Upstreams};
 use super::forward::ForwardError;
 use super::relay::{decide, Relay};
-use crate::openai::WireFamily;
 use crate::telemetry::record::UpstreamErrorReason;
+use crate::wire::Family;
 
 const BASE: &str = r#"
 listen: 127.0.0.1:0
@@ -558,7 +558,7 @@ fn how_answers_are_relayed() {
     let runtime = crate::runtime::Runtime::build(config).unwrap();
     let redacts = Some(runtime.redaction.as_ref());
     let r = |status, ct: &str, binary, family, policy| decide(status, ct, binary, family, policy);
-    let chat = WireFamily::ChatCompletions;
+    let chat = Family::ChatCompletions;
     // JSON is read whole, whatever the policy.
     assert_eq!(
         r(200, "application/json", false, chat, None),
@@ -597,25 +597,16 @@ fn how_answers_are_relayed() {
             200,
             "application/octet-stream",
             false,
-            WireFamily::Other,
+            Family::Other,
             redacts
         )
         .whole
     );
     // …unless it is the audio an audio endpoint was asked for: relayed unread.
-    let audio = r(200, "audio/mpeg", true, WireFamily::Other, redacts);
+    let audio = r(200, "audio/mpeg", true, Family::Other, redacts);
     assert!(!audio.whole && !audio.redacting);
     // A route that inspects nothing relays a download as it arrives.
-    assert!(
-        !r(
-            200,
-            "application/octet-stream",
-            false,
-            WireFamily::Other,
-            None
-        )
-        .whole
-    );
+    assert!(!r(200, "application/octet-stream", false, Family::Other, None).whole);
 }
 
 #[test]
@@ -624,22 +615,13 @@ fn on_the_messages_api_a_request_policy_alone_inspects_the_answer() {
     let config = crate::config::load_str(yaml, "t.yaml", &|_| None).unwrap();
     let runtime = crate::runtime::Runtime::build(config).unwrap();
     let policy = Some(runtime.redaction.as_ref());
-    assert!(
-        decide(
-            200,
-            "text/event-stream",
-            false,
-            WireFamily::Messages,
-            policy
-        )
-        .redacting
-    );
+    assert!(decide(200, "text/event-stream", false, Family::Messages, policy).redacting);
     assert!(
         !decide(
             200,
             "text/event-stream",
             false,
-            WireFamily::ChatCompletions,
+            Family::ChatCompletions,
             policy
         )
         .redacting

@@ -13,9 +13,9 @@
 
 use super::body::{self, Reservation};
 use super::downstream::{Downstream, ReadError};
-use crate::openai::ApiError;
 use crate::redact::{BodyStream, Direction, RedactError, Redactor, RequestRedaction};
 use crate::telemetry::record::RedactionFailure;
+use crate::wire::ApiError;
 use bytes::Bytes;
 use futures_util::StreamExt;
 
@@ -382,7 +382,7 @@ fn multipart_error(e: multer::Error) -> ApiError {
 fn bad_form(detail: &str) -> ApiError {
     ApiError::invalid_request(format!(
         "The multipart/form-data body is malformed ({}), so it was not forwarded.",
-        crate::openai::error::echo(detail)
+        crate::wire::error::echo(detail)
     ))
     .code("invalid_multipart")
 }

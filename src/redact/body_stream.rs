@@ -14,7 +14,7 @@ use super::redactor::Redactor;
 use super::request_redaction::RequestRedaction;
 use super::scanner::Recorder;
 use super::text_stream::TextStream;
-use crate::openai::WireFamily;
+use crate::wire::Family;
 
 /// How the body is cut for scanning, decided by its first byte that is not blank.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,13 +173,12 @@ impl BodyStream {
             return Ok(());
         }
         let walked = match self.direction {
-            Direction::Request => {
-                self.redactor
-                    .redact_request(WireFamily::Other, body.as_bytes(), cx)
-            }
+            Direction::Request => self
+                .redactor
+                .redact_request(Family::Other, body.as_bytes(), cx),
             Direction::Response => {
                 self.redactor
-                    .redact_response(WireFamily::Other, body.as_bytes(), cx)
+                    .redact_response(Family::Other, body.as_bytes(), cx)
             }
         };
         match walked {

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::stream::tests::{events, run};
 use super::tests::{aws_key, github_token, redactor};
 use super::*;
-use crate::openai::WireFamily;
+use crate::wire::Family;
 
 const S: &str = "{S}";
 
@@ -16,7 +16,7 @@ fn fill(template: &Value, secret: &str) -> String {
     template.to_string().replace(S, secret)
 }
 
-fn redacted(family: WireFamily, dir: Direction, body: &str) -> String {
+fn redacted(family: Family, dir: Direction, body: &str) -> String {
     let r = redactor(|_| {});
     let mut cx = RequestRedaction::default();
     let out = match dir {
@@ -58,11 +58,7 @@ fn request_fields_an_allow_list_missed() {
     let secret = github_token();
     for (i, case) in cases.iter().enumerate() {
         let body = fill(case, &secret);
-        for family in [
-            WireFamily::ChatCompletions,
-            WireFamily::Responses,
-            WireFamily::Other,
-        ] {
+        for family in [Family::ChatCompletions, Family::Responses, Family::Other] {
             let out = redacted(family, Direction::Request, &body);
             assert!(!out.contains(&secret), "case {i}: {out}");
             assert!(out.contains("[REDACTED:github_token]"), "case {i}: {out}");
@@ -86,7 +82,7 @@ fn answer_fields_an_allow_list_missed() {
     let secret = aws_key();
     for (i, case) in cases.iter().enumerate() {
         let body = fill(case, &secret);
-        let out = redacted(WireFamily::Other, Direction::Response, &body);
+        let out = redacted(Family::Other, Direction::Response, &body);
         assert!(!out.contains(&secret), "case {i}: {out}");
     }
 }
@@ -98,7 +94,7 @@ fn json_inside_strings_is_walked_with_escapes_decoded() {
     let body =
         json!({"model": "m", "messages": [{"role": "tool", "tool_call_id": "c", "content": args}]})
             .to_string();
-    let out = redacted(WireFamily::ChatCompletions, Direction::Request, &body);
+    let out = redacted(Family::ChatCompletions, Direction::Request, &body);
     assert!(!out.contains(password), "{out}");
     // The inner document is still JSON, redacted in place.
     let v: Value = serde_json::from_str(&out).unwrap();
@@ -114,13 +110,13 @@ fn member_keys_give_their_values_context() {
     let body =
         json!({"model": "m", "messages": [], "metadata": {"db_password": "Tr0ub4dor-and-3"}})
             .to_string();
-    let out = redacted(WireFamily::ChatCompletions, Direction::Request, &body);
+    let out = redacted(Family::ChatCompletions, Direction::Request, &body);
     assert!(!out.contains("Tr0ub4dor-and-3"), "{out}");
     // Without a secret-sounding key, the same value is left alone.
     let body =
         json!({"model": "m", "messages": [], "metadata": {"note": "Tr0ub4dor-and-3"}}).to_string();
     assert_eq!(
-        redacted(WireFamily::ChatCompletions, Direction::Request, &body),
+        redacted(Family::ChatCompletions, Direction::Request, &body),
         body
     );
 }
@@ -130,7 +126,7 @@ fn percent_encoded_values_are_read_decoded() {
     let secret = github_token();
     let body = json!({"model": "m", "messages": [{"role": "user", "content": format!("https://x.test/cb?token%3D{secret}%26a%3Db")}]})
         .to_string();
-    let out = redacted(WireFamily::ChatCompletions, Direction::Request, &body);
+    let out = redacted(Family::ChatCompletions, Direction::Request, &body);
     assert!(!out.contains(&secret), "{out}");
     assert!(
         out.contains("token%3D[REDACTED:github_token]%26a%3Db"),
@@ -143,14 +139,14 @@ fn keys_and_long_numbers_are_inspected() {
     let secret = github_token();
     let body =
         format!(r#"{{"model":"m","metadata":{{"{secret}":1}},"card":4111111111111111,"n":12}}"#);
-    let out = redacted(WireFamily::ChatCompletions, Direction::Request, &body);
+    let out = redacted(Family::ChatCompletions, Direction::Request, &body);
     assert!(!out.contains(&secret), "{out}");
     assert!(!out.contains("4111111111111111"), "{out}");
     assert!(out.contains(r#""n":12"#), "{out}");
     // Phone-shaped timestamps and seeds stay numbers: a string there would break the request.
     let body = r#"{"model":"m","created":4155552671,"seed":4111111111111111,"x":[1741569952000]}"#;
     assert_eq!(
-        redacted(WireFamily::ChatCompletions, Direction::Request, body),
+        redacted(Family::ChatCompletions, Direction::Request, body),
         body
     );
 }
@@ -165,7 +161,7 @@ fn the_opaque_table_is_all_that_is_skipped() {
     ]}]})
     .to_string();
     assert_eq!(
-        redacted(WireFamily::ChatCompletions, Direction::Request, &body),
+        redacted(Family::ChatCompletions, Direction::Request, &body),
         body
     );
     // A value at an opaque place without the opaque shape is scanned like any other.
@@ -175,11 +171,11 @@ fn the_opaque_table_is_all_that_is_skipped() {
         {"type": "input_audio", "input_audio": {"data": format!("key {secret}"), "format": "wav"}}
     ]}]})
     .to_string();
-    let out = redacted(WireFamily::ChatCompletions, Direction::Request, &body);
+    let out = redacted(Family::ChatCompletions, Direction::Request, &body);
     assert!(!out.contains(&secret), "{out}");
     // The model name is routed, not scanned; a `model` deeper down is text.
     let body = format!(r#"{{"model":"m","messages":[],"metadata":{{"model":"{secret}"}}}}"#);
-    let out = redacted(WireFamily::ChatCompletions, Direction::Request, &body);
+    let out = redacted(Family::ChatCompletions, Direction::Request, &body);
     assert!(!out.contains(&secret), "{out}");
 }
 
@@ -189,7 +185,7 @@ fn untouched_bodies_keep_every_byte() {
     let r = redactor(|_| {});
     assert_eq!(
         r.redact_request(
-            WireFamily::ChatCompletions,
+            Family::ChatCompletions,
             body.as_bytes(),
             &mut RequestRedaction::default()
         )
@@ -198,7 +194,7 @@ fn untouched_bodies_keep_every_byte() {
     );
 }
 
-fn stream_out(family: WireFamily, events_in: &[Value], chunk: usize) -> String {
+fn stream_out(family: Family, events_in: &[Value], chunk: usize) -> String {
     let r = redactor(|_| {});
     let mut input = Vec::new();
     for e in events_in {
@@ -230,7 +226,7 @@ fn every_stream_event_type_is_inspected() {
         "transcript.text.delta",
     ] {
         for chunk in [1, 7, 4096] {
-            let out = stream_out(WireFamily::Other, &split(t), chunk);
+            let out = stream_out(Family::Other, &split(t), chunk);
             assert!(!out.contains(b), "{t}: {out}");
             assert!(!out.contains(&secret), "{t}: {out}");
         }
@@ -244,7 +240,7 @@ fn every_stream_event_type_is_inspected() {
         json!({"type": "never.seen.before", "payload": {"x": [secret]}}),
     ];
     for e in whole {
-        let out = stream_out(WireFamily::Responses, std::slice::from_ref(&e), 5);
+        let out = stream_out(Family::Responses, std::slice::from_ref(&e), 5);
         assert!(!out.contains(&secret), "{out}");
     }
     // Chat chunks: content given as parts, audio transcripts, annotations, unknown fields.
@@ -264,7 +260,7 @@ fn every_stream_event_type_is_inspected() {
         vec![chunk(json!({"brand_new": {"deep": secret}}))],
     ];
     for case in cases {
-        let out = stream_out(WireFamily::ChatCompletions, &case, 3);
+        let out = stream_out(Family::ChatCompletions, &case, 3);
         assert!(!out.contains(&secret), "{out}");
         assert!(!out.contains(b), "{out}");
     }
@@ -274,7 +270,7 @@ fn every_stream_event_type_is_inspected() {
 fn audio_deltas_are_opaque_base64() {
     let audio = "UklGRiQAAABXQVZFZm10IBAAAAABAAEARKwAAIhYAQACABAAZGF0YQAAAAA=";
     let e = json!({"type": "response.output_audio.delta", "output_index": 0, "delta": audio});
-    let out = stream_out(WireFamily::Responses, &[e], 4096);
+    let out = stream_out(Family::Responses, &[e], 4096);
     assert!(out.contains(audio), "{out}");
 }
 
@@ -293,7 +289,7 @@ fn a_long_value_under_a_secret_key_is_redacted_whole() {
         json!({"model": "m", "messages": [{"role": "tool", "content": format!("{{\"client_secret\": \"{long}\"}}")}]}),
     ] {
         let out = redacted(
-            WireFamily::ChatCompletions,
+            Family::ChatCompletions,
             Direction::Request,
             &body.to_string(),
         );
@@ -302,7 +298,7 @@ fn a_long_value_under_a_secret_key_is_redacted_whole() {
     }
     // A value that ends by itself is untouched after it, as before.
     let out = redacted(
-        WireFamily::ChatCompletions,
+        Family::ChatCompletions,
         Direction::Request,
         &json!({"model": "m", "messages": [], "metadata": {"note": "password=Xk9vmP2qvL7qR4tw and more"}}).to_string(),
     );

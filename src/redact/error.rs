@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::policy::Direction;
-use crate::openai::sse::SseError;
+use crate::wire::sse::SseError;
 
 /// Why a body or stream could not be redacted. The caller must not forward the original.
 ///

@@ -2,7 +2,7 @@
 //! and before the client sees a response — whole or streamed.
 //!
 //! ```
-//! use veilgate::openai::Endpoint;
+//! use veilgate::wire::Endpoint;
 //! use veilgate::redact::{PolicySpec, Redactor, RequestRedaction};
 //!
 //! let redactor = Redactor::new(&PolicySpec::default())?;

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::stream::tests::{chat_texts, chunk_event, events, run};
 use super::tests::{redactor, samples, SURVIVORS};
 use super::*;
-use crate::openai::WireFamily;
+use crate::wire::Family;
 
 /// Text made of words, separators, planted values and near misses.
 fn text() -> impl Strategy<Value = String> {
@@ -134,7 +134,7 @@ proptest! {
         }
         input.push_str(&chunk_event(0, json!({}), Some("stop")));
         input.push_str("data: [DONE]\n\n");
-        let out = run(&mut r.stream(WireFamily::ChatCompletions), input.as_bytes(), chunk, &mut RequestRedaction::default()).unwrap();
+        let out = run(&mut r.stream(Family::ChatCompletions), input.as_bytes(), chunk, &mut RequestRedaction::default()).unwrap();
         let got = chat_texts(&events(&out)).remove(&(0, "content".into())).unwrap_or_default();
         prop_assert_eq!(got, batch(&r, &text));
     }
@@ -167,7 +167,7 @@ proptest! {
         }
         // Irregular byte-level chunking: sizes cycle.
         let bytes = input.as_bytes();
-        let mut s = r.stream(WireFamily::ChatCompletions);
+        let mut s = r.stream(Family::ChatCompletions);
         let mut cx = RequestRedaction::default();
         let mut out = Vec::new();
         let mut at = 0;
@@ -202,7 +202,7 @@ proptest! {
         input.push_str(&ev(json!({"type": "response.completed", "response": {"output": [
             {"type": "message", "content": [{"type": "output_text", "text": text}]},
             {"type": "function_call", "arguments": args}]}})));
-        let out = run(&mut r.stream(WireFamily::Responses), input.as_bytes(), chunk, &mut RequestRedaction::default()).unwrap();
+        let out = run(&mut r.stream(Family::Responses), input.as_bytes(), chunk, &mut RequestRedaction::default()).unwrap();
         let (mut got_text, mut got_args) = (String::new(), String::new());
         let (mut done, mut completed) = (None, None);
         for e in events(&out) {
@@ -249,7 +249,7 @@ proptest! {
             input.push_str(&ev(json!({"type": "content_block_stop", "index": i})));
         }
         input.push_str(&ev(json!({"type": "message_stop"})));
-        let out = run(&mut r.stream(WireFamily::Messages), input.as_bytes(), chunk, &mut RequestRedaction::default()).unwrap();
+        let out = run(&mut r.stream(Family::Messages), input.as_bytes(), chunk, &mut RequestRedaction::default()).unwrap();
         let mut got = [String::new(), String::new(), String::new()];
         let mut signature = String::new();
         for e in events(&out) {
@@ -292,13 +292,13 @@ proptest! {
         let mut stream_cx = RequestRedaction::default();
         let mut batch_cx = RequestRedaction::default();
         for cx in [&mut stream_cx, &mut batch_cx] {
-            r.redact_request(WireFamily::ChatCompletions, request.as_bytes(), cx).unwrap();
+            r.redact_request(Family::ChatCompletions, request.as_bytes(), cx).unwrap();
         }
         let mut input = String::new();
         for d in split(&reply, &cuts) {
             input.push_str(&chunk_event(0, json!({ "content": d }), None));
         }
-        let out = run(&mut r.stream(WireFamily::ChatCompletions), input.as_bytes(), chunk, &mut stream_cx).unwrap();
+        let out = run(&mut r.stream(Family::ChatCompletions), input.as_bytes(), chunk, &mut stream_cx).unwrap();
         let got = chat_texts(&events(&out)).remove(&(0, "content".into())).unwrap_or_default();
         let want = r.redact_text(Direction::Response, &reply, &mut batch_cx).unwrap().into_owned();
         prop_assert!(want.contains("b@example.org") && want.contains("a@example.com"));
@@ -338,7 +338,7 @@ proptest! {
             {"role": "user", "content": [{"type": "text", "text": text}, {"type": "image_url", "image_url": {"url": text}}]}
         ]}).to_string();
         let mut cx = RequestRedaction::default();
-        let out = r.redact_request(WireFamily::ChatCompletions, body.as_bytes(), &mut cx).unwrap();
+        let out = r.redact_request(Family::ChatCompletions, body.as_bytes(), &mut cx).unwrap();
         let v: Value = serde_json::from_slice(out.as_deref().unwrap_or(body.as_bytes())).unwrap();
         let want = r.redact_text(Direction::Request, &text, &mut RequestRedaction::default()).unwrap();
         prop_assert_eq!(v["messages"][0]["content"].as_str(), Some(want.as_ref()));
@@ -397,7 +397,7 @@ proptest! {
         pick in any::<prop::sample::Index>(),
         form in 0usize..3,
         family in proptest::sample::select(vec![
-            WireFamily::ChatCompletions, WireFamily::Responses, WireFamily::Other
+            Family::ChatCompletions, Family::Responses, Family::Other
         ]),
     ) {
         let r = policy();
@@ -467,7 +467,7 @@ proptest! {
             input.push_str(&format!("data: {e}\n\n"));
         }
         let r = policy();
-        let mut s = r.stream(WireFamily::Other);
+        let mut s = r.stream(Family::Other);
         let out = run(&mut s, input.as_bytes(), chunk, &mut RequestRedaction::default()).unwrap();
         let text = String::from_utf8(out.clone()).unwrap();
         prop_assert!(!text.contains(&secret));

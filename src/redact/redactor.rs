@@ -19,7 +19,7 @@ use super::scanner::{Entry, Recorder, Scanner, Treatment};
 use super::stream::StreamRedactor;
 use super::thinking::{self, Seal, Unsealed};
 use super::walk::{self, Logprobs, Mode};
-use crate::openai::WireFamily;
+use crate::wire::Family;
 use serde_json::Value;
 
 /// A compiled, immutable redaction policy. Build one per configuration; it is `Send + Sync`
@@ -227,7 +227,7 @@ impl Redactor {
     /// matched. Never forward the original body after an error.
     pub fn redact_request(
         &self,
-        family: WireFamily,
+        family: Family,
         body: &[u8],
         cx: &mut RequestRedaction,
     ) -> Result<Option<Vec<u8>>, RedactError> {
@@ -243,7 +243,7 @@ impl Redactor {
     /// As for [`redact_request`](Redactor::redact_request).
     pub fn redact_response(
         &self,
-        family: WireFamily,
+        family: Family,
         body: &[u8],
         cx: &mut RequestRedaction,
     ) -> Result<Option<Vec<u8>>, RedactError> {
@@ -273,7 +273,7 @@ impl Redactor {
 
     /// A redactor for a streamed (SSE) response of wire family `family`. It shares this policy
     /// and can live in a per-request context.
-    pub fn stream(&self, family: WireFamily) -> StreamRedactor {
+    pub fn stream(&self, family: Family) -> StreamRedactor {
         StreamRedactor::new(Arc::clone(&self.inner), family)
     }
 
@@ -303,7 +303,7 @@ impl Redactor {
     fn redact_body(
         &self,
         direction: Direction,
-        family: WireFamily,
+        family: Family,
         body: &[u8],
         cx: &mut RequestRedaction,
     ) -> Result<Option<Vec<u8>>, RedactError> {
@@ -313,10 +313,16 @@ impl Redactor {
         }
         let src = std::str::from_utf8(body).map_err(|_| RedactError::InvalidUtf8)?;
         let mut rec = Recorder { cx, count: true };
-        // Every string of the body, whatever the family: the walker knows no field list, and
-        // the opaque table (binary payloads, the model) is the same for every OpenAI format.
-        let _: WireFamily = family;
-        let out = walk::document(src, scanner, &mut rec, Mode::Body, Logprobs::WhenChanged)?;
+        // Every string of the body: the walker knows no field list; the family only says
+        // which members hold binary payloads (its opaque table).
+        let out = walk::document(
+            src,
+            family,
+            scanner,
+            &mut rec,
+            Mode::Body,
+            Logprobs::WhenChanged,
+        )?;
         Ok(out.map(String::into_bytes))
     }
 }

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::builtin::testing::tok;
 use super::*;
-use crate::openai::WireFamily;
+use crate::wire::Family;
 
 /// A policy with both categories redacted both ways, adjusted by `f`.
 pub(crate) fn redactor(f: impl FnOnce(&mut PolicySpec)) -> Redactor {
@@ -127,14 +127,14 @@ fn chat(content: &str) -> String {
     .to_string()
 }
 
-fn request(r: &Redactor, family: WireFamily, body: &str) -> Option<String> {
+fn request(r: &Redactor, family: Family, body: &str) -> Option<String> {
     let mut cx = RequestRedaction::default();
     r.redact_request(family, body.as_bytes(), &mut cx)
         .unwrap()
         .map(|b| String::from_utf8(b).unwrap())
 }
 
-fn response(r: &Redactor, family: WireFamily, body: &str) -> Option<String> {
+fn response(r: &Redactor, family: Family, body: &str) -> Option<String> {
     let mut cx = RequestRedaction::default();
     r.redact_response(family, body.as_bytes(), &mut cx)
         .unwrap()
@@ -247,7 +247,7 @@ fn default_policy_is_secrets_only() {
     .unwrap();
     assert!(!off.is_active(Direction::Request));
     assert_eq!(
-        request(&off, WireFamily::ChatCompletions, "not even json"),
+        request(&off, Family::ChatCompletions, "not even json"),
         None
     );
 }
@@ -348,7 +348,7 @@ fn long_custom_values_are_redacted_whole() {
     }
     input.push_str("data: [DONE]\n\n");
     let out = crate::redact::stream::tests::run(
-        &mut r.stream(WireFamily::ChatCompletions),
+        &mut r.stream(Family::ChatCompletions),
         input.as_bytes(),
         5,
         &mut cx,
@@ -435,7 +435,7 @@ fn chat_request_fields() {
         ]
     })
     .to_string();
-    let out = request(&r, WireFamily::ChatCompletions, &body).unwrap();
+    let out = request(&r, Family::ChatCompletions, &body).unwrap();
     let v: Value = serde_json::from_str(&out).unwrap();
     let m = &v["messages"];
     assert_eq!(m[0]["content"], "You are helpful.");
@@ -476,7 +476,7 @@ fn rewriting_keeps_every_other_byte() {
         "{{ \"model\" : \"m\",\n  \"top_p\": 1.0e0, \"messages\": [ {{\"role\":\"user\", \"content\": \"k {}\" }} ] }}",
         aws_key()
     );
-    let out = request(&r, WireFamily::ChatCompletions, &body).unwrap();
+    let out = request(&r, Family::ChatCompletions, &body).unwrap();
     assert_eq!(
         out,
         "{ \"model\" : \"m\",\n  \"top_p\": 1.0e0, \"messages\": [ {\"role\":\"user\", \"content\": \"k [REDACTED:aws_access_key]\" } ] }"
@@ -487,13 +487,13 @@ fn rewriting_keeps_every_other_byte() {
 fn unchanged_bodies_are_none() {
     let r = redactor(|_| {});
     assert_eq!(
-        request(&r, WireFamily::ChatCompletions, &chat("hello there")),
+        request(&r, Family::ChatCompletions, &chat("hello there")),
         None
     );
     assert_eq!(
         response(
             &r,
-            WireFamily::ChatCompletions,
+            Family::ChatCompletions,
             r#"{"choices":[{"index":0,"message":{"role":"assistant","content":"hi"}}]}"#
         ),
         None
@@ -501,7 +501,7 @@ fn unchanged_bodies_are_none() {
     assert_eq!(
         response(
             &r,
-            WireFamily::Embeddings,
+            Family::Embeddings,
             r#"{"data":[{"embedding":[0.1,0.2]}]}"#
         ),
         None
@@ -514,7 +514,7 @@ fn completions_and_embeddings_requests() {
     let key = aws_key();
     let out = request(
         &r,
-        WireFamily::Completions,
+        Family::Completions,
         &format!(r#"{{"model":"m","prompt":"k {key}","max_tokens":5}}"#),
     )
     .unwrap();
@@ -524,29 +524,29 @@ fn completions_and_embeddings_requests() {
     );
     let out = request(
         &r,
-        WireFamily::Completions,
+        Family::Completions,
         &format!(r#"{{"prompt":["a","k {key}"]}}"#),
     )
     .unwrap();
     assert_eq!(out, r#"{"prompt":["a","k [REDACTED:aws_access_key]"]}"#);
     let out = request(
         &r,
-        WireFamily::Embeddings,
+        Family::Embeddings,
         &format!(r#"{{"input":"{key}","model":"e"}}"#),
     )
     .unwrap();
     assert_eq!(out, r#"{"input":"[REDACTED:aws_access_key]","model":"e"}"#);
     let out = request(
         &r,
-        WireFamily::Embeddings,
+        Family::Embeddings,
         &format!(r#"{{"input":["x","{key}"]}}"#),
     )
     .unwrap();
     assert_eq!(out, r#"{"input":["x","[REDACTED:aws_access_key]"]}"#);
     let tokens = r#"{"input":[[4111,1111,1111,1111],[123,45,6789]],"model":"e"}"#;
-    assert_eq!(request(&r, WireFamily::Embeddings, tokens), None);
+    assert_eq!(request(&r, Family::Embeddings, tokens), None);
     assert_eq!(
-        request(&r, WireFamily::Completions, r#"{"prompt":[1,2,3]}"#),
+        request(&r, Family::Completions, r#"{"prompt":[1,2,3]}"#),
         None
     );
 }
@@ -557,7 +557,7 @@ fn responses_requests() {
     let key = aws_key();
     let out = request(
         &r,
-        WireFamily::Responses,
+        Family::Responses,
         &format!(r#"{{"model":"m","input":"k {key}","instructions":"mail a@example.com"}}"#),
     )
     .unwrap();
@@ -578,8 +578,7 @@ fn responses_requests() {
         ]
     })
     .to_string();
-    let v: Value =
-        serde_json::from_str(&request(&r, WireFamily::Responses, &body).unwrap()).unwrap();
+    let v: Value = serde_json::from_str(&request(&r, Family::Responses, &body).unwrap()).unwrap();
     assert_eq!(
         v["input"][0]["content"][0]["text"],
         "key [REDACTED:aws_access_key]"
@@ -609,7 +608,7 @@ fn response_bodies() {
     })
     .to_string();
     let v: Value =
-        serde_json::from_str(&response(&r, WireFamily::ChatCompletions, &body).unwrap()).unwrap();
+        serde_json::from_str(&response(&r, Family::ChatCompletions, &body).unwrap()).unwrap();
     assert_eq!(
         v["choices"][0]["message"]["content"],
         "k [REDACTED:aws_access_key]"
@@ -626,7 +625,7 @@ fn response_bodies() {
 
     let body = format!(r#"{{"choices":[{{"index":0,"text":"k {key}","logprobs":null}}]}}"#);
     assert_eq!(
-        response(&r, WireFamily::Completions, &body).unwrap(),
+        response(&r, Family::Completions, &body).unwrap(),
         r#"{"choices":[{"index":0,"text":"k [REDACTED:aws_access_key]","logprobs":null}]}"#
     );
 
@@ -640,8 +639,7 @@ fn response_bodies() {
         ]
     })
     .to_string();
-    let v: Value =
-        serde_json::from_str(&response(&r, WireFamily::Responses, &body).unwrap()).unwrap();
+    let v: Value = serde_json::from_str(&response(&r, Family::Responses, &body).unwrap()).unwrap();
     assert_eq!(
         v["output"][0]["summary"][0]["text"],
         "user gave [REDACTED:us_ssn]"
@@ -669,7 +667,7 @@ fn pseudonym_round_trip() {
         "from john@example.com to jane@example.com, cc john@example.com, key {key}"
     ));
     let out = r
-        .redact_request(WireFamily::ChatCompletions, body.as_bytes(), &mut cx)
+        .redact_request(Family::ChatCompletions, body.as_bytes(), &mut cx)
         .unwrap()
         .unwrap();
     let v: Value = serde_json::from_slice(&out).unwrap();
@@ -679,7 +677,7 @@ fn pseudonym_round_trip() {
     );
     let reply = r#"{"choices":[{"index":0,"message":{"role":"assistant","content":"Wrote to <EMAIL_2> and <EMAIL_1>; <EMAIL_9> is unknown; key <AWS_ACCESS_KEY_1>"}}]}"#;
     let back = r
-        .redact_response(WireFamily::ChatCompletions, reply.as_bytes(), &mut cx)
+        .redact_response(Family::ChatCompletions, reply.as_bytes(), &mut cx)
         .unwrap()
         .unwrap();
     let v: Value = serde_json::from_slice(&back).unwrap();
@@ -703,7 +701,7 @@ fn fail_closed() {
     let mut cx = RequestRedaction::default();
     let e = |body: &[u8]| {
         r.redact_request(
-            WireFamily::ChatCompletions,
+            Family::ChatCompletions,
             body,
             &mut RequestRedaction::default(),
         )
@@ -725,7 +723,7 @@ fn fail_closed() {
     let key = aws_key();
     let out = r
         .redact_request(
-            WireFamily::ChatCompletions,
+            Family::ChatCompletions,
             format!(r#"{{"messages": "{key}"}}"#).as_bytes(),
             &mut cx,
         )
@@ -734,7 +732,7 @@ fn fail_closed() {
     assert_eq!(out, br#"{"messages": "[REDACTED:aws_access_key]"}"#);
     let out = r
         .redact_request(
-            WireFamily::ChatCompletions,
+            Family::ChatCompletions,
             format!(r#"{{"messages": [{{"content":"{key}","content":"{key}"}}]}}"#).as_bytes(),
             &mut cx,
         )
@@ -745,10 +743,10 @@ fn fail_closed() {
         r#"{"messages": [{"content":"[REDACTED:aws_access_key]","content":"[REDACTED:aws_access_key]"}]}"#
     );
     assert!(r
-        .redact_response(WireFamily::Responses, b"<html>", &mut cx)
+        .redact_response(Family::Responses, b"<html>", &mut cx)
         .is_err());
     assert!(r
-        .redact_response(WireFamily::Embeddings, b"nope", &mut cx)
+        .redact_response(Family::Embeddings, b"nope", &mut cx)
         .is_err());
 }
 
@@ -758,7 +756,7 @@ fn blocked_request_names_detector_not_value() {
     let key = aws_key();
     let err = r
         .redact_request(
-            WireFamily::ChatCompletions,
+            Family::ChatCompletions,
             chat(&key).as_bytes(),
             &mut RequestRedaction::default(),
         )
@@ -787,7 +785,7 @@ fn debug_output_never_shows_values() {
         &mut cx,
     )
     .unwrap();
-    let mut stream = r.stream(WireFamily::ChatCompletions);
+    let mut stream = r.stream(Family::ChatCompletions);
     let chunk = format!(
         "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{}\"}}}}]}}\n\n",
         &key[..10]
@@ -896,4 +894,36 @@ fn a_window_end_is_not_the_end_of_the_text() {
             .unwrap();
         assert_eq!(a, b, "{t}");
     }
+}
+
+/// Each API family has its own opaque table (`crate::wire`): a base64 payload at one of its
+/// members is relayed as it is, the same string at a member the family does not declare is
+/// scanned like any text.
+#[test]
+fn opaque_members_are_the_familys_own() {
+    let r = Redactor::new(&PolicySpec::default()).unwrap();
+    // A GitHub token is made of base64url characters: inside a base64 payload it is bytes of
+    // the payload, outside one it is a token.
+    let token = "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB";
+    let payload = format!("{token}{}", "A".repeat(40));
+    let embeddings = format!(
+        r#"{{"object":"list","data":[{{"object":"embedding","index":0,"embedding":"{payload}"}}],"model":"text-embedding-3-small"}}"#
+    );
+    assert_eq!(response(&r, Family::Embeddings, &embeddings), None);
+    let out = response(&r, Family::Messages, &embeddings).expect("scanned");
+    assert!(!out.contains(token), "{out}");
+    let thinking = format!(
+        r#"{{"type":"message","content":[{{"type":"thinking","thinking":"hm","signature":"{payload}"}}]}}"#
+    );
+    assert_eq!(response(&r, Family::Messages, &thinking), None);
+    let out = response(&r, Family::ChatCompletions, &thinking).expect("scanned");
+    assert!(!out.contains(token), "{out}");
+    // An unknown API (a `paths:` route) has every family's table.
+    assert_eq!(response(&r, Family::Other, &embeddings), None);
+    assert_eq!(response(&r, Family::Other, &thinking), None);
+    // Too short, or not base64 only: scanned wherever it is.
+    let short = embeddings.replace(&payload, token);
+    assert!(!response(&r, Family::Embeddings, &short)
+        .expect("scanned")
+        .contains(token));
 }

@@ -24,13 +24,14 @@
 //!
 //! # The opaque table
 //!
-//! The only strings not scanned, reviewed here and nowhere else:
+//! The only strings not scanned, reviewed here and in the API family modules of
+//! [`crate::wire`] (each family's `OPAQUE_KEYS`) and nowhere else:
 //!
 //! | where                                                   | what it must look like          |
 //! |---------------------------------------------------------|---------------------------------|
 //! | the top-level `model`                                   | anything (it is routed, and checked against the key's allow-list) |
 //! | any string                                              | a `data:…;base64,` URL whose payload is base64 |
-//! | a member named in [`BASE64_KEYS`] (`audio`, `data`, `b64_json`, `file_data`, `encrypted_content`, …) | 64 or more base64 characters and nothing else |
+//! | a member named in the family's opaque keys ([`Family::opaque_keys`]: `data`, `b64_json`, `file_data`, `encrypted_content`, …) | 64 or more base64 characters and nothing else |
 //!
 //! A value at an opaque place that does not have the opaque shape is scanned like any other.
 //!
@@ -47,26 +48,15 @@ use std::ops::Range;
 use super::error::RedactError;
 use super::json::{parse, Edits};
 use super::scanner::{Recorder, Scanner};
+use crate::wire::Family;
 
 /// How many levels of JSON-inside-a-string are walked as JSON; deeper ones are scanned as text.
 pub(crate) const MAX_NESTING: u8 = 4;
 
-/// Member names whose string values are binary payloads when they look like base64.
-pub(crate) const BASE64_KEYS: &[&str] = &[
-    "audio",
-    "b64_json",
-    "data",
-    "encrypted_content",
-    "file_data",
-    "partial_image_b64",
-    "result",
-    "signature",
-];
-
 /// Fewest digits of a JSON number that is scanned (the shortest card number).
 const MIN_NUMBER_DIGITS: usize = 13;
 
-/// Shortest string taken for a base64 payload at a [`BASE64_KEYS`] member.
+/// Shortest string taken for a base64 payload at an opaque member.
 const MIN_BASE64: usize = 64;
 
 /// How strings are scanned.
@@ -98,13 +88,19 @@ pub(crate) enum Logprobs {
 /// ([`RedactError::Blocked`]).
 pub(crate) fn document(
     src: &str,
+    family: Family,
     scanner: &Scanner,
     rec: &mut Recorder<'_>,
     mode: Mode,
     logprobs: Logprobs,
 ) -> Result<Option<String>, RedactError> {
     parse::<serde::de::IgnoredAny>(src)?;
-    let edits = walk_into(src, scanner, rec, mode, logprobs, &[], 0, Edits::new(src))?;
+    let how = How {
+        opaque: family.opaque_keys(),
+        mode,
+        logprobs,
+    };
+    let edits = walk_into(src, scanner, rec, how, &[], 0, Edits::new(src))?;
     Ok((!edits.is_empty()).then(|| edits.apply()))
 }
 
@@ -117,30 +113,34 @@ pub(crate) fn document(
 /// As for [`document`].
 pub(crate) fn event<'s>(
     src: &'s str,
+    family: Family,
     scanner: &Scanner,
     rec: &mut Recorder<'_>,
     skip: &[usize],
     edits: Edits<'s>,
 ) -> Result<Edits<'s>, RedactError> {
-    walk_into(
-        src,
-        scanner,
-        rec,
-        Mode::Stream,
-        Logprobs::Always,
-        skip,
-        0,
-        edits,
-    )
+    let how = How {
+        opaque: family.opaque_keys(),
+        mode: Mode::Stream,
+        logprobs: Logprobs::Always,
+    };
+    walk_into(src, scanner, rec, how, skip, 0, edits)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// How a document is walked.
+#[derive(Debug, Clone, Copy)]
+struct How {
+    /// The API family's opaque member names.
+    opaque: &'static [&'static str],
+    mode: Mode,
+    logprobs: Logprobs,
+}
+
 fn walk_into<'s>(
     src: &'s str,
     scanner: &Scanner,
     rec: &mut Recorder<'_>,
-    mode: Mode,
-    logprobs: Logprobs,
+    how: How,
     skip: &[usize],
     nesting: u8,
     edits: Edits<'s>,
@@ -152,7 +152,7 @@ fn walk_into<'s>(
         bytes: src.as_bytes(),
         scanner,
         rec,
-        mode,
+        how,
         skip,
         nesting,
         edits,
@@ -162,7 +162,7 @@ fn walk_into<'s>(
     if start < w.bytes.len() {
         w.value(start, None, 0)?;
     }
-    let clear = match logprobs {
+    let clear = match how.logprobs {
         Logprobs::Always => true,
         Logprobs::WhenChanged => !w.edits.is_empty(),
     };
@@ -180,7 +180,7 @@ struct Walker<'s, 'c, 'e> {
     bytes: &'s [u8],
     scanner: &'c Scanner,
     rec: &'c mut Recorder<'e>,
-    mode: Mode,
+    how: How,
     skip: &'c [usize],
     nesting: u8,
     edits: Edits<'s>,
@@ -270,19 +270,22 @@ impl<'s> Walker<'s, '_, '_> {
         depth: u32,
     ) -> Result<(), RedactError> {
         let text = decode(self.src, span.clone())?;
-        if is_opaque(key, depth, &text) {
+        if is_opaque(self.how.opaque, key, depth, &text) {
             return Ok(());
         }
-        let new = match self.mode {
+        let new = match self.how.mode {
             Mode::Stream => self.scanner.redact_text(&text, self.rec)?,
             Mode::Body => {
                 if self.nesting < MAX_NESTING && looks_like_json(&text) && is_json(&text) {
+                    let how = How {
+                        logprobs: Logprobs::WhenChanged,
+                        ..self.how
+                    };
                     let edits = walk_into(
                         &text,
                         self.scanner,
                         self.rec,
-                        Mode::Body,
-                        Logprobs::WhenChanged,
+                        how,
                         &[],
                         self.nesting + 1,
                         Edits::new(&text),
@@ -316,11 +319,12 @@ impl<'s> Walker<'s, '_, '_> {
     }
 }
 
-/// Whether a string at this place is in the opaque table (see the module docs).
-fn is_opaque(key: Option<&str>, depth: u32, text: &str) -> bool {
+/// Whether a string at this place is in the opaque table (see the module docs); `opaque` is
+/// the API family's opaque member names.
+fn is_opaque(opaque: &[&str], key: Option<&str>, depth: u32, text: &str) -> bool {
     match key {
         Some("model") if depth == 1 => true,
-        Some(k) if BASE64_KEYS.contains(&k) && text.len() >= MIN_BASE64 && is_base64(text) => true,
+        Some(k) if opaque.contains(&k) && text.len() >= MIN_BASE64 && is_base64(text) => true,
         _ => is_base64_data_url(text),
     }
 }
@@ -421,13 +425,37 @@ mod tests {
     #[test]
     fn opaque_table() {
         let b64 = "A".repeat(64);
-        assert!(is_opaque(Some("model"), 1, "gpt-4o"));
-        assert!(!is_opaque(Some("model"), 2, "gpt-4o"));
-        assert!(is_opaque(Some("data"), 5, &b64));
-        assert!(!is_opaque(Some("data"), 5, "short"));
-        assert!(!is_opaque(Some("text"), 5, &b64));
-        assert!(is_opaque(Some("url"), 4, "data:audio/wav;base64,UklGRg=="));
-        assert!(!is_opaque(Some("url"), 4, "data:audio/wav,UklGRg"));
+        let other = Family::Other.opaque_keys();
+        assert!(is_opaque(other, Some("model"), 1, "gpt-4o"));
+        assert!(!is_opaque(other, Some("model"), 2, "gpt-4o"));
+        assert!(is_opaque(other, Some("data"), 5, &b64));
+        assert!(!is_opaque(other, Some("data"), 5, "short"));
+        assert!(!is_opaque(other, Some("text"), 5, &b64));
+        assert!(is_opaque(
+            other,
+            Some("url"),
+            4,
+            "data:audio/wav;base64,UklGRg=="
+        ));
+        assert!(!is_opaque(other, Some("url"), 4, "data:audio/wav,UklGRg"));
+        // Each family's table is its own: a base64 `signature` is a payload on the Messages
+        // API and text to scan on Chat Completions; the model and data URLs are opaque on all.
+        let messages = Family::Messages.opaque_keys();
+        let chat = Family::ChatCompletions.opaque_keys();
+        assert!(is_opaque(messages, Some("signature"), 4, &b64));
+        assert!(!is_opaque(chat, Some("signature"), 4, &b64));
+        assert!(is_opaque(chat, Some("embedding"), 3, &b64));
+        assert!(!is_opaque(messages, Some("embedding"), 3, &b64));
+        for family in Family::ALL {
+            let keys = family.opaque_keys();
+            assert!(is_opaque(keys, Some("model"), 1, "m"));
+            assert!(is_opaque(
+                keys,
+                Some("x"),
+                3,
+                "data:image/png;base64,iVBORw0KGgo="
+            ));
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::limits::Period;
-use crate::openai::usage::Usage;
+use crate::wire::usage::Usage;
 
 /// Requests, tokens and dollars counted over some span of time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]

@@ -19,7 +19,7 @@ use std::sync::{Arc, LazyLock};
 use serde::Deserialize;
 
 use crate::config::ModelPattern;
-use crate::openai::usage::Usage;
+use crate::wire::usage::Usage;
 
 /// One model's prices, in USD per million tokens, as written in a price table.
 ///

@@ -31,7 +31,7 @@ use serde::Serialize;
 use super::metrics::Metrics;
 use super::record::RequestRecord;
 use super::TelemetryError;
-use crate::openai::usage::Usage;
+use crate::wire::usage::Usage;
 
 /// Where access-log lines go: stdout in production, a buffer in tests.
 pub enum AccessLogSink {

@@ -19,8 +19,8 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::trace_ids::{AttemptIds, TraceIds};
-use crate::openai::usage::Usage;
 use crate::redact::{Count, Direction};
+use crate::wire::usage::Usage;
 
 /// Well-known `gen_ai.operation.name` values (OpenTelemetry GenAI semantic conventions).
 pub mod operation {

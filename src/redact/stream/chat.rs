@@ -10,12 +10,12 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::{Emit, Field, Key, StreamRedactor};
-use crate::openai::sse::Event;
 use crate::redact::error::RedactError;
 use crate::redact::json::{decode_str, parse, Edits};
 use crate::redact::request_redaction::RequestRedaction;
 use crate::redact::scanner::{Recorder, Scanner};
 use crate::redact::walk;
+use crate::wire::sse::Event;
 
 type Raw<'a> = &'a RawValue;
 
@@ -117,6 +117,7 @@ impl StreamRedactor {
         // cleared, as they cannot be redacted token by token.
         let edits = walk::event(
             &ev.data,
+            self.family,
             scanner,
             &mut Recorder { cx, count: true },
             &skip,

@@ -22,12 +22,12 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::{Emit, Field, Key, StreamRedactor, MAX_STEMS};
-use crate::openai::sse::Event;
 use crate::redact::error::RedactError;
 use crate::redact::json::{decode_str, parse, Edits};
 use crate::redact::request_redaction::RequestRedaction;
 use crate::redact::scanner::{Recorder, Scanner};
 use crate::redact::walk;
+use crate::wire::sse::Event;
 
 type Raw<'a> = &'a RawValue;
 
@@ -187,7 +187,14 @@ impl StreamRedactor {
                 channel = Some((key, emitted.is_empty() && !text.is_empty()));
             }
         }
-        let mut edits = walk::event(&ev.data, scanner, &mut Recorder { cx, count }, &skip, edits)?;
+        let mut edits = walk::event(
+            &ev.data,
+            self.family,
+            scanner,
+            &mut Recorder { cx, count },
+            &skip,
+            edits,
+        )?;
         let number = e
             .sequence_number
             .and_then(|raw| Some((raw, next_number(self.next_sequence, raw)?)));

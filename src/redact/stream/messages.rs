@@ -24,12 +24,12 @@ use serde_json::Value;
 
 use super::events::{offset, rewritten};
 use super::{Emit, Field, Key, StreamRedactor};
-use crate::openai::sse::Event;
 use crate::redact::error::RedactError;
 use crate::redact::json::{decode_str, parse, Edits};
 use crate::redact::request_redaction::RequestRedaction;
 use crate::redact::scanner::{Recorder, Scanner};
 use crate::redact::walk;
+use crate::wire::sse::Event;
 
 type Raw<'a> = &'a RawValue;
 
@@ -133,6 +133,7 @@ impl StreamRedactor {
         }
         let edits = walk::event(
             &ev.data,
+            self.family,
             scanner,
             &mut Recorder { cx, count: true },
             &skip,

@@ -22,8 +22,8 @@ use super::redactor::Inner;
 use super::request_redaction::RequestRedaction;
 use super::scanner::{Recorder, Scanner};
 use super::text_stream::TextStream;
-use crate::openai::sse::{self, Event, Item, Parser, DEFAULT_MAX_EVENT_BYTES};
-use crate::openai::WireFamily;
+use crate::wire::sse::{self, Event, Item, Parser, DEFAULT_MAX_EVENT_BYTES};
+use crate::wire::{Family, StreamShape};
 
 /// At most this many texts are tracked at once in one stream (choices × fields × tool calls).
 pub const MAX_CHANNELS: usize = 1024;
@@ -165,7 +165,7 @@ enum State {
 /// spent: end the stream (e.g. with an error event: `ApiError::to_sse_event_in`) and drop it.
 pub struct StreamRedactor {
     inner: Arc<Inner>,
-    family: WireFamily,
+    family: Family,
     parser: Parser,
     channels: Channels,
     /// Chat/completions: the data of the latest chunk, the envelope of synthesized chunks.
@@ -196,7 +196,7 @@ impl fmt::Debug for StreamRedactor {
 }
 
 impl StreamRedactor {
-    pub(crate) fn new(inner: Arc<Inner>, family: WireFamily) -> Self {
+    pub(crate) fn new(inner: Arc<Inner>, family: Family) -> Self {
         StreamRedactor {
             inner,
             family,
@@ -343,14 +343,10 @@ impl StreamRedactor {
             out.push(Emit::Event(ev));
             return Ok(());
         }
-        match self.family {
-            WireFamily::ChatCompletions | WireFamily::Completions => {
-                self.chat_event(scanner, ev, cx, out)
-            }
-            WireFamily::Messages => self.messages_event(scanner, ev, cx, out),
-            WireFamily::Responses | WireFamily::Embeddings | WireFamily::Other => {
-                self.typed_event(scanner, ev, cx, out)
-            }
+        match self.family.stream_shape() {
+            StreamShape::Choices => self.chat_event(scanner, ev, cx, out),
+            StreamShape::Blocks => self.messages_event(scanner, ev, cx, out),
+            StreamShape::Typed => self.typed_event(scanner, ev, cx, out),
         }
     }
 
@@ -398,11 +394,11 @@ impl StreamRedactor {
             if held.is_empty() {
                 continue;
             }
-            match self.family {
-                WireFamily::ChatCompletions | WireFamily::Completions => {
+            match self.family.stream_shape() {
+                StreamShape::Choices => {
                     chat::write_synthesized(self.envelope.as_deref(), key, &held, out)?;
                 }
-                WireFamily::Messages => {
+                StreamShape::Blocks => {
                     if let Some(template) = channel.template.take() {
                         messages::write_synthesized(&template, key.field, &held, out)?;
                     }
@@ -410,7 +406,7 @@ impl StreamRedactor {
                         self.thinking_flushed(key.outer, &held);
                     }
                 }
-                _ => {
+                StreamShape::Typed => {
                     if let Some(template) = channel.template.take() {
                         events::write_synthesized(&template, &held, &mut self.next_sequence, out)?;
                     }

@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::openai::sse::{Event, Item, Parser};
-use crate::openai::WireFamily;
 use crate::redact::tests::{aws_key, redactor};
 use crate::redact::*;
+use crate::wire::sse::{Event, Item, Parser};
+use crate::wire::Family;
 
 /// Feeds `input` in chunks of `chunk` bytes, then finishes.
 pub(crate) fn run(
@@ -103,7 +103,7 @@ fn secret_split_across_deltas_never_reaches_the_client() {
     let input = content_stream(&["my key ", &key[..4], &key[4..12], &key[12..], " please"]);
     let mut cx = RequestRedaction::default();
     let out = run(
-        &mut r.stream(WireFamily::ChatCompletions),
+        &mut r.stream(Family::ChatCompletions),
         input.as_bytes(),
         7,
         &mut cx,
@@ -134,7 +134,7 @@ fn every_two_way_split_of_a_text_gives_the_unstreamed_result() {
             let input = content_stream(&[&text[..i], &text[i..j], &text[j..]]);
             let mut cx = RequestRedaction::default();
             let out = run(
-                &mut r.stream(WireFamily::ChatCompletions),
+                &mut r.stream(Family::ChatCompletions),
                 input.as_bytes(),
                 64,
                 &mut cx,
@@ -154,7 +154,7 @@ fn held_text_goes_out_before_the_finish_event() {
     let r = redactor(|_| {});
     let input = content_stream(&["Hello wor", "ld"]);
     let out = run(
-        &mut r.stream(WireFamily::ChatCompletions),
+        &mut r.stream(Family::ChatCompletions),
         input.as_bytes(),
         1000,
         &mut RequestRedaction::default(),
@@ -187,7 +187,7 @@ fn finish_chunk_carrying_text_gets_the_rest() {
     let mut input = chunk_event(0, json!({"content": "key "}), None);
     input.push_str(&chunk_event(0, json!({"content": aws_key()}), Some("stop")));
     let out = run(
-        &mut r.stream(WireFamily::ChatCompletions),
+        &mut r.stream(Family::ChatCompletions),
         input.as_bytes(),
         5,
         &mut RequestRedaction::default(),
@@ -208,7 +208,7 @@ fn end_without_done_or_finish_flushes() {
     let r = redactor(|_| {});
     let input = chunk_event(0, json!({"content": "mail a@example.com"}), None);
     let out = run(
-        &mut r.stream(WireFamily::ChatCompletions),
+        &mut r.stream(Family::ChatCompletions),
         input.as_bytes(),
         3,
         &mut RequestRedaction::default(),
@@ -248,7 +248,7 @@ fn tool_call_arguments_per_index() {
     input.push_str(&chunk_event(0, json!({}), Some("tool_calls")));
     input.push_str("data: [DONE]\n\n");
     let out = run(
-        &mut r.stream(WireFamily::ChatCompletions),
+        &mut r.stream(Family::ChatCompletions),
         input.as_bytes(),
         11,
         &mut RequestRedaction::default(),
@@ -284,7 +284,7 @@ fn completions_stream() {
     ]
     .concat();
     let out = run(
-        &mut r.stream(WireFamily::Completions),
+        &mut r.stream(Family::Completions),
         input.as_bytes(),
         9,
         &mut RequestRedaction::default(),
@@ -323,7 +323,7 @@ fn responses_stream() {
     .concat();
     let mut cx = RequestRedaction::default();
     let out = run(
-        &mut r.stream(WireFamily::Responses),
+        &mut r.stream(Family::Responses),
         input.as_bytes(),
         13,
         &mut cx,
@@ -379,13 +379,13 @@ fn placeholder_split_across_deltas_is_restored() {
     let body =
         json!({"messages": [{"role": "user", "content": "I am jane.doe@example.com"}]}).to_string();
     let out = r
-        .redact_request(WireFamily::ChatCompletions, body.as_bytes(), &mut cx)
+        .redact_request(Family::ChatCompletions, body.as_bytes(), &mut cx)
         .unwrap()
         .unwrap();
     assert!(String::from_utf8(out).unwrap().contains("<EMAIL_1>"));
     let input = content_stream(&["Hello <EM", "AIL", "_1>, and <EMAIL_", "2> stays."]);
     let out = run(
-        &mut r.stream(WireFamily::ChatCompletions),
+        &mut r.stream(Family::ChatCompletions),
         input.as_bytes(),
         4,
         &mut cx,
@@ -402,7 +402,7 @@ fn blocked_in_a_stream() {
     let r = redactor(|s| s.response.secrets = Action::Block);
     let key = aws_key();
     let input = content_stream(&["fine text, then ", &key[..6], &key[6..], " more"]);
-    let mut s = r.stream(WireFamily::ChatCompletions);
+    let mut s = r.stream(Family::ChatCompletions);
     let mut cx = RequestRedaction::default();
     let mut sent = Vec::new();
     let mut err = None;
@@ -434,7 +434,7 @@ fn blocked_in_a_stream() {
 fn uninspectable_events_fail_closed() {
     let r = redactor(|_| {});
     let mut cx = RequestRedaction::default();
-    let mut s = r.stream(WireFamily::ChatCompletions);
+    let mut s = r.stream(Family::ChatCompletions);
     let first = chunk_event(0, json!({"content": "ok "}), None);
     let err = s
         .push(format!("{first}data: {{not json\n\n").as_bytes(), &mut cx)
@@ -446,7 +446,7 @@ fn uninspectable_events_fail_closed() {
             problem: EventProblem::NotJson
         }
     );
-    let mut s = r.stream(WireFamily::ChatCompletions);
+    let mut s = r.stream(Family::ChatCompletions);
     assert_eq!(
         s.push(b"data: {\"choices\": \"x\"}\n\n", &mut cx)
             .unwrap_err(),
@@ -455,14 +455,12 @@ fn uninspectable_events_fail_closed() {
             problem: EventProblem::UnexpectedShape
         }
     );
-    let mut s = r.stream(WireFamily::Responses);
+    let mut s = r.stream(Family::Responses);
     assert!(matches!(
         s.push(b"data: \xff\xfe\n\n", &mut cx),
         Err(RedactError::Sse(_))
     ));
-    let mut s = r
-        .stream(WireFamily::ChatCompletions)
-        .with_max_event_bytes(64);
+    let mut s = r.stream(Family::ChatCompletions).with_max_event_bytes(64);
     assert!(matches!(
         s.push(&[b'x'; 100], &mut cx),
         Err(RedactError::Sse(_))
@@ -473,7 +471,7 @@ fn uninspectable_events_fail_closed() {
 fn comments_keep_alive_without_their_text() {
     let r = redactor(|_| {});
     let out = run(
-        &mut r.stream(WireFamily::ChatCompletions),
+        &mut r.stream(Family::ChatCompletions),
         b": secret comment text\n\ndata: [DONE]\n\n",
         4,
         &mut RequestRedaction::default(),
@@ -490,7 +488,7 @@ fn logprobs_are_cleared_in_streams() {
         json!({"choices": [{"index": 0, "delta": {"content": "hi "}, "logprobs": {"content": [{"token": "hi"}]}}]})
     );
     let out = run(
-        &mut r.stream(WireFamily::ChatCompletions),
+        &mut r.stream(Family::ChatCompletions),
         input.as_bytes(),
         100,
         &mut RequestRedaction::default(),
@@ -510,7 +508,7 @@ fn usage_chunk_and_unknown_fields_pass() {
         content_stream(&["hi"]).trim_end_matches("data: [DONE]\n\n")
     );
     let out = run(
-        &mut r.stream(WireFamily::ChatCompletions),
+        &mut r.stream(Family::ChatCompletions),
         input.as_bytes(),
         8,
         &mut RequestRedaction::default(),
@@ -523,7 +521,7 @@ fn usage_chunk_and_unknown_fields_pass() {
 /// Streams `text` as chat deltas of `size` bytes (at char boundaries); returns the client's
 /// text and the bytes held back after each event.
 fn stream_text(r: &Redactor, text: &str, size: usize) -> (String, Vec<usize>) {
-    let mut s = r.stream(WireFamily::ChatCompletions);
+    let mut s = r.stream(Family::ChatCompletions);
     let mut cx = RequestRedaction::default();
     let mut out = Vec::new();
     let mut held = Vec::new();
@@ -733,7 +731,7 @@ fn messages_streams_redact_every_delta_type_across_splits() {
     for chunk in [1, 7, 64, input.len()] {
         let mut cx = RequestRedaction::default();
         let out = run(
-            &mut r.stream(WireFamily::Messages),
+            &mut r.stream(Family::Messages),
             input.as_bytes(),
             chunk,
             &mut cx,
@@ -807,7 +805,7 @@ fn untouched_thinking_keeps_the_upstream_signature() {
     let input = messages_stream(&[("thinking", &["Plain ", "reasoning."]), ("text", &["Hi"])]);
     let mut cx = RequestRedaction::default();
     let out = run(
-        &mut r.stream(WireFamily::Messages),
+        &mut r.stream(Family::Messages),
         input.as_bytes(),
         5,
         &mut cx,
@@ -833,7 +831,7 @@ fn untouched_thinking_keeps_the_upstream_signature() {
     });
     let input = messages_stream(&[("thinking", &["mail jane.doe@example.com"])]);
     let out = run(
-        &mut strict.stream(WireFamily::Messages),
+        &mut strict.stream(Family::Messages),
         input.as_bytes(),
         5,
         &mut cx,
@@ -856,7 +854,7 @@ fn messages_events_of_unknown_shapes_are_scanned_whole() {
     );
     let mut cx = RequestRedaction::default();
     let out = run(
-        &mut r.stream(WireFamily::Messages),
+        &mut r.stream(Family::Messages),
         input.as_bytes(),
         9,
         &mut cx,
@@ -880,7 +878,7 @@ fn whole_answers_seal_changed_thinking_blocks_and_requests_restore_them() {
     let original = answer.to_string();
     let mut cx = RequestRedaction::default();
     let redacted = r
-        .redact_response(WireFamily::Messages, original.as_bytes(), &mut cx)
+        .redact_response(Family::Messages, original.as_bytes(), &mut cx)
         .unwrap()
         .unwrap();
     let sealed = r
@@ -907,7 +905,7 @@ fn whole_answers_seal_changed_thinking_blocks_and_requests_restore_them() {
         {"role": "user", "content": "continue"}]});
     let turn = turn.to_string();
     let scanned = r
-        .redact_request(WireFamily::Other, turn.as_bytes(), &mut cx)
+        .redact_request(Family::Other, turn.as_bytes(), &mut cx)
         .unwrap()
         .unwrap_or_else(|| turn.clone().into_bytes());
     let restored: Value =
@@ -940,14 +938,14 @@ fn thinking_kept_for_seals_is_bounded_per_stream() {
     };
     let mut cx = RequestRedaction::default();
     let ok = run(
-        &mut r.stream(WireFamily::Messages),
+        &mut r.stream(Family::Messages),
         stream(1, 4).as_bytes(),
         1 << 16,
         &mut cx,
     );
     assert!(ok.is_ok(), "4 MiB in one block is within the bound");
     let over = run(
-        &mut r.stream(WireFamily::Messages),
+        &mut r.stream(Family::Messages),
         stream(2, 5).as_bytes(),
         1 << 16,
         &mut cx,
@@ -967,7 +965,7 @@ fn messages_placeholders_split_across_deltas_are_restored() {
         "messages": [{"role": "user", "content": [{"type": "text", "text": "I am jane.doe@example.com"}]}]})
     .to_string();
     let out = r
-        .redact_request(WireFamily::Other, body.as_bytes(), &mut cx)
+        .redact_request(Family::Other, body.as_bytes(), &mut cx)
         .unwrap()
         .unwrap();
     assert!(String::from_utf8(out).unwrap().contains("<EMAIL_1>"));
@@ -979,7 +977,7 @@ fn messages_placeholders_split_across_deltas_are_restored() {
         ),
     ]);
     let out = run(
-        &mut r.stream(WireFamily::Messages),
+        &mut r.stream(Family::Messages),
         input.as_bytes(),
         4,
         &mut cx,

@@ -1,4 +1,6 @@
-//! OpenAI-shaped error answers: `{"error": {"message", "type", "param", "code"}}`.
+//! Error answers: OpenAI's `{"error": {"message", "type", "param", "code"}}` by default, or
+//! the shape of the client's API family ([`ErrorShape`]; Anthropic's is rendered by
+//! [`super::messages`]).
 //!
 //! Every refusal the gateway produces goes through [`ApiError`], so clients get the same shape
 //! the OpenAI SDKs already parse, whatever went wrong. Messages are written for the developer
@@ -48,18 +50,17 @@ pub enum ErrorShape {
     Anthropic,
 }
 
-#[derive(Serialize)]
-struct AnthropicEnvelope<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    error: AnthropicBody<'a>,
-}
-
-#[derive(Serialize)]
-struct AnthropicBody<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    message: &'a str,
+impl ErrorShape {
+    /// The shape of the API a request path belongs to, before any endpoint is known (an
+    /// authentication error, a path nobody serves): Anthropic's under `/v1/messages`, OpenAI's
+    /// elsewhere.
+    pub fn of_path(path: &str) -> ErrorShape {
+        if path == "/v1/messages" || path.starts_with("/v1/messages/") {
+            ErrorShape::Anthropic
+        } else {
+            ErrorShape::OpenAi
+        }
+    }
 }
 
 /// Longest client-supplied value (a model name, a path) quoted back in a message.
@@ -297,37 +298,11 @@ impl ApiError {
     }
 
     /// The same error as one SSE event, for failures after a stream has started.
-    /// Anthropic's error `type` for this error's status.
-    pub fn anthropic_type(&self) -> &'static str {
-        match self.status {
-            401 => "authentication_error",
-            403 => "permission_error",
-            404 => "not_found_error",
-            413 => "request_too_large",
-            429 => "rate_limit_error",
-            503 | 529 => "overloaded_error",
-            500..=599 => "api_error",
-            _ => "invalid_request_error",
-        }
-    }
-
     /// The error body in `shape`.
     pub fn to_json_in(&self, shape: ErrorShape) -> Vec<u8> {
         match shape {
             ErrorShape::OpenAi => self.to_json(),
-            ErrorShape::Anthropic => {
-                let envelope = AnthropicEnvelope {
-                    kind: "error",
-                    error: AnthropicBody {
-                        kind: self.anthropic_type(),
-                        message: &self.message,
-                    },
-                };
-                serde_json::to_vec(&envelope).unwrap_or_else(|_| {
-                    br#"{"type":"error","error":{"type":"api_error","message":"internal error"}}"#
-                        .to_vec()
-                })
-            }
+            ErrorShape::Anthropic => super::messages::error_json(self),
         }
     }
 
@@ -335,12 +310,12 @@ impl ApiError {
     pub fn to_sse_event_in(&self, shape: ErrorShape) -> Vec<u8> {
         let event = match shape {
             ErrorShape::OpenAi => None,
-            ErrorShape::Anthropic => Some("error"),
+            ErrorShape::Anthropic => Some(super::messages::ERROR_EVENT),
         };
         let json = self.to_json_in(shape);
         let mut out = Vec::with_capacity(json.len() + 24);
         // serde_json writes UTF-8 on one line: the data is one `data:` line.
-        crate::openai::sse::write_data(&mut out, event, std::str::from_utf8(&json).unwrap_or("{}"));
+        crate::wire::sse::write_data(&mut out, event, std::str::from_utf8(&json).unwrap_or("{}"));
         out
     }
 

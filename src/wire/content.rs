@@ -13,7 +13,7 @@
 
 use serde_json::{json, Value};
 
-use super::request::Endpoint;
+use super::Endpoint;
 
 /// The most text gathered for one side of one request.
 pub const MAX_CAPTURE: usize = 64 * 1024;

@@ -9,7 +9,7 @@ use std::ops::Range;
 use serde_json::Value;
 
 use super::members::{body_start, is_empty_object, members, Member};
-use super::request::Endpoint;
+use super::Endpoint;
 
 /// Tokens used by one request, as OpenAI counts them: `prompt` includes the cached, cache
 /// write, audio and image input tokens, `completion` the reasoning and audio output tokens.
