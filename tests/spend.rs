@@ -572,7 +572,10 @@ async fn an_open_gateway_keeps_route_usd_budgets_route_wide() {
     assert_eq!(send(&a, 500).await.unwrap().status(), 200);
     let third = send(&a, 100).await.unwrap();
     let err = expect_error(third, 429).await;
-    assert_eq!(err["code"], "rate_limit_exceeded", "a's own request budget: {err}");
+    assert_eq!(
+        err["code"], "rate_limit_exceeded",
+        "a's own request budget: {err}"
+    );
     let err = expect_error(send(&b, 500).await.unwrap(), 429).await;
     assert_eq!(
         err["code"], "budget_exceeded",

@@ -6,12 +6,12 @@
 //! for is hidden, and the rest is written. Otherwise the observer frames it itself
 //! ([`StreamObserver::feed`]) and passes every event on byte for byte.
 
-use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::redact::Emit;
 use crate::wire::sse;
-use crate::wire::usage::{self, StreamUsage, Usage};
+use crate::wire::usage::{StreamUsage, Usage};
+use crate::wire::Family;
 
 /// Longest SSE event buffered while looking for its end; a longer one is not inspected
 /// (usage is then estimated from what was seen).
@@ -30,10 +30,12 @@ pub struct StreamObserver {
 }
 
 impl StreamObserver {
-    /// An observer; `strip_usage_chunk` drops the usage-only chunk before the client sees it.
-    pub fn new(strip_usage_chunk: bool) -> Self {
+    /// An observer of an answer of `family`; `strip_usage_chunk` drops the usage event the
+    /// gateway asked for ([`Family::is_added_usage_event`]) before the client sees it.
+    pub fn new(family: Family, strip_usage_chunk: bool) -> Self {
         StreamObserver {
             strip_usage_chunk,
+            usage: StreamUsage::new(family),
             ..StreamObserver::default()
         }
     }
@@ -113,85 +115,14 @@ impl StreamObserver {
             return true;
         };
         self.usage.observe(&value);
-        !(self.strip_usage_chunk && usage::is_usage_only_chunk(&value))
+        !(self.strip_usage_chunk && self.usage.family.is_added_usage_event(&value))
     }
 }
 
-/// The top-level fields of an answer that matter here; everything else (the generated text
-/// above all) is skipped without being copied or allocated.
-#[derive(serde::Deserialize)]
-struct AnswerProbe<'a> {
-    #[serde(borrow)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow)]
-    model: Option<&'a RawValue>,
-    #[serde(borrow)]
-    usage: Option<&'a RawValue>,
-    #[serde(borrow)]
-    choices: Option<&'a RawValue>,
-    #[serde(borrow)]
-    status: Option<&'a RawValue>,
-    /// Anthropic's Messages API.
-    #[serde(borrow)]
-    stop_reason: Option<&'a RawValue>,
-}
-
-/// A choice's finish reason; the rest of the choice is skipped.
-#[derive(serde::Deserialize)]
-struct ChoiceProbe<'a> {
-    #[serde(borrow)]
-    finish_reason: Option<&'a RawValue>,
-}
-
-/// A JSON string's value; `None` for any other JSON type.
-fn string_of(raw: Option<&RawValue>) -> Option<String> {
-    raw.and_then(|r| serde_json::from_str::<String>(r.get()).ok())
-}
-
-/// What a complete JSON answer says about usage, model and finish reasons. Lenient: a field
-/// of an unexpected type is ignored, not the whole answer.
-pub fn observe_json(body: &[u8]) -> StreamUsage {
-    let mut seen = StreamUsage::default();
-    let Ok(probe) = serde_json::from_slice::<AnswerProbe<'_>>(body) else {
-        return seen;
-    };
-    seen.reported = probe
-        .usage
-        .and_then(|raw| usage::parse_usage_json(raw.get()));
-    seen.response_model = string_of(probe.model);
-    seen.observe_id(string_of(probe.id));
-    if let Some(choices) = probe.choices {
-        let reasons: Vec<Option<String>> =
-            match serde_json::from_str::<Vec<ChoiceProbe<'_>>>(choices.get()) {
-                Ok(all) => all
-                    .into_iter()
-                    .map(|c| string_of(c.finish_reason))
-                    .collect(),
-                // An element that is not an object: each one separately, so that one odd
-                // choice does not hide the others.
-                Err(_) => serde_json::from_str::<Vec<&RawValue>>(choices.get())
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|c| {
-                        serde_json::from_str::<ChoiceProbe<'_>>(c.get())
-                            .ok()
-                            .and_then(|c| string_of(c.finish_reason))
-                    })
-                    .collect(),
-            };
-        for r in reasons.into_iter().flatten() {
-            if !seen.finish_reasons.contains(&r) {
-                seen.finish_reasons.push(r);
-            }
-        }
-    }
-    if let Some(status) = string_of(probe.status) {
-        seen.finish_reasons.push(status);
-    }
-    if let Some(reason) = string_of(probe.stop_reason) {
-        seen.finish_reasons.push(reason);
-    }
-    seen
+/// What a complete JSON answer of `family` says about usage, model and finish reasons
+/// ([`StreamUsage::from_answer`]).
+pub fn observe_json(family: Family, body: &[u8]) -> StreamUsage {
+    StreamUsage::from_answer(family, body)
 }
 
 /// The usage to charge: reported, or estimated.
@@ -235,7 +166,7 @@ mod tests {
         // The parser's line ends, all of them: an upstream ending lines with a lone CR is
         // observed (usage counted, the usage chunk hidden) and not held back to the end.
         let stream = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\r\rdata: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}\r\rdata: [DONE]\r\r";
-        let mut o = StreamObserver::new(true);
+        let mut o = StreamObserver::new(Family::ChatCompletions, true);
         let first = o.feed(&stream[..60]);
         assert!(
             first.starts_with(b"data: {"),
@@ -252,7 +183,7 @@ mod tests {
     #[test]
     fn strips_only_the_usage_chunk() {
         let stream = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n";
-        let mut o = StreamObserver::new(true);
+        let mut o = StreamObserver::new(Family::ChatCompletions, true);
         let out = String::from_utf8(o.feed(stream)).unwrap();
         assert!(!out.contains("usage") && out.contains("[DONE]") && out.contains("\"x\""));
         assert_eq!(o.usage.reported, Some(Usage::new(1, 1)));
@@ -266,7 +197,7 @@ mod tests {
                 ..sse::Event::default()
             })
         };
-        let mut o = StreamObserver::new(true);
+        let mut o = StreamObserver::new(Family::ChatCompletions, true);
         let out = o.emit(vec![
             ev(r#"{"model":"m2","choices":[{"index":0,"delta":{"content":"[REDACTED:email]"},"finish_reason":"stop"}]}"#),
             Emit::KeepAlive,
@@ -285,7 +216,7 @@ mod tests {
 
     #[test]
     fn json_answers() {
-        let seen = observe_json(br#"{"model":"x","choices":[{"finish_reason":"length"}],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#);
+        let seen = observe_json(Family::Other, br#"{"model":"x","choices":[{"finish_reason":"length"}],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#);
         assert_eq!(seen.reported, Some(Usage::new(1, 2)));
         assert_eq!(seen.finish_reasons, ["length"]);
     }
@@ -295,6 +226,7 @@ mod tests {
         // A choice that is not an object, a finish reason that is not a string, a number
         // for a model: each is ignored, the rest still read.
         let seen = observe_json(
+            Family::Other,
             br#"{"id":"x","model":7,"choices":[3,{"finish_reason":null},{"finish_reason":"stop","message":{"content":"a \"quoted\" [text]"}},{"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":"many"}}"#,
         );
         assert_eq!(seen.response_model, None);
@@ -302,13 +234,14 @@ mod tests {
         assert_eq!(seen.reported, Some(Usage::new(5, 0)));
         // Responses API: `status` is the finish reason, input/output token names.
         let seen = observe_json(
+            Family::Other,
             br#"{"object":"response","model":"gpt-4o","status":"completed","output":[],"usage":{"input_tokens":3,"output_tokens":4}}"#,
         );
         assert_eq!(seen.response_model.as_deref(), Some("gpt-4o"));
         assert_eq!(seen.finish_reasons, ["completed"]);
         assert_eq!(seen.reported, Some(Usage::new(3, 4)));
         // Not JSON: nothing learned, no panic.
-        let seen = observe_json(b"<html>");
+        let seen = observe_json(Family::Other, b"<html>");
         assert!(seen.reported.is_none() && seen.finish_reasons.is_empty());
     }
 }

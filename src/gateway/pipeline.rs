@@ -34,7 +34,7 @@ use crate::spend::to_micros;
 use crate::telemetry::record::CapturedContent;
 use crate::telemetry::Telemetry;
 use crate::wire::error::ErrorShape;
-use crate::wire::usage::{self, Usage};
+use crate::wire::usage::Usage;
 use crate::wire::{self, ApiError, Endpoint, Family};
 
 /// The whole request body, within the configuration's bounds (`max_body_bytes`,
@@ -382,7 +382,7 @@ impl<T: Transport> Pipeline<T> {
         // streams report their usage: ask for it when the client did not (and hide it again)
         let mut body = body;
         if json.as_ref().is_some_and(|request| request.stream) {
-            if let Some(asked) = usage::request_stream_usage(endpoint, &body) {
+            if let Some(asked) = endpoint.family().ask_for_stream_usage(&body) {
                 body = Bytes::from(asked);
                 ctx.strip_usage_chunk = true;
             }

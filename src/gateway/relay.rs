@@ -127,7 +127,7 @@ impl<T: Transport> Pipeline<T> {
             };
             mark_first_token(ctx);
             if success && how.json {
-                let seen = observe::observe_json(&body);
+                let seen = observe::observe_json(family, &body);
                 self.account(ctx, &seen, estimate);
             }
             let body = scrub::KeyScrubber::new(upstream).whole(body);
@@ -138,7 +138,7 @@ impl<T: Transport> Pipeline<T> {
                         self.redact_response(ctx, family, body.clone(), &upstream.name)?;
                     if redacted != body && success {
                         // Traces carry the answer's model and id: as the client sees them.
-                        let seen = observe::observe_json(&redacted);
+                        let seen = observe::observe_json(family, &redacted);
                         ctx.record.response.model = seen.response_model;
                         ctx.record.response.id = seen.response_id;
                     }
@@ -160,7 +160,7 @@ impl<T: Transport> Pipeline<T> {
         if client.write_header(Box::new(header)).await.is_err() {
             return Err(Stop::ClientGone);
         }
-        let mut observer = StreamObserver::new(ctx.strip_usage_chunk);
+        let mut observer = StreamObserver::new(family, ctx.strip_usage_chunk);
         if ctx.record.content.is_some() {
             observer.usage.text = Some(wire::content::StreamText::default());
         }

@@ -4,7 +4,7 @@
 //! `serde_json::Value` refuses documents that are valid JSON text but not valid Unicode or
 //! `f64` values (a lone surrogate escape such as `"\ud800"`, a number such as `1e400`); a
 //! request the gateway cannot read that way must still be accounted for (see
-//! [`super::usage::request_stream_usage`]). Values are borrowed as [`RawValue`]s, which
+//! [`super::chat::ask_for_usage`]). Values are borrowed as [`RawValue`]s, which
 //! serde_json skips without decoding, and keys are read as bytes, which it does not validate
 //! as Unicode either.
 

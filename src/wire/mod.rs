@@ -129,6 +129,23 @@ impl Family {
     pub fn seals_thinking(self) -> bool {
         self == Family::Messages
     }
+
+    /// A streamed request's body rewritten to ask the upstream to report usage, when this
+    /// family's streams report it only when asked (Chat Completions and Completions:
+    /// [`chat::ask_for_usage`]) and the client did not; `None` otherwise. The answer then
+    /// carries an event the client did not ask for: [`Family::is_added_usage_event`].
+    pub fn ask_for_stream_usage(self, body: &[u8]) -> Option<Vec<u8>> {
+        match self.stream_shape() {
+            StreamShape::Choices => chat::ask_for_usage(body),
+            StreamShape::Typed | StreamShape::Blocks => None,
+        }
+    }
+
+    /// Whether `event` is the usage event that [`Family::ask_for_stream_usage`] made the
+    /// upstream add, which a client that did not ask for usage must not see.
+    pub fn is_added_usage_event(self, event: &serde_json::Value) -> bool {
+        self.stream_shape() == StreamShape::Choices && chat::is_usage_only_chunk(event)
+    }
 }
 
 /// [`Family::Other`]'s opaque table: the union of the families', sorted.

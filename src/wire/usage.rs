@@ -4,12 +4,12 @@
 //! an estimate only needs to be in the right order of magnitude; it must never be zero for a
 //! real prompt, and must not count base64 images or audio as text.
 
-use std::ops::Range;
-
 use serde_json::Value;
 
-use super::members::{body_start, is_empty_object, members, Member};
-use super::Endpoint;
+use serde_json::value::RawValue;
+
+use super::members::members;
+use super::{Endpoint, Family};
 
 /// Tokens used by one request, as OpenAI counts them: `prompt` includes the cached, cache
 /// write, audio and image input tokens, `completion` the reasoning and audio output tokens.
@@ -85,79 +85,18 @@ pub fn tokens_for_chars(chars: u64) -> u64 {
 /// cap it asks for (`max_tokens`, `max_completion_tokens`, `max_output_tokens`) when given,
 /// once for each answer it asks for ([`choices`]).
 pub fn estimate(endpoint: Endpoint, request: &Value) -> Usage {
-    let mut chars = 0u64;
-    let mut fixed = 0u64;
-    match endpoint {
-        Endpoint::ChatCompletions => {
-            if let Some(messages) = request.get("messages").and_then(Value::as_array) {
-                for m in messages {
-                    fixed += MESSAGE_OVERHEAD;
-                    count_content(m.get("content"), &mut chars, &mut fixed);
-                    if let Some(calls) = m.get("tool_calls").and_then(Value::as_array) {
-                        for c in calls {
-                            chars += str_len(c.pointer("/function/arguments"));
-                            chars += str_len(c.pointer("/function/name"));
-                        }
-                    }
-                }
-            }
-            if let Some(tools) = request.get("tools") {
-                chars += tools.to_string().len() as u64;
-            }
+    let mut tally = Tally::default();
+    match endpoint.family() {
+        Family::ChatCompletions | Family::Completions | Family::Embeddings => {
+            super::chat::count_prompt(endpoint, request, &mut tally)
         }
-        Endpoint::Completions => count_strings(request.get("prompt"), &mut chars),
-        Endpoint::Embeddings => match request.get("input") {
-            // Token-id arrays are exact counts.
-            Some(Value::Array(items)) if items.iter().all(Value::is_number) => {
-                fixed += items.len() as u64
-            }
-            Some(Value::Array(items)) if items.iter().all(Value::is_array) => {
-                fixed += items
-                    .iter()
-                    .filter_map(Value::as_array)
-                    .map(|a| a.len() as u64)
-                    .sum::<u64>()
-            }
-            other => count_strings(other, &mut chars),
-        },
-        Endpoint::Responses => {
-            chars += str_len(request.get("instructions"));
-            match request.get("input") {
-                Some(Value::String(s)) => chars += s.chars().count() as u64,
-                Some(Value::Array(items)) => {
-                    for item in items {
-                        fixed += MESSAGE_OVERHEAD;
-                        count_content(item.get("content"), &mut chars, &mut fixed);
-                        chars += str_len(item.get("arguments"));
-                        chars += str_len(item.get("output"));
-                    }
-                }
-                _ => {}
-            }
-        }
-        Endpoint::Moderations | Endpoint::AudioSpeech => {
-            count_strings(request.get("input"), &mut chars);
-            chars += str_len(request.get("instructions"));
-        }
-        Endpoint::ImagesGenerations | Endpoint::ImagesEdits => {
-            count_strings(request.get("prompt"), &mut chars)
-        }
-        Endpoint::Messages | Endpoint::MessagesCountTokens => {
-            count_blocks(request.get("system"), &mut chars, &mut fixed);
-            if let Some(messages) = request.get("messages").and_then(Value::as_array) {
-                for m in messages {
-                    fixed += MESSAGE_OVERHEAD;
-                    count_blocks(m.get("content"), &mut chars, &mut fixed);
-                }
-            }
-            if let Some(tools) = request.get("tools") {
-                chars += tools.to_string().len() as u64;
-            }
-        }
-        Endpoint::AudioTranscriptions
-        | Endpoint::AudioTranslations
-        | Endpoint::ImagesVariations => {}
+        Family::Responses => super::responses::count_prompt(request, &mut tally),
+        Family::Media => super::media::count_prompt(endpoint, request, &mut tally),
+        Family::Messages => super::messages::count_prompt(request, &mut tally),
+        // No endpoint is of an unknown API.
+        Family::Other => {}
     }
+    let Tally { chars, fixed } = tally;
     let completion = ["max_completion_tokens", "max_tokens", "max_output_tokens"]
         .iter()
         .find_map(|k| request.get(*k).and_then(Value::as_u64))
@@ -194,62 +133,53 @@ pub fn choices_from_text(body: &[u8]) -> u64 {
         .max(1)
 }
 
-fn str_len(v: Option<&Value>) -> u64 {
+pub(super) fn str_len(v: Option<&Value>) -> u64 {
     v.and_then(Value::as_str)
         .map_or(0, |s| s.chars().count() as u64)
 }
 
-fn count_strings(v: Option<&Value>, chars: &mut u64) {
-    match v {
-        Some(Value::String(s)) => *chars += s.chars().count() as u64,
-        Some(Value::Array(items)) => {
-            for i in items {
-                count_strings(Some(i), chars);
-            }
-        }
-        _ => {}
-    }
+/// What a request's prompt is counted as, by its family's `count_prompt`: characters of text,
+/// and tokens at a fixed cost (message overheads, images, token-id arrays).
+#[derive(Debug, Default)]
+pub(super) struct Tally {
+    /// Characters of text.
+    pub chars: u64,
+    /// Tokens counted directly.
+    pub fixed: u64,
 }
 
-/// Counts text parts as text and image/audio/file parts at a fixed cost.
-fn count_content(content: Option<&Value>, chars: &mut u64, fixed: &mut u64) {
-    match content {
-        Some(Value::String(s)) => *chars += s.chars().count() as u64,
-        Some(Value::Array(parts)) => {
-            for part in parts {
-                match part.get("type").and_then(Value::as_str) {
-                    Some("text" | "input_text" | "output_text" | "refusal") => {
-                        *chars += str_len(part.get("text"));
-                    }
-                    Some(_) => *fixed += IMAGE_TOKENS,
-                    None => count_strings(Some(part), chars),
-                }
-            }
-        }
-        _ => {}
+impl Tally {
+    /// One message's overhead in a chat format.
+    pub fn message(&mut self) {
+        self.fixed += MESSAGE_OVERHEAD;
     }
-}
 
-/// Counts Anthropic content: a string, or blocks — text and thinking as text, tool inputs and
-/// results by their JSON, images and documents at a fixed cost.
-fn count_blocks(content: Option<&Value>, chars: &mut u64, fixed: &mut u64) {
-    match content {
-        Some(Value::String(s)) => *chars += s.chars().count() as u64,
-        Some(Value::Array(blocks)) => {
-            for block in blocks {
-                match block.get("type").and_then(Value::as_str) {
-                    Some("text") => *chars += str_len(block.get("text")),
-                    Some("thinking") => *chars += str_len(block.get("thinking")),
-                    Some("tool_use" | "server_tool_use") => {
-                        *chars += block.get("input").map_or(0, |i| i.to_string().len() as u64);
-                    }
-                    Some("tool_result") => count_blocks(block.get("content"), chars, fixed),
-                    Some("image" | "document") => *fixed += IMAGE_TOKENS,
-                    _ => count_strings(Some(block), chars),
+    /// An image, audio or file part, before its real usage is known.
+    pub fn media(&mut self) {
+        self.fixed += IMAGE_TOKENS;
+    }
+
+    /// A string, counted as text; anything else, nothing.
+    pub fn text(&mut self, v: Option<&Value>) {
+        self.chars += str_len(v);
+    }
+
+    /// Every string of a string or a (nested) array of strings.
+    pub fn strings(&mut self, v: Option<&Value>) {
+        match v {
+            Some(Value::String(s)) => self.chars += s.chars().count() as u64,
+            Some(Value::Array(items)) => {
+                for i in items {
+                    self.strings(Some(i));
                 }
             }
+            _ => {}
         }
-        _ => {}
+    }
+
+    /// A JSON value (tool definitions, a tool's input) by the length of its text.
+    pub fn json(&mut self, v: Option<&Value>) {
+        self.chars += v.map_or(0, |v| v.to_string().len() as u64);
     }
 }
 
@@ -431,51 +361,39 @@ pub struct StreamUsage {
     pub response_id: Option<String>,
     /// The streamed text, gathered for traces when the environment captures content.
     pub text: Option<super::content::StreamText>,
+    /// The API family of the answer: whose events and fields are read.
+    pub family: Family,
 }
 
 impl StreamUsage {
-    /// Observes one event's JSON payload.
+    /// Nothing seen yet, of an answer of `family`.
+    pub fn new(family: Family) -> Self {
+        StreamUsage {
+            family,
+            ..StreamUsage::default()
+        }
+    }
+
+    /// Observes one event's JSON payload: what every family's events share (the model, the
+    /// answer id, a top-level `usage`), then what the family's module reads in its events.
     pub fn observe(&mut self, event: &Value) {
         if let Some(text) = self.text.as_mut() {
             text.observe(event);
         }
         if self.response_model.is_none() {
-            let model = event
-                .get("model")
-                .or_else(|| event.pointer("/message/model"))
-                .and_then(Value::as_str);
-            if let Some(m) = model {
+            if let Some(m) = event.get("model").and_then(Value::as_str) {
                 self.response_model = Some(m.to_owned());
             }
         }
         if self.response_id.is_none() {
-            let id = event
-                .get("id")
-                .or_else(|| event.pointer("/response/id"))
-                .or_else(|| event.pointer("/message/id"))
-                .and_then(Value::as_str);
-            if let Some(id) = id.filter(|id| id.len() <= MAX_ID) {
-                self.response_id = Some(id.to_owned());
+            if let Some(id) = event.get("id").and_then(Value::as_str) {
+                self.observe_id(Some(id.to_owned()));
             }
         }
-        // Chat and completions chunks.
-        if let Some(choices) = event.get("choices").and_then(Value::as_array) {
-            for c in choices {
-                self.generated_chars += str_len(c.pointer("/delta/content"));
-                self.generated_chars += str_len(c.get("text"));
-                if let Some(calls) = c.pointer("/delta/tool_calls").and_then(Value::as_array) {
-                    for call in calls {
-                        self.generated_chars += str_len(call.pointer("/function/arguments"));
-                    }
-                }
-                if let Some(r) = c.get("finish_reason").and_then(Value::as_str) {
-                    self.add_finish(r);
-                }
-            }
-        }
-        let kind = event.get("type").and_then(Value::as_str);
+        let cumulative = matches!(self.family, Family::Messages | Family::Other)
+            && super::messages::is_usage_delta(event);
         if let Some(u) = event.get("usage").filter(|u| !u.is_null()) {
-            if kind == Some("message_delta") {
+            if cumulative {
                 self.anthropic_delta(u);
                 self.output_pending = false;
             } else if let Some(u) = parse_usage(u) {
@@ -483,48 +401,49 @@ impl StreamUsage {
                 self.output_pending = false;
             }
         }
-        // Anthropic's Messages API.
-        match kind {
-            Some("message_start") => {
-                if let Some(u) = event.pointer("/message/usage").and_then(parse_usage) {
-                    self.reported = Some(u);
-                    self.output_pending = true;
-                }
+        match self.family {
+            Family::ChatCompletions | Family::Completions | Family::Embeddings => {
+                super::chat::observe_event(self, event)
             }
-            Some("content_block_delta") => {
-                if let Some(d) = event.get("delta") {
-                    self.generated_chars += str_len(d.get("text"))
-                        + str_len(d.get("partial_json"))
-                        + str_len(d.get("thinking"));
-                }
+            Family::Responses | Family::Media => super::responses::observe_event(self, event),
+            Family::Messages => super::messages::observe_event(self, event),
+            Family::Other => {
+                super::chat::observe_event(self, event);
+                super::messages::observe_event(self, event);
+                super::responses::observe_event(self, event);
             }
-            Some("message_delta") => {
-                if let Some(r) = event.pointer("/delta/stop_reason").and_then(Value::as_str) {
-                    self.add_finish(r);
-                }
-            }
-            _ => {}
         }
-        // Responses API events.
-        match event.get("type").and_then(Value::as_str) {
-            Some("response.output_text.delta" | "response.function_call_arguments.delta") => {
-                self.generated_chars += str_len(event.get("delta"));
+    }
+
+    /// What a complete JSON answer says about usage, model and finish reasons. Lenient: a
+    /// field of an unexpected type is ignored, not the whole answer.
+    pub fn from_answer(family: Family, body: &[u8]) -> StreamUsage {
+        let mut seen = StreamUsage::new(family);
+        let Ok(probe) = serde_json::from_slice::<AnswerProbe<'_>>(body) else {
+            return seen;
+        };
+        seen.reported = probe.usage.and_then(|raw| parse_usage_json(raw.get()));
+        seen.response_model = string_of(probe.model);
+        seen.observe_id(string_of(probe.id));
+        let mut reasons = Vec::new();
+        match family {
+            Family::ChatCompletions | Family::Completions | Family::Embeddings => {
+                super::chat::answer_finish(&probe, &mut reasons)
             }
-            Some("response.completed" | "response.incomplete" | "response.failed") => {
-                if let Some(r) = event.get("response") {
-                    if let Some(u) = r.get("usage").and_then(parse_usage) {
-                        self.reported = Some(u);
-                    }
-                    if let Some(m) = r.get("model").and_then(Value::as_str) {
-                        self.response_model = Some(m.to_owned());
-                    }
-                    if let Some(status) = r.get("status").and_then(Value::as_str) {
-                        self.add_finish(status);
-                    }
-                }
+            Family::Responses | Family::Media => {
+                super::responses::answer_finish(&probe, &mut reasons)
             }
-            _ => {}
+            Family::Messages => super::messages::answer_finish(&probe, &mut reasons),
+            Family::Other => {
+                super::chat::answer_finish(&probe, &mut reasons);
+                super::responses::answer_finish(&probe, &mut reasons);
+                super::messages::answer_finish(&probe, &mut reasons);
+            }
         }
+        for r in reasons {
+            seen.add_finish(&r);
+        }
+        seen
     }
 
     /// Learns the answer's id from a whole JSON answer (its top-level `id`).
@@ -553,7 +472,7 @@ impl StreamUsage {
         self.reported = Some(merged);
     }
 
-    fn add_finish(&mut self, reason: &str) {
+    pub(super) fn add_finish(&mut self, reason: &str) {
         if !self.finish_reasons.iter().any(|r| r == reason) && self.finish_reasons.len() < 16 {
             self.finish_reasons.push(reason.to_owned());
         }
@@ -574,6 +493,32 @@ impl StreamUsage {
             None => Usage::new(estimated_prompt, generated),
         }
     }
+}
+
+/// The top-level fields of a whole answer that matter here; everything else (the generated
+/// text above all) is skipped without being copied or allocated.
+#[derive(serde::Deserialize)]
+pub(super) struct AnswerProbe<'a> {
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    model: Option<&'a RawValue>,
+    #[serde(borrow)]
+    usage: Option<&'a RawValue>,
+    /// Chat Completions, Completions.
+    #[serde(borrow)]
+    pub choices: Option<&'a RawValue>,
+    /// The Responses API.
+    #[serde(borrow)]
+    pub status: Option<&'a RawValue>,
+    /// Anthropic's Messages API.
+    #[serde(borrow)]
+    pub stop_reason: Option<&'a RawValue>,
+}
+
+/// A JSON string's value; `None` for any other JSON type.
+pub(super) fn string_of(raw: Option<&RawValue>) -> Option<String> {
+    raw.and_then(|r| serde_json::from_str::<String>(r.get()).ok())
 }
 
 /// The estimate for a JSON request body [`estimate`] cannot read (serde_json's tree refuses a
@@ -604,108 +549,6 @@ pub fn estimate_from_size(body: &[u8]) -> Usage {
         tokens_for_chars(body.len() as u64).max(1),
         completion.saturating_mul(choices_from_text(body)),
     )
-}
-
-/// For a streamed chat or completions request: asks the upstream to report usage
-/// (`stream_options.include_usage: true`) when the client did not. Returns the rewritten body,
-/// or `None` when it already asks (or is of another endpoint). When it is rewritten the
-/// client must not see the extra usage-only chunk.
-///
-/// The body is edited in place, not re-serialized, so a body serde_json's tree refuses (a lone
-/// surrogate escape, a number out of `f64` range) still gets it (see [`members`]):
-///
-/// - no `stream_options` member: `"stream_options":{"include_usage":true}` is inserted first;
-/// - an object: `"include_usage":true` is inserted first in it, or every `include_usage`
-///   that is not `true` is set to `true`; every `stream_options` member is edited (an object
-///   with duplicate keys is read differently by different parsers);
-/// - `null`: replaced by `{"include_usage":true}`; any other value is left to the upstream to
-///   refuse;
-/// - a top level whose keys cannot be read: the member is inserted when the text holds no
-///   `stream_options` at all.
-pub fn request_stream_usage(endpoint: Endpoint, body: &[u8]) -> Option<Vec<u8>> {
-    const MEMBER: &[u8] = br#""stream_options":{"include_usage":true}"#;
-    if !matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Completions) {
-        return None;
-    }
-    let start = body_start(body)?;
-    let insert_member = || {
-        let separator: &[u8] = if is_empty_object(body) { b"" } else { b"," };
-        Some(splice_all(
-            body,
-            vec![(start..start, [MEMBER, separator].concat())],
-        ))
-    };
-    let Some(top) = members(body) else {
-        return if contains(body, b"stream_options") {
-            None
-        } else {
-            insert_member()
-        };
-    };
-    let options: Vec<&Member<'_>> = top
-        .iter()
-        .filter(|m| &*m.key == b"stream_options")
-        .collect();
-    if options.is_empty() {
-        return insert_member();
-    }
-    let mut edits: Vec<(Range<usize>, Vec<u8>)> = Vec::new();
-    for option in options {
-        let text = option.value.get().as_bytes();
-        if text == b"null" {
-            edits.push((option.span.clone(), br#"{"include_usage":true}"#.to_vec()));
-            continue;
-        }
-        let Some(inner) = members(text) else {
-            continue;
-        };
-        let flags: Vec<&Member<'_>> = inner
-            .iter()
-            .filter(|m| &*m.key == b"include_usage")
-            .collect();
-        if flags.is_empty() {
-            let at = option.span.start + body_start(text).unwrap_or(1);
-            let separator: &[u8] = if inner.is_empty() { b"" } else { b"," };
-            edits.push((
-                at..at,
-                [&br#""include_usage":true"#[..], separator].concat(),
-            ));
-        }
-        for flag in flags.into_iter().filter(|f| f.value.get() != "true") {
-            let at = option.span.start + flag.span.start;
-            edits.push((at..at + flag.span.len(), b"true".to_vec()));
-        }
-    }
-    (!edits.is_empty()).then(|| splice_all(body, edits))
-}
-
-/// `body` with each range replaced (the ranges do not overlap).
-fn splice_all(body: &[u8], mut edits: Vec<(Range<usize>, Vec<u8>)>) -> Vec<u8> {
-    edits.sort_by_key(|(range, _)| range.start);
-    let extra: usize = edits.iter().map(|(_, with)| with.len()).sum();
-    let mut out = Vec::with_capacity(body.len() + extra);
-    let mut copied = 0;
-    for (range, with) in edits {
-        out.extend_from_slice(&body[copied..range.start]);
-        out.extend_from_slice(&with);
-        copied = range.end;
-    }
-    out.extend_from_slice(&body[copied..]);
-    out
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Whether a chat chunk is the usage-only chunk the gateway asked for (`choices: []`, usage
-/// set), which a client that did not ask for usage must not see.
-pub fn is_usage_only_chunk(event: &Value) -> bool {
-    event
-        .get("choices")
-        .and_then(Value::as_array)
-        .is_some_and(|c| c.is_empty())
-        && event.get("usage").is_some_and(|u| !u.is_null())
 }
 
 #[cfg(test)]
@@ -802,7 +645,7 @@ mod tests {
 
     #[test]
     fn messages_stream_usage_merges_start_and_delta() {
-        let mut s = StreamUsage::default();
+        let mut s = StreamUsage::new(Family::Other);
         s.observe(
             &json!({"type": "message_start", "message": {"id": "msg_1", "model": "claude-x",
             "usage": {"input_tokens": 10, "cache_read_input_tokens": 90, "output_tokens": 1}}}),
@@ -887,13 +730,13 @@ mod tests {
 
     #[test]
     fn stream_usage_prefers_reported_and_falls_back_to_text() {
-        let mut s = StreamUsage::default();
+        let mut s = StreamUsage::new(Family::Other);
         s.observe(&json!({"model": "gpt-4o-2024", "choices": [{"index": 0, "delta": {"content": "abcdefgh"}}]}));
         assert_eq!(s.charge(10), Usage::new(10, 2));
         s.observe(&json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}));
         let usage_chunk =
             json!({"choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": 3}});
-        assert!(is_usage_only_chunk(&usage_chunk));
+        assert!(super::super::chat::is_usage_only_chunk(&usage_chunk));
         s.observe(&usage_chunk);
         assert_eq!(s.charge(10), Usage::new(11, 3));
         assert_eq!(s.finish_reasons, ["stop"]);
@@ -901,7 +744,8 @@ mod tests {
     }
 
     fn asks(body: &str) -> Option<String> {
-        request_stream_usage(Endpoint::ChatCompletions, body.as_bytes())
+        Family::ChatCompletions
+            .ask_for_stream_usage(body.as_bytes())
             .map(|b| String::from_utf8(b).unwrap())
     }
 
@@ -916,7 +760,7 @@ mod tests {
         assert_eq!(v["stream_options"]["include_usage"], true);
         assert_eq!(asks(&r), None);
         assert_eq!(
-            request_stream_usage(Endpoint::Responses, br#"{"model": "m"}"#),
+            Family::Responses.ask_for_stream_usage(br#"{"model": "m"}"#),
             None
         );
         assert_eq!(asks(r#"{"stream_options": 3}"#), None);
@@ -1001,12 +845,12 @@ mod tests {
 
     #[test]
     fn responses_stream_usage() {
-        let mut s = StreamUsage::default();
+        let mut s = StreamUsage::new(Family::Other);
         s.observe(&json!({"type": "response.output_text.delta", "delta": "abcd"}));
         assert_eq!(s.charge(1).completion, 1);
         s.observe(&json!({"type": "response.completed", "response": {"status": "completed", "model": "m", "usage": {"input_tokens": 8, "output_tokens": 2}}}));
         assert_eq!(s.charge(1), Usage::new(8, 2));
-        assert!(!is_usage_only_chunk(
+        assert!(!super::super::chat::is_usage_only_chunk(
             &json!({"choices": [{"index": 0}], "usage": {"prompt_tokens": 1}})
         ));
     }
