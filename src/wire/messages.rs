@@ -215,3 +215,37 @@ impl DeltaKind {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_and_delta_kinds() {
+        assert_eq!(EventKind::of("content_block_delta"), EventKind::BlockDelta);
+        assert_eq!(EventKind::of("content_block_stop"), EventKind::BlockStop);
+        for end in ["message_delta", "message_stop", "error"] {
+            assert!(EventKind::of(end).ends_all_blocks(), "{end}");
+        }
+        for other in ["content_block_start", "ping", "message_start", "brand_new"] {
+            assert!(!EventKind::of(other).ends_all_blocks(), "{other}");
+        }
+        assert_eq!(EventKind::of("brand_new"), EventKind::Other);
+        assert_eq!(DeltaKind::of("thinking_delta"), DeltaKind::Thinking);
+        assert_eq!(DeltaKind::of("signature_delta"), DeltaKind::Signature);
+        assert_eq!(DeltaKind::of("citations_delta"), DeltaKind::Other);
+    }
+
+    #[test]
+    fn errors_in_anthropics_shape() {
+        let e = ApiError::new(429, "rate_limit_error", "slow down");
+        let v: Value = serde_json::from_slice(&error_json(&e)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}})
+        );
+        assert_eq!(error_type(529), "overloaded_error");
+        assert_eq!(error_type(502), "api_error");
+        assert_eq!(error_type(400), "invalid_request_error");
+    }
+}

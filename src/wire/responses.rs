@@ -141,3 +141,46 @@ impl<'t> EventKind<'t> {
 pub fn is_audio_stem(stem: &str) -> bool {
     stem.ends_with(".audio") || stem.ends_with(".output_audio")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_types() {
+        assert_eq!(
+            EventKind::of("response.output_text.delta"),
+            EventKind::Delta("response.output_text")
+        );
+        assert_eq!(
+            EventKind::of("response.function_call_arguments.done"),
+            EventKind::Done("response.function_call_arguments")
+        );
+        assert_eq!(
+            EventKind::of("response.content_part.done"),
+            EventKind::PartDone
+        );
+        assert_eq!(
+            EventKind::of("response.output_item.added"),
+            EventKind::Whole
+        );
+        assert_eq!(
+            EventKind::of("response.output_item.done"),
+            EventKind::ItemDone
+        );
+        assert_eq!(EventKind::of("response.completed"), EventKind::Last);
+        assert_eq!(
+            EventKind::of("transcript.text.delta"),
+            EventKind::Delta("transcript.text")
+        );
+        assert_eq!(
+            EventKind::of("response.mcp_call_arguments.delta"),
+            EventKind::Delta("response.mcp_call_arguments")
+        );
+        assert_eq!(EventKind::of("error"), EventKind::Other);
+        assert!(is_audio_stem("response.audio"));
+        assert!(is_audio_stem("response.output_audio"));
+        assert!(!is_audio_stem("response.audio_transcript"));
+        assert!(!is_audio_stem("response.output_audio_transcript"));
+    }
+}

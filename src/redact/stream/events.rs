@@ -1,5 +1,7 @@
 //! Typed events (`{"type": …}`): the Responses API, streamed transcriptions, and any other
 //! stream that is not Chat Completions. Deny by default: the event types are not a list.
+//! What each type means is [`crate::wire::responses::EventKind`]; this module keeps the
+//! channels.
 //!
 //! - An event whose `type` ends in `.delta` and whose `delta` is text is a **channel**, keyed
 //!   by its type (less the suffix) and its `output_index` and `content_index` or
@@ -27,6 +29,7 @@ use crate::redact::json::{decode_str, parse, Edits};
 use crate::redact::request_redaction::RequestRedaction;
 use crate::redact::scanner::{Recorder, Scanner};
 use crate::redact::walk;
+use crate::wire::responses::{is_audio_stem, EventKind as Kind};
 use crate::wire::sse::Event;
 
 type Raw<'a> = &'a RawValue;
@@ -52,54 +55,6 @@ struct TypedEvent<'a> {
 /// gaps or repeats, which clients that check the order report as lost events.
 fn next_number(next: Option<u64>, raw: Raw<'_>) -> Option<u64> {
     next.or_else(|| raw.get().parse().ok())
-}
-
-/// What an event type means for the channels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind<'t> {
-    /// `<stem>.delta`.
-    Delta(&'t str),
-    /// `<stem>.done`.
-    Done(&'t str),
-    /// `content_part.done`, `reasoning_summary_part.done`.
-    PartDone,
-    /// `response.output_item.done`.
-    ItemDone,
-    /// `response.completed`, `incomplete`, `failed`.
-    Last,
-    /// Anything else that repeats streamed text (`*.added`, `response.created`, …).
-    Whole,
-    /// Anything else.
-    Other,
-}
-
-fn classify(kind: &str) -> Kind<'_> {
-    match kind {
-        "response.content_part.done" | "response.reasoning_summary_part.done" => {
-            return Kind::PartDone
-        }
-        "response.output_item.done" => return Kind::ItemDone,
-        "response.completed" | "response.incomplete" | "response.failed" => return Kind::Last,
-        "response.created"
-        | "response.in_progress"
-        | "response.queued"
-        | "response.output_item.added"
-        | "response.content_part.added"
-        | "response.reasoning_summary_part.added" => return Kind::Whole,
-        _ => {}
-    }
-    if let Some(stem) = kind.strip_suffix(".delta") {
-        return Kind::Delta(stem);
-    }
-    if let Some(stem) = kind.strip_suffix(".done") {
-        return Kind::Done(stem);
-    }
-    Kind::Other
-}
-
-/// Audio deltas carry base64 sound, not text.
-fn is_audio(stem: &str) -> bool {
-    stem.ends_with(".audio") || stem.ends_with(".output_audio")
 }
 
 fn index(raw: Option<Raw<'_>>) -> u64 {
@@ -132,7 +87,7 @@ impl StreamRedactor {
         out: &mut Vec<Emit>,
     ) -> Result<(), RedactError> {
         let e: TypedEvent = parse(&ev.data)?;
-        let kind = e.kind.as_deref().map_or(Kind::Other, classify);
+        let kind = e.kind.as_deref().map_or(Kind::Other, Kind::of);
         let outer = index(e.output_index);
         let inner = index(e.summary_index.or(e.content_index));
         let text_delta = e.delta.filter(|r| r.get().starts_with('"'));
@@ -173,7 +128,7 @@ impl StreamRedactor {
         if let (Kind::Delta(stem), Some(raw)) = (kind, text_delta) {
             let text = decode_str(raw)?;
             skip.push(offset(&ev.data, raw));
-            let opaque = is_audio(stem) && walk::is_base64(&text);
+            let opaque = is_audio_stem(stem) && walk::is_base64(&text);
             if !opaque {
                 let key = Key {
                     outer,
@@ -290,35 +245,6 @@ fn droppable(data: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn event_types() {
-        assert_eq!(
-            classify("response.output_text.delta"),
-            Kind::Delta("response.output_text")
-        );
-        assert_eq!(
-            classify("response.function_call_arguments.done"),
-            Kind::Done("response.function_call_arguments")
-        );
-        assert_eq!(classify("response.content_part.done"), Kind::PartDone);
-        assert_eq!(classify("response.output_item.added"), Kind::Whole);
-        assert_eq!(classify("response.output_item.done"), Kind::ItemDone);
-        assert_eq!(classify("response.completed"), Kind::Last);
-        assert_eq!(
-            classify("transcript.text.delta"),
-            Kind::Delta("transcript.text")
-        );
-        assert_eq!(
-            classify("response.mcp_call_arguments.delta"),
-            Kind::Delta("response.mcp_call_arguments")
-        );
-        assert_eq!(classify("error"), Kind::Other);
-        assert!(is_audio("response.audio"));
-        assert!(is_audio("response.output_audio"));
-        assert!(!is_audio("response.audio_transcript"));
-        assert!(!is_audio("response.output_audio_transcript"));
-    }
 
     #[test]
     fn droppable_deltas() {

@@ -1,6 +1,8 @@
 //! Anthropic's Messages API streams: `message_start`, `content_block_start`,
 //! `content_block_delta`, `content_block_stop`, `message_delta`, `message_stop`, `ping`,
-//! `error`, and whatever types come next. Deny by default, as for typed events:
+//! `error`, and whatever types come next (what each means is
+//! [`crate::wire::messages::EventKind`] and [`DeltaKind`]; this module keeps the channels).
+//! Deny by default, as for typed events:
 //!
 //! - A `content_block_delta` whose delta carries text — `text_delta.text`,
 //!   `input_json_delta.partial_json` (a tool's input as partial JSON), `thinking_delta.thinking`
@@ -29,6 +31,7 @@ use crate::redact::json::{decode_str, parse, Edits};
 use crate::redact::request_redaction::RequestRedaction;
 use crate::redact::scanner::{Recorder, Scanner};
 use crate::redact::walk;
+use crate::wire::messages::{DeltaKind, EventKind};
 use crate::wire::sse::Event;
 
 type Raw<'a> = &'a RawValue;
@@ -77,25 +80,23 @@ impl StreamRedactor {
     ) -> Result<(), RedactError> {
         let e: MessagesEvent = parse(&ev.data)?;
         let index = e.index.unwrap_or(0);
-        match e.kind.as_deref() {
-            Some("content_block_stop") => {
-                self.flush_where(scanner, |k| k.outer == index, cx, out)?;
-                self.thinking.remove(&index);
-            }
-            Some("message_delta" | "message_stop" | "error") => {
-                self.flush_where(scanner, |_| true, cx, out)?;
-            }
-            _ => {}
+        let kind = EventKind::of(e.kind.as_deref().unwrap_or(""));
+        if kind == EventKind::BlockStop {
+            self.flush_where(scanner, |k| k.outer == index, cx, out)?;
+            self.thinking.remove(&index);
+        } else if kind.ends_all_blocks() {
+            self.flush_where(scanner, |_| true, cx, out)?;
         }
         let mut edits = Edits::new(&ev.data);
         let mut skip = Vec::new();
         let mut emptied = false;
-        if let (Some("content_block_delta"), Some(delta)) = (e.kind.as_deref(), &e.delta) {
-            let channel = match delta.kind.as_deref() {
-                Some("text_delta") => delta.text.map(|r| (r, Field::BlockText)),
-                Some("input_json_delta") => delta.partial_json.map(|r| (r, Field::BlockJson)),
-                Some("thinking_delta") => delta.thinking.map(|r| (r, Field::BlockThinking)),
-                _ => None,
+        if let (EventKind::BlockDelta, Some(delta)) = (kind, &e.delta) {
+            let delta_kind = DeltaKind::of(delta.kind.as_deref().unwrap_or(""));
+            let channel = match delta_kind {
+                DeltaKind::Text => delta.text.map(|r| (r, Field::BlockText)),
+                DeltaKind::InputJson => delta.partial_json.map(|r| (r, Field::BlockJson)),
+                DeltaKind::Thinking => delta.thinking.map(|r| (r, Field::BlockThinking)),
+                DeltaKind::Signature | DeltaKind::Other => None,
             };
             if let Some((raw, field)) = channel.filter(|(r, _)| r.get().starts_with('"')) {
                 let text = decode_str(raw)?;
@@ -117,7 +118,7 @@ impl StreamRedactor {
                     c.template = Some(ev.clone());
                 }
             }
-            if let (Some("signature_delta"), Some(raw)) = (delta.kind.as_deref(), delta.signature) {
+            if let (DeltaKind::Signature, Some(raw)) = (delta_kind, delta.signature) {
                 // The thinking text before it is complete: out with what is held, then seal.
                 let key = Key {
                     outer: index,
