@@ -7,13 +7,17 @@
 //!   `usage` at the top level, finish reasons per choice; a stream reports usage only when
 //!   asked ([`ask_for_usage`]), and the chunk that answers is hidden from a client that did not
 //!   ask ([`is_usage_only_chunk`]).
-//! - Stream events: chunks whose choices carry text in pieces (`redact/stream/chat.rs` keeps
-//!   one channel per choice and field).
+//! - Stream events: every chunk is of one kind; its choices carry texts in pieces
+//!   ([`Chunk`], [`ChoiceText`]: the table of a choice's streamed text fields), and a chunk
+//!   left with only empty texts may be dropped ([`is_empty_chunk`]). `redact/stream/chat.rs`
+//!   keeps one channel per choice and text.
 //! - Errors: OpenAI's shape.
 
 use std::ops::Range;
 
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 use super::members::{body_start, is_empty_object, members, Member};
 use super::usage::{str_len, AnswerProbe, StreamUsage, Tally};
@@ -231,4 +235,344 @@ pub fn is_usage_only_chunk(event: &Value) -> bool {
         .and_then(Value::as_array)
         .is_some_and(|c| c.is_empty())
         && event.get("usage").is_some_and(|u| !u.is_null())
+}
+
+/// A streamed chunk, as far as its texts go: everything else of it is left as it is.
+#[derive(Debug, Deserialize)]
+pub struct Chunk<'a> {
+    /// Its choices.
+    #[serde(borrow)]
+    pub choices: Option<Vec<Choice<'a>>>,
+}
+
+/// One choice of a chunk.
+#[derive(Debug, Deserialize)]
+pub struct Choice<'a> {
+    index: Option<u64>,
+    #[serde(borrow)]
+    delta: Option<Delta<'a>>,
+    #[serde(borrow)]
+    text: Option<&'a RawValue>,
+    #[serde(borrow)]
+    finish_reason: Option<&'a RawValue>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Delta<'a> {
+    #[serde(borrow)]
+    content: Option<&'a RawValue>,
+    #[serde(borrow)]
+    refusal: Option<&'a RawValue>,
+    #[serde(borrow)]
+    reasoning_content: Option<&'a RawValue>,
+    #[serde(borrow)]
+    tool_calls: Option<Vec<ToolDelta<'a>>>,
+    #[serde(borrow)]
+    function_call: Option<FunctionDelta<'a>>,
+    #[serde(borrow)]
+    audio: Option<AudioDelta<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AudioDelta<'a> {
+    #[serde(borrow)]
+    transcript: Option<&'a RawValue>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PartDelta<'a> {
+    index: Option<u64>,
+    #[serde(borrow)]
+    text: Option<&'a RawValue>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ToolDelta<'a> {
+    index: Option<u64>,
+    #[serde(borrow)]
+    function: Option<FunctionDelta<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FunctionDelta<'a> {
+    #[serde(borrow)]
+    arguments: Option<&'a RawValue>,
+}
+
+/// A text of a choice that streams in pieces: the table of a chunk's text fields. Every other
+/// string of a chunk is scanned whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ChoiceText {
+    /// `delta.content` (a string).
+    Content,
+    /// `delta.content[].text` (content given as parts), per part.
+    ContentPart,
+    /// `delta.refusal`.
+    Refusal,
+    /// `delta.reasoning_content` (OpenAI-compatible reasoning servers).
+    Reasoning,
+    /// `delta.audio.transcript` (audio output).
+    AudioTranscript,
+    /// `delta.tool_calls[].function.arguments`, per tool call.
+    ToolArgs,
+    /// `delta.function_call.arguments` (legacy).
+    FunctionArgs,
+    /// A completion's `choices[].text`.
+    Text,
+}
+
+/// One streamed text of a choice: which one, its part or tool call (`inner`), and the JSON
+/// value in the chunk (a string, or something else the caller leaves to the scan).
+#[derive(Debug, Clone, Copy)]
+pub struct Piece<'a> {
+    /// Which text.
+    pub field: ChoiceText,
+    /// The content part or tool call it belongs to (0 for the others).
+    pub inner: u64,
+    /// Its value, borrowed from the chunk.
+    pub raw: &'a RawValue,
+}
+
+impl<'a> Choice<'a> {
+    /// The choice's `index` (0 when absent).
+    pub fn index(&self) -> u64 {
+        self.index.unwrap_or(0)
+    }
+
+    /// Whether the choice has a `finish_reason` (its texts are complete).
+    pub fn finishing(&self) -> bool {
+        self.finish_reason.is_some()
+    }
+
+    /// The choice's streamed texts, in the chunk's order.
+    ///
+    /// # Errors
+    ///
+    /// When `delta.content` is an array that is not a list of parts.
+    pub fn texts(&self) -> Result<Vec<Piece<'a>>, serde_json::Error> {
+        let piece = |field, inner, raw| Piece { field, inner, raw };
+        let mut out = Vec::new();
+        if let Some(t) = self.text {
+            out.push(piece(ChoiceText::Text, 0, t));
+        }
+        let Some(d) = &self.delta else {
+            return Ok(out);
+        };
+        match d.content {
+            Some(parts) if parts.get().starts_with('[') => {
+                let parts: Vec<PartDelta<'a>> = serde_json::from_str(parts.get())?;
+                for (position, part) in parts.iter().enumerate() {
+                    if let Some(text) = part.text {
+                        let inner = part.index.unwrap_or(position as u64);
+                        out.push(piece(ChoiceText::ContentPart, inner, text));
+                    }
+                }
+            }
+            Some(text) => out.push(piece(ChoiceText::Content, 0, text)),
+            None => {}
+        }
+        let simple = [
+            (ChoiceText::Refusal, d.refusal),
+            (ChoiceText::Reasoning, d.reasoning_content),
+            (
+                ChoiceText::AudioTranscript,
+                d.audio.as_ref().and_then(|a| a.transcript),
+            ),
+        ];
+        out.extend(
+            simple
+                .into_iter()
+                .filter_map(|(f, raw)| Some(piece(f, 0, raw?))),
+        );
+        for (position, call) in d.tool_calls.iter().flatten().enumerate() {
+            let inner = call.index.unwrap_or(position as u64);
+            if let Some(args) = call.function.as_ref().and_then(|f| f.arguments) {
+                out.push(piece(ChoiceText::ToolArgs, inner, args));
+            }
+        }
+        if let Some(args) = d.function_call.as_ref().and_then(|f| f.arguments) {
+            out.push(piece(ChoiceText::FunctionArgs, 0, args));
+        }
+        Ok(out)
+    }
+}
+
+impl ChoiceText {
+    /// A choice carrying `text` as this field (of part or tool call `inner`): the `choices[]`
+    /// element of a chunk the gateway writes itself, to send held-back text.
+    pub fn choice(self, index: u64, inner: u64, text: &str) -> Value {
+        let text = Value::from(text);
+        let mut choice = Map::new();
+        choice.insert("index".into(), Value::from(index));
+        if self == ChoiceText::Text {
+            choice.insert("text".into(), text);
+            choice.insert("logprobs".into(), Value::Null);
+        } else {
+            let delta = match self {
+                ChoiceText::Refusal => object([("refusal", text)]),
+                ChoiceText::Reasoning => object([("reasoning_content", text)]),
+                ChoiceText::AudioTranscript => object([("audio", object([("transcript", text)]))]),
+                ChoiceText::ContentPart => object([(
+                    "content",
+                    Value::Array(vec![object([
+                        ("index", Value::from(inner)),
+                        ("type", Value::from("text")),
+                        ("text", text),
+                    ])]),
+                )]),
+                ChoiceText::ToolArgs => object([(
+                    "tool_calls",
+                    Value::Array(vec![object([
+                        ("index", Value::from(inner)),
+                        ("function", object([("arguments", text)])),
+                    ])]),
+                )]),
+                ChoiceText::FunctionArgs => {
+                    object([("function_call", object([("arguments", text)]))])
+                }
+                ChoiceText::Content | ChoiceText::Text => object([("content", text)]),
+            };
+            choice.insert("delta".into(), delta);
+        }
+        choice.insert("finish_reason".into(), Value::Null);
+        Value::Object(choice)
+    }
+}
+
+fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+    Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}
+
+/// Whether a chunk carries nothing but empty texts: no role, no finish reason, no tool-call
+/// id or name, no usage. Such a chunk, once its text is held back, need not be sent.
+pub fn is_empty_chunk(data: &str) -> bool {
+    let Ok(Value::Object(chunk)) = serde_json::from_str::<Value>(data) else {
+        return false;
+    };
+    let no_usage = chunk.get("usage").is_none_or(Value::is_null);
+    let Some(Value::Array(choices)) = chunk.get("choices") else {
+        return false;
+    };
+    no_usage && !choices.is_empty() && choices.iter().all(empty_choice)
+}
+
+fn empty_choice(choice: &Value) -> bool {
+    let Value::Object(c) = choice else {
+        return false;
+    };
+    c.iter().all(|(k, v)| match k.as_str() {
+        "index" => true,
+        "finish_reason" | "logprobs" => v.is_null(),
+        "text" => is_empty_text(v),
+        "delta" => only(
+            v,
+            &[
+                "content",
+                "refusal",
+                "reasoning_content",
+                "tool_calls",
+                "function_call",
+            ],
+            |k, v| match k {
+                "tool_calls" => v.as_array().is_some_and(|calls| {
+                    calls.iter().all(|c| {
+                        only(c, &["index", "function"], |k, v| {
+                            k == "index" || empty_arguments(v)
+                        })
+                    })
+                }),
+                "function_call" => empty_arguments(v),
+                _ => is_empty_text(v),
+            },
+        ),
+        _ => false,
+    })
+}
+
+fn empty_arguments(v: &Value) -> bool {
+    only(v, &["arguments"], |_, v| is_empty_text(v))
+}
+
+fn is_empty_text(v: &Value) -> bool {
+    v.is_null() || v.as_str() == Some("")
+}
+
+/// `v` is an object whose keys are all in `keys` and whose values satisfy `ok`.
+fn only(v: &Value, keys: &[&str], ok: impl Fn(&str, &Value) -> bool) -> bool {
+    v.as_object().is_some_and(|m| {
+        m.iter()
+            .all(|(k, v)| keys.contains(&k.as_str()) && ok(k, v))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_chunks() {
+        assert!(is_empty_chunk(
+            r#"{"id":"c1","choices":[{"index":0,"delta":{"content":""},"finish_reason":null}]}"#
+        ));
+        assert!(is_empty_chunk(
+            r#"{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":""}}]}}]}"#
+        ));
+        assert!(is_empty_chunk(
+            r#"{"choices":[{"index":0,"text":"","finish_reason":null,"logprobs":null}]}"#
+        ));
+        assert!(!is_empty_chunk(
+            r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#
+        ));
+        assert!(!is_empty_chunk(
+            r#"{"choices":[{"index":0,"delta":{"content":""},"finish_reason":"stop"}]}"#
+        ));
+        assert!(!is_empty_chunk(
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","function":{"name":"f","arguments":""}}]}}]}"#
+        ));
+        assert!(!is_empty_chunk(
+            r#"{"choices":[{"index":0,"delta":{"content":""}}],"usage":{"total_tokens":3}}"#
+        ));
+        assert!(!is_empty_chunk(r#"{"choices":[]}"#));
+    }
+
+    #[test]
+    fn a_choices_texts_in_order() {
+        let data = r#"{"choices":[{"index":2,"text":"t","delta":{"content":[{"type":"text","text":"p0"},{"index":5,"type":"text","text":"p5"}],"refusal":"r","reasoning_content":"why","audio":{"transcript":"said"},"tool_calls":[{"index":1,"function":{"arguments":"{"}}],"function_call":{"arguments":"}"}},"finish_reason":"stop"}]}"#;
+        let chunk: Chunk = serde_json::from_str(data).unwrap();
+        let choice = &chunk.choices.as_ref().unwrap()[0];
+        assert_eq!((choice.index(), choice.finishing()), (2, true));
+        let texts: Vec<(ChoiceText, u64, &str)> = choice
+            .texts()
+            .unwrap()
+            .iter()
+            .map(|p| (p.field, p.inner, p.raw.get()))
+            .collect();
+        use ChoiceText::*;
+        assert_eq!(
+            texts,
+            [
+                (Text, 0, "\"t\""),
+                (ContentPart, 0, "\"p0\""),
+                (ContentPart, 5, "\"p5\""),
+                (Refusal, 0, "\"r\""),
+                (Reasoning, 0, "\"why\""),
+                (AudioTranscript, 0, "\"said\""),
+                (ToolArgs, 1, "\"{\""),
+                (FunctionArgs, 0, "\"}\""),
+            ]
+        );
+        // Each field written back is read back as the same field.
+        for (field, inner, _) in texts {
+            let chunk = serde_json::json!({"choices": [field.choice(3, inner, "x")]}).to_string();
+            let read: Chunk = serde_json::from_str(&chunk).unwrap();
+            let pieces = read.choices.as_ref().unwrap()[0].texts().unwrap();
+            assert_eq!(pieces.len(), 1, "{chunk}");
+            assert_eq!(
+                (pieces[0].field, pieces[0].inner),
+                (field, inner),
+                "{chunk}"
+            );
+            assert_eq!(pieces[0].raw.get(), "\"x\"");
+        }
+    }
 }

@@ -22,6 +22,7 @@ use super::redactor::Inner;
 use super::request_redaction::RequestRedaction;
 use super::scanner::{Recorder, Scanner};
 use super::text_stream::TextStream;
+use crate::wire::chat::ChoiceText;
 use crate::wire::sse::{self, Event, Item, Parser, DEFAULT_MAX_EVENT_BYTES};
 use crate::wire::{Family, StreamShape};
 
@@ -34,22 +35,9 @@ const MAX_STEMS: usize = 256;
 /// Which text of an event a channel follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Field {
-    /// Chat `delta.content` (a string).
-    Content,
-    /// Chat `delta.content[].text` (content given as parts); the key's `inner` is the part.
-    ContentPart,
-    /// Chat `delta.refusal`.
-    Refusal,
-    /// Chat `delta.reasoning_content` (OpenAI-compatible reasoning servers).
-    Reasoning,
-    /// Chat `delta.audio.transcript` (audio output).
-    AudioTranscript,
-    /// Chat `delta.tool_calls[].function.arguments`; the key's `inner` is the tool call index.
-    ToolArgs,
-    /// Chat `delta.function_call.arguments` (legacy).
-    FunctionArgs,
-    /// Completions `choices[].text`.
-    Text,
+    /// A streamed text of a Chat Completions or Completions choice; the key's `outer` is the
+    /// choice, its `inner` the content part or tool call.
+    Choice(ChoiceText),
     /// Messages API `text_delta.text`; the key's `outer` is the content block's index.
     BlockText,
     /// Messages API `input_json_delta.partial_json` (a tool's input, as partial JSON).
