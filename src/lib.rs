@@ -1,8 +1,10 @@
 //! Veilgate: an OpenAI-compatible LLM gateway built on Pingora.
 //!
 //! The request path is a row of plain stages (see `docs/ARCHITECTURE.md`): [`config`] builds the
-//! validated runtime model, [`openai`] knows the wire format, [`gateway`] holds the thin
-//! Pingora glue that calls the stages in order.
+//! validated configuration, [`runtime`] turns it into what requests run, [`wire`] knows the
+//! wire formats (one module per API family), [`redact`], [`limits`] and [`telemetry`] are the
+//! policies, and [`gateway`] holds the Pingora adapter and the pipeline that calls the stages
+//! in order.
 
 #![deny(missing_docs)]
 
