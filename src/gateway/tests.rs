@@ -529,6 +529,44 @@ async fn a_paths_route_gets_attempts_redaction_and_the_rest_of_the_path() {
     assert_eq!(ctx.record.route, "files");
 }
 
+/// A `paths:` route relays an API the gateway does not know; its stream is read in the shape
+/// its first event shows, so a secret split over two Messages-style deltas is still caught.
+#[tokio::test]
+async fn a_paths_routes_stream_is_redacted_across_events_whatever_its_api() {
+    let ups = Upstreams::new();
+    let (a, b) = GITHUB_TOKEN.split_at(12);
+    let ev =
+        |v: serde_json::Value| format!("event: {}\ndata: {v}\n\n", v["type"].as_str().unwrap());
+    let delta = |t: &str| {
+        ev(
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}}),
+        )
+    };
+    ups.then(
+        "primary",
+        Script::sse(&[
+            &ev(json!({"type": "message_start", "message": {"id": "m", "content": []}})),
+            &ev(json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
+            &delta(&format!("token {a}")),
+            &delta(&format!("{b} end")),
+            &ev(json!({"type": "content_block_stop", "index": 0})),
+            &ev(json!({"type": "message_stop"})),
+        ]),
+    );
+    let p = super::fake::pipeline(BASE, &ups);
+    let mut c = Client::request(
+        "POST",
+        "/v1/files/stream",
+        &[("content-type", "application/json")],
+        "{}",
+    );
+    serve(&p, &mut c).await;
+    assert_eq!(c.status(), 200, "{}", c.text());
+    let text = c.text();
+    assert!(!text.contains(a) && !text.contains(b), "{text}");
+    assert!(text.contains("[REDACTED:github_token]"), "{text}");
+}
+
 #[tokio::test]
 async fn a_large_upload_is_streamed_once_through_redaction() {
     let ups = Upstreams::new();

@@ -79,6 +79,34 @@ pub enum StreamShape {
     Blocks,
 }
 
+impl StreamShape {
+    /// The shape of a stream of an unknown API ([`Family::Other`]: a `paths:` route), read
+    /// from its first JSON event: chunks with `choices` are [`StreamShape::Choices`], an event
+    /// typed as one of the Messages API's is [`StreamShape::Blocks`], anything else
+    /// [`StreamShape::Typed`]. The texts that stream in pieces are then followed across events
+    /// as on the family's own endpoint, so a value split over two events is still redacted.
+    pub fn sniff(data: &str) -> StreamShape {
+        #[derive(serde::Deserialize)]
+        struct Probe<'a> {
+            choices: Option<serde::de::IgnoredAny>,
+            #[serde(rename = "type", borrow)]
+            kind: Option<std::borrow::Cow<'a, str>>,
+        }
+        let Ok(probe) = serde_json::from_str::<Probe<'_>>(data) else {
+            return StreamShape::Typed;
+        };
+        if probe.choices.is_some() {
+            return StreamShape::Choices;
+        }
+        match probe.kind.as_deref().map(messages::EventKind::of) {
+            Some(messages::EventKind::Other | messages::EventKind::End) | None => {
+                StreamShape::Typed
+            }
+            Some(_) => StreamShape::Blocks,
+        }
+    }
+}
+
 impl Family {
     /// Every family, for tables and tests.
     pub const ALL: [Family; 7] = [
@@ -104,7 +132,8 @@ impl Family {
         }
     }
 
-    /// How this family's streams carry text.
+    /// How this family's streams carry text ([`Family::Other`]'s: until its first event is
+    /// read with [`StreamShape::sniff`], typed events).
     pub fn stream_shape(self) -> StreamShape {
         match self {
             Family::ChatCompletions | Family::Completions => StreamShape::Choices,
@@ -209,5 +238,32 @@ mod tests {
         assert_eq!(Messages.family().error_shape(), ErrorShape::Anthropic);
         assert_eq!(Responses.family().error_shape(), ErrorShape::OpenAi);
         assert!(MessagesCountTokens.is_free() && !Messages.is_free());
+    }
+
+    #[test]
+    fn an_unknown_apis_stream_shape_is_read_from_its_first_event() {
+        let sniff = StreamShape::sniff;
+        assert_eq!(
+            sniff(r#"{"id":"c","choices":[{"index":0,"delta":{"content":"a"}}]}"#),
+            StreamShape::Choices
+        );
+        assert_eq!(
+            sniff(r#"{"type":"message_start","message":{"id":"m"}}"#),
+            StreamShape::Blocks
+        );
+        assert_eq!(
+            sniff(r#"{"type":"content_block_delta","index":0,"delta":{}}"#),
+            StreamShape::Blocks
+        );
+        for typed in [
+            r#"{"type":"response.created","response":{}}"#,
+            r#"{"type":"transcript.text.delta","delta":"a"}"#,
+            r#"{"type":"error","error":{}}"#,
+            r#"{"anything":1}"#,
+            r#"[1,2]"#,
+            "not json",
+        ] {
+            assert_eq!(sniff(typed), StreamShape::Typed, "{typed}");
+        }
     }
 }

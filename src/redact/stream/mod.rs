@@ -154,6 +154,9 @@ enum State {
 pub struct StreamRedactor {
     inner: Arc<Inner>,
     family: Family,
+    /// How the stream carries text: the family's, or for an unknown API ([`Family::Other`])
+    /// read from its first event (`None` until then).
+    shape: Option<StreamShape>,
     parser: Parser,
     channels: Channels,
     /// Chat/completions: the data of the latest chunk, the envelope of synthesized chunks.
@@ -188,6 +191,7 @@ impl StreamRedactor {
         StreamRedactor {
             inner,
             family,
+            shape: (family != Family::Other).then(|| family.stream_shape()),
             parser: Parser::new(DEFAULT_MAX_EVENT_BYTES),
             channels: Channels::default(),
             envelope: None,
@@ -331,7 +335,10 @@ impl StreamRedactor {
             out.push(Emit::Event(ev));
             return Ok(());
         }
-        match self.family.stream_shape() {
+        let shape = *self
+            .shape
+            .get_or_insert_with(|| StreamShape::sniff(&ev.data));
+        match shape {
             StreamShape::Choices => self.chat_event(scanner, ev, cx, out),
             StreamShape::Blocks => self.messages_event(scanner, ev, cx, out),
             StreamShape::Typed => self.typed_event(scanner, ev, cx, out),
@@ -382,7 +389,7 @@ impl StreamRedactor {
             if held.is_empty() {
                 continue;
             }
-            match self.family.stream_shape() {
+            match self.shape.unwrap_or(StreamShape::Typed) {
                 StreamShape::Choices => {
                     chat::write_synthesized(self.envelope.as_deref(), key, &held, out)?;
                 }

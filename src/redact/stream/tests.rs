@@ -1004,3 +1004,41 @@ fn messages_placeholders_split_across_deltas_are_restored() {
         "The user <EMAIL_1> asked."
     );
 }
+
+/// A stream of an API the gateway does not know (a `paths:` route, `Family::Other`) is read
+/// in the shape its first event shows: a key split over two chat chunks, or over two
+/// Messages deltas, is redacted whole, as on the family's own endpoint. (Read as typed
+/// events, each piece alone would have been scanned, and passed.)
+#[test]
+fn an_unknown_apis_stream_follows_texts_split_across_events() {
+    let r = redactor(|_| {});
+    let key = aws_key();
+    let chat = [
+        chunk_event(0, json!({"role": "assistant", "content": "key "}), None),
+        chunk_event(0, json!({"content": &key[..9]}), None),
+        chunk_event(0, json!({"content": &key[9..]}), None),
+        chunk_event(0, json!({}), Some("stop")),
+        "data: [DONE]\n\n".to_owned(),
+    ]
+    .concat();
+    let messages = messages_stream(&[("text", &["key ", &key[..9], &key[9..], " end"])]);
+    for input in [chat, messages] {
+        for chunk in [1, 13, input.len()] {
+            let mut cx = RequestRedaction::default();
+            let out = run(
+                &mut r.stream(Family::Other),
+                input.as_bytes(),
+                chunk,
+                &mut cx,
+            )
+            .unwrap();
+            let raw = String::from_utf8(out.clone()).unwrap();
+            assert!(
+                !raw.contains(&key[..9]) && !raw.contains(&key[9..]),
+                "{raw}"
+            );
+            assert!(raw.contains("[REDACTED:aws_access_key]"), "{raw}");
+            events(&out);
+        }
+    }
+}
