@@ -530,7 +530,7 @@ async fn a_paths_route_gets_attempts_redaction_and_the_rest_of_the_path() {
 }
 
 /// A `paths:` route relays an API the gateway does not know; its stream is read in the shape
-/// its first event shows, so a secret split over two Messages-style deltas is still caught.
+/// its events show, so a secret split over two Messages-style deltas is still caught.
 #[tokio::test]
 async fn a_paths_routes_stream_is_redacted_across_events_whatever_its_api() {
     let ups = Upstreams::new();

@@ -81,29 +81,31 @@ pub enum StreamShape {
 
 impl StreamShape {
     /// The shape of a stream of an unknown API ([`Family::Other`]: a `paths:` route), read
-    /// from its first JSON event: chunks with `choices` are [`StreamShape::Choices`], an event
-    /// typed as one of the Messages API's is [`StreamShape::Blocks`], anything else
-    /// [`StreamShape::Typed`]. The texts that stream in pieces are then followed across events
-    /// as on the family's own endpoint, so a value split over two events is still redacted.
-    pub fn sniff(data: &str) -> StreamShape {
+    /// from its events until one shows it: chunks with `choices` are [`StreamShape::Choices`],
+    /// an event typed as one of the Messages API's content events is [`StreamShape::Blocks`],
+    /// a `….delta`, `….done` or `response.…` event is [`StreamShape::Typed`]; `None` for an
+    /// event that says nothing (a `ping`, an error, an untyped object), which carries no text
+    /// in pieces and is read as a typed event. Texts that stream in pieces are then followed
+    /// across events as on the family's own endpoint, so a value split over two events is
+    /// still redacted.
+    pub fn sniff(data: &str) -> Option<StreamShape> {
         #[derive(serde::Deserialize)]
         struct Probe<'a> {
             choices: Option<serde::de::IgnoredAny>,
             #[serde(rename = "type", borrow)]
             kind: Option<std::borrow::Cow<'a, str>>,
         }
-        let Ok(probe) = serde_json::from_str::<Probe<'_>>(data) else {
-            return StreamShape::Typed;
-        };
+        let probe = serde_json::from_str::<Probe<'_>>(data).ok()?;
         if probe.choices.is_some() {
-            return StreamShape::Choices;
+            return Some(StreamShape::Choices);
         }
-        match probe.kind.as_deref().map(messages::EventKind::of) {
-            Some(messages::EventKind::Other | messages::EventKind::End) | None => {
-                StreamShape::Typed
-            }
-            Some(_) => StreamShape::Blocks,
+        let kind = probe.kind?;
+        match messages::EventKind::of(&kind) {
+            messages::EventKind::Other | messages::EventKind::End => {}
+            _ => return Some(StreamShape::Blocks),
         }
+        (kind.ends_with(".delta") || kind.ends_with(".done") || kind.starts_with("response."))
+            .then_some(StreamShape::Typed)
     }
 }
 
@@ -241,29 +243,35 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_apis_stream_shape_is_read_from_its_first_event() {
+    fn an_unknown_apis_stream_shape_is_read_from_its_events() {
         let sniff = StreamShape::sniff;
         assert_eq!(
             sniff(r#"{"id":"c","choices":[{"index":0,"delta":{"content":"a"}}]}"#),
-            StreamShape::Choices
+            Some(StreamShape::Choices)
         );
         assert_eq!(
             sniff(r#"{"type":"message_start","message":{"id":"m"}}"#),
-            StreamShape::Blocks
+            Some(StreamShape::Blocks)
         );
         assert_eq!(
             sniff(r#"{"type":"content_block_delta","index":0,"delta":{}}"#),
-            StreamShape::Blocks
+            Some(StreamShape::Blocks)
         );
         for typed in [
             r#"{"type":"response.created","response":{}}"#,
             r#"{"type":"transcript.text.delta","delta":"a"}"#,
+            r#"{"type":"image_generation.done"}"#,
+        ] {
+            assert_eq!(sniff(typed), Some(StreamShape::Typed), "{typed}");
+        }
+        for says_nothing in [
+            r#"{"type":"ping"}"#,
             r#"{"type":"error","error":{}}"#,
             r#"{"anything":1}"#,
             r#"[1,2]"#,
             "not json",
         ] {
-            assert_eq!(sniff(typed), StreamShape::Typed, "{typed}");
+            assert_eq!(sniff(says_nothing), None, "{says_nothing}");
         }
     }
 }

@@ -155,7 +155,7 @@ pub struct StreamRedactor {
     inner: Arc<Inner>,
     family: Family,
     /// How the stream carries text: the family's, or for an unknown API ([`Family::Other`])
-    /// read from its first event (`None` until then).
+    /// read from its events (`None` until one shows it).
     shape: Option<StreamShape>,
     parser: Parser,
     channels: Channels,
@@ -335,9 +335,11 @@ impl StreamRedactor {
             out.push(Emit::Event(ev));
             return Ok(());
         }
-        let shape = *self
-            .shape
-            .get_or_insert_with(|| StreamShape::sniff(&ev.data));
+        // An unknown API's stream: read as typed events until an event shows its shape.
+        if self.shape.is_none() {
+            self.shape = StreamShape::sniff(&ev.data);
+        }
+        let shape = self.shape.unwrap_or(StreamShape::Typed);
         match shape {
             StreamShape::Choices => self.chat_event(scanner, ev, cx, out),
             StreamShape::Blocks => self.messages_event(scanner, ev, cx, out),

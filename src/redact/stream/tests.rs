@@ -1006,7 +1006,7 @@ fn messages_placeholders_split_across_deltas_are_restored() {
 }
 
 /// A stream of an API the gateway does not know (a `paths:` route, `Family::Other`) is read
-/// in the shape its first event shows: a key split over two chat chunks, or over two
+/// in the shape its events show: a key split over two chat chunks, or over two
 /// Messages deltas, is redacted whole, as on the family's own endpoint. (Read as typed
 /// events, each piece alone would have been scanned, and passed.)
 #[test]
@@ -1022,7 +1022,12 @@ fn an_unknown_apis_stream_follows_texts_split_across_events() {
     ]
     .concat();
     let messages = messages_stream(&[("text", &["key ", &key[..9], &key[9..], " end"])]);
-    for input in [chat, messages] {
+    // Events that say nothing of the shape come first: the shape is read from the first one
+    // that does.
+    let quiet = format!(
+        "event: ping\ndata: {{\"type\": \"ping\"}}\n\ndata: {{\"status\": \"starting\"}}\n\n{messages}"
+    );
+    for input in [chat, messages, quiet] {
         for chunk in [1, 13, input.len()] {
             let mut cx = RequestRedaction::default();
             let out = run(
