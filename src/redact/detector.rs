@@ -21,12 +21,12 @@ use regex::Regex;
 use super::assignment::Grammar;
 use super::builtin::Specific;
 use super::byteset::{floor_boundary, is_word, next_boundary, ByteSet};
-use super::jwt;
 use super::match_checks::Check;
 use super::numbers::Number;
 use super::pem::Pem;
 use super::policy::Category;
 use super::token::Token;
+use super::{encoded_jwt, jwt};
 
 /// Bytes after a match that can still decide it: one character of look-ahead (`\b`, `$`).
 pub(crate) const LOOKAHEAD: usize = 4;
@@ -60,6 +60,8 @@ pub(crate) enum Matcher {
     Derived { re: Regex, span: SpanFn },
     /// JSON Web Tokens (hand-written: see `jwt.rs`).
     Jwt,
+    /// JSON Web Tokens in base64 (hand-written: see `encoded_jwt.rs`).
+    EncodedJwt,
     /// A prefix and a run of one byte class (hand-written: see `token.rs`).
     Token(Token),
 }
@@ -159,6 +161,7 @@ impl Matcher {
             Matcher::Assignment(grammar) => grammar.find_at(hay, start),
             Matcher::Prefixed(p) => p.find_at(hay, start),
             Matcher::Jwt => jwt::find_at(hay, start),
+            Matcher::EncodedJwt => encoded_jwt::find_at(hay, start),
             Matcher::Token(t) => t.find_at(hay, start),
         }
     }

@@ -80,6 +80,7 @@ mod byteset;
 mod custom;
 mod derive;
 mod detector;
+mod encoded_jwt;
 mod error;
 mod json;
 mod jwt;

@@ -30,6 +30,7 @@ pub(crate) enum Kind {
     Number(Number),
     Assignment(&'static Grammar),
     Jwt,
+    EncodedJwt,
 }
 
 /// A built-in detector as data. See `detector.rs` for what each declaration promises.
@@ -98,6 +99,10 @@ impl Declaration {
 
     pub(crate) const fn jwt(name: &'static str) -> Declaration {
         Declaration::new(name, Category::Secret, Kind::Jwt)
+    }
+
+    pub(crate) const fn encoded_jwt(name: &'static str) -> Declaration {
+        Declaration::new(name, Category::Secret, Kind::EncodedJwt)
     }
 
     pub(crate) const fn number(name: &'static str, number: Number) -> Declaration {
@@ -364,6 +369,7 @@ fn compile(decl: &Declaration) -> Result<Detector, String> {
         Kind::Number(n) => (Matcher::Number(n), decl.max_len),
         Kind::Assignment(g) => (Matcher::Assignment(g), decl.max_len),
         Kind::Jwt => (Matcher::Jwt, decl.max_len),
+        Kind::EncodedJwt => (Matcher::EncodedJwt, decl.max_len),
     };
     let mut anchors: Vec<Anchor> = decl
         .anchors

@@ -5,6 +5,7 @@ use super::Declaration;
 use crate::redact::assignment::{
     AWS_SECRET, AWS_SECRET_MAX, CONNECTION_STRING, CONNECTION_STRING_MAX, GENERIC, GENERIC_MAX,
 };
+use crate::redact::encoded_jwt::ENCODED_JWT_MAX;
 use crate::redact::jwt::JWT_MAX;
 use crate::redact::match_checks::Check;
 use crate::redact::token::Form;
@@ -132,6 +133,14 @@ pub(crate) const DECLARATIONS: &[Declaration] = &[
         .alphabet(r"A-Za-z0-9_.\-")
         .min_len(31)
         .max_len(JWT_MAX),
+    // A JWT encoded once more in base64, as gitleaks' `jwt-base64` (hand-written: see
+    // `encoded_jwt.rs`).
+    Declaration::encoded_jwt("encoded_jwt")
+        .prefixes(&["ZXlK"])
+        .alphabet(r"A-Za-z0-9/_+=\-")
+        // `ZXlK`, the shortest header parameter (`url`, 7 bytes), 40 more.
+        .min_len(51)
+        .max_len(ENCODED_JWT_MAX),
     Declaration::secret("sendgrid_key", r"\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}")
         .prefixes(&["SG."])
         .alphabet(r"A-Za-z0-9_.\-")
@@ -456,6 +465,16 @@ mod tests {
         finds("jwt", &format!("Bearer {t}"), t);
         misses("jwt", "eyJhbGciOiJIUzI1NiJ9");
         misses("jwt", "eyJ.eyJ.sig");
+    }
+
+    #[test]
+    fn encoded_jwt() {
+        use base64::Engine;
+        let jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
+        let t = base64::engine::general_purpose::STANDARD.encode(jwt);
+        finds("encoded_jwt", &format!("export TOKEN={t}\n"), &t);
+        misses("encoded_jwt", "ZXlKaGJHY2lPaU short");
+        misses("encoded_jwt", &format!("x{t}"));
     }
 
     #[test]
