@@ -119,12 +119,6 @@ impl StreamObserver {
     }
 }
 
-/// What a complete JSON answer of `family` says about usage, model and finish reasons
-/// ([`StreamUsage::from_answer`]).
-pub fn observe_json(family: Family, body: &[u8]) -> StreamUsage {
-    StreamUsage::from_answer(family, body)
-}
-
 /// The usage to charge: reported, or estimated.
 pub fn charged(seen: &StreamUsage, estimated_prompt: u64) -> Usage {
     seen.charge(estimated_prompt)
@@ -212,36 +206,5 @@ mod tests {
         assert_eq!(o.usage.reported, Some(Usage::new(3, 4)));
         assert_eq!(o.usage.finish_reasons, ["stop"]);
         assert_eq!(o.usage.response_model.as_deref(), Some("m2"));
-    }
-
-    #[test]
-    fn json_answers() {
-        let seen = observe_json(Family::Other, br#"{"model":"x","choices":[{"finish_reason":"length"}],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#);
-        assert_eq!(seen.reported, Some(Usage::new(1, 2)));
-        assert_eq!(seen.finish_reasons, ["length"]);
-    }
-
-    #[test]
-    fn json_answers_with_odd_fields_keep_what_is_readable() {
-        // A choice that is not an object, a finish reason that is not a string, a number
-        // for a model: each is ignored, the rest still read.
-        let seen = observe_json(
-            Family::Other,
-            br#"{"id":"x","model":7,"choices":[3,{"finish_reason":null},{"finish_reason":"stop","message":{"content":"a \"quoted\" [text]"}},{"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":"many"}}"#,
-        );
-        assert_eq!(seen.response_model, None);
-        assert_eq!(seen.finish_reasons, ["stop"]);
-        assert_eq!(seen.reported, Some(Usage::new(5, 0)));
-        // Responses API: `status` is the finish reason, input/output token names.
-        let seen = observe_json(
-            Family::Other,
-            br#"{"object":"response","model":"gpt-4o","status":"completed","output":[],"usage":{"input_tokens":3,"output_tokens":4}}"#,
-        );
-        assert_eq!(seen.response_model.as_deref(), Some("gpt-4o"));
-        assert_eq!(seen.finish_reasons, ["completed"]);
-        assert_eq!(seen.reported, Some(Usage::new(3, 4)));
-        // Not JSON: nothing learned, no panic.
-        let seen = observe_json(Family::Other, b"<html>");
-        assert!(seen.reported.is_none() && seen.finish_reasons.is_empty());
     }
 }

@@ -11,12 +11,13 @@ use super::admission::Estimate;
 use super::attempts::error_reason;
 use super::context::RequestCtx;
 use super::downstream::Downstream;
-use super::observe::{self, StreamObserver};
+use super::observe::StreamObserver;
 use super::pipeline::Pipeline;
 use super::transport::{Answer, Transport};
 use super::{scrub, upstream, Stop};
 use crate::config::Upstream;
 use crate::redact::{Direction, Redactor};
+use crate::wire::usage::StreamUsage;
 use crate::wire::{self, ApiError, Family};
 
 /// Largest non-streamed answer the gateway reads whole (to inspect it).
@@ -127,7 +128,7 @@ impl<T: Transport> Pipeline<T> {
             };
             mark_first_token(ctx);
             if success && how.json {
-                let seen = observe::observe_json(family, &body);
+                let seen = StreamUsage::from_answer(family, &body);
                 self.account(ctx, &seen, estimate);
             }
             let body = scrub::KeyScrubber::new(upstream).whole(body);
@@ -138,7 +139,7 @@ impl<T: Transport> Pipeline<T> {
                         self.redact_response(ctx, family, body.clone(), &upstream.name)?;
                     if redacted != body && success {
                         // Traces carry the answer's model and id: as the client sees them.
-                        let seen = observe::observe_json(family, &redacted);
+                        let seen = StreamUsage::from_answer(family, &redacted);
                         ctx.record.response.model = seen.response_model;
                         ctx.record.response.id = seen.response_id;
                     }

@@ -20,13 +20,20 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::members::{body_start, is_empty_object, members, Member};
-use super::usage::{str_len, AnswerProbe, StreamUsage, Tally};
+use super::usage::{str_len, AnswerProbe, Readings, StreamUsage, Tally};
 use super::Endpoint;
 
 /// Members whose base64 values are binary payloads: input and output audio
 /// (`input_audio.data`, `message.audio.data`), files (`file.file_data`), base64 embeddings
 /// (`encoding_format: "base64"`).
 pub const OPAQUE_KEYS: &[&str] = &["audio", "data", "embedding", "file_data"];
+
+/// What this module reads (see [`Family::readings`](super::Family::readings)).
+pub(super) const READINGS: Readings = Readings {
+    count_prompt,
+    observe_event,
+    answer_finish,
+};
 
 /// Counts a request's prompt: chat messages (text parts as text, other parts at a fixed cost,
 /// tool calls and tool definitions by their text), a completion's `prompt`, the `input` to
@@ -112,7 +119,7 @@ pub(super) fn answer_finish(probe: &AnswerProbe<'_>, out: &mut Vec<String>) {
     #[derive(serde::Deserialize)]
     struct ChoiceProbe<'a> {
         #[serde(borrow)]
-        finish_reason: Option<&'a serde_json::value::RawValue>,
+        finish_reason: Option<&'a RawValue>,
     }
     let Some(choices) = probe.choices else {
         return;
@@ -125,7 +132,7 @@ pub(super) fn answer_finish(probe: &AnswerProbe<'_>, out: &mut Vec<String>) {
                 .collect(),
             // An element that is not an object: each one separately, so that one odd choice
             // does not hide the others.
-            Err(_) => serde_json::from_str::<Vec<&serde_json::value::RawValue>>(choices.get())
+            Err(_) => serde_json::from_str::<Vec<&RawValue>>(choices.get())
                 .unwrap_or_default()
                 .into_iter()
                 .map(|c| {

@@ -11,12 +11,19 @@
 
 use serde_json::Value;
 
-use super::usage::Tally;
+use super::usage::{Readings, Tally};
 use super::Endpoint;
 
 /// Members whose base64 values are binary payloads: generated images (`b64_json`,
 /// `partial_image_b64`) and audio data.
 pub const OPAQUE_KEYS: &[&str] = &["b64_json", "data", "partial_image_b64"];
+
+/// What this module reads (see [`Family::readings`](super::Family::readings)): its own
+/// prompts; answers and streams as the Responses API's (typed events, `status`).
+pub(super) const READINGS: Readings = Readings {
+    count_prompt,
+    ..super::responses::READINGS
+};
 
 /// Counts a request's prompt: the `input` (and `instructions`) of speech and moderations, the
 /// `prompt` of an image; an upload (transcriptions, translations, variations) counts nothing.

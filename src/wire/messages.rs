@@ -14,7 +14,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::usage::{str_len, AnswerProbe, StreamUsage, Tally};
+use super::usage::{str_len, AnswerProbe, Readings, StreamUsage, Tally};
 use super::ApiError;
 
 /// Members whose base64 values are binary payloads: image and document sources
@@ -65,6 +65,13 @@ pub fn error_json(error: &ApiError) -> Vec<u8> {
         br#"{"type":"error","error":{"type":"api_error","message":"internal error"}}"#.to_vec()
     })
 }
+
+/// What this module reads (see [`Family::readings`](super::Family::readings)).
+pub(super) const READINGS: Readings = Readings {
+    count_prompt: |_, request, tally| count_prompt(request, tally),
+    observe_event,
+    answer_finish,
+};
 
 /// Counts a request's prompt: `system` and every message's content blocks.
 pub(super) fn count_prompt(request: &Value, tally: &mut Tally) {

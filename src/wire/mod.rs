@@ -161,6 +161,18 @@ impl Family {
         self == Family::Messages
     }
 
+    /// The family modules that read this family's requests and answers: its own, or for
+    /// [`Family::Other`] every family's (chat, Responses, Messages).
+    fn readings(self) -> &'static [usage::Readings] {
+        match self {
+            Family::ChatCompletions | Family::Completions | Family::Embeddings => &[chat::READINGS],
+            Family::Responses => &[responses::READINGS],
+            Family::Media => &[media::READINGS],
+            Family::Messages => &[messages::READINGS],
+            Family::Other => &[chat::READINGS, responses::READINGS, messages::READINGS],
+        }
+    }
+
     /// A streamed request's body rewritten to ask the upstream to report usage, when this
     /// family's streams report it only when asked (Chat Completions and Completions:
     /// [`chat::ask_for_usage`]) and the client did not; `None` otherwise. The answer then

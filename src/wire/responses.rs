@@ -12,7 +12,7 @@
 
 use serde_json::Value;
 
-use super::usage::{str_len, AnswerProbe, StreamUsage, Tally};
+use super::usage::{str_len, AnswerProbe, Readings, StreamUsage, Tally};
 
 /// Members whose base64 values are binary payloads: input audio and files, encrypted
 /// reasoning (`encrypted_content`), generated images (`image_generation_call.result`,
@@ -25,6 +25,13 @@ pub const OPAQUE_KEYS: &[&str] = &[
     "partial_image_b64",
     "result",
 ];
+
+/// What this module reads (see [`Family::readings`](super::Family::readings)).
+pub(super) const READINGS: Readings = Readings {
+    count_prompt: |_, request, tally| count_prompt(request, tally),
+    observe_event,
+    answer_finish,
+};
 
 /// Counts a request's prompt: `instructions`, and `input` (a string, or items whose content,
 /// tool arguments and tool outputs are text).

@@ -86,15 +86,8 @@ pub fn tokens_for_chars(chars: u64) -> u64 {
 /// once for each answer it asks for ([`choices`]).
 pub fn estimate(endpoint: Endpoint, request: &Value) -> Usage {
     let mut tally = Tally::default();
-    match endpoint.family() {
-        Family::ChatCompletions | Family::Completions | Family::Embeddings => {
-            super::chat::count_prompt(endpoint, request, &mut tally)
-        }
-        Family::Responses => super::responses::count_prompt(request, &mut tally),
-        Family::Media => super::media::count_prompt(endpoint, request, &mut tally),
-        Family::Messages => super::messages::count_prompt(request, &mut tally),
-        // No endpoint is of an unknown API.
-        Family::Other => {}
+    for readings in endpoint.family().readings() {
+        (readings.count_prompt)(endpoint, request, &mut tally);
     }
     let Tally { chars, fixed } = tally;
     let completion = ["max_completion_tokens", "max_tokens", "max_output_tokens"]
@@ -136,6 +129,18 @@ pub fn choices_from_text(body: &[u8]) -> u64 {
 pub(super) fn str_len(v: Option<&Value>) -> u64 {
     v.and_then(Value::as_str)
         .map_or(0, |s| s.chars().count() as u64)
+}
+
+/// What a family's module reads of requests and answers: the table behind
+/// [`Family::readings`], so that a family is dispatched to in one place.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Readings {
+    /// Counts a request's prompt.
+    pub count_prompt: fn(Endpoint, &Value, &mut Tally),
+    /// Reads one stream event (text generated, finish reasons, the usage it reports).
+    pub observe_event: fn(&mut StreamUsage, &Value),
+    /// Reads a whole answer's finish reasons.
+    pub answer_finish: fn(&AnswerProbe<'_>, &mut Vec<String>),
 }
 
 /// What a request's prompt is counted as, by its family's `count_prompt`: characters of text,
@@ -401,17 +406,8 @@ impl StreamUsage {
                 self.output_pending = false;
             }
         }
-        match self.family {
-            Family::ChatCompletions | Family::Completions | Family::Embeddings => {
-                super::chat::observe_event(self, event)
-            }
-            Family::Responses | Family::Media => super::responses::observe_event(self, event),
-            Family::Messages => super::messages::observe_event(self, event),
-            Family::Other => {
-                super::chat::observe_event(self, event);
-                super::messages::observe_event(self, event);
-                super::responses::observe_event(self, event);
-            }
+        for readings in self.family.readings() {
+            (readings.observe_event)(self, event);
         }
     }
 
@@ -426,19 +422,8 @@ impl StreamUsage {
         seen.response_model = string_of(probe.model);
         seen.observe_id(string_of(probe.id));
         let mut reasons = Vec::new();
-        match family {
-            Family::ChatCompletions | Family::Completions | Family::Embeddings => {
-                super::chat::answer_finish(&probe, &mut reasons)
-            }
-            Family::Responses | Family::Media => {
-                super::responses::answer_finish(&probe, &mut reasons)
-            }
-            Family::Messages => super::messages::answer_finish(&probe, &mut reasons),
-            Family::Other => {
-                super::chat::answer_finish(&probe, &mut reasons);
-                super::responses::answer_finish(&probe, &mut reasons);
-                super::messages::answer_finish(&probe, &mut reasons);
-            }
+        for readings in family.readings() {
+            (readings.answer_finish)(&probe, &mut reasons);
         }
         for r in reasons {
             seen.add_finish(&r);
@@ -853,5 +838,36 @@ mod tests {
         assert!(!super::super::chat::is_usage_only_chunk(
             &json!({"choices": [{"index": 0}], "usage": {"prompt_tokens": 1}})
         ));
+    }
+
+    #[test]
+    fn json_answers() {
+        let seen = StreamUsage::from_answer(Family::Other, br#"{"model":"x","choices":[{"finish_reason":"length"}],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#);
+        assert_eq!(seen.reported, Some(Usage::new(1, 2)));
+        assert_eq!(seen.finish_reasons, ["length"]);
+    }
+
+    #[test]
+    fn json_answers_with_odd_fields_keep_what_is_readable() {
+        // A choice that is not an object, a finish reason that is not a string, a number
+        // for a model: each is ignored, the rest still read.
+        let seen = StreamUsage::from_answer(
+            Family::Other,
+            br#"{"id":"x","model":7,"choices":[3,{"finish_reason":null},{"finish_reason":"stop","message":{"content":"a \"quoted\" [text]"}},{"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":"many"}}"#,
+        );
+        assert_eq!(seen.response_model, None);
+        assert_eq!(seen.finish_reasons, ["stop"]);
+        assert_eq!(seen.reported, Some(Usage::new(5, 0)));
+        // Responses API: `status` is the finish reason, input/output token names.
+        let seen = StreamUsage::from_answer(
+            Family::Other,
+            br#"{"object":"response","model":"gpt-4o","status":"completed","output":[],"usage":{"input_tokens":3,"output_tokens":4}}"#,
+        );
+        assert_eq!(seen.response_model.as_deref(), Some("gpt-4o"));
+        assert_eq!(seen.finish_reasons, ["completed"]);
+        assert_eq!(seen.reported, Some(Usage::new(3, 4)));
+        // Not JSON: nothing learned, no panic.
+        let seen = StreamUsage::from_answer(Family::Other, b"<html>");
+        assert!(seen.reported.is_none() && seen.finish_reasons.is_empty());
     }
 }
