@@ -40,6 +40,35 @@ pub(crate) struct RawMatch {
     pub span: Range<usize>,
 }
 
+impl RawMatch {
+    /// For the hand-written matchers of tokens that open with a literal (`jwt.rs`,
+    /// `encoded_jwt.rs`): the leftmost candidate at or after `start` that starts with `lit`
+    /// at a word start (no word byte before it) and that `end` accepts, `end` giving where the
+    /// token at that offset ends; the whole token is replaced.
+    pub(crate) fn leftmost_at_word_start(
+        bytes: &[u8],
+        start: usize,
+        lit: &[u8],
+        mut end: impl FnMut(usize) -> Option<usize>,
+    ) -> Option<RawMatch> {
+        let mut s = start;
+        while let Some(i) = memchr::memmem::find(bytes.get(s..)?, lit) {
+            s += i;
+            if s == 0 || !is_word(bytes[s - 1]) {
+                if let Some(e) = end(s) {
+                    return Some(RawMatch {
+                        start: s,
+                        end: e,
+                        span: s..e,
+                    });
+                }
+            }
+            s += 1;
+        }
+        None
+    }
+}
+
 /// How a detector finds candidates.
 pub(crate) enum Matcher {
     /// A regex; `group` 0 replaces the whole match, another group only that group (when it took

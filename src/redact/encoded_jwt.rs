@@ -11,7 +11,6 @@
 //! here, once, up to [`ENCODED_JWT_MAX`] bytes from the candidate, and a longer token is cut
 //! there. The tests compare it with the regex on inputs within that bound.
 
-use super::byteset::is_word;
 use super::detector::RawMatch;
 use super::jwt::JWT_MAX;
 
@@ -72,21 +71,7 @@ fn is_run(b: u8) -> bool {
 /// The leftmost token starting at or after `start`.
 pub(crate) fn find_at(hay: &str, start: usize) -> Option<RawMatch> {
     let bytes = hay.as_bytes();
-    let mut s = start;
-    while let Some(i) = memchr::memmem::find(bytes.get(s..)?, START) {
-        s += i;
-        if s == 0 || !is_word(bytes[s - 1]) {
-            if let Some(end) = token_end(bytes, s) {
-                return Some(RawMatch {
-                    start: s,
-                    end,
-                    span: s..end,
-                });
-            }
-        }
-        s += 1;
-    }
-    None
+    RawMatch::leftmost_at_word_start(bytes, start, START, |s| token_end(bytes, s))
 }
 
 /// The end of the token starting at `s` (which holds `ZXlK`), cut at [`ENCODED_JWT_MAX`].

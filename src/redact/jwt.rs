@@ -8,7 +8,6 @@
 //! (whether a match exists must not depend on text beyond what the stream redactor waits for),
 //! and a longer token is cut at `max_len`.
 
-use super::byteset::is_word;
 use super::detector::RawMatch;
 
 /// The longest token matched, in bytes.
@@ -36,24 +35,11 @@ pub(crate) fn find_at(hay: &str, start: usize) -> Option<RawMatch> {
         run = Some((from, e));
         e
     };
-    let mut s = start;
-    while let Some(i) = bytes.get(s..)?.windows(3).position(|w| w == b"eyJ") {
-        s += i;
-        let boundary = s == 0 || !is_word(bytes[s - 1]);
-        if boundary {
-            let limit = bytes.len().min(s + JWT_MAX);
-            let first = run_end(s + 3);
-            if let Some(end) = rest(bytes, s, first, limit) {
-                return Some(RawMatch {
-                    start: s,
-                    end,
-                    span: s..end,
-                });
-            }
-        }
-        s += 1;
-    }
-    None
+    RawMatch::leftmost_at_word_start(bytes, start, b"eyJ", |s| {
+        let limit = bytes.len().min(s + JWT_MAX);
+        let first = run_end(s + 3);
+        rest(bytes, s, first, limit)
+    })
 }
 
 /// Given a candidate at `s` whose first segment ends at `first`, the token's end (cut at
