@@ -86,15 +86,43 @@ async fn a_batch_file_larger_than_the_buffer_streams_through_redaction() {
         assert_eq!(text, file.replace(&t, "[REDACTED:github_token]"));
     }
 
-    // The same file with a declared length over max_body_bytes is refused at once.
-    let resp = client()
-        .post(gw.url("/v1/files"))
-        .header("content-type", "application/jsonl")
-        .body(file.repeat(2))
-        .send()
+    // The same file with a declared length over max_body_bytes is refused at once, before
+    // any of the body is sent. (Over a raw socket: an HTTP client still writing the body when
+    // the refusal closes the connection reports a broken pipe instead of the answer.)
+    let answer = head_only(
+        &gw,
+        &format!(
+            "POST /v1/files HTTP/1.1\r\nhost: gw\r\ncontent-type: application/jsonl\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            2 * file.len()
+        ),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{body}"));
+    for key in ["message", "type", "param", "code"] {
+        assert!(
+            v["error"].get(key).is_some(),
+            "error object lacks {key}: {body}"
+        );
+    }
+}
+
+/// Sends a request head without its body and reads the answer to the end.
+async fn head_only(gw: &GatewayProcess, head: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
         .await
         .unwrap();
-    expect_error(resp, 413).await;
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
+    String::from_utf8(out).unwrap()
 }
 
 #[tokio::test]
