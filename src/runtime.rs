@@ -303,10 +303,10 @@ redaction:
     #[test]
     fn a_policy_that_does_not_compile_is_an_error_not_a_panic() {
         let mut config = config();
-        config
-            .redaction
-            .actions
-            .insert("no_such_detector".into(), Action::Mask);
+        config.redaction.actions.insert(
+            "no_such_detector".into(),
+            crate::redact::DetectorActions::both(Action::Mask),
+        );
         let e = Runtime::build(config).unwrap_err();
         assert!(matches!(e, BuildError::Redaction { .. }));
         assert!(e.to_string().starts_with("redaction: "), "{e}");

@@ -189,6 +189,47 @@ async fn check_reports_a_trace_environment_typo_and_an_unserved_key_model() {
     }
 }
 
+/// `veilgate check` runs a custom detector's examples: a failing one is reported at its
+/// line and path, without quoting it, and the exit code is 1; fixed, the check passes.
+#[tokio::test]
+async fn check_runs_custom_detector_examples() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("veilgate.yaml");
+    let config = |example: &str| {
+        format!("environment: production\nlisten: 127.0.0.1:8080\nupstreams:\n  openai:\n    url: https://api.openai.com/v1\nroutes:\n  - models: [gpt-4o]\n    upstream: openai\nredaction:\n  detectors:\n    - name: employee_id\n      category: pii\n      pattern: 'EMP-[0-9]{{6}}'\n      examples:\n        match: ['{example}']\n        no_match: ['EMP-12345']\n")
+    };
+    let check = |text: String| {
+        std::fs::write(&path, text).unwrap();
+        run_veilgate(
+            &["--config", path.to_str().unwrap(), "check"],
+            &[],
+            Duration::from_secs(10),
+        )
+        .unwrap()
+    };
+    let out = check(config("EMP-98765"));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = format!(
+        "{}:11:7: redaction.detectors[0].examples.match[0]: detector `employee_id`: example match[0] is not found",
+        path.display()
+    );
+    assert!(
+        stderr.contains(&expected),
+        "missing {expected}\nin:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("EMP-98765"),
+        "quotes the example:\n{stderr}"
+    );
+    let out = check(config("EMP-987654"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test]
 async fn error_counters_exist_at_zero_from_start_up_and_overhead_has_microsecond_buckets() {
     let upstream = MockUpstream::start().await;

@@ -25,7 +25,7 @@ upstreams:
 redaction:
   request:  {{secrets: redact, pii: redact}}
   response: {{secrets: redact, pii: off}}
-  actions: {{email: mask}}
+  actions: {{email: {{request: mask}}}}
   detectors:
     - {{name: employee_id, pattern: 'EMP-\d{{6}}', category: pii}}
   allow: ["sk-your-key-here"]
@@ -419,6 +419,72 @@ async fn with_no_redaction_section_secrets_are_still_redacted_both_ways() {
     })
     .await;
     assert!(metrics.contains("veilgate_redactions_total{action=\"redact\",detector=\"github_token\",direction=\"request\",environment=\"test\"} 1"), "{metrics}");
+}
+
+/// Ops turn one detector on by name, for one direction, where its category is off, and add a
+/// detector of their own in the catalogue's format: both act on a real gateway, streamed too.
+#[tokio::test]
+async fn a_detector_named_in_actions_acts_where_its_category_is_off() {
+    let up = MockUpstream::with_handler(echo_upstream(3)).await;
+    let config = format!(
+        r#"environment: test
+upstreams:
+  u: {{url: {}}}
+redaction:
+  request:  {{secrets: redact, pii: off}}
+  response: {{secrets: redact, pii: off}}
+  actions:
+    email: {{response: mask}}
+    acme_key: {{request: redact, response: off}}
+  detectors:
+    - name: acme_key
+      category: pii
+      pattern: 'acme_[a-z0-9]{{4}}_ACME[A-Za-z0-9]{{12}}'
+      keywords: [_ACME]
+      entropy: 3.0
+      examples:
+        match: ['acme_live_ACMEq9wMxEhh2FDE']
+        no_match: ['acme_live_ACMEaaaaaaaaaaaa']
+routes:
+  - models: [m]
+    upstream: u
+"#,
+        up.url()
+    );
+    let gw = GatewayProcess::start(&config).await;
+    let text = "mail jane@example.com, key acme_live_ACMEq9wMxEhh2FDE, badge +44 20 7946 0958";
+    for stream in [false, true] {
+        let resp = client()
+            .post(gw.url("/v1/chat/completions"))
+            .json(&user("m", text, stream))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body = resp.text().await.unwrap();
+        let answer = if stream {
+            streamed_text(&body)
+        } else {
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()["choices"][0]["message"]
+                ["content"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        let seen = String::from_utf8(up.last().body).unwrap();
+        assert!(
+            seen.contains("jane@example.com") && seen.contains("+44 20 7946 0958"),
+            "e-mail is masked in responses only, phones never: {seen}"
+        );
+        assert!(
+            !seen.contains("acme_live_ACMEq9wMxEhh2FDE") && seen.contains("[REDACTED:acme_key]"),
+            "the custom detector acts on requests: {seen}"
+        );
+        assert_eq!(
+            answer, "mail ************.com, key [REDACTED:acme_key], badge +44 20 7946 0958",
+            "stream: {stream}"
+        );
+    }
 }
 
 #[tokio::test]

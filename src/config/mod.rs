@@ -22,16 +22,16 @@
 //! is named by what was written in the file, not by what it expanded to.
 
 mod base_url;
-mod de;
+pub(crate) mod de;
 mod duration;
-mod error;
+pub(crate) mod error;
 mod expand;
 mod located;
 mod model;
 mod scalar;
 mod schema;
 mod suggest;
-mod tree;
+pub(crate) mod tree;
 mod validate;
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::located::{written, Located};
 use crate::limits::LimitSpec;
-use crate::redact::{Action, CustomDetectorSpec};
+use crate::redact::{Action, CustomDetectorSpec, DetectorActions};
 
 /// The top level of the file.
 #[derive(Deserialize)]
@@ -50,7 +50,7 @@ pub(crate) struct RawConfig {
 pub(crate) struct RawRedaction {
     pub request: Option<RawCategoryActions>,
     pub response: Option<RawCategoryActions>,
-    pub actions: Option<Located<BTreeMap<String, Located<Action>>>>,
+    pub actions: Option<Located<BTreeMap<String, Located<DetectorActions>>>>,
     pub detectors: Option<Vec<Located<CustomDetectorSpec>>>,
     pub allow: Option<Located<Vec<String>>>,
     #[serde(default, deserialize_with = "written")]

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::redact::{Action, DetectorActions};
 
 /// The example config from the product issue, verbatim.
 const EXAMPLE: &str = r#"environment: ${VEILGATE_ENV:-development}   # ${VAR} and ${VAR:-default} are expanded in every string
@@ -1192,6 +1193,149 @@ fn anthropic_upstreams_send_x_api_key_unless_told_otherwise() {
     assert_eq!(
         p,
         ["t.yaml:4:40: upstreams.u.api: \"gemini\" is not an API Veilgate speaks; write openai (the default) or anthropic"]
+    );
+}
+
+#[test]
+fn custom_detectors_take_keywords_entropy_and_examples_and_check_them() {
+    let head = "\
+environment: t
+listen: 127.0.0.1:0
+upstreams:
+  u: {url: 'http://u.test/v1'}
+routes: [{models: [m], upstream: u}]
+redaction:
+  detectors:
+";
+    let good = format!(
+        "{head}    - name: acme_key
+      category: secret
+      pattern: 'key_(?:live|test)_ACME[A-Za-z0-9]{{16}}'
+      keywords: [ACME]
+      entropy: 3.0
+      examples:
+        match:
+          - ['key_live_ACME', 'q9wMxEhh2FDEEtfj']
+          - text: 'set key_test_ACMEq9wMxEhh2FDEEtfj now'
+            value: key_test_ACMEq9wMxEhh2FDEEtfj
+        no_match: [key_live_ACMEaaaaaaaaaaaaaaaa, 'key_live_q9wMxEhh2FDEEtfj']
+"
+    );
+    let config = load(&good);
+    let d = &config.redaction.detectors[0];
+    assert_eq!(
+        (d.keywords.as_slice(), d.entropy),
+        (&["ACME".to_owned()][..], Some(3.0))
+    );
+    assert_eq!(
+        (d.examples.matches.len(), d.examples.no_match.len()),
+        (2, 2)
+    );
+
+    // Each way an example fails, at its own path, never quoting it.
+    let failing = [
+        (
+            "        match: ['key_live_ACMEq9wMx']\n",
+            "redaction.detectors[0].examples.match[0]: detector `acme_key`: example match[0] is not found",
+        ),
+        (
+            "        match: ['a key_live_ACMEq9wMxEhh2FDEEtfj']\n",
+            "example match[0] is found, but not as the whole value",
+        ),
+        (
+            "        no_match: ['key_live_ACMEq9wMxEhh2FDEEtfj']\n",
+            "redaction.detectors[0].examples.no_match[0]: detector `acme_key`: example no_match[0] is found, and must not be",
+        ),
+        (
+            "        match: [1234]\n",
+            "redaction.detectors[0].examples.match[0]: write the example in quotes",
+        ),
+    ];
+    for (examples, want) in failing {
+        let text = format!(
+            "{head}    - name: acme_key\n      category: secret\n      pattern: 'key_live_ACME[A-Za-z0-9]{{16}}'\n      examples:\n{examples}"
+        );
+        let found = problems(&text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains(want), "{found:?} lacks {want}");
+        assert!(found[0].starts_with("t.yaml:"), "{found:?}");
+        assert!(!found[0].contains("q9wMx"), "quotes the example: {found:?}");
+    }
+
+    // Keywords must be in every match; entropy is bits per byte.
+    let bad = [
+        (
+            "      pattern: '[A-Z]{4}_[0-9]{8}'\n      keywords: [ACME]\n",
+            "keywords: every match must contain one of them",
+        ),
+        (
+            "      pattern: 'ACME_[0-9]{8}'\n      entropy: 9\n",
+            "entropy must be between 0 and 8",
+        ),
+        (
+            "      pattern: 'ACME_[0-9]{8}'\n      keywords: ['']\n",
+            "keywords: at most 32",
+        ),
+    ];
+    for (body, want) in bad {
+        let text = format!("{head}    - name: acme_key\n      category: secret\n{body}");
+        let found = problems(&text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains("redaction.detectors[0]: detector `acme_key`: ")
+                && found[0].contains(want),
+            "{found:?} lacks {want}"
+        );
+    }
+}
+
+#[test]
+fn a_detector_action_is_one_action_or_one_per_direction() {
+    let text = |actions: &str| {
+        format!(
+            "\
+environment: t
+listen: 127.0.0.1:0
+upstreams:
+  u: {{url: 'http://u.test/v1'}}
+redaction:
+  actions: {{email: {{request: mask}}, phone: redact}}
+routes:
+  - models: [m]
+    upstream: u
+    redaction:
+      actions: {actions}
+"
+        )
+    };
+    let config = load(&text("{email: {response: hash}}").replace(
+        "redaction:\n  actions",
+        "redaction:\n  hash_key: k\n  actions",
+    ));
+    let policy = config.routes[0].redaction.as_ref().unwrap();
+    let both = DetectorActions::both;
+    assert_eq!(
+        policy.actions.get("email"),
+        Some(&DetectorActions {
+            request: Some(Action::Mask),
+            response: Some(Action::Hash)
+        }),
+        "a route's action for one direction keeps the inherited other"
+    );
+    assert_eq!(policy.actions.get("phone"), Some(&both(Action::Redact)));
+    let found = problems(&text("{email: {requests: mask}}"));
+    assert!(
+        found.len() == 1
+            && found[0].contains("routes[0].redaction.actions.email")
+            && found[0].contains("requests"),
+        "{found:?}"
+    );
+    let found = problems(&text("{email: maks}"));
+    assert!(
+        found.len() == 1
+            && found[0].contains("routes[0].redaction.actions.email")
+            && found[0].contains("maks"),
+        "{found:?}"
     );
 }
 

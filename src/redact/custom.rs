@@ -4,14 +4,24 @@ use std::sync::Arc;
 
 use regex::RegexBuilder;
 
+use super::builtin::Specific;
 use super::derive;
 use super::detector::{Anchor, Detector, Matcher, StartRule};
+use super::examples;
 use super::match_checks::Check;
 use super::pem::PEM_MAX_LEN;
 use super::policy::{CustomDetectorSpec, PolicyError};
 
 /// `max_len` when the spec gives none.
 pub(crate) const DEFAULT_MAX_LEN: usize = 64;
+
+/// At most this many keywords, each at most this long.
+const MAX_KEYWORDS: usize = 32;
+const MAX_KEYWORD_LEN: usize = 64;
+
+/// At most this many examples, each at most this long: they run whenever a policy is built.
+const MAX_EXAMPLES: usize = 64;
+const MAX_EXAMPLE_LEN: usize = 4096;
 
 /// Compiles a custom detector.
 ///
@@ -20,11 +30,15 @@ pub(crate) const DEFAULT_MAX_LEN: usize = 64;
 /// every match starts with (`EMP-\d{6}` starts with `EMP-`), which anchor the prefilter. A
 /// pattern whose matches are bounded is redacted whole whatever `max_len` says; `max_len`
 /// (default 64) bounds only unbounded patterns (`\w+`) and those longer than 16 KiB.
+/// `keywords`, when given, replace the start literals as anchors; they must be proven in every
+/// match ([`derive::every_match_contains`]), or a match without one would pass unseen. Then
+/// the examples run.
 ///
 /// # Errors
 ///
 /// [`PolicyError::InvalidName`], [`PolicyError::InvalidMaxLen`],
-/// [`PolicyError::InvalidPattern`] and [`PolicyError::EmptyMatch`], each naming the detector.
+/// [`PolicyError::InvalidPattern`], [`PolicyError::EmptyMatch`], [`PolicyError::InvalidSpec`]
+/// and [`PolicyError::ExampleFailed`], each naming the detector.
 pub(crate) fn compile(spec: &CustomDetectorSpec) -> Result<Detector, PolicyError> {
     if !valid_name(&spec.name) {
         return Err(PolicyError::InvalidName {
@@ -57,7 +71,41 @@ pub(crate) fn compile(spec: &CustomDetectorSpec) -> Result<Detector, PolicyError
         Some(bound) if bound <= PEM_MAX_LEN => bound,
         _ => max_len,
     };
-    let (anchors, start) = match facts.prefixes {
+    let invalid = |reason: String| PolicyError::InvalidSpec {
+        detector: spec.name.clone(),
+        reason,
+    };
+    if let Some(e) = spec.entropy {
+        if !(0.0..=8.0).contains(&e) {
+            return Err(invalid(
+                "entropy must be between 0 and 8 (bits per byte)".into(),
+            ));
+        }
+    }
+    if spec.keywords.len() > MAX_KEYWORDS
+        || spec
+            .keywords
+            .iter()
+            .any(|k| k.is_empty() || k.len() > MAX_KEYWORD_LEN)
+    {
+        return Err(invalid(format!(
+            "keywords: at most {MAX_KEYWORDS}, each 1 to {MAX_KEYWORD_LEN} bytes"
+        )));
+    }
+    let examples = &spec.examples;
+    let texts = examples
+        .matches
+        .iter()
+        .map(|e| e.text_and_value().0)
+        .chain(examples.no_match.iter().map(|t| t.joined()));
+    if examples.matches.len() + examples.no_match.len() > MAX_EXAMPLES
+        || texts.clone().any(|t| t.len() > MAX_EXAMPLE_LEN)
+    {
+        return Err(invalid(format!(
+            "examples: at most {MAX_EXAMPLES}, each at most {MAX_EXAMPLE_LEN} bytes"
+        )));
+    }
+    let (mut anchors, start) = match facts.prefixes {
         Some(lits) => (
             lits.iter()
                 .map(|l| Anchor::Literal(l.as_slice().into()))
@@ -69,7 +117,28 @@ pub(crate) fn compile(spec: &CustomDetectorSpec) -> Result<Detector, PolicyError
         ),
         None => (Vec::new(), StartRule::Any),
     };
-    Ok(Detector {
+    if !spec.keywords.is_empty() {
+        let proven =
+            derive::every_match_contains(&spec.pattern, &spec.keywords).map_err(|reason| {
+                PolicyError::InvalidPattern {
+                    detector: spec.name.clone(),
+                    reason,
+                }
+            })?;
+        if !proven {
+            return Err(invalid(
+                "keywords: every match must contain one of them, written as a literal part of \
+                 the pattern on every alternative (keywords are case-sensitive)"
+                    .into(),
+            ));
+        }
+        anchors = spec
+            .keywords
+            .iter()
+            .map(|k| Anchor::Literal(k.as_bytes().into()))
+            .collect();
+    }
+    let detector = Detector {
         name: Arc::from(spec.name.as_str()),
         label: spec.name.to_ascii_uppercase().into(),
         category: spec.category,
@@ -80,8 +149,10 @@ pub(crate) fn compile(spec: &CustomDetectorSpec) -> Result<Detector, PolicyError
         min_len: facts.min_len.max(1),
         min_digits: 0,
         max_len,
-        check: Check::None,
-    })
+        check: spec.entropy.map_or(Check::None, Check::MinEntropy),
+    };
+    examples::run(&detector, examples, &Specific::default())?;
+    Ok(detector)
 }
 
 /// `[a-z][a-z0-9_]*`, at most 48 bytes.
@@ -98,12 +169,7 @@ mod tests {
     use crate::redact::policy::Category;
 
     fn spec(name: &str, pattern: &str) -> CustomDetectorSpec {
-        CustomDetectorSpec {
-            name: name.into(),
-            pattern: pattern.into(),
-            category: Category::Pii,
-            max_len: None,
-        }
+        CustomDetectorSpec::new(name, pattern, Category::Pii)
     }
 
     #[test]

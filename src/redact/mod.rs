@@ -82,6 +82,7 @@ mod derive;
 mod detector;
 mod encoded_jwt;
 mod error;
+mod examples;
 mod json;
 mod jwt;
 mod match_checks;
@@ -109,7 +110,8 @@ mod tests;
 pub use body_stream::BodyStream;
 pub use error::{EventProblem, RedactError};
 pub use policy::{
-    Action, Category, CategoryActions, CustomDetectorSpec, Direction, PolicyError, PolicySpec,
+    Action, Category, CategoryActions, CustomDetectorSpec, DetectorActions, Direction, Example,
+    Examples, PolicyError, PolicySpec, Text,
 };
 pub use redactor::Redactor;
 pub use request_redaction::{Count, RequestRedaction};

@@ -90,17 +90,14 @@ fn split<'t>(text: &'t str, cuts: &[u16]) -> Vec<&'t str> {
 pub(crate) fn policy() -> Redactor {
     redactor(|s| {
         s.response.pii = Action::Mask;
-        s.actions.insert("email".into(), Action::Hash);
+        s.actions
+            .insert("email".into(), DetectorActions::both(Action::Hash));
         for (name, pattern) in [
             ("employee_id", r"EMP-\d{6}"),
             ("employee_lower", r"(?i)emp-\d{6}"),
         ] {
-            s.detectors.push(CustomDetectorSpec {
-                name: name.into(),
-                pattern: pattern.into(),
-                category: Category::Pii,
-                max_len: None,
-            });
+            s.detectors
+                .push(CustomDetectorSpec::new(name, pattern, Category::Pii));
         }
     })
 }
@@ -310,12 +307,7 @@ proptest! {
         // Every detector over all text, no windows: the prefilter may only skip work.
         let spec = |s: &mut PolicySpec| {
             s.request.pii = Action::Redact;
-            s.detectors.push(CustomDetectorSpec {
-                name: "employee_id".into(),
-                pattern: r"EMP-\d{6}".into(),
-                category: Category::Pii,
-                max_len: None,
-            });
+            s.detectors.push(CustomDetectorSpec::new("employee_id", r"EMP-\d{6}", Category::Pii));
         };
         let fast = redactor(spec);
         let mut full_spec = PolicySpec::default();

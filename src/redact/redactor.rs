@@ -327,17 +327,18 @@ impl Redactor {
     }
 }
 
-/// The detectors active in `dir` with their actions, in priority order.
+/// The detectors active in `dir` with their actions, in priority order: a detector's own
+/// action for `dir` if the policy names one, else its category's.
 fn entries(spec: &PolicySpec, dir: Direction, detectors: &[Arc<Detector>]) -> Vec<Entry> {
     let category_actions = spec.direction(dir);
     detectors
         .iter()
         .filter_map(|det| {
-            let base = category_actions.get(det.category);
-            if base == Action::Off {
-                return None;
-            }
-            let action = spec.actions.get(&*det.name).copied().unwrap_or(base);
+            let action = spec
+                .actions
+                .get(&*det.name)
+                .and_then(|a| a.get(dir))
+                .unwrap_or_else(|| category_actions.get(det.category));
             (action != Action::Off).then(|| Entry::new(Arc::clone(det), Treatment::Apply(action)))
         })
         .collect()

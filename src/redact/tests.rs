@@ -177,7 +177,8 @@ fn actions() {
     let t = "mail john.doe@example.com now";
     let with = |action| {
         let r = redactor(|s| {
-            s.actions.insert("email".into(), action);
+            s.actions
+                .insert("email".into(), DetectorActions::both(action));
         });
         let mut cx = RequestRedaction::default();
         r.redact_text(Direction::Request, t, &mut cx)
@@ -205,18 +206,15 @@ fn actions() {
 fn category_actions_and_overrides() {
     let r = redactor(|s| {
         s.response.pii = Action::Off;
-        s.actions.insert("email".into(), Action::Mask);
-        s.actions.insert("phone".into(), Action::Off);
+        s.actions
+            .insert("phone".into(), DetectorActions::both(Action::Off));
     });
     let mut cx = RequestRedaction::default();
     let t = "a@example.com +44 20 7946 0958 123-45-6789";
     let req = r.redact_text(Direction::Request, t, &mut cx).unwrap();
-    assert_eq!(req, "*********.com +44 20 7946 0958 [REDACTED:us_ssn]");
+    assert_eq!(req, "[REDACTED:email] +44 20 7946 0958 [REDACTED:us_ssn]");
     let resp = r.redact_text(Direction::Response, t, &mut cx).unwrap();
-    assert_eq!(
-        resp, t,
-        "pii is off in responses, overrides do not turn it on"
-    );
+    assert_eq!(resp, t, "pii is off in responses");
     let counts: Vec<_> = cx
         .counts()
         .iter()
@@ -225,9 +223,63 @@ fn category_actions_and_overrides() {
     assert_eq!(
         counts,
         [
-            ("email", Direction::Request, Action::Mask, 1),
+            ("email", Direction::Request, Action::Redact, 1),
             ("us_ssn", Direction::Request, Action::Redact, 1)
         ]
+    );
+}
+
+/// A detector named in `actions` gets its action where its category is off, and per
+/// direction: ops turn one detector on without turning on its whole category.
+#[test]
+fn a_named_detector_is_on_where_its_category_is_off() {
+    let t = "a@example.com +44 20 7946 0958 123-45-6789";
+    let run = |actions: DetectorActions| {
+        let r = Redactor::new(&PolicySpec {
+            actions: [("email".to_owned(), actions)].into(),
+            ..PolicySpec::default()
+        })
+        .unwrap();
+        let mut cx = RequestRedaction::default();
+        [Direction::Request, Direction::Response]
+            .map(|dir| r.redact_text(dir, t, &mut cx).unwrap().into_owned())
+    };
+    assert_eq!(
+        run(DetectorActions::both(Action::Mask)),
+        ["*********.com +44 20 7946 0958 123-45-6789"; 2],
+        "pii is off by default: only e-mail addresses are masked, both ways"
+    );
+    let request_only = DetectorActions {
+        request: Some(Action::Redact),
+        response: None,
+    };
+    assert_eq!(
+        run(request_only),
+        ["[REDACTED:email] +44 20 7946 0958 123-45-6789", t],
+        "a direction not named keeps its category's action (off)"
+    );
+    // And off where the category is on.
+    let r = Redactor::new(&PolicySpec {
+        actions: [(
+            "aws_access_key".to_owned(),
+            DetectorActions {
+                request: None,
+                response: Some(Action::Off),
+            },
+        )]
+        .into(),
+        ..PolicySpec::default()
+    })
+    .unwrap();
+    let key = aws_key();
+    let mut cx = RequestRedaction::default();
+    assert_eq!(
+        r.redact_text(Direction::Request, &key, &mut cx).unwrap(),
+        "[REDACTED:aws_access_key]"
+    );
+    assert_eq!(
+        r.redact_text(Direction::Response, &key, &mut cx).unwrap(),
+        key
     );
 }
 
@@ -294,13 +346,15 @@ fn allow_list() {
 #[test]
 fn custom_detectors() {
     let r = redactor(|s| {
-        s.detectors.push(CustomDetectorSpec {
-            name: "employee_id".into(),
-            pattern: r"EMP-\d{6}".into(),
-            category: Category::Pii,
-            max_len: None,
-        });
-        s.actions.insert("employee_id".into(), Action::Pseudonymize);
+        s.detectors.push(CustomDetectorSpec::new(
+            "employee_id",
+            r"EMP-\d{6}",
+            Category::Pii,
+        ));
+        s.actions.insert(
+            "employee_id".into(),
+            DetectorActions::both(Action::Pseudonymize),
+        );
     });
     let mut cx = RequestRedaction::default();
     let out = r
@@ -321,12 +375,11 @@ fn custom_detectors() {
 #[test]
 fn long_custom_values_are_redacted_whole() {
     let r = redactor(|s| {
-        s.detectors.push(CustomDetectorSpec {
-            name: "acme_token".into(),
-            pattern: r"ACME-[A-Z0-9]{100}".into(),
-            category: Category::Secret,
-            max_len: None,
-        });
+        s.detectors.push(CustomDetectorSpec::new(
+            "acme_token",
+            r"ACME-[A-Z0-9]{100}",
+            Category::Secret,
+        ));
     });
     let token = format!("ACME-{}", "K7Q2".repeat(25));
     let text = format!("deploy with {token} now");
@@ -371,7 +424,8 @@ fn policy_errors() {
     };
     assert_eq!(
         build(|s| {
-            s.actions.insert("emial".into(), Action::Mask);
+            s.actions
+                .insert("emial".into(), DetectorActions::both(Action::Mask));
         }),
         PolicyError::UnknownDetector {
             name: "emial".into()
@@ -379,29 +433,22 @@ fn policy_errors() {
     );
     assert_eq!(
         build(|s| {
-            s.actions.insert("email".into(), Action::Hash);
+            s.actions
+                .insert("email".into(), DetectorActions::both(Action::Hash));
             s.request.pii = Action::Redact;
         }),
         PolicyError::MissingHashKey
     );
     assert_eq!(
-        build(|s| s.detectors.push(CustomDetectorSpec {
-            name: "email".into(),
-            pattern: "x".into(),
-            category: Category::Pii,
-            max_len: None,
-        })),
+        build(|s| s
+            .detectors
+            .push(CustomDetectorSpec::new("email", "x", Category::Pii))),
         PolicyError::DuplicateDetector {
             name: "email".into()
         }
     );
     assert!(matches!(
-        build(|s| s.detectors.push(CustomDetectorSpec {
-            name: "broken".into(),
-            pattern: "(".into(),
-            category: Category::Pii,
-            max_len: None,
-        })),
+        build(|s| s.detectors.push(CustomDetectorSpec::new("broken", "(", Category::Pii))),
         PolicyError::InvalidPattern { detector, .. } if detector == "broken"
     ));
     assert_eq!(
@@ -866,12 +913,11 @@ fn adversarial_inputs_stay_linear() {
 fn a_window_end_is_not_the_end_of_the_text() {
     let spec = |s: &mut PolicySpec| {
         s.response.pii = Action::Mask;
-        s.detectors.push(CustomDetectorSpec {
-            name: "employee_id".into(),
-            pattern: r"EMP-\d{6}".into(),
-            category: Category::Pii,
-            max_len: None,
-        });
+        s.detectors.push(CustomDetectorSpec::new(
+            "employee_id",
+            r"EMP-\d{6}",
+            Category::Pii,
+        ));
     };
     let fast = redactor(spec);
     let mut full = PolicySpec {

@@ -208,8 +208,10 @@ mod tests {
 
     fn token_specs() -> Vec<(&'static str, &'static str, &'static [Form])> {
         crate::redact::builtin::all_declarations()
-            .filter_map(|decl| match (decl.kind, decl.token) {
-                (Kind::Regex { pattern, .. }, Some(forms)) => Some((decl.name, pattern, forms)),
+            .filter_map(|decl| match (&decl.kind, decl.token) {
+                (Kind::Regex { pattern, .. }, Some(forms)) => {
+                    Some((decl.name.as_str(), pattern.as_str(), forms))
+                }
                 _ => None,
             })
             .collect()
@@ -251,7 +253,7 @@ mod tests {
                 .iter()
                 .flat_map(|f| f.prefixes.iter().copied())
                 .collect();
-            let mut start = decl.start.to_vec();
+            let mut start: Vec<&str> = decl.start.iter().map(String::as_str).collect();
             prefixes.sort_unstable();
             start.sort_unstable();
             assert_eq!(prefixes, start, "{}", decl.name);

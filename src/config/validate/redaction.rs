@@ -26,8 +26,14 @@ pub(super) fn apply_redaction(
     base.request = merge(base.request, &raw.request);
     base.response = merge(base.response, &raw.response);
     if let Some(actions) = &raw.actions {
-        base.actions
-            .extend(actions.value.iter().map(|(k, v)| (k.clone(), v.value)));
+        // Per direction: a route's `email: {response: off}` keeps an inherited request action.
+        for (name, over) in &actions.value {
+            let merged = base
+                .actions
+                .get(name)
+                .map_or(over.value, |inherited| inherited.merged(over.value));
+            base.actions.insert(name.clone(), merged);
+        }
     }
     if let Some(detectors) = &raw.detectors {
         for d in detectors {
@@ -96,14 +102,21 @@ impl Checker<'_> {
             PolicyError::InvalidPattern { detector, .. }
             | PolicyError::EmptyMatch { detector }
             | PolicyError::InvalidMaxLen { detector }
+            | PolicyError::InvalidSpec { detector, .. }
+            | PolicyError::ExampleFailed { detector, .. }
             | PolicyError::DuplicateDetector { name: detector }
             | PolicyError::InvalidName { name: detector } => {
                 // Where this block writes the detector (a route's list holds only its own: the
-                // ones it inherits were checked with the block that wrote them).
+                // ones it inherits were checked with the block that wrote them); a failed
+                // example by its own path.
                 let written = raw.and_then(|r| {
                     let list = r.detectors.as_ref()?;
                     let i = list.iter().rposition(|d| &d.value.name == detector)?;
-                    Some((list[i].at(), item_path(&part("detectors"), i)))
+                    let mut at_path = item_path(&part("detectors"), i);
+                    if let PolicyError::ExampleFailed { example, .. } = &e {
+                        at_path = format!("{}.{example}", child_path(&at_path, "examples"));
+                    }
+                    Some((list[i].at(), at_path))
                 });
                 written.unwrap_or((block, path.to_owned()))
             }

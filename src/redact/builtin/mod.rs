@@ -1,31 +1,44 @@
-//! The built-in detectors: declared as data in `secrets.rs` and `pii.rs`, compiled once per
-//! process.
+//! The built-in detectors: declared as data in `catalogue.yaml` (with the keys of a custom
+//! detector in the config, read by the config's own YAML reader), compiled once per process.
 //!
-//! Formats follow public rule sets (gitleaks, detect-secrets) and vendor documentation; the
-//! patterns are our own. Every pattern uses ASCII classes and ASCII word boundaries: Unicode
-//! `\b` makes the regex crate's lazy DFA give up on non-ASCII text, and the values we look for
-//! are ASCII anyway.
+//! A regex detector's facts — the bytes a match can hold, its shortest and longest length, the
+//! literals or bytes it starts with — are derived from its pattern (`derive.rs`); a
+//! hand-written matcher declares them in `hand.rs`, beside the hand-written accelerators of
+//! regex detectors. Every `\b` is an ASCII word boundary: a Unicode `\b` makes the regex
+//! crate's lazy DFA give up on non-ASCII text, and the values we look for are ASCII anyway.
 
+mod hand;
+#[cfg(test)]
 mod pii;
+#[cfg(test)]
 mod secrets;
 
 use std::sync::{Arc, OnceLock};
 
 use regex::Regex;
+use serde::Deserialize;
 
-use super::assignment::Grammar;
 use super::byteset::ByteSet;
+use super::derive;
 use super::detector::{Anchor, Detector, Matcher, Prefixed, SpanFn, StartRule};
+use super::examples;
 use super::match_checks::Check;
 use super::numbers::Number;
-use super::pem::{Pem, PEM_MAX_LEN};
-use super::policy::{Category, PolicyError};
+use super::pem::Pem;
+use super::policy::{Category, Examples, PolicyError};
 use super::token::{Form, Token};
+use crate::config::{de::from_tree, error::Problems, tree};
+use hand::{HandKind, MATCHERS, SPANS, TOKENS};
+
+pub(crate) use super::assignment::Grammar;
+
+/// The catalogue, built into the binary.
+const CATALOGUE: &str = include_str!("catalogue.yaml");
 
 /// How a built-in matches.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) enum Kind {
-    Regex { pattern: &'static str, group: usize },
+    Regex { pattern: String, group: usize },
     Pem,
     Number(Number),
     Assignment(&'static Grammar),
@@ -33,18 +46,18 @@ pub(crate) enum Kind {
     EncodedJwt,
 }
 
-/// A built-in detector as data. See `detector.rs` for what each declaration promises.
-#[derive(Debug, Clone, Copy)]
+/// A built-in detector with everything derived: what [`compile`] turns into a [`Detector`].
+/// See `detector.rs` for what each fact promises.
+#[derive(Debug, Clone)]
 pub(crate) struct Declaration {
-    pub name: &'static str,
+    pub name: String,
     pub category: Category,
     pub kind: Kind,
-    pub anchors: &'static [&'static str],
+    pub anchors: Vec<String>,
     pub digit_pair: bool,
-    pub start: &'static [&'static str],
-    pub start_bytes: &'static str,
-    pub alphabet: &'static str,
-    pub non_ascii: bool,
+    pub start: Vec<String>,
+    pub start_bytes: Option<ByteSet>,
+    pub alphabet: ByteSet,
     pub assignment: Option<(&'static [&'static str], &'static str, usize, usize)>,
     pub min_len: usize,
     pub min_digits: usize,
@@ -54,174 +67,202 @@ pub(crate) struct Declaration {
     pub span: Option<SpanFn>,
     /// The same format as the pattern's, matched by hand (the pattern stays the reference).
     pub token: Option<&'static [Form]>,
+    pub examples: Examples,
 }
 
-impl Declaration {
-    const fn new(name: &'static str, category: Category, kind: Kind) -> Declaration {
-        Declaration {
-            name,
-            category,
+/// One entry of `catalogue.yaml`.
+#[derive(Debug, Deserialize)]
+struct Entry {
+    name: String,
+    category: Category,
+    #[serde(default)]
+    pattern: Option<String>,
+    #[serde(default)]
+    matcher: Option<String>,
+    #[serde(default)]
+    group: Option<usize>,
+    #[serde(default)]
+    keywords: Option<Vec<String>>,
+    #[serde(default)]
+    entropy: Option<f64>,
+    #[serde(default)]
+    check: Option<NamedCheck>,
+    #[serde(default)]
+    examples: Examples,
+}
+
+/// The checks an entry can name besides `entropy` (see `match_checks.rs`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum NamedCheck {
+    Email,
+    Password,
+    TokenEnd,
+    GenericSecret,
+}
+
+#[derive(Debug, Deserialize)]
+struct Catalogue {
+    detectors: Vec<Entry>,
+}
+
+/// The catalogue's declarations, in priority order.
+///
+/// # Errors
+///
+/// What is wrong with `catalogue.yaml`, by line and key path: a bug caught by this module's
+/// tests.
+fn load(text: &str) -> Result<Vec<Declaration>, String> {
+    let mut problems = Problems::new("builtin/catalogue.yaml");
+    let catalogue = tree::parse(text, &mut problems)
+        .and_then(|root| from_tree::<Catalogue>(&root, &mut problems));
+    if !problems.is_empty() {
+        let list: Vec<String> = problems
+            .into_sorted()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        return Err(list.join("; "));
+    }
+    let catalogue = catalogue.ok_or("builtin/catalogue.yaml: unreadable")?;
+    catalogue
+        .detectors
+        .into_iter()
+        .map(|e| declare(e.name.clone(), e).map_err(|reason| format!("catalogue: {reason}")))
+        .collect()
+}
+
+/// An entry's declaration: its facts taken from its hand-written matcher or derived from its
+/// pattern.
+fn declare(name: String, e: Entry) -> Result<Declaration, String> {
+    let check = match (e.entropy, e.check) {
+        (Some(_), Some(_)) => return Err(format!("{name}: both entropy and check")),
+        (Some(min), None) => Check::MinEntropy(min),
+        (None, Some(NamedCheck::Email)) => Check::Email,
+        (None, Some(NamedCheck::Password)) => Check::Password,
+        (None, Some(NamedCheck::TokenEnd)) => Check::TokenEnd,
+        (None, Some(NamedCheck::GenericSecret)) => Check::GenericSecret,
+        (None, None) => Check::None,
+    };
+    if let Some(matcher) = &e.matcher {
+        let hand = MATCHERS
+            .iter()
+            .find(|h| h.name == matcher)
+            .ok_or_else(|| format!("{name}: unknown matcher `{matcher}`"))?;
+        if e.pattern.is_some() || e.group.is_some() || e.keywords.is_some() {
+            return Err(format!(
+                "{name}: a hand-written matcher takes no pattern, group or keywords"
+            ));
+        }
+        let kind = match hand.kind {
+            HandKind::Pem => Kind::Pem,
+            HandKind::Number(n) => Kind::Number(n),
+            HandKind::Assignment(g) => Kind::Assignment(g),
+            HandKind::Jwt => Kind::Jwt,
+            HandKind::EncodedJwt => Kind::EncodedJwt,
+        };
+        let mut alphabet = ByteSet::parse(hand.alphabet);
+        if hand.non_ascii {
+            alphabet = alphabet.with_non_ascii();
+        }
+        let strings = |l: &[&str]| l.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        return Ok(Declaration {
             kind,
-            anchors: &[],
-            digit_pair: false,
-            start: &[],
-            start_bytes: "",
-            alphabet: "",
-            non_ascii: false,
-            assignment: None,
-            min_len: 1,
-            min_digits: 0,
-            max_len: 0,
-            check: Check::None,
+            anchors: strings(hand.anchors),
+            digit_pair: hand.digit_pair,
+            start: strings(hand.start),
+            start_bytes: (!hand.start_bytes.is_empty()).then(|| ByteSet::parse(hand.start_bytes)),
+            alphabet,
+            assignment: hand.assignment,
+            min_len: hand.min_len,
+            min_digits: hand.min_digits,
+            max_len: hand.max_len,
+            check,
             span: None,
             token: None,
+            examples: e.examples,
+            name,
+            category: e.category,
+        });
+    }
+    let pattern = e
+        .pattern
+        .ok_or_else(|| format!("{name}: neither pattern nor matcher"))?;
+    regex_declaration(
+        name,
+        e.category,
+        pattern,
+        e.group.unwrap_or(0),
+        e.keywords,
+        check,
+    )
+    .map(|d| Declaration {
+        examples: e.examples,
+        ..d
+    })
+}
+
+/// A regex detector's declaration, its facts derived from `pattern`.
+fn regex_declaration(
+    name: String,
+    category: Category,
+    pattern: String,
+    group: usize,
+    keywords: Option<Vec<String>>,
+    check: Check,
+) -> Result<Declaration, String> {
+    let facts = derive::facts(&ascii_boundaries(&pattern)).map_err(|e| format!("{name}: {e}"))?;
+    let max_len = facts
+        .max_len
+        .ok_or_else(|| format!("{name}: the pattern's matches have no longest length"))?;
+    // Start literals when every match starts with one of a few (a longer literal or a single
+    // one): they anchor the matcher. Otherwise the bytes a match starts with.
+    let literals = facts
+        .prefixes
+        .filter(|lits| lits.len() == 1 || lits.iter().all(|l| l.len() >= 2));
+    let start: Vec<String> = literals
+        .iter()
+        .flatten()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    let anchors = match keywords {
+        Some(k) if k.iter().any(String::is_empty) || k.is_empty() => {
+            return Err(format!("{name}: an empty keyword"))
         }
-    }
-
-    pub(crate) const fn secret(name: &'static str, pattern: &'static str) -> Declaration {
-        Declaration::new(name, Category::Secret, Kind::Regex { pattern, group: 0 })
-    }
-
-    pub(crate) const fn pii(name: &'static str, pattern: &'static str) -> Declaration {
-        Declaration::new(name, Category::Pii, Kind::Regex { pattern, group: 0 })
-    }
-
-    pub(crate) const fn pem(name: &'static str) -> Declaration {
-        Declaration::new(name, Category::Secret, Kind::Pem)
-    }
-
-    pub(crate) const fn assignment_secret(
-        name: &'static str,
-        grammar: &'static Grammar,
-    ) -> Declaration {
-        Declaration::new(name, Category::Secret, Kind::Assignment(grammar))
-    }
-
-    pub(crate) const fn jwt(name: &'static str) -> Declaration {
-        Declaration::new(name, Category::Secret, Kind::Jwt)
-    }
-
-    pub(crate) const fn encoded_jwt(name: &'static str) -> Declaration {
-        Declaration::new(name, Category::Secret, Kind::EncodedJwt)
-    }
-
-    pub(crate) const fn number(name: &'static str, number: Number) -> Declaration {
-        Declaration::new(name, Category::Pii, Kind::Number(number))
-    }
-
-    /// Only this capture group is replaced.
-    pub(crate) const fn group(self, group: usize) -> Declaration {
-        let kind = match self.kind {
-            Kind::Regex { pattern, .. } => Kind::Regex { pattern, group },
-            other => other,
-        };
-        Declaration { kind, ..self }
-    }
-
-    /// The replaced part follows from the match: `span` gives what capture group `group`
-    /// would (a test checks that on the samples), without a capture search.
-    pub(crate) const fn span(self, span: SpanFn) -> Declaration {
-        Declaration {
-            span: Some(span),
-            ..self
+        Some(k) => {
+            let proven = derive::every_match_contains(&ascii_boundaries(&pattern), &k)
+                .map_err(|e| format!("{name}: {e}"))?;
+            if !proven {
+                return Err(format!("{name}: keywords are not in every match"));
+            }
+            k
         }
-    }
+        None if !start.is_empty() => start.clone(),
+        None => return Err(format!("{name}: no anchor: give keywords")),
+    };
+    Ok(Declaration {
+        token: TOKENS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f),
+        span: SPANS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f),
+        kind: Kind::Regex { pattern, group },
+        anchors,
+        digit_pair: false,
+        start_bytes: start.is_empty().then_some(facts.first),
+        start,
+        alphabet: facts.alphabet,
+        assignment: None,
+        min_len: facts.min_len.max(1),
+        min_digits: 0,
+        max_len,
+        check,
+        examples: Examples::default(),
+        name,
+        category,
+    })
+}
 
-    /// The pattern's format as token forms, for the hand-written matcher: a property test
-    /// holds it to the pattern.
-    pub(crate) const fn token(self, forms: &'static [Form]) -> Declaration {
-        Declaration {
-            token: Some(forms),
-            ..self
-        }
-    }
-
-    /// Every match starts with one of these: they are both anchors and start literals.
-    pub(crate) const fn prefixes(self, lits: &'static [&'static str]) -> Declaration {
-        Declaration {
-            anchors: lits,
-            start: lits,
-            ..self
-        }
-    }
-
-    /// Every match starts with one of these (case-sensitive).
-    pub(crate) const fn starts(self, lits: &'static [&'static str]) -> Declaration {
-        Declaration {
-            start: lits,
-            ..self
-        }
-    }
-
-    /// Every match starts with a byte of this set (a [`ByteSet::parse`] spec).
-    pub(crate) const fn starts_with_bytes(self, spec: &'static str) -> Declaration {
-        Declaration {
-            start_bytes: spec,
-            ..self
-        }
-    }
-
-    /// Every match contains one of these.
-    pub(crate) const fn anchors(self, lits: &'static [&'static str]) -> Declaration {
-        Declaration {
-            anchors: lits,
-            ..self
-        }
-    }
-
-    pub(crate) const fn digit_pair(self) -> Declaration {
-        Declaration {
-            digit_pair: true,
-            ..self
-        }
-    }
-
-    pub(crate) const fn alphabet(self, spec: &'static str) -> Declaration {
-        Declaration {
-            alphabet: spec,
-            ..self
-        }
-    }
-
-    pub(crate) const fn non_ascii(self) -> Declaration {
-        Declaration {
-            non_ascii: true,
-            ..self
-        }
-    }
-
-    /// Every match is an assignment to an identifier containing one of `keywords`
-    /// (see [`Anchor::Assignment`]).
-    pub(crate) const fn assignment(
-        self,
-        keywords: &'static [&'static str],
-        operators: &'static str,
-        suffix: usize,
-        lead: usize,
-    ) -> Declaration {
-        Declaration {
-            assignment: Some((keywords, operators, suffix, lead)),
-            ..self
-        }
-    }
-
-    /// No match is shorter than `min_len` bytes: shorter stretches are not searched.
-    pub(crate) const fn min_len(self, min_len: usize) -> Declaration {
-        Declaration { min_len, ..self }
-    }
-
-    /// No match has fewer than `min_digits` ASCII digits.
-    pub(crate) const fn min_digits(self, min_digits: usize) -> Declaration {
-        Declaration { min_digits, ..self }
-    }
-
-    pub(crate) const fn max_len(self, max_len: usize) -> Declaration {
-        Declaration { max_len, ..self }
-    }
-
-    pub(crate) const fn check(self, check: Check) -> Declaration {
-        Declaration { check, ..self }
-    }
+/// `pattern` with every `\b` an ASCII word boundary (see the module docs).
+fn ascii_boundaries(pattern: &str) -> String {
+    pattern.replace(r"\b", r"(?-u:\b)")
 }
 
 /// The compiled built-ins, shared by every redactor of the process.
@@ -294,28 +335,42 @@ impl Specific {
 }
 
 /// The placeholder pattern: everything [`Action::Pseudonymize`](super::Action) produces.
-const PLACEHOLDER: Declaration =
-    Declaration::secret("pseudonym", r"<[A-Z][A-Z0-9_]{0,63}_[1-9][0-9]{0,8}>")
-        .prefixes(&["<"])
-        .alphabet("<>A-Z0-9_")
-        .min_len(5)
-        .max_len(80);
+const PLACEHOLDER: &str = r"<[A-Z][A-Z0-9_]{0,63}_[1-9][0-9]{0,8}>";
+
+fn placeholder() -> Result<Declaration, String> {
+    regex_declaration(
+        "pseudonym".to_owned(),
+        Category::Secret,
+        PLACEHOLDER.to_owned(),
+        0,
+        None,
+        Check::None,
+    )
+}
+
+/// The catalogue, read once per process.
+fn declarations() -> &'static Result<Vec<Declaration>, String> {
+    static CELL: OnceLock<Result<Vec<Declaration>, String>> = OnceLock::new();
+    CELL.get_or_init(|| load(CATALOGUE))
+}
 
 /// Names of the built-in detectors, in priority order.
 pub(crate) fn names() -> impl Iterator<Item = &'static str> + Clone {
-    all_declarations().map(|s| s.name)
+    all_declarations().map(|s| s.name.as_str())
 }
 
+/// The built-in declarations in priority order (none if the catalogue is broken, which
+/// [`builtins`] reports).
 pub(crate) fn all_declarations() -> impl Iterator<Item = &'static Declaration> + Clone {
-    secrets::DECLARATIONS.iter().chain(pii::DECLARATIONS.iter())
+    declarations().as_deref().unwrap_or_default().iter()
 }
 
 /// The compiled built-ins.
 ///
 /// # Errors
 ///
-/// [`PolicyError::Internal`] if a built-in pattern does not compile — a bug caught by this
-/// module's tests, reported rather than panicking.
+/// [`PolicyError::Internal`] if the catalogue is broken or a built-in pattern does not
+/// compile — a bug caught by this module's tests, reported rather than panicking.
 pub(crate) fn builtins() -> Result<&'static Builtins, PolicyError> {
     static CELL: OnceLock<Result<Builtins, String>> = OnceLock::new();
     CELL.get_or_init(compile_all)
@@ -326,50 +381,59 @@ pub(crate) fn builtins() -> Result<&'static Builtins, PolicyError> {
 }
 
 fn compile_all() -> Result<Builtins, String> {
+    let declarations = declarations().as_ref().map_err(Clone::clone)?;
     let mut detectors = Vec::new();
     let mut specific = Vec::new();
-    for decl in all_declarations() {
+    for decl in declarations {
         let det = Arc::new(compile(decl)?);
         if decl.category == Category::Secret && decl.check != Check::GenericSecret {
             specific.push(Arc::clone(&det));
         }
         detectors.push(det);
     }
-    Ok(Builtins {
+    let builtins = Builtins {
         detectors,
         specific: Specific::new(specific),
-        placeholder: Arc::new(compile(&PLACEHOLDER)?),
-    })
+        placeholder: Arc::new(compile(&placeholder()?)?),
+    };
+    // Every example holds, here as in the tests: a catalogue that says one thing and does
+    // another never runs (it costs well under a millisecond, once per process).
+    for (decl, det) in declarations.iter().zip(&builtins.detectors) {
+        if decl.examples.matches.is_empty() || decl.examples.no_match.is_empty() {
+            return Err(format!(
+                "catalogue: {}: needs at least one match and one no_match example",
+                decl.name
+            ));
+        }
+        examples::run(det, &decl.examples, &builtins.specific).map_err(|e| e.to_string())?;
+    }
+    Ok(builtins)
 }
 
 fn compile(decl: &Declaration) -> Result<Detector, String> {
-    let (matcher, max_len) = match decl.kind {
+    let matcher = match &decl.kind {
         Kind::Regex { pattern, group } => {
-            // ASCII word boundaries: see the module docs.
-            let pattern = pattern.replace(r"\b", r"(?-u:\b)");
-            let matcher = if let Some(forms) = decl.token {
+            let pattern = ascii_boundaries(pattern);
+            if let Some(forms) = decl.token {
                 Matcher::Token(Token::new(pattern.starts_with(r"(?-u:\b)"), forms))
             } else if let Some(span) = decl.span {
                 let re = Regex::new(&pattern).map_err(|e| format!("{}: {e}", decl.name))?;
                 Matcher::Derived { re, span }
-            } else if group == 0 && !decl.start.is_empty() {
-                let p = Prefixed::new(&pattern, decl.start)
-                    .map_err(|e| format!("{}: {e}", decl.name))?;
+            } else if *group == 0 && !decl.start.is_empty() {
+                let start: Vec<&str> = decl.start.iter().map(String::as_str).collect();
+                let p =
+                    Prefixed::new(&pattern, &start).map_err(|e| format!("{}: {e}", decl.name))?;
                 Matcher::Prefixed(p)
             } else {
                 let re = Regex::new(&pattern).map_err(|e| format!("{}: {e}", decl.name))?;
-                Matcher::Regex { re, group }
-            };
-            (matcher, decl.max_len)
+                Matcher::Regex { re, group: *group }
+            }
         }
-        Kind::Pem => {
-            let pem = Pem::new().map_err(|e| format!("{}: {e}", decl.name))?;
-            (Matcher::Pem(pem), PEM_MAX_LEN)
-        }
-        Kind::Number(n) => (Matcher::Number(n), decl.max_len),
-        Kind::Assignment(g) => (Matcher::Assignment(g), decl.max_len),
-        Kind::Jwt => (Matcher::Jwt, decl.max_len),
-        Kind::EncodedJwt => (Matcher::EncodedJwt, decl.max_len),
+        Kind::Pem => Matcher::Pem(Pem::new().map_err(|e| format!("{}: {e}", decl.name))?),
+        Kind::Number(n) => Matcher::Number(*n),
+        Kind::Assignment(g) => Matcher::Assignment(g),
+        Kind::Jwt => Matcher::Jwt,
+        Kind::EncodedJwt => Matcher::EncodedJwt,
     };
     let mut anchors: Vec<Anchor> = decl
         .anchors
@@ -394,26 +458,22 @@ fn compile(decl: &Declaration) -> Result<Detector, String> {
             lits: decl.start.iter().map(|s| s.as_bytes().into()).collect(),
             ci: false,
         }
-    } else if !decl.start_bytes.is_empty() {
-        StartRule::Bytes(ByteSet::parse(decl.start_bytes))
+    } else if let Some(bytes) = decl.start_bytes {
+        StartRule::Bytes(bytes)
     } else {
         StartRule::Any
     };
-    let mut alphabet = ByteSet::parse(decl.alphabet);
-    if decl.non_ascii {
-        alphabet = alphabet.with_non_ascii();
-    }
     Ok(Detector {
-        name: Arc::from(decl.name),
+        name: Arc::from(decl.name.as_str()),
         label: decl.name.to_ascii_uppercase().into(),
         category: decl.category,
         matcher,
         anchors,
         start,
-        alphabet,
+        alphabet: decl.alphabet,
         min_len: decl.min_len,
         min_digits: decl.min_digits,
-        max_len,
+        max_len: decl.max_len,
         check: decl.check,
     })
 }
@@ -530,6 +590,89 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::redact::policy::{Example, Text};
+
+    /// The catalogue as a policy author would break it: each mistake is named with its place.
+    #[test]
+    fn a_broken_catalogue_says_where() {
+        let entry =
+            |body: &str| format!("detectors:\n  - name: acme\n    category: secret\n{body}");
+        let err = |body: &str| match load(&entry(body)) {
+            Ok(_) => panic!("loaded: {body}"),
+            Err(e) => e,
+        };
+        let e = err("    pattern: 'ACME_[0-9]{8}'\n    entrpy: 3\n");
+        assert!(e.contains(":5:") && e.contains("entrpy"), "{e}");
+        let e = err("    matcher: pme\n");
+        assert!(e.contains("acme: unknown matcher `pme`"), "{e}");
+        let e = err("    pattern: '[A-Z]{8}'\n");
+        assert!(e.contains("acme: no anchor: give keywords"), "{e}");
+        let e = err("    pattern: 'ACME_[0-9]+'\n");
+        assert!(
+            e.contains("acme: the pattern's matches have no longest length"),
+            "{e}"
+        );
+        let e = err("    pattern: 'ACME_[0-9]{8}'\n    entropy: 3\n    check: email\n");
+        assert!(e.contains("acme: both entropy and check"), "{e}");
+        let e = err("    pattern: '[A-Z]{4}_[0-9]{8}'\n    keywords: [ACME]\n");
+        assert!(e.contains("acme: keywords are not in every match"), "{e}");
+        let e = err("    matcher: pem\n    pattern: x\n");
+        assert!(e.contains("takes no pattern"), "{e}");
+        let ok = load(&entry("    pattern: '\\bACME_[0-9]{8}'\n")).unwrap();
+        assert_eq!(ok[0].start, ["ACME_"]);
+        assert_eq!((ok[0].min_len, ok[0].max_len), (13, 13));
+    }
+
+    /// Every entry has examples both ways, and they hold.
+    #[test]
+    fn every_catalogue_example_holds() {
+        let b = builtins().unwrap();
+        let mut examples = 0;
+        for (decl, det) in all_declarations().zip(&b.detectors) {
+            assert!(!decl.examples.matches.is_empty(), "{}", decl.name);
+            assert!(!decl.examples.no_match.is_empty(), "{}", decl.name);
+            examples::run(det, &decl.examples, &b.specific).unwrap();
+            examples += decl.examples.matches.len() + decl.examples.no_match.len();
+        }
+        assert!(examples >= 90, "{examples}");
+    }
+
+    /// An example that does not hold is caught, whichever way it fails.
+    #[test]
+    fn a_failing_example_is_caught() {
+        let b = builtins().unwrap();
+        let npm = b
+            .detectors
+            .iter()
+            .find(|d| &*d.name == "npm_token")
+            .unwrap();
+        let token = testing::tok("npm_", "zy3Lex7BWr2drgd1QsO7jprBGumXxY9B4bZW");
+        let run = |matches: Vec<Example>, no_match: Vec<Text>| {
+            examples::run(npm, &Examples { matches, no_match }, &b.specific)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            run(vec![Example::Whole(Text::One(token.clone()))], vec![]),
+            Ok(())
+        );
+        let e = run(vec![Example::Whole(Text::One("npm_short".into()))], vec![]).unwrap_err();
+        assert_eq!(e, "detector `npm_token`: example match[0] is not found");
+        let e = run(
+            vec![Example::Whole(Text::One(format!("x {token}")))],
+            vec![],
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("match[0] is found, but not as the whole value"),
+            "{e}"
+        );
+        assert!(!e.contains(&token), "never quotes an example");
+        let e = run(vec![], vec![Text::One(token.clone())]).unwrap_err();
+        assert_eq!(
+            e,
+            "detector `npm_token`: example no_match[0] is found, and must not be"
+        );
+    }
 
     #[test]
     fn every_builtin_compiles() {
@@ -562,7 +705,7 @@ mod tests {
                 "{}",
                 decl.name
             );
-            assert!(!decl.alphabet.is_empty(), "{}", decl.name);
+            assert_ne!(decl.alphabet, ByteSet::default(), "{}", decl.name);
             assert!(
                 !decl.anchors.is_empty() || decl.digit_pair || decl.assignment.is_some(),
                 "{}: unanchored detectors scan all text",
@@ -595,16 +738,20 @@ mod tests {
             })
             .chain([joined])
             .collect();
-        for decl in all_declarations().chain([&PLACEHOLDER]) {
-            let Kind::Regex { pattern, group: 0 } = decl.kind else {
+        let placeholder = placeholder().unwrap();
+        let mut declarations: Vec<&Declaration> = all_declarations().collect();
+        declarations.push(&placeholder);
+        for decl in declarations {
+            let Kind::Regex { pattern, group: 0 } = &decl.kind else {
                 continue;
             };
             if decl.start.is_empty() {
                 continue;
             }
-            let pattern = pattern.replace(r"\b", r"(?-u:\b)");
+            let pattern = ascii_boundaries(pattern);
             let plain = Regex::new(&pattern).unwrap();
-            let prefixed = Matcher::Prefixed(Prefixed::new(&pattern, decl.start).unwrap());
+            let start: Vec<&str> = decl.start.iter().map(String::as_str).collect();
+            let prefixed = Matcher::Prefixed(Prefixed::new(&pattern, &start).unwrap());
             let token = decl
                 .token
                 .map(|forms| Matcher::Token(Token::new(pattern.starts_with(r"(?-u:\b)"), forms)));
@@ -645,10 +792,11 @@ mod tests {
         );
         let mut checked = 0;
         for decl in all_declarations() {
-            let (Some(span), Kind::Regex { pattern, group }) = (decl.span, decl.kind) else {
+            let (Some(span), Kind::Regex { pattern, group }) = (decl.span, &decl.kind) else {
                 continue;
             };
-            let re = Regex::new(&pattern.replace(r"\b", r"(?-u:\b)")).unwrap();
+            let group = *group;
+            let re = Regex::new(&ascii_boundaries(pattern)).unwrap();
             for text in &texts {
                 for caps in re.captures_iter(text) {
                     let whole = caps.get(0).unwrap();
