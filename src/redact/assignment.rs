@@ -94,11 +94,13 @@ const fn first_bytes(lead: Option<u8>, keywords: &[&str]) -> [bool; 256] {
 }
 
 /// `key = value`, `key: value`, `key := value`, `key => value`, Makefile's `?=`, `::=` and
-/// `:::=`, PHP's `.=`; longest first.
+/// `:::=`, PHP's `.=`; longest first. `,` separates a call's quoted name and quoted value
+/// (`System.setProperty("X_TOKEN", "…")`, `os.Setenv("DB_PASSWORD", "…")`): only between
+/// quotes.
 ///
 /// `>` ends an XML element's start tag: `<apiToken>…</apiToken>`, the value on the same line or
 /// the next (up to 8 blanks and line ends after the `>`).
-const ASSIGNMENT_OPERATORS: &[&str] = &[":::=", "::=", "=>", ":=", "?=", ".=", "=", ":", ">"];
+const ASSIGNMENT_OPERATORS: &[&str] = &[":::=", "::=", "=>", ":=", "?=", ".=", "=", ":", ">", ","];
 
 const GENERIC_KEYWORDS: &[&str] = &[
     "password",
@@ -214,6 +216,7 @@ const fn generic_value(b: u8) -> bool {
             b,
             b'_' | b'-'
                 | b'.'
+                | b':'
                 | b'/'
                 | b'+'
                 | b'='
@@ -248,7 +251,7 @@ fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
-fn is_quote(b: u8) -> bool {
+pub(crate) fn is_quote(b: u8) -> bool {
     matches!(b, b'"' | b'\'' | b'`')
 }
 
@@ -371,9 +374,12 @@ impl Grammar {
         if i == n {
             return Walk::Open;
         }
+        let mut name_quoted = false;
         if self.quotes {
             i = skip(bytes, i, 1, |b| b == b'\\');
-            i = skip(bytes, i, 1, is_quote);
+            let quote_end = skip(bytes, i, 1, is_quote);
+            name_quoted = quote_end > i;
+            i = quote_end;
         }
         i = skip(bytes, i, 3, is_blank);
         if i == n {
@@ -397,14 +403,19 @@ impl Grammar {
             }
         }
         let rest = &bytes[i..];
-        match self
+        let call = match self
             .operators
             .iter()
             .find(|op| rest.starts_with(op.as_bytes()))
         {
+            // A call's arguments: a quoted name only.
+            Some(&",") if !name_quoted => return Walk::Fail,
             // `=` might still become `=>`: a match found now could change.
             Some(op) if rest.len() == op.len() => return Walk::Open,
-            Some(op) => i += op.len(),
+            Some(op) => {
+                i += op.len();
+                *op == ","
+            }
             None if self
                 .operators
                 .iter()
@@ -413,7 +424,7 @@ impl Grammar {
                 return Walk::Open
             }
             None => return Walk::Fail,
-        }
+        };
         i = if bytes[i - 1] == b'>' {
             skip(bytes, i, XML_SPACE, is_space)
         } else {
@@ -421,7 +432,16 @@ impl Grammar {
         };
         if self.quotes {
             i = skip(bytes, i, 1, |b| b == b'\\');
-            i = skip(bytes, i, 1, is_quote);
+            if call {
+                // And a quoted value.
+                match bytes.get(i) {
+                    None => return Walk::Open,
+                    Some(&b) if is_quote(b) => i += 1,
+                    Some(_) => return Walk::Fail,
+                }
+            } else {
+                i = skip(bytes, i, 1, is_quote);
+            }
         }
         if i == n {
             return Walk::Open;

@@ -120,6 +120,9 @@ const PLACEHOLDERS: [&str; 14] = [
     "replace",
 ];
 
+/// The shortest all-digit value a secret-sounding name holds that is taken for a secret.
+const NUMERIC_SECRET_MIN: usize = 16;
+
 fn generic_secret(value: &str, specific: &Specific) -> bool {
     let bytes = value.as_bytes();
     let (mut lower, mut upper, mut digit, mut symbol) = (false, false, false, false);
@@ -134,12 +137,23 @@ fn generic_secret(value: &str, specific: &Specific) -> bool {
     }
     let classes = [lower, upper, digit, symbol].iter().filter(|&&c| c).count();
     if classes < 2 {
-        return false;
+        // A long run of digits is a numeric secret (Asana's and Discord's are 16 to 32): one
+        // class, so the entropy floor is lower than for letters (log2(10) is 3.32 at most).
+        // Shorter ones are counts, ports, timestamps.
+        return bytes.len() >= NUMERIC_SECRET_MIN
+            && bytes.iter().all(u8::is_ascii_digit)
+            && shannon(bytes) >= 2.5
+            && !specific.starts(value);
     }
     // Identifiers such as `os.environ` or `getTokenFromEnv` are values too; without a digit or
     // symbol only a clearly random string counts.
     let entropy = shannon(bytes);
     if entropy < 3.0 || !(digit || symbol || entropy >= 3.8) {
+        return false;
+    }
+    // A URL is a location (`access_token_url = https://…`); the password a URL may carry is
+    // `url_password`'s.
+    if value.contains("://") {
         return false;
     }
     // Specific tokens first: in configuration text they are most candidates

@@ -27,14 +27,14 @@
 //! starting before the anchor (`max_len` + look-ahead, the first byte outside the alphabet
 //! plus look-ahead, or an assignment's reach plus look-ahead) — was merged into this one. So the truncation never changes a match.
 
-use super::assignment::{identifier_before, Grammar};
+use super::assignment::{identifier_before, is_quote, Grammar};
 use super::byteset::{at_least, ceil_boundary, eq_mask, floor_boundary, ByteSet, Openings, HI};
 use super::detector::{Anchor, Detector, Matcher, StartRule, LOOKAHEAD};
 use super::numbers::Number;
 
 /// Trigger bytes, most rare first (for choosing each literal's trigger; digits last, as a digit
 /// trigger makes every digit count); must equal the set [`trigger_lanes`] tests.
-const RARITY: &[u8] = b"~_+-;<=>@:?JKGFBHDCEI0123456789";
+const RARITY: &[u8] = b"~_+-;<=>@:?JKGFBHDCEI,0123456789";
 
 /// A byte range of the haystack where detector `det` must run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -423,7 +423,7 @@ impl Prefilter {
             carry = (digits >> 56) & 0x80;
             while mask != 0 {
                 let lane = (mask.trailing_zeros() / 8) as usize;
-                if self.useful.contains(word[lane]) {
+                if self.useful.contains(word[lane]) && self.worth(bytes, i + lane) {
                     self.on_trigger(bytes, i + lane, &mut c);
                 }
                 mask &= mask - 1;
@@ -431,7 +431,7 @@ impl Prefilter {
             i += 8;
         }
         for at in i..bytes.len() {
-            if self.useful.contains(bytes[at]) {
+            if self.useful.contains(bytes[at]) && self.worth(bytes, at) {
                 self.on_trigger(bytes, at, &mut c);
             }
         }
@@ -445,6 +445,16 @@ impl Prefilter {
             });
         }
         merge(out);
+    }
+
+    /// Whether the trigger byte at `at` can lead anywhere: a `,` only after a quote (the
+    /// operator of `("X_TOKEN", "…")`) unless a literal chose it. Commas are frequent in
+    /// prose, and this one comparison is all they cost there.
+    #[inline]
+    fn worth(&self, bytes: &[u8], at: usize) -> bool {
+        bytes[at] != b','
+            || (at > 0 && is_quote(bytes[at - 1]))
+            || !self.by_trigger[usize::from(b',')].is_empty()
     }
 
     fn on_trigger(&self, bytes: &[u8], at: usize, c: &mut Collector<'_>) {
@@ -497,7 +507,10 @@ impl Prefilter {
             }
         }
         let assignments = &self.by_operator[usize::from(b)];
-        if !assignments.is_empty() {
+        // A `,` is an operator only after a quoted name (`("X_TOKEN", "…")`): in prose it
+        // follows a word, and costs this one comparison.
+        let operator = b != b',' || (at > from && is_quote(bytes[at - 1]));
+        if operator && !assignments.is_empty() {
             let (id_start, id_end) = identifier_before(bytes, from, at);
             // No keyword starts before the first of its two-byte openings; most identifiers
             // (`ts`, `model`, `10` of `10:22`) have none, and are done in one pass.
@@ -611,7 +624,7 @@ fn trigger_set() -> ByteSet {
 }
 
 /// Trigger lanes of an 8-byte word: `(non-digit triggers, digits)`. Non-digit triggers are
-/// `:;<=>?@`, `B`–`K` and `+-_~`.
+/// `:;<=>?@`, `B`–`K`, `+-_~` and `,` (the operator of `setProperty("X_TOKEN", "…")`).
 #[inline]
 fn trigger_lanes(x: u64) -> (u64, u64) {
     let low7 = x & !HI;
@@ -619,8 +632,13 @@ fn trigger_lanes(x: u64) -> (u64, u64) {
     let digits = at_least(low7, 0x30) & !at_least(low7, 0x3A) & ascii;
     let punct = at_least(low7, 0x3A) & !at_least(low7, 0x41) & ascii;
     let letters = at_least(low7, 0x42) & !at_least(low7, 0x4C) & ascii;
-    let others =
-        punct | letters | eq_mask(x, b'+') | eq_mask(x, b'-') | eq_mask(x, b'_') | eq_mask(x, b'~');
+    let others = punct
+        | letters
+        | eq_mask(x, b'+')
+        | eq_mask(x, b'-')
+        | eq_mask(x, b'_')
+        | eq_mask(x, b'~')
+        | eq_mask(x, b',');
     (others, digits)
 }
 
@@ -753,6 +771,9 @@ mod tests {
             "APP_PROD_DB_PASSWORD = Xk9#mP2$vL8q",
             "\"Secret\": \"Xk9#mP2$vL8q\"",
             "x;Pwd=Xk9#mP2$vL8q",
+            // The `,` of a call's arguments, after a quote.
+            "System.setProperty(\"API_TOKEN\", \"Xk9#mP2$vL8q\")",
+            "os.Setenv('DB_PASSWORD','Xk9#mP2$vL8q')",
         ] {
             assert!(windows(keyed) > 0, "{keyed}");
         }
@@ -760,6 +781,8 @@ mod tests {
             "model: gpt-4o",
             "at 10:22:33 user=jane ip=10.1.2.3",
             "a=b c:d",
+            // A comma after a word is prose, whatever the word.
+            "the password, the token, and the secret, all of them",
         ] {
             assert_eq!(windows(plain), 0, "{plain}");
         }
@@ -770,6 +793,6 @@ mod tests {
         let set = trigger_set();
         let count = (0..=255u8).filter(|&b| set.contains(b)).count();
         assert_eq!(count, RARITY.len());
-        assert_eq!(count, 17 + 10 + 4, "0x30..=0x40, B..=K, +-_~");
+        assert_eq!(count, 17 + 10 + 5, "0x30..=0x40, B..=K, +-_~,");
     }
 }

@@ -150,8 +150,8 @@ pub(crate) const MATCHERS: &[Hand] = &[
         .min_len(27)
         .max_len(PEM_MAX_LEN),
     Hand::new("aws_secret", HandKind::Assignment(&AWS_SECRET))
-        .assignment(&["secret"], ":=", 11, 0)
-        .alphabet(r#"A-Za-z0-9_"'`\\ \t=:>/+"#)
+        .assignment(&["secret"], ":=,", 11, 0)
+        .alphabet(r#"A-Za-z0-9_"'`\\ \t=:>/+,"#)
         .min_len(50)
         .max_len(AWS_SECRET_MAX),
     Hand::new("jwt", HandKind::Jwt)
@@ -179,11 +179,11 @@ pub(crate) const MATCHERS: &[Hand] = &[
     Hand::new("generic_assignment", HandKind::Assignment(&GENERIC))
         .assignment(
             &["passw", "pwd", "secret", "token", "key", "credential"],
-            ":=>",
+            ":=>,",
             23,
             0,
         )
-        .alphabet(r#"A-Za-z0-9_.\-\\"'` \t\r\n=>:/+~!@#$%^&*?"#)
+        .alphabet(r#"A-Za-z0-9_.\-\\"'` \t\r\n=>:/+~!@#$%^&*?,"#)
         .min_len(12)
         .max_len(GENERIC_MAX),
     Hand::new("card", HandKind::Number(Number::Card))

@@ -378,6 +378,51 @@ fn generic_secret() {
         r#"password = "Xk9#mP2$vL8q""#,
         "Xk9#mP2$vL8q",
     );
+    // A call's quoted name and quoted value.
+    for (text, value) in [
+        (
+            r#"System.setProperty("JFROG_TOKEN", "r30w2ee3ggdt7xt1o7hvznryxx7tnekbm");"#,
+            "r30w2ee3ggdt7xt1o7hvznryxx7tnekbm",
+        ),
+        (r#"os.Setenv("DB_PASSWORD","Xk9#mP2$vL8q")"#, "Xk9#mP2$vL8q"),
+    ] {
+        finds("generic_secret", text, value);
+    }
+    finds(
+        "aws_secret_key",
+        "putenv('AWS_SECRET_ACCESS_KEY', '9Pu2njHkAm1+5wDr16EpLLJIVGHz4FxFEtKyPiYG')",
+        "9Pu2njHkAm1+5wDr16EpLLJIVGHz4FxFEtKyPiYG",
+    );
+    misses(
+        "generic_secret",
+        r#"fields = ["token", "secret", "password"]"#,
+    );
+    misses("generic_secret", "the token, Xk9#mP2$vL8q in prose");
+    misses("generic_secret", r#"f("api_token", Xk9mP2vL8qZ)"#);
+    // Numeric secrets (Asana's, Discord's): 16 digits or more, not a repeated pattern.
+    finds(
+        "generic_secret",
+        r#"asanaToken = "1258587603301919""#,
+        "1258587603301919",
+    );
+    finds(
+        "generic_secret",
+        "discord_secret: 42553807249619431835026265420123",
+        "42553807249619431835026265420123",
+    );
+    misses("generic_secret", "token_expiry = 1700000000000");
+    misses("generic_secret", "secret = 1111111111111111");
+    misses("generic_secret", "max_tokens = 4096");
+    // A `:` inside a value (Sidekiq's `user:pass`), but a URL is not a secret.
+    finds(
+        "generic_secret",
+        r#"BUNDLE_ENTERPRISE__CONTRIBSYS__COMToken="b2bb8d74:7cfd4e64""#,
+        "b2bb8d74:7cfd4e64",
+    );
+    misses(
+        "generic_secret",
+        "access_token_url='https://github.com/login/oauth/access_token'",
+    );
     finds(
         "generic_secret",
         r#"{"client_secret": "F%Dm7ena8D5VfLDpgyyjVw5H"}"#,
@@ -404,6 +449,16 @@ fn generic_secret() {
         "the password is strong and the token is valid",
     );
     misses("generic_secret", "max_tokens = 4096");
+    // A `:` inside a value (Sidekiq's `user:pass`), but a URL is not a secret.
+    finds(
+        "generic_secret",
+        r#"BUNDLE_ENTERPRISE__CONTRIBSYS__COMToken="b2bb8d74:7cfd4e64""#,
+        "b2bb8d74:7cfd4e64",
+    );
+    misses(
+        "generic_secret",
+        "access_token_url='https://github.com/login/oauth/access_token'",
+    );
     misses("generic_secret", "token_count: 12345678");
     misses("generic_secret", "password = os.environ");
     misses("generic_secret", "api_key = \"your-api-key-here\"");
