@@ -207,8 +207,14 @@ fn walk(bytes: &[u8], from: usize, at: usize, end: usize, alphabet: &ByteSet) ->
 /// Anchor tables for one list of detectors.
 pub(crate) struct Prefilter {
     literals: Vec<Literal>,
-    /// For each trigger byte, the literals that chose it.
+    /// For each trigger byte, the literals that chose it, sorted by the byte they expect
+    /// before it (those that start with it first).
     by_trigger: Vec<Vec<Trigger>>,
+    /// For each trigger byte that has literals, 257 ranges of its `by_trigger` list: `[0]`
+    /// the literals that start with it, `[p + 1]` those that expect byte `p` before it. A
+    /// trigger tries only the literals that fit the byte actually before it: the lists grow
+    /// with the catalogue (`_` ends dozens of prefixes), the literals tried do not.
+    by_before: Vec<Box<[(u16, u16)]>>,
     /// For each trigger byte, the bytes its triggers expect before it — all bytes when one
     /// of them is its literal's first byte. In dense text most `-`, `_` and upper-case
     /// triggers follow a byte no literal expects, and their lists are skipped at once.
@@ -243,6 +249,7 @@ impl Prefilter {
         let mut p = Prefilter {
             literals: Vec::new(),
             by_trigger: vec![Vec::new(); 256],
+            by_before: vec![Box::default(); 256],
             before: vec![ByteSet::EMPTY; 256],
             after: vec![ByteSet::EMPTY; 256],
             assignments: Vec::new(),
@@ -326,6 +333,16 @@ impl Prefilter {
             if !usable {
                 p.always.push(i);
             }
+        }
+        for (list, ranges) in p.by_trigger.iter_mut().zip(&mut p.by_before) {
+            if list.is_empty() {
+                continue;
+            }
+            let key = |t: &Trigger| t.before.map_or(0, |b| usize::from(b) + 1);
+            list.sort_by_key(key);
+            // A few hundred literals at most: their positions fit in `u16`.
+            let at = |k: usize| u16::try_from(list.partition_point(|t| key(t) < k)).unwrap_or(0);
+            *ranges = (0..257).map(|k| (at(k), at(k + 1))).collect();
         }
         for b in 0..=255u8 {
             let i = usize::from(b);
@@ -457,6 +474,33 @@ impl Prefilter {
             || !self.by_trigger[usize::from(b',')].is_empty()
     }
 
+    /// Opens the windows of literal `t`'s detectors if the literal occurs around the trigger
+    /// at `at` (the byte before it already matches).
+    #[inline]
+    fn try_literal(&self, bytes: &[u8], at: usize, t: &Trigger, c: &mut Collector<'_>) {
+        if at < c.from + t.offset {
+            return;
+        }
+        let start = at - t.offset;
+        let literal = &self.literals[t.literal];
+        // Literals are short: a plain loop beats a call to memcmp.
+        let hit = bytes.len() - start >= literal.bytes.len()
+            && literal
+                .bytes
+                .iter()
+                .zip(&bytes[start..])
+                .all(|(a, b)| a == b);
+        if hit {
+            for &(det, starts) in &literal.detectors {
+                let bounds = Bounds {
+                    earliest: starts.then_some(start),
+                    latest: None,
+                };
+                c.push(self, det, bounds, start, literal.bytes.len());
+            }
+        }
+    }
+
     fn on_trigger(&self, bytes: &[u8], at: usize, c: &mut Collector<'_>) {
         let from = c.from;
         let b = bytes[at];
@@ -478,31 +522,19 @@ impl Prefilter {
             && bytes
                 .get(at + 1)
                 .is_none_or(|&n| self.after[usize::from(b)].contains(n));
-        let triggers = if expected {
-            &self.by_trigger[usize::from(b)][..]
-        } else {
-            &[][..]
-        };
-        for t in triggers {
-            if at < from + t.offset || t.before.is_some_and(|p| bytes[at - 1] != p) {
-                continue;
+        let ranges = &self.by_before[usize::from(b)];
+        if expected && !ranges.is_empty() {
+            let list = &self.by_trigger[usize::from(b)];
+            let (s0, e0) = ranges[0];
+            if s0 < e0 {
+                for t in &list[usize::from(s0)..usize::from(e0)] {
+                    self.try_literal(bytes, at, t, c);
+                }
             }
-            let start = at - t.offset;
-            let literal = &self.literals[t.literal];
-            // Literals are short: a plain loop beats a call to memcmp.
-            let hit = bytes.len() - start >= literal.bytes.len()
-                && literal
-                    .bytes
-                    .iter()
-                    .zip(&bytes[start..])
-                    .all(|(a, b)| a == b);
-            if hit {
-                for &(det, starts) in &literal.detectors {
-                    let bounds = Bounds {
-                        earliest: starts.then_some(start),
-                        latest: None,
-                    };
-                    c.push(self, det, bounds, start, literal.bytes.len());
+            if let Some(&p) = at.checked_sub(1).and_then(|i| bytes.get(i)) {
+                let (s, e) = ranges[usize::from(p) + 1];
+                for t in &list[usize::from(s)..usize::from(e)] {
+                    self.try_literal(bytes, at, t, c);
                 }
             }
         }
@@ -786,6 +818,18 @@ mod tests {
         ] {
             assert_eq!(windows(plain), 0, "{plain}");
         }
+    }
+
+    /// A built-in whose anchors have no trigger byte would run over all text: none does.
+    #[test]
+    fn every_builtin_is_anchored() {
+        let all = builtins_where(|_| true);
+        let p = Prefilter::new(all.iter().copied());
+        let always: Vec<&str> = p.always.iter().map(|&i| &*all[i].name).collect();
+        assert_eq!(always, Vec::<&str>::new());
+        // Nor does any literal have a digit as its only trigger (`ATATT3`): every digit of
+        // every text would then be one, where only the starts of digit runs are.
+        assert!(!p.all_digits);
     }
 
     #[test]

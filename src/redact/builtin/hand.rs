@@ -218,7 +218,8 @@ pub(crate) const MATCHERS: &[Hand] = &[
 ];
 
 const GITLAB: &[&str] = &[
-    "glpat-", "gldt-", "glrt-", "glptt-", "glft-", "glimt-", "glsoat-",
+    "glpat-", "gldt-", "glrt-", "glptt-", "glft-", "glimt-", "glsoat-", "glcbt-", "glffct-",
+    "glagent-", "gloas-",
 ];
 const SLACK: &[&str] = &[
     "xoxa-", "xoxb-", "xoxp-", "xoxo-", "xoxs-", "xoxr-", "xoxe-", "xapp-",
