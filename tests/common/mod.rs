@@ -154,13 +154,21 @@ impl GatewayProcess {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("veilgate exited early ({status}):\n{}", self.logs());
             }
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
+            // Its own start-up line first: a free port handed out here can be taken by another
+            // test's process before this one binds it, and a connect would then reach that one
+            // (this gateway exits at once, naming the address in use).
+            let own = format!("listening on 127.0.0.1:{};", self.port);
+            if self.logs().contains(&own)
+                && tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                    .await
+                    .is_ok()
                 && tokio::net::TcpStream::connect(("127.0.0.1", self.admin_port))
                     .await
                     .is_ok()
             {
+                if let Ok(Some(status)) = self.child.try_wait() {
+                    panic!("veilgate exited early ({status}):\n{}", self.logs());
+                }
                 return;
             }
             if Instant::now() > deadline {
