@@ -283,6 +283,18 @@ fn a_named_detector_is_on_where_its_category_is_off() {
     );
 }
 
+/// Google's public sample keys (the catalogue's `allow:`) pass untouched under every policy;
+/// another key of the same shape does not.
+#[test]
+fn documented_sample_keys_are_left_alone() {
+    let r = Redactor::new(&PolicySpec::default()).unwrap();
+    let sample = tok("AIza", "SyAnLA7NfeLquW1tJFpx_eQCxoX-oo6YyIs");
+    let t = format!("apiKey: \"{sample}\"");
+    assert_eq!(text(&r, &t), t);
+    let other = tok("AIza", "BTxaQWk8JzFalHlsZfYcMMDktXP-tKsf2rc");
+    assert_eq!(text(&r, &other), "[REDACTED:google_api_key]");
+}
+
 #[test]
 fn default_policy_is_secrets_only() {
     let r = Redactor::new(&PolicySpec::default()).unwrap();

@@ -25,7 +25,7 @@ use super::examples;
 use super::match_checks::Check;
 use super::numbers::Number;
 use super::pem::Pem;
-use super::policy::{Category, Examples, PolicyError};
+use super::policy::{Category, Examples, PolicyError, Text};
 use super::token::{Form, Token};
 use crate::config::{de::from_tree, error::Problems, tree};
 use hand::{HandKind, MATCHERS, SPANS, TOKENS};
@@ -68,6 +68,8 @@ pub(crate) struct Declaration {
     /// The same format as the pattern's, matched by hand (the pattern stays the reference).
     pub token: Option<&'static [Form]>,
     pub examples: Examples,
+    /// Public values never redacted (see [`Builtins::allow`]).
+    pub allow: Vec<String>,
 }
 
 /// One entry of `catalogue.yaml`.
@@ -89,6 +91,10 @@ struct Entry {
     check: Option<NamedCheck>,
     #[serde(default)]
     examples: Examples,
+    /// Public values this detector must leave alone (sample keys printed in vendors'
+    /// documentation, as gitleaks allow-lists them).
+    #[serde(default)]
+    allow: Vec<Text>,
 }
 
 /// The checks an entry can name besides `entropy` (see `match_checks.rs`).
@@ -181,6 +187,7 @@ fn declare(name: String, e: Entry) -> Result<Declaration, String> {
             span: None,
             token: None,
             examples: e.examples,
+            allow: e.allow.iter().map(Text::joined).collect(),
             name,
             category: e.category,
         });
@@ -198,6 +205,7 @@ fn declare(name: String, e: Entry) -> Result<Declaration, String> {
     )
     .map(|d| Declaration {
         examples: e.examples,
+        allow: e.allow.iter().map(Text::joined).collect(),
         ..d
     })
 }
@@ -255,6 +263,7 @@ fn regex_declaration(
         max_len,
         check,
         examples: Examples::default(),
+        allow: Vec::new(),
         name,
         category,
     })
@@ -273,6 +282,9 @@ pub(crate) struct Builtins {
     pub(crate) specific: Specific,
     /// Finds `<LABEL_n>` placeholders in responses, to restore pseudonymized values.
     pub(crate) placeholder: Arc<Detector>,
+    /// The catalogue's public values (`allow:` of its entries), added to every policy's
+    /// allow-list: a match equal to one is left as it is.
+    pub(crate) allow: Vec<String>,
 }
 
 /// Detectors a generic match defers to: when a generic value *starts with* an accepted match of
@@ -395,6 +407,7 @@ fn compile_all() -> Result<Builtins, String> {
         detectors,
         specific: Specific::new(specific),
         placeholder: Arc::new(compile(&placeholder()?)?),
+        allow: declarations.iter().flat_map(|d| d.allow.clone()).collect(),
     };
     // Every example holds, here as in the tests: a catalogue that says one thing and does
     // another never runs (it costs well under a millisecond, once per process).
