@@ -150,6 +150,7 @@ pub(crate) fn compile(spec: &CustomDetectorSpec) -> Result<Detector, PolicyError
         min_digits: 0,
         max_len,
         check: spec.entropy.map_or(Check::None, Check::MinEntropy),
+        allow: Box::default(),
     };
     examples::run(&detector, examples, &Specific::default())?;
     Ok(detector)

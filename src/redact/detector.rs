@@ -248,6 +248,8 @@ pub(crate) struct Detector {
     pub(crate) min_digits: usize,
     pub(crate) max_len: usize,
     pub(crate) check: Check,
+    /// Public values this detector leaves alone (the catalogue's `allow:`).
+    pub(crate) allow: Box<[Box<str>]>,
 }
 
 impl fmt::Debug for Detector {
@@ -276,7 +278,11 @@ impl Detector {
             }
             if m.span.start < m.span.end {
                 if let Some(ok) = self.check.apply(hay, m.clone(), specific) {
-                    return Some(ok);
+                    // A public value this detector allows is no match (a few comparisons, for
+                    // the one detector that lists any).
+                    if !self.allow.iter().any(|a| **a == hay[ok.span.clone()]) {
+                        return Some(ok);
+                    }
                 }
             }
             at = next_boundary(hay, m.start);
@@ -341,6 +347,7 @@ mod tests {
             min_digits: 0,
             max_len,
             check: Check::None,
+            allow: Box::default(),
         }
     }
 

@@ -716,6 +716,7 @@ mod tests {
             min_digits: 0,
             max_len: 4,
             check: super::super::match_checks::Check::None,
+            allow: Box::default(),
         };
         let p = Prefilter::new([&det(vec![Anchor::DigitPair])]);
         let text = "ab 12345678 x 9 77        123456789012345678901234 z";

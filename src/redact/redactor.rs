@@ -79,8 +79,7 @@ impl Redactor {
             // HMAC takes keys of any length; this cannot fail.
             Some(HashKey::new_from_slice(&spec.hash_key).map_err(|_| PolicyError::MissingHashKey)?)
         };
-        let allow: Arc<HashSet<String>> =
-            Arc::new(spec.allow.iter().chain(&builtins.allow).cloned().collect());
+        let allow: Arc<HashSet<String>> = Arc::new(spec.allow.iter().cloned().collect());
         let mut scanners = [Direction::Request, Direction::Response].map(|dir| {
             let entries = entries(spec, dir, &detectors);
             (dir, entries)
