@@ -250,27 +250,19 @@ impl<'de> serde::de::Visitor<'de> for ExampleVisitor {
     }
 
     fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Example, E> {
-        Err(E::custom(
-            "write the example in quotes: it is read as a number",
-        ))
+        Err(quote_it("a number"))
     }
 
     fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Example, E> {
-        Err(E::custom(
-            "write the example in quotes: it is read as a number",
-        ))
+        Err(quote_it("a number"))
     }
 
     fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Example, E> {
-        Err(E::custom(
-            "write the example in quotes: it is read as a number",
-        ))
+        Err(quote_it("a number"))
     }
 
     fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Example, E> {
-        Err(E::custom(
-            "write the example in quotes: it is read as a boolean",
-        ))
+        Err(quote_it("a boolean"))
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Example, A::Error> {
@@ -304,6 +296,11 @@ impl<'de> serde::de::Visitor<'de> for ExampleVisitor {
             value: i.value.0,
         })
     }
+}
+
+/// The error for an example YAML reads as `what` (a number, a boolean) rather than text.
+fn quote_it<E: serde::de::Error>(what: &str) -> E {
+    E::custom(format!("write the example in quotes: it is read as {what}"))
 }
 
 /// A [`Text`] as read (see [`ExampleVisitor`]).

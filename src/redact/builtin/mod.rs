@@ -134,13 +134,14 @@ fn load(text: &str) -> Result<Vec<Declaration>, String> {
     catalogue
         .detectors
         .into_iter()
-        .map(|e| declare(e.name.clone(), e).map_err(|reason| format!("catalogue: {reason}")))
+        .map(|e| declare(e).map_err(|reason| format!("catalogue: {reason}")))
         .collect()
 }
 
 /// An entry's declaration: its facts taken from its hand-written matcher or derived from its
 /// pattern.
-fn declare(name: String, e: Entry) -> Result<Declaration, String> {
+fn declare(e: Entry) -> Result<Declaration, String> {
+    let name = e.name.clone();
     let check = match (e.entropy, e.check) {
         (Some(_), Some(_)) => return Err(format!("{name}: both entropy and check")),
         (Some(min), None) => Check::MinEntropy(min),
@@ -588,6 +589,21 @@ pub(crate) mod testing {
                 det.name
             );
         }
+    }
+
+    /// Asserts that `name` finds exactly `expected` in `text`.
+    pub(crate) fn finds(name: &str, text: &str, expected: &str) {
+        assert_eq!(
+            find_all(name, text),
+            vec![expected.to_owned()],
+            "{name} in {text:?}"
+        );
+    }
+
+    /// Asserts that `name` finds nothing in `text`.
+    pub(crate) fn misses(name: &str, text: &str) {
+        let found = find_all(name, text);
+        assert!(found.is_empty(), "{name} matched {text:?}: {found:?}");
     }
 
     /// Joins a prefix and a body: test tokens are split in the source so that secret scanners

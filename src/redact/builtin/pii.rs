@@ -1,22 +1,6 @@
 //! Tests of the built-in personal-data detectors beyond their catalogue examples.
 
-use crate::redact::builtin::testing::find_all;
-
-fn finds(name: &str, text: &str, expected: &str) {
-    assert_eq!(
-        find_all(name, text),
-        vec![expected.to_owned()],
-        "{name} in {text:?}"
-    );
-}
-
-fn misses(name: &str, text: &str) {
-    assert!(
-        find_all(name, text).is_empty(),
-        "{name} matched {text:?}: {:?}",
-        find_all(name, text)
-    );
-}
+use crate::redact::builtin::testing::{finds, misses};
 
 #[test]
 fn email() {

@@ -1,19 +1,7 @@
 //! Tests of the built-in secret detectors beyond their catalogue examples: exact values,
 //! boundaries, placeholders.
 
-use crate::redact::builtin::testing::{find_all, tok};
-
-fn finds(name: &str, text: &str, expected: &str) {
-    assert_eq!(
-        find_all(name, text),
-        vec![expected.to_owned()],
-        "{name} in {text:?}"
-    );
-}
-
-fn misses(name: &str, text: &str) {
-    assert!(find_all(name, text).is_empty(), "{name} matched {text:?}");
-}
+use crate::redact::builtin::testing::{finds, misses, tok};
 
 #[test]
 fn aws_access_key() {
@@ -412,7 +400,6 @@ fn generic_secret() {
     );
     misses("generic_secret", "token_expiry = 1700000000000");
     misses("generic_secret", "secret = 1111111111111111");
-    misses("generic_secret", "max_tokens = 4096");
     // A `:` inside a value (Sidekiq's `user:pass`), but a URL is not a secret.
     finds(
         "generic_secret",
@@ -449,16 +436,6 @@ fn generic_secret() {
         "the password is strong and the token is valid",
     );
     misses("generic_secret", "max_tokens = 4096");
-    // A `:` inside a value (Sidekiq's `user:pass`), but a URL is not a secret.
-    finds(
-        "generic_secret",
-        r#"BUNDLE_ENTERPRISE__CONTRIBSYS__COMToken="b2bb8d74:7cfd4e64""#,
-        "b2bb8d74:7cfd4e64",
-    );
-    misses(
-        "generic_secret",
-        "access_token_url='https://github.com/login/oauth/access_token'",
-    );
     misses("generic_secret", "token_count: 12345678");
     misses("generic_secret", "password = os.environ");
     misses("generic_secret", "api_key = \"your-api-key-here\"");
