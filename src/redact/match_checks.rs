@@ -158,7 +158,131 @@ fn generic_secret(value: &str, specific: &Specific) -> bool {
     }
     // Specific tokens first: in configuration text they are most candidates
     // (`GITHUB_TOKEN=ghp_…`), and for other values the test ends at their first byte.
-    !specific.starts(value) && !has_placeholder(value)
+    !specific.starts(value) && !has_placeholder(value) && !names_something(value)
+}
+
+/// Secret-sounding words that end the *name* of a secret (`NEXUS-GPT4-API-KEY`).
+const SECRET_WORDS: [&str; 9] = [
+    "key",
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "pwd",
+    "credential",
+    "credentials",
+    "apikey",
+];
+
+/// File extensions of key stores and configuration files: a value ending in one names a file.
+const FILE_EXTENSIONS: [&str; 16] = [
+    "cer",
+    "crt",
+    "pem",
+    "der",
+    "p12",
+    "pfx",
+    "jks",
+    "keystore",
+    "json",
+    "yaml",
+    "yml",
+    "xml",
+    "txt",
+    "properties",
+    "conf",
+    "ini",
+];
+
+/// Whether a value with a secret's entropy names or points to something instead of holding
+/// a secret. Each shape is narrow — a random string does not take it by chance — because a
+/// value refused here is left in the text:
+/// - the name of a secret: words joined by `-` or `_`, the last a secret word
+///   (`NEXUS-GPT4-API-KEY`, `prod_db_password`);
+/// - a member path: identifiers joined by `.`, the last lower-case words joined by `_`
+///   (`X25519.secret_length`, `settings.api_token`);
+/// - a file name with a key-store or configuration extension (`RTL_INST_CODE.cer`);
+/// - a package and its version (`jjwt-jackson-0.11.2`);
+/// - a host name, with at least two dots or a port (`dev-lb1.api.f4ke.com:5215`).
+fn names_something(value: &str) -> bool {
+    secret_name(value) || member_path(value) || file_name(value) || versioned(value) || host(value)
+}
+
+fn secret_name(value: &str) -> bool {
+    let mut words = value.split(['-', '_']);
+    let last = words.next_back().unwrap_or("");
+    value.contains(['-', '_'])
+        && words.all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric()))
+        && SECRET_WORDS.iter().any(|s| s.eq_ignore_ascii_case(last))
+}
+
+fn member_path(value: &str) -> bool {
+    let identifier = |s: &str| {
+        s.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    };
+    // Lower-case words joined by `_`: a random segment has digits or runs no word has.
+    let snake_words = |s: &str| {
+        s.contains('_')
+            && s.split('_')
+                .all(|w| (1..=12).contains(&w.len()) && w.bytes().all(|b| b.is_ascii_lowercase()))
+    };
+    let mut parts = value.split('.');
+    let last = parts.next_back().unwrap_or("");
+    value.contains('.') && snake_words(last) && parts.all(identifier)
+}
+
+fn file_name(value: &str) -> bool {
+    value.rsplit_once('.').is_some_and(|(stem, ext)| {
+        !stem.is_empty()
+            && stem
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            && FILE_EXTENSIONS.iter().any(|e| e.eq_ignore_ascii_case(ext))
+    })
+}
+
+fn versioned(value: &str) -> bool {
+    value.rsplit_once('-').is_some_and(|(name, version)| {
+        let version = version.strip_prefix('v').unwrap_or(version);
+        let numbers = version.split('.');
+        let dotted = version.contains('.')
+            && numbers.clone().count() <= 4
+            && numbers
+                .clone()
+                .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        dotted
+            && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+            && name.split('-').all(|w| {
+                !w.is_empty()
+                    && w.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            })
+    })
+}
+
+fn host(value: &str) -> bool {
+    let (name, port) = match value.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (value, None),
+    };
+    let port_ok =
+        port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    let labels = name.split('.');
+    let dots = labels.clone().count() - 1;
+    let tld = name.rsplit('.').next().unwrap_or("");
+    port_ok
+        && (dots >= 2 || (dots == 1 && port.is_some()))
+        && (2..=6).contains(&tld.len())
+        && tld.bytes().all(|b| b.is_ascii_lowercase())
+        && labels.clone().all(|l| {
+            !l.is_empty()
+                && !l.starts_with('-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
 }
 
 /// Whether `value` contains a placeholder word, ASCII case-insensitively. Candidates are
@@ -215,6 +339,54 @@ mod tests {
         assert!(!generic_secret("os.environ", &none));
         assert!(!generic_secret("12345678", &none));
         assert!(!generic_secret("aaaaaaaaaaaa", &none));
+    }
+
+    /// gitleaks' generic-api-key negatives: values with a secret's entropy that name or point
+    /// to something.
+    #[test]
+    fn names_paths_files_versions_and_hosts_are_no_secrets() {
+        let none = Specific::default();
+        for value in [
+            "NEXUS-GPT4-API-KEY",
+            "prod_db_password",
+            "X25519.secret_length",
+            "settings.api_token",
+            "RTL_INST_CODE.cer",
+            "client-2024.p12",
+            "jjwt-jackson-0.11.2",
+            "aws-sdk-v2.17.3",
+            "dev-lb1.api.f4ke.com:5215",
+            "vault2.internal.acme.io",
+            "db1.acme.io:5432",
+        ] {
+            assert!(
+                generic_secret_shape(value),
+                "{value}: passes the entropy test"
+            );
+            assert!(!generic_secret(value, &none), "{value}");
+        }
+        // Secrets that look a little like those shapes are still secrets.
+        for value in [
+            "Xk9#mP2$vL8q-key",
+            "s3cr3t.Pass_w0rd",
+            "a8F3k2Lq9.zP4x",
+            "9f8e7d6c5b4a-1.2.x",
+            "Kq8vN2mZ.x7Rp.Wl3t",
+            "f4ke.Com:5215",
+            "aB3dE5gH7jK9.json2",
+            "sc_tzys2auezm.hay1.acc_ki9zyk0q3z.fdr_j9siidrn2ymgbvge7_yuyfbsuuu0v01n5zl4",
+            "SG.dpwh6vo7cw_pc_8mnlzuvmomy8geooac0ems5185lypu90mm9mbdx9f25db7hj0svo",
+        ] {
+            assert!(generic_secret(value, &none), "{value}");
+        }
+    }
+
+    /// Whether `value` passes the class and entropy tests of [`generic_secret`] (so that the
+    /// test above shows the shape rules at work, not the entropy floor).
+    fn generic_secret_shape(value: &str) -> bool {
+        let entropy = shannon(value.as_bytes());
+        let digit_or_symbol = value.bytes().any(|b| !b.is_ascii_alphabetic());
+        entropy >= 3.0 && (digit_or_symbol || entropy >= 3.8)
     }
 
     #[test]

@@ -22,14 +22,19 @@ pub(crate) const IBAN_MAX: usize = 64;
 /// Which number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Number {
-    /// 13–19 digits passing Luhn, starting with 2–6, in groups separated by single spaces or
-    /// dashes (`4111 1111 1111 1111`, `378282246310005`). A longer run is cut at a separator.
+    /// 13–19 digits passing Luhn, starting with 2–6, or UATP's 15 starting with 1, in groups
+    /// separated by single spaces or dashes (`4111 1111 1111 1111`, `378282246310005`). A
+    /// longer run is cut at a separator. Digits inside an IBAN-shaped run (`DE89 3704 …` whose
+    /// check digits fail) are not a card.
     Card,
-    /// `ddd-dd-dddd` or `ddd dd dddd`, without area 000, 666 or 9xx, group 00 or serial 0000.
+    /// `ddd-dd-dddd`, `ddd dd dddd` or `ddd.dd.dddd`, and the mistyped `ddd-dddddd` and
+    /// `ddddd-dddd`, without area 000, 666 or 9xx, group 00 or serial 0000.
     Ssn,
     /// North American `(415) 555-2671`, `415.555.2671`, `+1 415 555 2671`, `1-800-555-1234`
-    /// (area and exchange start with 2–9); or international `+` country code and groups with
-    /// single ` `, `.`, `-` separators and an optional `(0)`: 8–15 digits in all.
+    /// (area and exchange start with 2–9); international `+` country code and groups with
+    /// single ` `, `.`, `-` separators and one optional group in parentheses (`(0)`, `(20)`):
+    /// 8–15 digits in all; or national with a trunk `0` (`090-1234-5678`, `09-7625400`,
+    /// `020 7123 4567`): 9–11 digits in groups with one kind of separator, at least two groups.
     Phone,
     /// Two letters, two check digits, then upper-case letters and digits with single spaces:
     /// 15–34 characters passing ISO 7064 mod 97. A longer run is cut at a space.
@@ -43,7 +48,7 @@ impl Number {
             Number::Card => find(
                 hay,
                 start,
-                |b, word| !word && matches!(b, b'2'..=b'6'),
+                |b, word| !word && matches!(b, b'1'..=b'6'),
                 card_at,
             ),
             Number::Ssn => find(hay, start, |b, word| !word && b.is_ascii_digit(), ssn_at),
@@ -70,7 +75,8 @@ impl Number {
     /// Every match has such a run at a fixed place near its start, and the test is exact there:
     /// a card or an SSN starts with its run; an IBAN's run is its check digits, two bytes in;
     /// a North American phone number's first run is its area code (or `1` and the area code),
-    /// at most 3 bytes in (`1-(415)`). Phone numbers starting with `+` are left to the `+`
+    /// at most 3 bytes in (`1-(415)`); a national one starts with its run, `0` and a non-zero
+    /// digit. Phone numbers starting with `+` are left to the `+`
     /// anchor: their first digit pair can be anywhere (`+7 9 12…`). Most digit runs of dense
     /// text — dates, times, versions, addresses — fail this test in a few comparisons.
     pub(crate) fn may_start_near(self, bytes: &[u8], at: usize) -> bool {
@@ -79,13 +85,14 @@ impl Number {
         let upper = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_uppercase);
         match self {
             Number::Card => {
-                matches!(bytes[at], b'2'..=b'6')
+                matches!(bytes[at], b'1'..=b'6')
                     && digits(bytes, at + 2, 2)
                     && boundary_before(bytes, at)
                     && card_at(bytes, at).is_some()
             }
             Number::Ssn => {
-                matches!(bytes.get(at + 3), Some(b' ' | b'-'))
+                (matches!(bytes.get(at + 3), Some(b' ' | b'-' | b'.'))
+                    || bytes.get(at + 5) == Some(&b'-'))
                     && boundary_before(bytes, at)
                     && ssn_at(bytes, at).is_some()
             }
@@ -99,16 +106,21 @@ impl Number {
                     bytes.get(i).is_some_and(|b| matches!(b, b'2'..=b'9'))
                         && digits(bytes, i + 1, 2)
                 };
-                (area(at) || (bytes[at] == b'1' && area(at + 1)))
-                    && (at.saturating_sub(3)..=at).any(|s| {
-                        let lead = if s == at {
-                            matches!(bytes[at], b'1'..=b'9')
-                        } else {
-                            matches!(bytes[s], b'1' | b'(' | b'+')
-                                && matches!(bytes[at], b'2'..=b'9')
-                        };
-                        lead && north_american(bytes, s).is_some()
-                    })
+                let national = bytes[at] == b'0'
+                    && bytes[at + 1] != b'0'
+                    && boundary_before(bytes, at)
+                    && national(bytes, at).is_some();
+                national
+                    || (area(at) || (bytes[at] == b'1' && area(at + 1)))
+                        && (at.saturating_sub(3)..=at).any(|s| {
+                            let lead = if s == at {
+                                matches!(bytes[at], b'1'..=b'9')
+                            } else {
+                                matches!(bytes[s], b'1' | b'(' | b'+')
+                                    && matches!(bytes[at], b'2'..=b'9')
+                            };
+                            lead && north_american(bytes, s).is_some()
+                        })
             }
         }
     }
@@ -157,9 +169,11 @@ fn digits(bytes: &[u8], i: usize, n: usize) -> bool {
 }
 
 fn card_at(bytes: &[u8], s: usize) -> Option<usize> {
-    if !boundary_before(bytes, s) || !matches!(bytes[s], b'2'..=b'6') || !digits(bytes, s, 4) {
+    if !boundary_before(bytes, s) || !matches!(bytes[s], b'1'..=b'6') || !digits(bytes, s, 4) {
         return None;
     }
+    // UATP numbers are the only ones starting with 1, and have 15 digits.
+    let lengths = if bytes[s] == b'1' { 15..=15 } else { 13..=19 };
     // Walk digit groups separated by single spaces or dashes; every group end followed by a
     // separator (or the run's end at a boundary) is a possible end of the number, and the
     // last one with 13–19 digits passing Luhn is the match.
@@ -174,17 +188,51 @@ fn card_at(bytes: &[u8], s: usize) -> Option<usize> {
         }
         let separated =
             i + 1 < limit && matches!(bytes[i], b' ' | b'-') && bytes[i + 1].is_ascii_digit();
-        if (separated || boundary_after(bytes, i))
-            && (13..=19).contains(&luhn.count)
-            && luhn.valid()
+        if (separated || boundary_after(bytes, i)) && lengths.contains(&luhn.count) && luhn.valid()
         {
             best = Some(i);
         }
         if !separated {
-            return best;
+            break;
         }
         i += 1;
     }
+    best.filter(|_| !inside_iban_shape(bytes, s))
+}
+
+/// Whether `s` follows groups of an IBAN's shape: walking back over single-separated groups of
+/// up-to-four upper-case letters and digits reaches `CCkk` (country and check digits) at a
+/// boundary. Such a run failed mod 97 or its country's length (else the IBAN detector has it);
+/// the card-shaped digits in it are part of a malformed account number, not a card.
+fn inside_iban_shape(bytes: &[u8], s: usize) -> bool {
+    let alnum = |b: u8| b.is_ascii_uppercase() || b.is_ascii_digit();
+    let mut end = s;
+    // An IBAN has at most 34 characters: 8 groups of 4 before a card's 16 digits.
+    for _ in 0..8 {
+        if end < 2 || !matches!(bytes[end - 1], b' ' | b'-') {
+            return false;
+        }
+        let sep_at = end - 1;
+        let mut start = sep_at;
+        while start > 0 && sep_at - start < 4 && alnum(bytes[start - 1]) {
+            start -= 1;
+        }
+        if start == sep_at
+            || !boundary_before(bytes, start) && !matches!(bytes[start - 1], b' ' | b'-')
+        {
+            return false;
+        }
+        let group = &bytes[start..sep_at];
+        if group.len() == 4
+            && boundary_before(bytes, start)
+            && group[..2].iter().all(u8::is_ascii_uppercase)
+            && group[2..].iter().all(u8::is_ascii_digit)
+        {
+            return true;
+        }
+        end = start;
+    }
+    false
 }
 
 /// The Luhn checksum of a growing digit string, valid for every prefix: the digit doubled are
@@ -215,31 +263,99 @@ impl Luhn {
 }
 
 fn ssn_at(bytes: &[u8], s: usize) -> Option<usize> {
+    if !boundary_before(bytes, s) {
+        return None;
+    }
+    // Area, group and serial with their separators: `ddd-dd-dddd` with one kind of separator
+    // (` `, `-`, `.`), or `ddd-dddddd` / `ddddd-dddd` with one dash.
     let sep = *bytes.get(s + 3)?;
-    let shaped = boundary_before(bytes, s)
-        && (sep == b'-' || sep == b' ')
-        && digits(bytes, s, 3)
+    let (group, serial, end) = if matches!(sep, b'-' | b' ' | b'.')
         && digits(bytes, s + 4, 2)
         && bytes.get(s + 6) == Some(&sep)
-        && digits(bytes, s + 7, 4)
-        && boundary_after(bytes, s + SSN_LEN);
+    {
+        (s + 4, s + 7, s + SSN_LEN)
+    } else if sep == b'-' {
+        (s + 4, s + 6, s + 10)
+    } else if bytes.get(s + 5) == Some(&b'-') {
+        (s + 3, s + 6, s + 10)
+    } else {
+        return None;
+    };
+    let shaped = digits(bytes, s, 3)
+        && digits(bytes, group, 2)
+        && digits(bytes, serial, 4)
+        && boundary_after(bytes, end)
+        // `123-456789-0`, `123.45.6789.1`: part of a longer number.
+        && !(matches!(bytes.get(end), Some(b'-' | b'.')) && digit(bytes, end + 1));
     if !shaped {
         return None;
     }
     let (area, group, serial) = (
         &bytes[s..s + 3],
-        &bytes[s + 4..s + 6],
-        &bytes[s + 7..s + 11],
+        &bytes[group..group + 2],
+        &bytes[serial..serial + 4],
     );
     let possible =
         area != b"000" && area != b"666" && area[0] != b'9' && group != b"00" && serial != b"0000";
-    possible.then_some(s + SSN_LEN)
+    possible.then_some(end)
 }
 
 fn phone_at(bytes: &[u8], s: usize) -> Option<usize> {
     let na = north_american(bytes, s);
     let intl = international(bytes, s);
-    na.max(intl)
+    na.max(intl).or_else(|| national(bytes, s))
+}
+
+/// A national number with its trunk `0`: `0` and a non-zero digit at a boundary, then groups
+/// of digits with one kind of single separator (` ` or `-`) — a first group of 2–5 digits and
+/// one to three more of 3–8, 9–11 digits in all, the whole run (`090-1234-5678`, `09-7625400`,
+/// `020 7123 4567`). Dates, versions and malformed SSNs (`078-05-0000`) have shorter groups
+/// or other separators; the groups of an IBAN-shaped run are an account number.
+fn national(bytes: &[u8], s: usize) -> Option<usize> {
+    if bytes.get(s) != Some(&b'0')
+        || !matches!(bytes.get(s + 1), Some(b'1'..=b'9'))
+        || !boundary_before(bytes, s)
+    {
+        return None;
+    }
+    let limit = bytes.len().min(s + PHONE_MAX);
+    let mut i = s;
+    let mut count = 0;
+    let mut groups = 0;
+    let mut separator = None;
+    loop {
+        let group = i;
+        while i < limit && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        let len = i - group;
+        let fits = if groups == 0 {
+            (2..=5).contains(&len)
+        } else {
+            (3..=8).contains(&len)
+        };
+        if !fits {
+            return None;
+        }
+        count += len;
+        groups += 1;
+        let next = i + 1 < limit
+            && matches!(bytes[i], b' ' | b'-')
+            && separator.is_none_or(|sep| sep == bytes[i])
+            && bytes[i + 1].is_ascii_digit();
+        if !next {
+            break;
+        }
+        separator = Some(bytes[i]);
+        i += 1;
+    }
+    // The run must end here: not at a word byte, nor at another separator and digit.
+    let ends = boundary_after(bytes, i)
+        && !(i + 1 < bytes.len()
+            && matches!(bytes[i], b' ' | b'-' | b'.')
+            && bytes[i + 1].is_ascii_digit());
+    let fits = (2..=4).contains(&groups) && (9..=11).contains(&count) && ends;
+    (fits && !inside_iban_shape(bytes, s)).then_some(i)
 }
 
 /// `[+1 sep | 1 sep] (area | (area)) [sep] exchange [sep] line`.
@@ -281,8 +397,9 @@ fn north_american(bytes: &[u8], s: usize) -> Option<usize> {
 }
 
 /// `+` country code (1–3 digits, not starting with 0), then digit groups separated by single
-/// ` `, `.`, `-`, with one optional `(0)`: the longest prefix with 8–15 digits that ends at a
-/// boundary.
+/// ` `, `.`, `-`, with one optional group of 1–4 digits in parentheses (the trunk `(0)`,
+/// which is not counted, or an area code `(20)`): the longest prefix with 8–15 digits that
+/// ends at a boundary.
 fn international(bytes: &[u8], s: usize) -> Option<usize> {
     if bytes.get(s) != Some(&b'+') || !matches!(bytes.get(s + 1), Some(b'1'..=b'9')) {
         return None;
@@ -292,7 +409,7 @@ fn international(bytes: &[u8], s: usize) -> Option<usize> {
     let mut i = s + 1;
     let mut count = 0;
     let mut best = None;
-    let mut trunk = false;
+    let mut parenthesized = false;
     loop {
         while i < limit && bytes[i].is_ascii_digit() {
             i += 1;
@@ -305,9 +422,19 @@ fn international(bytes: &[u8], s: usize) -> Option<usize> {
             best = Some(i);
         }
         let mut j = if sep(i) { i + 1 } else { i };
-        if !trunk && bytes.get(j..limit).is_some_and(|w| w.starts_with(b"(0)")) {
-            trunk = true;
-            j += 3;
+        if !parenthesized && j < limit && bytes[j] == b'(' {
+            let inner = bytes[j + 1..limit]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            if !(1..=4).contains(&inner) || bytes.get(j + 1 + inner) != Some(&b')') {
+                break;
+            }
+            parenthesized = true;
+            if &bytes[j + 1..j + 1 + inner] != b"0" {
+                count += inner;
+            }
+            j += inner + 2;
             if sep(j) {
                 j += 1;
             }
@@ -599,6 +726,44 @@ mod tests {
     }
 
     #[test]
+    fn uatp_cards_have_15_digits() {
+        assert_eq!(
+            all(Number::Card, "card 122000000000003."),
+            ["122000000000003"]
+        );
+        assert_eq!(
+            all(Number::Card, "1220 0000 0000 003"),
+            ["1220 0000 0000 003"]
+        );
+        // Luhn-valid, but 16 digits starting with 1: no card.
+        assert!(luhn(b"1000000000000008"));
+        assert_eq!(all(Number::Card, "1000000000000008"), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn card_digits_inside_a_malformed_iban_are_no_card() {
+        // Presidio's IBAN negatives: the check digits fail, and the digits after the country
+        // used to pass as a card. The IBAN detector refuses them; so does the card detector.
+        for text in [
+            "DE89 3704 0044 0532 0130 01",
+            "IS14 A159 2600 7654 5510 7303 39",
+            "MK07 2501 2000 0058 985",
+            "RS35 2600 0560 1001 6113 70",
+            "DE89-3704-0044-0532-0130-01",
+        ] {
+            assert_eq!(all(Number::Card, text), Vec::<&str>::new(), "{text}");
+        }
+        // A card after other words and numbers is still a card.
+        for text in [
+            "qty 2 4111 1111 1111 1111",
+            "AB12 card 4111 1111 1111 1111",
+            "REF 4111 1111 1111 1111",
+        ] {
+            assert_eq!(all(Number::Card, text), ["4111 1111 1111 1111"], "{text}");
+        }
+    }
+
+    #[test]
     fn phones() {
         assert_eq!(
             all(Number::Phone, "+1 (415) 555-2671."),
@@ -615,6 +780,43 @@ mod tests {
         assert_eq!(all(Number::Phone, "a1-800-555-1234"), ["800-555-1234"]);
         assert_eq!(all(Number::Phone, "415-555-26710"), Vec::<&str>::new());
         assert_eq!(all(Number::Phone, "+12345"), Vec::<&str>::new());
+        // An area code in parentheses after the country code.
+        assert_eq!(
+            all(Number::Phone, "+44 (20) 7123 4567"),
+            ["+44 (20) 7123 4567"]
+        );
+        assert_eq!(all(Number::Phone, "+44 (20)) 7123"), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn national_phones_with_a_trunk_zero() {
+        for phone in [
+            "090-1234-5678",
+            "09-7625400",
+            "020 7123 4567",
+            "0331 123 4567",
+        ] {
+            let text = format!("call {phone}, please");
+            assert_eq!(all(Number::Phone, &text), [phone]);
+        }
+        for other in [
+            "01-05-2024",
+            "05 12 2024",
+            "0.9.12345",
+            "0901234567",
+            "090-1234-5678-9",
+            "090-1234 5678",
+            "00-1234-56789",
+            "090-1234-56789012",
+            "x090-1234-5678",
+            "078 00 1123",
+            "078-05-0000",
+            "01 23 45 67 89",
+            "DE89 3704 0044 0532 0130",
+            "NL91 ABNA 0417 1643 011",
+        ] {
+            assert_eq!(all(Number::Phone, other), Vec::<&str>::new(), "{other}");
+        }
     }
 
     /// The probe accepts the first digit run of every North American form (the prefilter
@@ -633,6 +835,8 @@ mod tests {
             "+1 415 555 2671",
             "+1-(415)-555-2671",
             "+14155552671",
+            "090-1234-5678",
+            "09-7625400",
         ] {
             let text = format!("call {phone} now");
             let bytes = text.as_bytes();
@@ -664,6 +868,21 @@ mod tests {
             all(Number::Ssn, "123-45-6789 and 123 45 6789 not 123-45 6789"),
             ["123-45-6789", "123 45 6789"]
         );
+        // Dots, and the two mistyped dash forms Presidio's tests use.
+        assert_eq!(
+            all(Number::Ssn, "078.05.1123, 078-051121 07805-1121"),
+            ["078.05.1123", "078-051121", "07805-1121"]
+        );
+        for other in [
+            "123-456789-0",
+            "123.45.6789.1",
+            "123.45-6789",
+            "12345-67890",
+            "000-451121",
+            "078051121",
+        ] {
+            assert_eq!(all(Number::Ssn, other), Vec::<&str>::new(), "{other}");
+        }
         assert_eq!(
             all(Number::Iban, "DE89 3704 0044 0532 0130 00 AB12"),
             ["DE89 3704 0044 0532 0130 00"]

@@ -5,7 +5,9 @@
 //! small loop. A block is `-----BEGIN … PRIVATE KEY-----`, then body bytes (base64, whitespace,
 //! `Proc-Type:`/`DEK-Info:` header lines, and newlines that arrive JSON-escaped as a literal
 //! backslash-n), then `-----END … PRIVATE KEY-----`. A block without its END line is matched up
-//! to the last body byte, so a truncated key is still removed. Matches never exceed
+//! to the last body byte, so a truncated key is still removed. A block with fewer than
+//! [`MIN_MATERIAL`] base64 characters in its body holds no key (`…KEY-----\nanything\n-----END…`,
+//! a placeholder in documentation) and is left alone. Matches never exceed
 //! [`PEM_MAX_LEN`]; key material past the cap (no real key is that long) is not covered.
 
 use regex::Regex;
@@ -15,6 +17,10 @@ use super::detector::RawMatch;
 
 /// The longest PEM block matched, in bytes: room for an RSA-16384 key with escaped newlines.
 pub(crate) const PEM_MAX_LEN: usize = 16 * 1024;
+
+/// The fewest base64 characters in a block's body for it to hold key material: the smallest
+/// real key (Ed25519 in PKCS #8) has 64.
+pub(crate) const MIN_MATERIAL: usize = 16;
 
 const BEGIN: &str = "-----BEGIN";
 const END: &[u8] = b"-----END";
@@ -59,28 +65,22 @@ impl Pem {
         let header = self.header.find(window)?;
         let bytes = hay.as_bytes();
         let mut i = s + header.end();
+        let mut material = 0;
+        let mut end = None;
         while i < limit {
             if bytes[i..limit].starts_with(END) {
-                if let Some(footer) = hay.get(i..limit).and_then(|w| self.footer.find(w)) {
-                    return Some(i + footer.end());
-                }
+                end = hay
+                    .get(i..limit)
+                    .and_then(|w| self.footer.find(w))
+                    .map(|footer| i + footer.end());
                 break;
             }
             match bytes[i] {
-                b'A'..=b'Z'
-                | b'a'..=b'z'
-                | b'0'..=b'9'
-                | b'+'
-                | b'/'
-                | b'='
-                | b' '
-                | b'\t'
-                | b'\r'
-                | b'\n'
-                | b':'
-                | b','
-                | b'.'
-                | b'-' => i += 1,
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' | b'=' => {
+                    material += 1;
+                    i += 1;
+                }
+                b' ' | b'\t' | b'\r' | b'\n' | b':' | b',' | b'.' | b'-' => i += 1,
                 b'\\' => {
                     // JSON-escaped line breaks (`\n`, `\r`, doubly escaped `\\n`) and `\/`.
                     let mut j = i;
@@ -96,7 +96,7 @@ impl Pem {
                 _ => break,
             }
         }
-        Some(i)
+        (material >= MIN_MATERIAL).then_some(end.unwrap_or(i))
     }
 }
 
@@ -147,6 +147,23 @@ mod tests {
                 0
             )
             .is_none());
+    }
+
+    #[test]
+    fn a_block_without_key_material_is_left_alone() {
+        let pem = Pem::new().unwrap();
+        for text in [
+            "-----BEGIN PRIVATE KEY-----\nanything\n-----END PRIVATE KEY-----",
+            "-----BEGIN OPENSSH PRIVATE KEY----------END OPENSSH PRIVATE KEY-----",
+            "-----BEGIN RSA PRIVATE KEY-----\n...\n-----END RSA PRIVATE KEY-----",
+            "-----BEGIN RSA PRIVATE KEY-----",
+        ] {
+            assert!(pem.find_at(text, 0).is_none(), "{text}");
+        }
+        // Sixteen characters of material are enough, with or without the END line.
+        let short = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkq\n-----END PRIVATE KEY-----";
+        assert_eq!(pem.find_at(short, 0).map(|m| m.end), Some(short.len()));
+        assert_eq!(pem.find_at(&short[..44], 0).map(|m| m.end), Some(44));
     }
 
     #[test]

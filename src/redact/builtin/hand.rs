@@ -188,7 +188,7 @@ pub(crate) const MATCHERS: &[Hand] = &[
         .max_len(GENERIC_MAX),
     Hand::new("card", HandKind::Number(Number::Card))
         .digit_pair()
-        .starts_with_bytes("2-6")
+        .starts_with_bytes("1-6")
         .alphabet(r"0-9 \-")
         .min_len(13)
         .min_digits(13)
@@ -202,8 +202,8 @@ pub(crate) const MATCHERS: &[Hand] = &[
     Hand::new("ssn", HandKind::Number(Number::Ssn))
         .digit_pair()
         .starts_with_bytes("0-9")
-        .alphabet(r"0-9 \-")
-        .min_len(SSN_LEN)
+        .alphabet(r"0-9 .\-")
+        .min_len(10)
         .min_digits(9)
         .max_len(SSN_LEN),
     // Every North American number has a 3-digit area code; international ones start with `+`.
@@ -220,9 +220,6 @@ pub(crate) const MATCHERS: &[Hand] = &[
 const GITLAB: &[&str] = &[
     "glpat-", "gldt-", "glrt-", "glptt-", "glft-", "glimt-", "glsoat-", "glcbt-", "glffct-",
     "glagent-", "gloas-",
-];
-const SLACK: &[&str] = &[
-    "xoxa-", "xoxb-", "xoxp-", "xoxo-", "xoxs-", "xoxr-", "xoxe-", "xapp-",
 ];
 const STRIPE: &[&str] = &["sk_live_", "sk_test_", "rk_live_", "rk_test_"];
 const SHOPIFY: &[&str] = &["shpat_", "shpca_", "shppa_", "shpss_"];
@@ -251,10 +248,6 @@ pub(crate) const TOKENS: &[(&str, &[Form])] = &[
     (
         "gitlab_token",
         &[Form::new(GITLAB, r"A-Za-z0-9_.\-", 20, 255).last(r"A-Za-z0-9_\-")],
-    ),
-    (
-        "slack_token",
-        &[Form::new(SLACK, r"A-Za-z0-9\-", 10, 250).last("A-Za-z0-9")],
     ),
     (
         "stripe_key",
