@@ -30,6 +30,9 @@ pub(crate) enum Check {
     /// match has) is not a token character `[A-Za-z0-9_-]`, which `\b` cannot say after a
     /// `-`. Rejects a fixed-length shape cut out of a longer run.
     TokenEnd,
+    /// `user:password` given to a command (`curl -u`): the secret half (the password, or the
+    /// user when the password is empty, as a Stripe key is given) is no placeholder.
+    UserPassword,
 }
 
 impl Check {
@@ -42,6 +45,7 @@ impl Check {
             Check::GenericSecret => generic_secret(value, specific),
             Check::Email => email(value),
             Check::Password => password(value),
+            Check::UserPassword => user_password(value),
             Check::TokenEnd => !hay
                 .as_bytes()
                 .get(m.end)
@@ -93,13 +97,66 @@ fn email(value: &str) -> bool {
 
 fn password(value: &str) -> bool {
     let template = value.starts_with("${") || value.starts_with("{{") || value.starts_with('%');
-    let variable = value.len() > 1
-        && value.starts_with('$')
-        && value[1..]
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
     let filler = value.bytes().all(|b| b == b'*') || value.bytes().all(|b| b == b'x' || b == b'X');
-    !(template || variable || filler)
+    !(template || reference(value) || filler)
+}
+
+/// Placeholder passwords of documentation (`user:pass`, `admin:changeme`), lower-case.
+const PLACEHOLDER_PASSWORDS: [&str; 9] = [
+    "pass", "password", "passwd", "pwd", "test", "token", "secret", "changeit", "changeme",
+];
+
+fn user_password(value: &str) -> bool {
+    let Some((user, pass)) = value.split_once(':') else {
+        return false;
+    };
+    let (user, pass) = (unquote(user), unquote(pass));
+    let secret = if pass.is_empty() { user } else { pass };
+    let bracketed = |s: &str| {
+        (s.starts_with('<') && s.ends_with('>')) || (s.starts_with('[') && s.ends_with(']'))
+    };
+    let placeholder = bracketed(secret)
+        || bracketed(value)
+        || value.starts_with('<')
+        || secret.bytes().all(|b| b == secret.as_bytes()[0])
+        || PLACEHOLDER_PASSWORDS
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(secret))
+        || user == pass
+        || has_placeholder(secret);
+    secret.len() >= 3 && !placeholder && password(secret) && !reference(secret)
+}
+
+fn unquote(s: &str) -> &str {
+    s.trim_matches(|c| c == '"' || c == '\'')
+}
+
+/// A variable of the shell or of Windows in place of a value (`$API_TOKEN`, `$USER:$PASS`,
+/// `%NUGET_PASSWORD%`): the secret is elsewhere.
+fn reference(value: &str) -> bool {
+    let name = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let variable = |s: &str| {
+        s.strip_prefix('$').is_some_and(name)
+            || s.strip_prefix('%')
+                .and_then(|s| s.strip_suffix('%'))
+                .is_some_and(name)
+    };
+    // `$(command)`, and a template's `{name}` or `{function(…`.
+    let substitution = value.starts_with("$(")
+        || value.strip_prefix('{').is_some_and(|rest| {
+            let n = rest
+                .bytes()
+                .take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
+                .count();
+            n > 0
+                && rest.as_bytes()[0].is_ascii_lowercase()
+                && matches!(rest.as_bytes().get(n), Some(b'}' | b'('))
+        });
+    substitution
+        || variable(value)
+        || value
+            .split_once(':')
+            .is_some_and(|(u, p)| variable(u) && variable(p))
 }
 
 /// Words that mark a value as a placeholder, lower-case.
@@ -158,7 +215,10 @@ fn generic_secret(value: &str, specific: &Specific) -> bool {
     }
     // Specific tokens first: in configuration text they are most candidates
     // (`GITHUB_TOKEN=ghp_…`), and for other values the test ends at their first byte.
-    !specific.starts(value) && !has_placeholder(value) && !names_something(value)
+    !specific.starts(value)
+        && !has_placeholder(value)
+        && !reference(value)
+        && !names_something(value)
 }
 
 /// Secret-sounding words that end the *name* of a secret (`NEXUS-GPT4-API-KEY`).
@@ -339,6 +399,9 @@ mod tests {
         assert!(!generic_secret("os.environ", &none));
         assert!(!generic_secret("12345678", &none));
         assert!(!generic_secret("aaaaaaaaaaaa", &none));
+        // gitleaks' curl-auth-header negative: `-H "apikey: $API_KEY"`.
+        assert!(!generic_secret("$API_KEY", &none));
+        assert!(!generic_secret("$api_key_2", &none));
     }
 
     /// gitleaks' generic-api-key negatives: values with a secret's entropy that name or point
@@ -404,5 +467,45 @@ mod tests {
         assert!(!password("${DB_PASSWORD}"));
         assert!(!password("$DB_PASSWORD"));
         assert!(!password("****"));
+        assert!(!password("%NUGET_PASSWORD%"));
+        assert!(!password("$USER:$PASSWORD"));
+        assert!(!password("$api_token"));
+        assert!(password("$ecr3t!"));
+        assert!(password("P@ss%word%"));
+        assert!(!password("$(gcloud"));
+        assert!(!password("{base64(email"));
+        assert!(!password("{api_token}"));
+        assert!(password("{ZqL5kVrX1n8tA2}"));
+    }
+
+    /// gitleaks' curl-auth-user cases.
+    #[test]
+    fn user_passwords() {
+        for secret in [
+            "elastic:P@ssw0rd$1",
+            "\":d2LkV78zLx!t\"",
+            "d2LkV78zLx!t:",
+            "'johns:h0pk1ns~21s'",
+            "\"{acd3c08b-74e8-4f44-a2d0-80694le24f46}\":\"{ZqL5kVrX1n8tA2}\"",
+            "kevin:'pRf7vG2h1L8nQkW9'",
+        ] {
+            assert!(user_password(secret), "{secret}");
+        }
+        for placeholder in [
+            "username:password",
+            "xxx:yyy",
+            "neo4j:[PASSWORD]",
+            "test:test",
+            "SRVC_JENKINS:${APPID}",
+            "<user:password>",
+            ":",
+            "username:token",
+            "user:pass",
+            "admin:$ADMIN_PASSWORD",
+            "api:your-api-key",
+            "src@gmail.com",
+        ] {
+            assert!(!user_password(placeholder), "{placeholder}");
+        }
     }
 }

@@ -105,6 +105,7 @@ enum NamedCheck {
     Password,
     TokenEnd,
     GenericSecret,
+    UserPassword,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,6 +150,7 @@ fn declare(e: Entry) -> Result<Declaration, String> {
         (None, Some(NamedCheck::Password)) => Check::Password,
         (None, Some(NamedCheck::TokenEnd)) => Check::TokenEnd,
         (None, Some(NamedCheck::GenericSecret)) => Check::GenericSecret,
+        (None, Some(NamedCheck::UserPassword)) => Check::UserPassword,
         (None, None) => Check::None,
     };
     if let Some(matcher) = &e.matcher {
