@@ -265,15 +265,24 @@ const FILE_EXTENSIONS: [&str; 16] = [
 /// - a package and its version (`jjwt-jackson-0.11.2`);
 /// - a host name, with at least two dots or a port (`dev-lb1.api.f4ke.com:5215`).
 fn names_something(value: &str) -> bool {
-    secret_name(value) || member_path(value) || file_name(value) || versioned(value) || host(value)
+    // Most candidates are random strings: one pass finds which shapes are possible at all.
+    let (mut dot, mut separator) = (false, false);
+    for &b in value.as_bytes() {
+        dot |= b == b'.';
+        separator |= b == b'-' || b == b'_';
+    }
+    let last = value.as_bytes().last().copied().unwrap_or(0);
+    (separator && last.is_ascii_alphabetic() && secret_name(value))
+        || (dot && (member_path(value) || file_name(value) || host(value)))
+        || (dot && separator && last.is_ascii_digit() && versioned(value))
 }
 
 fn secret_name(value: &str) -> bool {
     let mut words = value.split(['-', '_']);
     let last = words.next_back().unwrap_or("");
-    value.contains(['-', '_'])
+    SECRET_WORDS.iter().any(|s| s.eq_ignore_ascii_case(last))
+        && value.contains(['-', '_'])
         && words.all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric()))
-        && SECRET_WORDS.iter().any(|s| s.eq_ignore_ascii_case(last))
 }
 
 fn member_path(value: &str) -> bool {

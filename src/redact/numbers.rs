@@ -22,7 +22,8 @@ pub(crate) const IBAN_MAX: usize = 64;
 /// Which number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Number {
-    /// 13–19 digits passing Luhn, starting with 2–6, or UATP's 15 starting with 1, in groups
+    /// 13–19 digits passing Luhn, starting with 2–6, or UATP's 15 starting with 1 (whole or
+    /// 4-4-4-3), in groups
     /// separated by single spaces or dashes (`4111 1111 1111 1111`, `378282246310005`). A
     /// longer run is cut at a separator. Digits inside an IBAN-shaped run (`DE89 3704 …` whose
     /// check digits fail) are not a card.
@@ -79,14 +80,17 @@ impl Number {
     /// digit. Phone numbers starting with `+` are left to the `+`
     /// anchor: their first digit pair can be anywhere (`+7 9 12…`). Most digit runs of dense
     /// text — dates, times, versions, addresses — fail this test in a few comparisons.
+    #[inline]
     pub(crate) fn may_start_near(self, bytes: &[u8], at: usize) -> bool {
-        // Each test first looks at the few bytes that reject most runs, inline; the matchers
-        // themselves are too large to inline.
+        // Each test first looks at the few bytes that reject most runs, inline (this function
+        // is called for every digit run of the text); the matchers themselves, and the rarer
+        // shapes' tests, are kept out of line.
         let upper = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_uppercase);
         match self {
             Number::Card => {
                 matches!(bytes[at], b'1'..=b'6')
                     && digits(bytes, at + 2, 2)
+                    && (bytes[at] != b'1' || uatp_shape(bytes, at))
                     && boundary_before(bytes, at)
                     && card_at(bytes, at).is_some()
             }
@@ -106,11 +110,7 @@ impl Number {
                     bytes.get(i).is_some_and(|b| matches!(b, b'2'..=b'9'))
                         && digits(bytes, i + 1, 2)
                 };
-                let national = bytes[at] == b'0'
-                    && bytes[at + 1] != b'0'
-                    && boundary_before(bytes, at)
-                    && national(bytes, at).is_some();
-                national
+                (bytes[at] == b'0' && bytes[at + 1] != b'0' && national(bytes, at).is_some())
                     || (area(at) || (bytes[at] == b'1' && area(at + 1)))
                         && (at.saturating_sub(3)..=at).any(|s| {
                             let lead = if s == at {
@@ -172,7 +172,10 @@ fn card_at(bytes: &[u8], s: usize) -> Option<usize> {
     if !boundary_before(bytes, s) || !matches!(bytes[s], b'1'..=b'6') || !digits(bytes, s, 4) {
         return None;
     }
-    // UATP numbers are the only ones starting with 1, and have 15 digits.
+    // UATP numbers are the only ones starting with 1: 15 digits, whole or 4-4-4-3.
+    if bytes[s] == b'1' && !uatp_shape(bytes, s) {
+        return None;
+    }
     let lengths = if bytes[s] == b'1' { 15..=15 } else { 13..=19 };
     // Walk digit groups separated by single spaces or dashes; every group end followed by a
     // separator (or the run's end at a boundary) is a possible end of the number, and the
@@ -198,6 +201,26 @@ fn card_at(bytes: &[u8], s: usize) -> Option<usize> {
         i += 1;
     }
     best.filter(|_| !inside_iban_shape(bytes, s))
+}
+
+/// Whether a UATP card number's shape starts at `s`: 15 digits, whole or grouped 4-4-4-3 by
+/// one kind of separator, and no digit after. Most runs starting with 1 (years, counts) fail
+/// in the first few bytes.
+#[inline(never)]
+fn uatp_shape(bytes: &[u8], s: usize) -> bool {
+    let whole = digits(bytes, s, 15) && !digit(bytes, s + 15);
+    let grouped = || {
+        let sep = bytes.get(s + 4).copied();
+        matches!(sep, Some(b' ' | b'-'))
+            && digits(bytes, s, 4)
+            && digits(bytes, s + 5, 4)
+            && bytes.get(s + 9).copied() == sep
+            && digits(bytes, s + 10, 4)
+            && bytes.get(s + 14).copied() == sep
+            && digits(bytes, s + 15, 3)
+            && !digit(bytes, s + 18)
+    };
+    whole || grouped()
 }
 
 /// Whether `s` follows groups of an IBAN's shape: walking back over single-separated groups of
@@ -311,6 +334,7 @@ fn phone_at(bytes: &[u8], s: usize) -> Option<usize> {
 /// one to three more of 3–8, 9–11 digits in all, the whole run (`090-1234-5678`, `09-7625400`,
 /// `020 7123 4567`). Dates, versions and malformed SSNs (`078-05-0000`) have shorter groups
 /// or other separators; the groups of an IBAN-shaped run are an account number.
+#[inline(never)]
 fn national(bytes: &[u8], s: usize) -> Option<usize> {
     if bytes.get(s) != Some(&b'0')
         || !matches!(bytes.get(s + 1), Some(b'1'..=b'9'))
@@ -738,6 +762,13 @@ mod tests {
         // Luhn-valid, but 16 digits starting with 1: no card.
         assert!(luhn(b"1000000000000008"));
         assert_eq!(all(Number::Card, "1000000000000008"), Vec::<&str>::new());
+        // Only whole or 4-4-4-3.
+        assert_eq!(all(Number::Card, "12200 0000 0000 03"), Vec::<&str>::new());
+        assert_eq!(
+            all(Number::Card, "1220-0000-0000-003"),
+            ["1220-0000-0000-003"]
+        );
+        assert_eq!(all(Number::Card, "1220-0000 0000-003"), Vec::<&str>::new());
     }
 
     #[test]

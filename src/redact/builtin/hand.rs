@@ -296,7 +296,29 @@ fn url_password(m: &str) -> Option<std::ops::Range<usize>> {
     Some(colon + 1..m.len().checked_sub(1)?)
 }
 
+/// The `user:password` of a `curl_user` match: after the last blank (before `-u`/`--user`, or
+/// between it and the credentials), that option and one opening quote.
+fn curl_credentials(m: &str) -> Option<std::ops::Range<usize>> {
+    let mut start = m.rfind([' ', '\t']).map_or(0, |i| i + 1);
+    let rest = &m[start..];
+    if let Some(after) = rest
+        .strip_prefix("--user")
+        .or_else(|| rest.strip_prefix("-u"))
+    {
+        start = m.len() - after.len();
+    }
+    if m[start..].starts_with(['"', '\'']) {
+        start += 1;
+    }
+    Some(start..m.len())
+}
+
 /// Detectors whose replaced capture group follows from the matched text alone, by detector
-/// name: found with the regex's DFAs, without a capture search (`Matcher::Derived`). A test
-/// holds each to its capture group.
-pub(crate) const SPANS: &[(&str, SpanFn)] = &[("url_password", url_password)];
+/// name: found with the regex's DFAs, without a capture search (`Matcher::Derived`), which for
+/// patterns with long counted repetitions costs a bounded backtracker's visited set per search
+/// (an `Authorization:` header detector tried that way tripled the instructions of dense
+/// text). A test holds each to its capture group, on samples and on generated text.
+pub(crate) const SPANS: &[(&str, SpanFn)] = &[
+    ("url_password", url_password),
+    ("curl_user", curl_credentials),
+];

@@ -770,10 +770,10 @@ mod tests {
         let mut declarations: Vec<&Declaration> = all_declarations().collect();
         declarations.push(&placeholder);
         for decl in declarations {
-            let Kind::Regex { pattern, group: 0 } = &decl.kind else {
+            let Kind::Regex { pattern, group } = &decl.kind else {
                 continue;
             };
-            if decl.start.is_empty() {
+            if decl.start.is_empty() || *group != 0 {
                 continue;
             }
             let pattern = ascii_boundaries(pattern);
@@ -815,6 +815,9 @@ mod tests {
                 "see postgres://admin:S3cr3tP4ss@db.example.com/app now",
                 "a+b.c-d://u:p:q@h and x://:pw@h, http://user:p%40ss:word@host",
                 "ftp://a:b@c@d mysql://root:x@y redis://:only-password@cache:6379",
+                "curl -H 'Authorization: Basic YnJvd3Nlcjo6aHVudGVyMg==' -u a:b https://x",
+                "curl --user \"{acd3c08b}\":\"{ZqL5kVrX1n8tA2}\" -u'x:y' -uuser:pw --user  a:b",
+                "curl -X POST https://x \\\n  -u developer:yqDVtkqPECriaLRi and curl -u :p -u q:",
             ]
             .map(String::from),
         );
@@ -836,7 +839,79 @@ mod tests {
                 }
             }
         }
-        assert!(checked >= 5, "only {checked} matches checked");
+        assert!(checked >= 10, "only {checked} matches checked");
+    }
+
+    /// The derived-span detectors with their reference regex, compiled once.
+    fn derived() -> &'static [(String, Regex, usize, SpanFn)] {
+        static ALL: std::sync::OnceLock<Vec<(String, Regex, usize, SpanFn)>> =
+            std::sync::OnceLock::new();
+        ALL.get_or_init(|| {
+            all_declarations()
+                .filter_map(|decl| match (decl.span, &decl.kind) {
+                    (Some(span), Kind::Regex { pattern, group }) => Some((
+                        decl.name.clone(),
+                        Regex::new(&ascii_boundaries(pattern)).unwrap(),
+                        *group,
+                        span,
+                    )),
+                    _ => None,
+                })
+                .collect()
+        })
+    }
+
+    /// Text from pieces of the derived-span detectors' syntax, for the property below.
+    fn span_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let pieces = [
+            "curl",
+            " -u",
+            "--user",
+            " ",
+            "\t",
+            "'",
+            "\"",
+            ":",
+            "::",
+            "user",
+            "p@ss",
+            "-",
+            "u",
+            "\\\n",
+            "\n",
+            "abc123XYZ",
+            "\\",
+            "<",
+            ",",
+            ";",
+            "=",
+            "x",
+            "9",
+            "://",
+            "@",
+            "pg://a:b@h",
+        ];
+        (prop::collection::vec(prop::sample::select(pieces.to_vec()), 0..40))
+            .prop_map(|v| v.concat())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::redact::proptests::config(512))]
+
+        /// Every derived span is its capture group, on generated text too.
+        #[test]
+        fn derived_spans_equal_capture_groups_on_any_text(text in span_text()) {
+            for (name, re, group, span) in derived().iter() {
+                for caps in re.captures_iter(&text) {
+                    let whole = caps.get(0).unwrap();
+                    let want = caps.get(*group).map_or(whole.range(), |g| g.range());
+                    let part = span(whole.as_str()).unwrap();
+                    let got = whole.start() + part.start..whole.start() + part.end;
+                    proptest::prop_assert_eq!(got, want, "{} on {:?}", name, text);
+                }
+            }
+        }
     }
 
     #[test]
