@@ -535,3 +535,97 @@ async fn transcripts_are_redacted_json_or_text() {
         );
     }
 }
+
+/// Shapes taken from gitleaks' and Presidio's test data, on a real gateway: what they call a
+/// secret or personal data leaves redacted, what they call harmless leaves untouched, whole
+/// and streamed.
+#[tokio::test]
+async fn peer_test_data_shapes_are_redacted_and_their_negatives_are_not() {
+    let up = MockUpstream::with_handler(echo_upstream(3)).await;
+    let config = format!(
+        r#"environment: test
+upstreams:
+  u: {{url: {}}}
+redaction:
+  request:  {{secrets: redact, pii: redact}}
+  response: {{secrets: redact, pii: redact}}
+routes:
+  - models: [m]
+    upstream: u
+"#,
+        up.url()
+    );
+    let gw = GatewayProcess::start(&config).await;
+    let secrets = [
+        (
+            "curl -u elastic:P@ssw0rd$1 https://localhost:9200",
+            "elastic:P@ssw0rd$1",
+            "curl_user",
+        ),
+        (
+            r#"<add key="ClearTextPassword" value="CleartextPassword1" />"#,
+            "CleartextPassword1",
+            "nuget_password",
+        ),
+        (
+            "export BUNDLE_GEMS__CONTRIBSYS__COM=cafebabe:deadbeef",
+            "cafebabe:deadbeef",
+            "bundler_credentials",
+        ),
+        ("call 090-1234-5678 today", "090-1234-5678", "phone"),
+        ("or +44 (20) 7123 4567", "+44 (20) 7123 4567", "phone"),
+        ("card 122000000000003", "122000000000003", "credit_card"),
+        ("ssn 078.05.1123", "078.05.1123", "us_ssn"),
+    ];
+    let harmless = [
+        "IBAN DE89 3704 0044 0532 0130 01 (check digits wrong)",
+        "token = xoxb-my-bot-token",
+        "secret_length = X25519.secret_length",
+        "curl -u username:password https://example.com",
+        "-----BEGIN PRIVATE KEY-----\nanything\n-----END PRIVATE KEY-----",
+        "aws_access_key: AKIAIOSFODNN7EXAMPLE",
+    ];
+    let text = secrets
+        .iter()
+        .map(|(line, _, _)| *line)
+        .chain(harmless)
+        .collect::<Vec<_>>()
+        .join("\n");
+    for stream in [false, true] {
+        let resp = client()
+            .post(gw.url("/v1/chat/completions"))
+            .json(&user("m", &text, stream))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body = resp.text().await.unwrap();
+        let answer = if stream {
+            streamed_text(&body)
+        } else {
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()["choices"][0]["message"]
+                ["content"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        let seen = String::from_utf8(up.last().body).unwrap();
+        for (line, value, detector) in secrets {
+            let want = line.replace(value, &format!("[REDACTED:{detector}]"));
+            assert!(
+                !seen.contains(value),
+                "{value} reached the upstream: {seen}"
+            );
+            assert!(
+                answer.contains(&want),
+                "stream {stream}: {want:?} in {answer:?}"
+            );
+        }
+        for line in harmless {
+            assert!(
+                answer.contains(line),
+                "stream {stream}: {line:?} changed: {answer:?}"
+            );
+        }
+    }
+}
